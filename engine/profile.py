@@ -1,0 +1,110 @@
+"""The profile: everything segmint knows of one visitor or customer.
+
+A profile is *folded* from events (see ``folding.py``): counters, sums, first/last
+timestamps, per-category counts, daily buckets and bounded recent lists. It stores only
+what can be updated in O(1) per event; anything relative to "now" (days since the last
+purchase, the RFM scores, the cart idle time, ...) is derived at evaluation time by
+``document.py`` so a stored profile never goes stale.
+
+Timestamps are UTC epoch seconds (floats): cheap to fold, compare and encode. Day buckets
+are keyed by the UTC day number (``int(ts // 86400)``).
+
+The struct is encoded with msgpack by the stores; new fields must have defaults so older
+stored profiles still decode.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+__all__ = ["Profile", "CartItem", "CampaignStats", "profile_key"]
+
+#: Bounds of the recent lists kept on a profile (most recent first).
+MAX_VIEWED_SKUS = 30
+MAX_PURCHASED_SKUS = 100
+MAX_VISITOR_IDS = 20
+MAX_CAMPAIGN_EXPOSURES = 20
+#: Daily buckets older than this many days are pruned when a profile is folded.
+BUCKET_DAYS = 90
+
+
+def profile_key(*, customer_id: str | None = None, visitor_id: str | None = None) -> str:
+    """The store key of a profile: customers win over anonymous visitors.
+
+    >>> profile_key(customer_id="42", visitor_id="abc")
+    'c:42'
+    >>> profile_key(visitor_id="abc")
+    'v:abc'
+    """
+    if customer_id:
+        return f"c:{customer_id}"
+    if visitor_id:
+        return f"v:{visitor_id}"
+    raise ValueError("a profile needs a customer_id or a visitor_id")
+
+
+class CartItem(msgspec.Struct, kw_only=True, omit_defaults=True):
+    sku: str
+    quantity: int = 1
+    price: float = 0.0
+    category: str | None = None
+
+
+class CampaignStats(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Exposure history of one campaign for one profile (frequency caps, campaign history)."""
+
+    impressions: int = 0
+    clicks: int = 0
+    first_at: float | None = None
+    last_at: float | None = None
+    last_click_at: float | None = None
+    last_variant: str | None = None
+    #: Recent impression timestamps, most recent first, bounded by MAX_CAMPAIGN_EXPOSURES.
+    recent: list[float] = msgspec.field(default_factory=list)
+
+
+class Profile(msgspec.Struct, kw_only=True, omit_defaults=True):
+    key: str
+    customer_id: str | None = None
+    visitor_ids: list[str] = msgspec.field(default_factory=list)
+
+    # visits and browsing
+    first_seen: float | None = None
+    last_seen: float | None = None
+    visits: int = 0
+    page_views: int = 0
+    product_views: int = 0
+    daily_visits: dict[int, int] = msgspec.field(default_factory=dict)
+    category_views: dict[str, int] = msgspec.field(default_factory=dict)
+    viewed_skus: list[str] = msgspec.field(default_factory=list)
+
+    # orders
+    orders: int = 0
+    items: int = 0
+    spend: float = 0.0
+    discounted_orders: int = 0
+    discount_total: float = 0.0
+    coupon_orders: int = 0
+    first_order_at: float | None = None
+    last_order_at: float | None = None
+    daily_orders: dict[int, int] = msgspec.field(default_factory=dict)
+    category_items: dict[str, int] = msgspec.field(default_factory=dict)
+    category_spend: dict[str, float] = msgspec.field(default_factory=dict)
+    purchased_skus: list[str] = msgspec.field(default_factory=list)
+
+    # returns
+    returns: int = 0
+    returned_items: int = 0
+
+    # cart
+    cart: list[CartItem] = msgspec.field(default_factory=list)
+    cart_value: float = 0.0
+    cart_updated_at: float | None = None
+
+    # campaign history, by campaign id
+    campaigns: dict[str, CampaignStats] = msgspec.field(default_factory=dict)
+
+    #: Values set by plugins (``segmint_enrich_profile``), exposed to rules as ``extra.<name>``.
+    extra: dict[str, Any] = msgspec.field(default_factory=dict)

@@ -1,0 +1,3 @@
+"""segmint.middleware."""
+
+__all__: list[str] = []

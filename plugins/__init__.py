@@ -1,0 +1,3 @@
+"""segmint.plugins."""
+
+__all__: list[str] = []
