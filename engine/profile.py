@@ -108,3 +108,13 @@ class Profile(msgspec.Struct, kw_only=True, omit_defaults=True):
 
     #: Values set by plugins (``segmint_enrich_profile``), exposed to rules as ``extra.<name>``.
     extra: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    def __segmint_document__(self, now: Any) -> dict[str, Any]:
+        """The nested field document rules are evaluated against (see ``document.py``).
+
+        ``compile_filter(...).matches(profile, now=...)`` calls this, so a profile can be
+        passed wherever a document can.
+        """
+        from .document import profile_document
+
+        return profile_document(self, now)
