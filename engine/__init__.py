@@ -8,10 +8,16 @@ from .errors import ConfigError, EventError, FilterError, PluginError, SegmintEr
 from .profile import CampaignStats, CartItem, Profile, profile_key
 
 # -- filters (filter language) --------------------------------------------------------------
+from .filters import Explanation, Filter, compile_filter, compile_segments
 
 # -- events, profiles, stores --------------------------------------------------------------
 
 # -- config, plugins, campaigns, decisions --------------------------------------------------
+# catalog and strategies
+from .catalog import Catalog, Product, load_catalog_file
+from .hookspecs import hookimpl
+from .product_stats import ProductStats
+from .strategy import Strategy, StrategyContext, StrategyParams, run_strategy, validate_params
 
 __all__ = [
     "SegmintError",
@@ -20,6 +26,11 @@ __all__ = [
     "PluginError",
     "StoreError",
     "EventError",
+    # filters
+    "Filter",
+    "Explanation",
+    "compile_filter",
+    "compile_segments",
     "Profile",
     "CartItem",
     "CampaignStats",

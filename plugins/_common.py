@@ -1,0 +1,64 @@
+"""Small helpers shared by the built-in strategies (not a public API)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime, timezone
+
+from segmint.engine.catalog import Catalog, Product
+from segmint.engine.strategy import StrategyContext
+
+__all__ = [
+    "products_for", "bestseller_products", "top_categories", "related_skus", "as_datetime", "document_value",
+]
+
+
+def products_for(catalog: Catalog, skus: Iterable[str]) -> Iterator[Product]:
+    """The catalog products for ``skus``, in order; unknown skus are skipped."""
+    for sku in skus:
+        product = catalog.get(sku)
+        if product is not None:
+            yield product
+
+
+def bestseller_products(ctx: StrategyContext, window_days: int | None = 30,
+                        category: str | None = None) -> Iterator[Product]:
+    return products_for(ctx.catalog, ctx.stats.bestsellers(window_days, category))
+
+
+def top_categories(counts: Mapping[str, int | float], n: int = 3) -> list[str]:
+    """The ``n`` categories with the highest counts (ties by name, for stable output)."""
+    ranked = sorted((item for item in counts.items() if item[1] > 0), key=lambda kv: (-kv[1], kv[0]))
+    return [category for category, _ in ranked[:n]]
+
+
+def related_skus(seeds: list[str], *sources: Callable[[str], list[tuple[str, int]]]) -> list[str]:
+    """Skus related to ``seeds`` (most relevant seed first), best first, seeds excluded.
+
+    Each seed's related counts are weighted by ``1 / (rank + 1)``: what the visitor looked at
+    or bought last counts most.
+    """
+    scores: Counter[str] = Counter()
+    for rank, seed in enumerate(seeds):
+        weight = 1.0 / (rank + 1)
+        for source in sources:
+            for sku, count in source(seed):
+                scores[sku] += count * weight
+    own = set(seeds)
+    return [sku for sku, _ in sorted(scores.items(), key=lambda kv: (-kv[1], kv[0])) if sku not in own]
+
+
+def as_datetime(epoch: float | None) -> datetime | None:
+    """Profile timestamps are epoch seconds; strategies compare them with ``ctx.now``."""
+    return None if epoch is None else datetime.fromtimestamp(epoch, timezone.utc)
+
+
+def document_value(document: Mapping[str, object], dotted: str) -> object | None:
+    """A field of the profile document by dotted name (``visitor.is_returning``), or None."""
+    value: object = document
+    for part in dotted.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value

@@ -1,0 +1,32 @@
+"""The built-in catalog: a JSON list of products named by ``[catalog] path`` in the config.
+
+The path is relative to the config file's directory (``config.source_dir``), so a config and
+its catalog can move together. No path: an empty catalog (strategies return nothing and
+campaigns fall through), which is what a config without recommendations wants.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from segmint.engine.catalog import Catalog, load_catalog_file
+from segmint.engine.hookspecs import hookimpl
+
+
+def catalog_path(config: Any) -> Path | None:
+    """Where the config says the catalog file is, resolved against the config's directory."""
+    raw = getattr(getattr(config, "catalog", None), "path", None)
+    if not raw:
+        return None
+    path = Path(raw).expanduser()
+    base = getattr(config, "source_dir", None)
+    if not path.is_absolute() and base is not None:
+        path = Path(base) / path
+    return path
+
+
+@hookimpl(trylast=True)
+def segmint_load_catalog(config: Any) -> Catalog:
+    path = catalog_path(config)
+    return Catalog() if path is None else load_catalog_file(path)

@@ -1,0 +1,43 @@
+"""``user_based``: what customers with a similar purchase history bought (for win-back).
+
+Item-to-item: skus co-purchased with the visitor's own purchases (latest purchases weigh
+most), never what they already bought. A visitor with no co-purchase signal gets the
+bestsellers of the categories they buy most.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+import msgspec
+
+from segmint.engine.catalog import Product
+from segmint.engine.hookspecs import hookimpl
+from segmint.engine.strategy import StrategyContext, StrategyParams
+
+from ._common import bestseller_products, products_for, related_skus, top_categories
+
+
+class UserBasedParams(StrategyParams, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    exclude_purchased: bool = True
+    #: How many of the latest purchases seed the recommendations.
+    seeds: Annotated[int, msgspec.Meta(ge=1, le=100)] = 20
+    #: Bestseller window for the visitor's-top-categories part.
+    window_days: Annotated[int, msgspec.Meta(ge=1)] | None = 90
+
+
+class UserBased:
+    name = "user_based"
+    Params = UserBasedParams
+
+    def recommend(self, ctx: StrategyContext, params: UserBasedParams) -> Iterator[Product]:
+        purchased = ctx.profile.purchased_skus
+        yield from products_for(ctx.catalog, related_skus(purchased[: params.seeds], ctx.stats.co_purchased))
+        for category in top_categories(ctx.profile.category_items, n=3):
+            yield from bestseller_products(ctx, params.window_days, category)
+
+
+@hookimpl(trylast=True)
+def segmint_register_strategies() -> list[UserBased]:
+    return [UserBased()]

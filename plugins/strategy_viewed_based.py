@@ -1,0 +1,55 @@
+"""``viewed_based`` ("picked for you"): products related to what the visitor viewed.
+
+Ranking: skus co-viewed and co-purchased with the visitor's recent views (the latest views
+weigh most), then the bestsellers of the categories they browsed. The viewed products
+themselves are left out (``recently_viewed`` shows those) unless ``include_viewed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+import msgspec
+
+from segmint.engine.catalog import Product
+from segmint.engine.hookspecs import hookimpl
+from segmint.engine.strategy import StrategyContext, StrategyParams
+
+from ._common import bestseller_products, products_for, related_skus, top_categories
+
+
+class ViewedBasedParams(StrategyParams, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    #: How many of the latest views seed the recommendations.
+    seeds: Annotated[int, msgspec.Meta(ge=1, le=30)] = 10
+    #: Bestseller window for the same-category part.
+    window_days: Annotated[int, msgspec.Meta(ge=1)] | None = 30
+    include_viewed: bool = False
+
+
+class ViewedBased:
+    name = "viewed_based"
+    Params = ViewedBasedParams
+
+    def recommend(self, ctx: StrategyContext, params: ViewedBasedParams) -> Iterator[Product]:
+        seeds = ctx.profile.viewed_skus[: params.seeds]
+        viewed = set() if params.include_viewed else set(ctx.profile.viewed_skus)
+        related = related_skus(seeds, ctx.stats.co_viewed, ctx.stats.co_purchased)
+        yield from (p for p in products_for(ctx.catalog, related) if p.sku not in viewed)
+
+        # Categories of the viewed products in view order, then the most browsed ones.
+        categories: list[str] = []
+        for product in products_for(ctx.catalog, seeds):
+            if product.category not in categories:
+                categories.append(product.category)
+        for category in top_categories(ctx.profile.category_views, n=3):
+            if category not in categories:
+                categories.append(category)
+        for category in categories:
+            popular = bestseller_products(ctx, params.window_days, category)
+            yield from (p for p in popular if p.sku not in viewed)
+
+
+@hookimpl(trylast=True)
+def segmint_register_strategies() -> list[ViewedBased]:
+    return [ViewedBased()]

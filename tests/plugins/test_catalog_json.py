@@ -1,0 +1,55 @@
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from segmint.engine.catalog import Catalog
+from segmint.engine.errors import ConfigError
+from segmint.engine.plugin_manager import get_plugin_manager
+from segmint.plugins import catalog_json
+
+SHOP = Path(__file__).with_name("shop_catalog.json")
+
+
+def config(path, source_dir=None):
+    return SimpleNamespace(catalog=SimpleNamespace(path=path), source_dir=source_dir)
+
+
+def test_path_is_relative_to_the_config_directory(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "products.json").write_text(SHOP.read_text())
+    catalog = catalog_json.segmint_load_catalog(config("data/products.json", tmp_path))
+    assert len(catalog) == 21 and catalog.get("E3").discount_pct == 60.0
+
+
+def test_absolute_path():
+    assert len(catalog_json.segmint_load_catalog(config(str(SHOP), Path("/elsewhere")))) == 21
+
+
+@pytest.mark.parametrize("cfg", [config(None), SimpleNamespace(catalog=None), SimpleNamespace()])
+def test_no_catalog_path_is_an_empty_catalog(cfg):
+    catalog = catalog_json.segmint_load_catalog(cfg)
+    assert isinstance(catalog, Catalog) and len(catalog) == 0
+
+
+def test_errors_name_the_resolved_file(tmp_path):
+    (tmp_path / "c.json").write_text(json.dumps([{"sku": "a"}]))
+    with pytest.raises(ConfigError) as info:
+        catalog_json.segmint_load_catalog(config("c.json", tmp_path))
+    assert info.value.file == str(tmp_path / "c.json")
+    assert info.value.path == "$[0]"
+
+
+def test_through_the_plugin_manager_a_user_catalog_wins():
+    class ShopCatalog:
+        from segmint.engine.hookspecs import hookimpl
+
+        @hookimpl
+        def segmint_load_catalog(self, config):
+            return Catalog()
+
+    pm = get_plugin_manager(builtins=["segmint.plugins.catalog_json"], load_entrypoints=False)
+    assert len(pm.hook.segmint_load_catalog(config=config(str(SHOP)))) == 21
+    pm.register(ShopCatalog())
+    assert len(pm.hook.segmint_load_catalog(config=config(str(SHOP)))) == 0
