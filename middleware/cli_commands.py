@@ -1,0 +1,272 @@
+"""The commands behind ``segmint``: each takes parsed ``args`` and an ``Output``; returns an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from segmint.engine.errors import ConfigError, SegmintError
+
+from .cli_output import Output, Progress
+
+__all__ = ["check", "explain", "audience", "import_orders", "rfm", "schema", "demo", "flatten"]
+
+
+def _problems(exc: ConfigError) -> list[ConfigError]:
+    return exc.problems or [exc]
+
+
+def check(args: argparse.Namespace, out: Output) -> int:
+    """Validate the config (and its catalog); print every problem with file, path and suggestion."""
+    from segmint.engine.config import load_compiled
+
+    try:
+        state = load_compiled(args.config)
+    except ConfigError as exc:
+        problems = _problems(exc)
+        if args.json:
+            out.json({"ok": False, "problems": [_problem_dict(p) for p in problems]})
+        else:
+            for p in problems:
+                hint = f" (did you mean {p.suggestion!r}?)" if p.suggestion else ""
+                out.line(f"{out.paint(p.location(), 'bold')}: {p.message}{hint}")
+            out.line(out.paint(f"{len(problems)} problem(s) found", "red"))
+        return 1
+    slots = sorted({s for c in state.campaigns for s in c.slots})
+    summary = {
+        "ok": True,
+        "segments": sorted(state.segments),
+        "campaigns": [c.id for c in state.campaigns],
+        "slots": slots,
+        "products": len(state.catalog),
+        "strategies": sorted(state.strategies),
+    }
+    if args.json:
+        out.json(summary)
+    else:
+        out.line(out.paint("ok", "green") + f": {args.config}")
+        out.line(f"  {len(summary['segments'])} segments, {len(summary['campaigns'])} campaigns, "
+                 f"{len(slots)} slots ({', '.join(slots) or 'none'}), {summary['products']} products")
+    return 0
+
+
+def _problem_dict(p: ConfigError) -> dict[str, Any]:
+    return {"file": p.file, "line": p.line, "path": p.path, "message": p.message, "suggestion": p.suggestion}
+
+
+def _runtime(config: str):
+    from segmint.engine.runtime import Segmint
+
+    return Segmint.from_config(config, watch=False)
+
+
+def flatten(doc: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Dotted paths and leaf values of a nested document, in key order.
+
+    >>> list(flatten({"a": {"b": 1}, "c": [1, 2]}))
+    [('a.b', 1), ('c', [1, 2])]
+    """
+    for key, value in doc.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            yield from flatten(value, path + ".")
+        else:
+            yield path, value
+
+
+def _failing_clauses(explanation: Any) -> list[Any]:
+    """The deepest failing clauses of a non-matching explanation (what to show first)."""
+    if explanation.matched:
+        return []
+    failing = [c for c in explanation.children if not c.matched]
+    if not failing:
+        return [explanation]
+    found: list[Any] = []
+    for child in failing:
+        found.extend(_failing_clauses(child))
+    return found
+
+
+def explain(args: argparse.Namespace, out: Output) -> int:
+    """Profile fields, segment verdicts with the failing clause, and the decision per slot."""
+    rt = _runtime(args.config)
+    try:
+        profile = rt.profile(visitor_id=args.visitor, customer_id=args.customer)
+        if not profile.first_seen and not profile.orders:
+            who = f"customer {args.customer}" if args.customer else f"visitor {args.visitor}"
+            out.line(out.paint(f"note: no events are stored for {who}; showing an empty profile", "yellow"))
+        slots = args.slot or [None]
+        explanations = [rt.explain(profile, slot, path=args.path, visitor_id=args.visitor) for slot in slots]
+    finally:
+        rt.close()
+    first = explanations[0]
+    decisions = {name: sd for ex in explanations for name, sd in ex.decision.slots.items()}
+    if args.json:
+        data = first.to_dict()
+        data["decision"]["slots"] = {name: sd.to_dict() for name, sd in decisions.items()}
+        data["profile_key"] = profile.key
+        out.json(data)
+        return 0
+    out.line(out.paint(f"profile {profile.key}", "bold"))
+    out.table(("field", "value"), ((k, _short(v)) for k, v in flatten(first.document)))
+    out.line()
+    out.line(out.paint("segments", "bold"))
+    rows = []
+    for name, ex in first.segments.items():
+        verdict = out.paint("matched", "green") if ex.matched else out.paint("no", "red")
+        why = "; ".join(str(c).strip().splitlines()[0] for c in _failing_clauses(ex)[:3])
+        rows.append((name, verdict, why))
+    out.table(("segment", "in", "failing clause (actual value)"), rows)
+    out.line()
+    out.line(out.paint("decision", "bold"))
+    for name, sd in decisions.items():
+        if sd.campaign is None:
+            what = "nothing"
+        elif sd.control:
+            what = f"campaign {sd.campaign}, variant {sd.variant}: control (holdout, nothing shown)"
+        else:
+            what = (f"campaign {sd.campaign}, variant {sd.variant}, strategy {sd.strategy}: "
+                    f"{', '.join(sd.skus) or 'no products'}")
+        out.line(f"  {out.paint(name, 'bold')}: {what}")
+        for reason in sd.reasons:
+            out.line(f"    skipped: {reason}")
+    return 0
+
+
+def _short(value: Any, width: int = 80) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    text = json.dumps(value, default=str) if isinstance(value, (list, dict)) else str(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def audience(args: argparse.Namespace, out: Output) -> int:
+    """Count a segment's members by streaming every stored profile; print a sample."""
+    rt = _runtime(args.config)
+    try:
+        segments = rt.state.segments
+        if args.segment not in segments:
+            import difflib
+
+            close = difflib.get_close_matches(args.segment, list(segments), n=1)
+            raise ConfigError(f"unknown segment {args.segment!r}", path="$.segments",
+                              suggestion=close[0] if close else None, file=args.config)
+        target = segments[args.segment]
+        now = rt.clock()
+        progress = Progress(rt.store.count_profiles(), f"scanning profiles for {args.segment}")
+        members = total = 0
+        sample: list[dict[str, Any]] = []
+        for profile in rt.store.iter_profiles():
+            total += 1
+            progress.advance()
+            if target.matches(rt.document(profile, now), now):
+                members += 1
+                if len(sample) < args.sample:
+                    sample.append(_sample_row(profile))
+        progress.close()
+    finally:
+        rt.close()
+    share = members / total if total else 0.0
+    if args.json:
+        out.json({"segment": args.segment, "members": members, "profiles": total, "share": share,
+                  "sample": sample})
+        return 0
+    out.line(f"{out.paint(args.segment, 'bold')}: {members:,} of {total:,} profiles ({share:.1%})")
+    if sample:
+        out.table(("profile", "orders", "spend", "last order", "visits"),
+                  ((s["key"], s["orders"], s["spend"], s["last_order_at"] or "-", s["visits"]) for s in sample))
+    return 0
+
+
+def _sample_row(profile: Any) -> dict[str, Any]:
+    last = profile.last_order_at
+    return {
+        "key": profile.key,
+        "orders": profile.orders,
+        "spend": round(profile.spend, 2),
+        "last_order_at": datetime.fromtimestamp(last).date().isoformat() if last else None,
+        "visits": profile.visits,
+    }
+
+
+def import_orders(args: argparse.Namespace, out: Output) -> int:
+    """Stream a CSV/JSONL order file into the config's store; report rejected lines."""
+    from segmint.engine.config import load_config
+    from segmint.engine.importer import import_orders as run_import
+    from segmint.engine.stores import open_store
+
+    config = load_config(args.config, validate=False)
+    path = Path(args.file)
+    if not path.is_file():
+        raise SegmintError(f"{path}: no such file")
+    store = open_store(config.store_location)
+    progress = Progress(path.stat().st_size, f"importing {path.name}")
+    try:
+        report = run_import(path, store, progress=lambda done, total: progress.update(done))
+    finally:
+        progress.close()
+        store.close()
+    data = msgspec.to_builtins(report) if isinstance(report, msgspec.Struct) else dict(vars(report))
+    if args.json:
+        out.json(data)
+    else:
+        out.line(f"imported {data.get('orders', 0):,} orders ({data.get('lines', 0):,} lines) "
+                 f"in {data.get('seconds', 0):.1f} s; {data.get('duplicates', 0):,} duplicates skipped")
+        rejected = data.get("rejected") or []
+        if rejected:
+            out.line(out.paint(f"{data.get('rejected_count', len(rejected)):,} rejected line(s):", "yellow"))
+            for line, message in rejected[:50]:
+                out.line(f"  line {line}: {message}")
+    return 1 if data.get("rejected_count", len(data.get("rejected") or [])) else 0
+
+
+def rfm(args: argparse.Namespace, out: Output) -> int:
+    """Recompute and store the RFM quintile thresholds."""
+    from datetime import timezone
+
+    from segmint.engine.config import load_config
+    from segmint.engine.rfm import compute_rfm_thresholds
+    from segmint.engine.stores import open_store
+
+    config = load_config(args.config, validate=False)
+    store = open_store(config.store_location)
+    try:
+        thresholds = compute_rfm_thresholds(store, datetime.now(timezone.utc))
+    finally:
+        store.close()
+    if thresholds is None:
+        out.line("no customer has ordered yet: no thresholds computed")
+        return 0
+    data = msgspec.to_builtins(thresholds)
+    if args.json:
+        out.json(data)
+    else:
+        out.line(f"RFM thresholds from {thresholds.customers:,} customers (sample {thresholds.sample_size:,})")
+        out.table(("score cut", "20%", "40%", "60%", "80%"), [
+            ("recency (days)", *thresholds.recency_days),
+            ("frequency (orders)", *thresholds.frequency),
+            ("monetary (spend)", *thresholds.monetary),
+        ])
+    return 0
+
+
+def schema(args: argparse.Namespace, out: Output) -> int:
+    """Print the JSON Schema of the config file."""
+    from segmint.engine.config import config_json_schema
+
+    out.json(config_json_schema())
+    return 0
+
+
+def demo(args: argparse.Namespace, out: Output) -> int:
+    """Seed the demo database if needed and serve the demo shop."""
+    from .demo import run_demo
+
+    run_demo(host=args.host, port=args.port, db_path=args.db, config=args.config)
+    return 0

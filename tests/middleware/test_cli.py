@@ -1,0 +1,200 @@
+"""The ``segmint`` CLI: exit codes, every problem reported, no tracebacks, JSON output."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from segmint.engine.config import config_json_schema
+from segmint.engine.runtime import Segmint
+from segmint.middleware.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+EXAMPLE_CONFIGS = [EXAMPLES / "segmint.toml", *sorted((EXAMPLES / "scenarios").glob("*.toml"))]
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("config", EXAMPLE_CONFIGS, ids=lambda p: p.name)
+def test_check_is_clean_on_every_example(capsys, config):
+    code, out, err = run(capsys, "check", str(config))
+    assert code == 0, out + err
+    assert out.startswith("ok")
+    assert "campaigns" in out
+
+
+def test_check_json_summary_lists_segments_campaigns_and_slots(capsys):
+    code, out, _ = run(capsys, "check", str(EXAMPLES / "segmint.toml"), "--json")
+    data = json.loads(out)
+    assert code == 0 and data["ok"] is True
+    assert "lapsed_vip" in data["segments"]
+    assert "winback-vip" in data["campaigns"]
+    assert {"home", "cart", "pdp"} <= set(data["slots"])
+
+
+def write_config(tmp_path: Path, body: str) -> Path:
+    shutil.copy(EXAMPLES / "catalog.json", tmp_path / "catalog.json")
+    path = tmp_path / "segmint.toml"
+    path.write_text('[store]\npath = ":memory:"\n[catalog]\npath = "catalog.json"\n' + body)
+    return path
+
+
+BAD_INPUTS = {
+    "unknown key": ('[[campaigns]]\nid = "a"\nslots = ["home"]\nstrategy = "bestsellers"\nsegmnt = "x"\n',
+                    "segmnt", "segment"),
+    "unknown strategy": ('[[campaigns]]\nid = "a"\nslots = ["home"]\nstrategy = "bestseller"\n',
+                         "bestseller", "bestsellers"),
+    "unknown segment": ('[segments.vips]\nfilter = {"spend.total" = {"$gte" = 1}}\n'
+                        '[[campaigns]]\nid = "a"\nslots = ["home"]\nstrategy = "bestsellers"\nsegment = "vip"\n',
+                        "vip", "vips"),
+    "unknown field": ('[segments.a]\nfilter = \'{"orders.cont": {"$gte": 1}}\'\n', "orders.cont", "orders.count"),
+    "wrong type": ('[[campaigns]]\nid = "a"\nslots = "home"\nstrategy = "bestsellers"\n', "slots", None),
+    "bad param": ('[[campaigns]]\nid = "a"\nslots = ["home"]\nstrategy = "bestsellers"\nparams = { limt = 3 }\n',
+                  "limt", "limit"),
+    "placeholder date": ('[segments.a]\nfilter = \'{"customer_segment.last_purchase_date": {"$lte": "yyyy-mm-dd"}}\'\n',
+                         "yyyy-mm-dd", None),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_INPUTS))
+def test_check_reports_bad_input_with_location_and_exit_1(capsys, tmp_path, name):
+    body, needle, suggestion = BAD_INPUTS[name]
+    config = write_config(tmp_path, body)
+    code, out, err = run(capsys, "check", str(config))
+    assert code == 1
+    assert "Traceback" not in out + err
+    assert "segmint.toml" in out and needle in out
+    if suggestion:
+        assert f"did you mean {suggestion!r}" in out
+
+
+def test_check_json_lists_problems_with_path(capsys, tmp_path):
+    config = write_config(tmp_path, BAD_INPUTS["unknown strategy"][0])
+    code, out, _ = run(capsys, "check", str(config), "--json")
+    data = json.loads(out)
+    assert code == 1 and data["ok"] is False
+    assert data["problems"][0]["path"] == "$.campaigns[0].strategy"
+    assert data["problems"][0]["suggestion"] == "bestsellers"
+
+
+def test_missing_config_file_is_an_error_not_a_traceback(capsys, tmp_path):
+    code, out, err = run(capsys, "check", str(tmp_path / "nope.toml"))
+    assert code == 1
+    assert "nope.toml" in out + err
+    assert "Traceback" not in out + err
+
+
+def test_schema_prints_the_published_json_schema(capsys):
+    code, out, _ = run(capsys, "schema")
+    assert code == 0
+    assert json.loads(out) == json.loads(json.dumps(config_json_schema()))
+
+
+NOW = datetime(2026, 11, 1, 12, tzinfo=timezone.utc)
+
+
+def lapsed_vip_orders(customer: str) -> list[dict]:
+    return [
+        {"type": "order", "customer_id": customer, "order_id": f"{customer}-{i}",
+         "at": (NOW - timedelta(days=60 + i * 10)).isoformat(), "total": 700.0,
+         "items": [{"sku": "FA-DRS-002", "category": "dresses", "quantity": 1, "price": 700.0, "discount": 0}]}
+        for i in range(3)
+    ]
+
+
+@pytest.fixture()
+def seeded_config(tmp_path):
+    """The demo config on a SQLite file holding one lapsed VIP and one small buyer."""
+    shutil.copy(EXAMPLES / "catalog.json", tmp_path / "catalog.json")
+    text = (EXAMPLES / "segmint.toml").read_text()
+    config = tmp_path / "segmint.toml"
+    db = tmp_path / "shop.db"
+    import re
+
+    text = re.sub(r'(?m)^path = ".*\.db"$|^path = ":memory:"$', f'path = "{db}"', text, count=1)
+    config.write_text(text)
+    rt = Segmint.from_config(config, watch=False, clock=lambda: NOW)
+    try:
+        rt.record(lapsed_vip_orders("vip-1"))
+        # Another customer bought the VIP's dress with a cardigan: the win-back picks need peers.
+        rt.record([{"type": "order", "customer_id": "peer-1", "order_id": "p1", "at": (NOW - timedelta(days=5)).isoformat(),
+                    "total": 294.0, "items": [
+                        {"sku": "FA-DRS-002", "category": "dresses", "quantity": 1, "price": 159.0, "discount": 0},
+                        {"sku": "FA-KNT-002", "category": "knitwear", "quantity": 1, "price": 135.0, "discount": 0}]}])
+        rt.record([{"type": "order", "customer_id": "small-1", "order_id": "s1", "at": (NOW - timedelta(days=3)).isoformat(),
+                    "total": 20.0, "items": [{"sku": "FA-DRS-001", "category": "dresses", "quantity": 1,
+                                               "price": 20.0, "discount": 0}]}])
+    finally:
+        rt.close()
+    return config
+
+
+def test_explain_names_the_segment_and_the_failing_clause(capsys, seeded_config):
+    code, out, err = run(capsys, "explain", str(seeded_config), "--customer", "small-1", "--slot", "home")
+    assert code == 0, err
+    lapsed = next(line for line in out.splitlines() if line.startswith("lapsed_vip"))
+    assert "no" in lapsed
+    assert "spend.total" in lapsed and "20" in lapsed  # the failing clause with the actual value
+    assert "home:" in out
+
+
+def test_explain_json_for_a_matching_customer(capsys, seeded_config):
+    code, out, _ = run(capsys, "explain", str(seeded_config), "--customer", "vip-1", "--slot", "home", "--json")
+    data = json.loads(out)
+    assert code == 0
+    assert data["segments"]["lapsed_vip"]["matched"] is True
+    assert data["document"]["spend"]["total"] == pytest.approx(2100.0)
+    home = data["decision"]["slots"]["home"]
+    assert home["campaign"] == "winback-vip"
+    if not home["control"]:
+        assert "FA-KNT-002" in [p["sku"] for p in home["products"]]
+
+
+def test_audience_counts_members_and_samples(capsys, seeded_config):
+    code, out, _ = run(capsys, "audience", str(seeded_config), "lapsed_vip", "--json")
+    data = json.loads(out)
+    assert code == 0
+    assert data["members"] == 1 and data["profiles"] == 3
+    assert [s["key"] for s in data["sample"]] == ["c:vip-1"]
+
+
+def test_audience_unknown_segment_suggests(capsys, seeded_config):
+    code, out, err = run(capsys, "audience", str(seeded_config), "lapsed_vips")
+    assert code == 1
+    assert "did you mean 'lapsed_vip'" in err
+
+
+def test_import_reports_rejected_lines_and_stores_good_ones(capsys, seeded_config, tmp_path):
+    orders = tmp_path / "orders.csv"
+    orders.write_text(
+        "order_id,customer_id,at,sku,category,quantity,price,discount,coupon\n"
+        "o1,imp-1,2026-10-01T10:00:00Z,FA-DRS-001,dresses,1,89,0,\n"
+        "o1,imp-1,2026-10-01T10:00:00Z,FA-DRS-002,dresses,1,159,10,\n"
+        "o2,imp-2,not-a-date,FA-DRS-001,dresses,1,89,0,\n"
+    )
+    code, out, _ = run(capsys, "import", str(seeded_config), str(orders))
+    assert code == 1  # one rejected line
+    assert "line 4" in out
+    rt = Segmint.from_config(seeded_config, watch=False, clock=lambda: NOW)
+    try:
+        profile = rt.profile(customer_id="imp-1")
+    finally:
+        rt.close()
+    assert profile.orders == 1 and profile.items == 2
+
+
+def test_rfm_computes_thresholds(capsys, seeded_config):
+    code, out, _ = run(capsys, "rfm", str(seeded_config), "--json")
+    data = json.loads(out)
+    assert code == 0
+    assert data["customers"] == 3
+    assert len(data["recency_days"]) == 4
