@@ -1,0 +1,177 @@
+"""The profile document: stored counters plus fields derived against ``now``.
+
+Rules are evaluated against this nested dict (``field_table.py`` documents every key).
+A value that is undefined is an *absent key*, never None: a customer without orders has
+no ``orders.last_at`` and no ``days_since_last_purchase``, so Mongo semantics apply
+(``{"orders.last_at": {"$exists": false}}`` matches them, ``$lte`` does not).
+
+Time windows (``visits_7d``, ``orders.count_30d``, ...) count whole UTC days, today
+included: ``_7d`` is today and the 6 days before. Durations in days are fractional.
+
+This runs on every page view, so it is written for speed: no helper calls per field, one
+pass over each bucket map, datetimes built only for timestamps that exist.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from functools import lru_cache
+from typing import Any
+
+from .profile import Profile
+from .rfm import RfmThresholds, rfm_scores
+
+__all__ = ["profile_document", "discount_band", "DISCOUNT_BANDS"]
+
+UTC = timezone.utc
+DAY = 86400.0
+@lru_cache(maxsize=1 << 16)
+def _fromts(ts: float) -> datetime:
+    """A profile's timestamps repeat on every page view: convert each once (bounded)."""
+    return datetime.fromtimestamp(ts, UTC)
+
+#: ``discount.band`` thresholds on ``discount.share``: high >= 0.5, mid >= 0.2, else low.
+DISCOUNT_BANDS = (0.5, 0.2)
+_HIGH, _MID = DISCOUNT_BANDS
+
+
+def discount_band(share: float) -> str:
+    return "high" if share >= DISCOUNT_BANDS[0] else "mid" if share >= DISCOUNT_BANDS[1] else "low"
+
+
+def _windows(buckets: dict[int, int], today: int) -> tuple[int, int, int]:
+    """Counts of the last 7, 30 and 90 days, today included (future days count too).
+
+    Relies on folding keeping bucket keys in ascending order: only the last 30 days of
+    buckets are visited, the 90-day window is usually one C-level ``sum``.
+    """
+    if not buckets:
+        return 0, 0, 0
+    w7 = w30 = 0
+    start7, start30 = today - 6, today - 29
+    for day, count in reversed(buckets.items()):
+        if day < start30:
+            break
+        w30 += count
+        if day >= start7:
+            w7 += count
+    w90 = sum(buckets.values())
+    start90 = today - 89
+    for day in buckets:  # oldest first: subtract the few days before the window
+        if day >= start90:
+            break
+        w90 -= buckets[day]
+    return w7, w30, w90
+
+
+def profile_document(
+    profile: Profile, now: datetime | float, *, rfm: RfmThresholds | None = None
+) -> dict[str, Any]:
+    """Build the document of ``profile`` at time ``now`` (aware datetime or epoch seconds).
+
+    ``rfm`` (thresholds from ``rfm.compute_rfm_thresholds``) adds the ``rfm`` group for
+    customers with orders.
+    """
+    ts = now if isinstance(now, (int, float)) else now.timestamp()
+    today = int(ts // DAY)
+    p = profile
+
+    visits = p.visits
+    v7, v30, v90 = _windows(p.daily_visits, today)
+    visitor: dict[str, Any] = {
+        "visits": visits,
+        "page_views": p.page_views,
+        "product_views": p.product_views,
+        "is_returning": visits > 1,
+        "is_new": visits <= 1,
+        "is_customer": p.customer_id is not None,
+        "visits_7d": v7,
+        "visits_30d": v30,
+        "visits_90d": v90,
+    }
+    doc: dict[str, Any] = {"visitor": visitor}
+    if p.first_seen is not None:
+        visitor["first_seen"] = _fromts(p.first_seen)
+    if p.last_seen is not None:
+        visitor["last_seen"] = _fromts(p.last_seen)
+        doc["days_since_last_visit"] = (ts - p.last_seen) / DAY
+
+    n = p.orders
+    o7, o30, o90 = _windows(p.daily_orders, today)
+    orders: dict[str, Any] = {
+        "count": n, "items": p.items, "count_7d": o7, "count_30d": o30, "count_90d": o90,
+    }
+    spend: dict[str, Any] = {"total": p.spend}
+    segment: dict[str, Any] = {"outbounds_value_total": p.spend, "outbounds_count": n}
+    discount: dict[str, Any] = {"orders": p.discounted_orders, "total": p.discount_total}
+    doc["orders"] = orders
+    doc["spend"] = spend
+    doc["discount"] = discount
+    if n:
+        basket = p.items / n
+        avg_value = p.spend / n
+        orders["avg_basket_size"] = segment["basket_size_avg"] = basket
+        orders["avg_value"] = spend["avg_order_value"] = avg_value
+        share = p.discounted_orders / n
+        discount["share"] = share
+        discount["band"] = "high" if share >= _HIGH else "mid" if share >= _MID else "low"
+        doc["affinity"] = {"discount": share}
+    else:
+        doc["affinity"] = {}
+    if p.first_order_at is not None:
+        orders["first_at"] = _fromts(p.first_order_at)
+    if p.last_order_at is not None:
+        last = _fromts(p.last_order_at)
+        orders["last_at"] = segment["last_purchase_date"] = last
+        doc["days_since_last_purchase"] = (ts - p.last_order_at) / DAY
+        if n > 1 and p.first_order_at is not None:
+            gap = (p.last_order_at - p.first_order_at) / DAY / (n - 1)
+            orders["avg_days_between"] = segment["outbounds_avg_time_delta"] = gap
+
+    returns: dict[str, Any] = {"count": p.returns, "items": p.returned_items}
+    if p.items:
+        ratio = min(100.0, 100.0 * p.returned_items / p.items)
+        returns["ratio"] = segment["returns_articles_ratio"] = ratio
+    doc["returns"] = returns
+
+    category_items = p.category_items
+    if category_items:
+        total = sum(category_items.values())
+        category: dict[str, Any] = {
+            "items": dict(category_items),
+            "spend": dict(p.category_spend),
+            "views": dict(p.category_views),
+            "bought": [c for c, count in category_items.items() if count > 0],
+            "top": max(category_items, key=category_items.__getitem__),
+            "affinity": {c: count / total for c, count in category_items.items()} if total else {},
+        }
+    else:
+        category = {"items": {}, "spend": dict(p.category_spend), "views": dict(p.category_views),
+                    "bought": [], "affinity": {}}
+    doc["category"] = category
+
+    lines = p.cart
+    if lines:
+        cart: dict[str, Any] = {"items": sum([i.quantity for i in lines]), "value": p.cart_value,
+                                "skus": [i.sku for i in lines]}
+        if p.cart_updated_at is not None:
+            cart["idle_minutes"] = (ts - p.cart_updated_at) / 60.0
+    else:
+        cart = {"items": 0, "value": p.cart_value, "skus": []}
+    doc["cart"] = cart
+    doc["viewed"] = {"skus": list(p.viewed_skus)}
+    doc["purchased"] = {"skus": list(p.purchased_skus)}
+
+    campaigns: dict[str, Any] = {}
+    for name, stats in p.campaigns.items():
+        entry: dict[str, Any] = {"impressions": stats.impressions, "clicks": stats.clicks}
+        if stats.last_at is not None:
+            entry["last_at"] = _fromts(stats.last_at)
+        campaigns[name] = entry
+    doc["campaign"] = campaigns
+
+    if rfm is not None and n and p.last_order_at is not None:
+        doc["rfm"] = rfm_scores(p, rfm, ts)
+    doc["customer_segment"] = segment
+    doc["extra"] = dict(p.extra)
+    return doc

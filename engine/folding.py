@@ -1,0 +1,260 @@
+"""Folding: update a profile with one event in O(1), and merge two profiles on identify.
+
+Rules (the derived fields in ``document.py`` rely on them):
+
+- *Visits* are sessions: a ``page_view`` more than ``VISIT_GAP`` (30 min) after the
+  profile's previous activity starts a new visit. Events folded out of time order never
+  start a visit (the store folds each batch sorted by time; late stragglers are rare).
+- Daily buckets (``daily_visits``, ``daily_orders``) are keyed by UTC day number and pruned
+  to the last ``BUCKET_DAYS`` days before the newest bucket, so they stay bounded.
+- Recent lists are most recent first, deduplicated and bounded (``MAX_*`` in profile.py).
+- ``cart_update`` replaces the cart; an ``order`` clears a cart that is not newer than it.
+- An order counts as *discounted* when any line has a discount > 0 or it has a coupon.
+- ``impression``/``click`` update ``profile.campaigns[campaign]``.
+
+Work per event is bounded by the list bounds and the event's own size, never by history.
+"""
+
+from __future__ import annotations
+
+from .events import CartUpdate, Click, Event, Identify, Impression, Order, PageView, ProductView, Return
+from .profile import (
+    BUCKET_DAYS,
+    MAX_CAMPAIGN_EXPOSURES,
+    MAX_PURCHASED_SKUS,
+    MAX_VIEWED_SKUS,
+    MAX_VISITOR_IDS,
+    CampaignStats,
+    CartItem,
+    Profile,
+)
+
+__all__ = ["fold", "merge_profiles", "VISIT_GAP"]
+
+VISIT_GAP = 30 * 60.0
+DAY = 86400.0
+
+
+def _push_front(items: list, value, bound: int) -> None:
+    """Move or insert ``value`` at the front of a bounded, deduplicated recent list."""
+    if items and items[0] == value:
+        return
+    try:
+        items.remove(value)
+    except ValueError:
+        pass
+    items.insert(0, value)
+    if len(items) > bound:
+        del items[bound:]
+
+
+def _bump_day(buckets: dict[int, int], day: int) -> None:
+    """Count one in a daily bucket. Keys stay in ascending order (``document.py`` relies on
+    it to read recent windows from the end) and older than ``BUCKET_DAYS`` are pruned."""
+    if day in buckets:
+        buckets[day] += 1
+        return
+    newest = next(reversed(buckets)) if buckets else day
+    if day <= newest - BUCKET_DAYS:
+        return  # older than the window we keep
+    buckets[day] = 1
+    if day < newest:  # out of order: restore the ascending order
+        _sort_buckets(buckets)
+    elif next(iter(buckets)) <= day - BUCKET_DAYS:
+        cutoff = day - BUCKET_DAYS
+        for old in [d for d in buckets if d <= cutoff]:
+            del buckets[old]
+
+
+def _sort_buckets(buckets: dict[int, int]) -> None:
+    items = sorted(buckets.items())
+    buckets.clear()
+    buckets.update(items)
+
+
+def fold(profile: Profile, event: Event) -> None:
+    """Fold one event into ``profile`` in place. ``event.at`` must be set (see ``stamp_events``)."""
+    at = event.at.timestamp()  # type: ignore[union-attr]
+    previous = profile.last_seen
+    if profile.first_seen is None or at < profile.first_seen:
+        profile.first_seen = at
+    if previous is None or at > previous:
+        profile.last_seen = at
+    if event.visitor_id:
+        _push_front(profile.visitor_ids, event.visitor_id, MAX_VISITOR_IDS)
+    if event.customer_id and profile.key.startswith("c:"):
+        profile.customer_id = event.customer_id
+
+    if isinstance(event, PageView):
+        profile.page_views += 1
+        if previous is None or at - previous > VISIT_GAP:
+            profile.visits += 1
+            _bump_day(profile.daily_visits, int(at // DAY))
+    elif isinstance(event, ProductView):
+        profile.product_views += 1
+        if event.category:
+            profile.category_views[event.category] = profile.category_views.get(event.category, 0) + 1
+        _push_front(profile.viewed_skus, event.sku, MAX_VIEWED_SKUS)
+    elif isinstance(event, CartUpdate):
+        if profile.cart_updated_at is None or at >= profile.cart_updated_at:
+            profile.cart = [
+                CartItem(sku=i.sku, quantity=i.quantity, price=i.price, category=i.category)
+                for i in event.items
+            ]
+            profile.cart_value = (
+                event.value if event.value is not None
+                else sum(i.quantity * i.price for i in event.items)
+            )
+            profile.cart_updated_at = at
+    elif isinstance(event, Order):
+        _fold_order(profile, event, at)
+    elif isinstance(event, Return):
+        profile.returns += 1
+        profile.returned_items += sum(i.quantity for i in event.items)
+    elif isinstance(event, (Impression, Click)):
+        _fold_exposure(profile, event, at)
+    elif isinstance(event, Identify):
+        pass  # linking and merging are the store's job; the ids were recorded above
+
+
+def _fold_order(profile: Profile, event: Order, at: float) -> None:
+    items = 0
+    net = 0.0
+    discount = 0.0
+    category_items = profile.category_items
+    category_spend = profile.category_spend
+    for line in event.items:
+        quantity = line.quantity
+        items += quantity
+        value = quantity * (line.price - line.discount)
+        net += value
+        discount += quantity * line.discount
+        if line.category:
+            category_items[line.category] = category_items.get(line.category, 0) + quantity
+            category_spend[line.category] = category_spend.get(line.category, 0.0) + value
+        _push_front(profile.purchased_skus, line.sku, MAX_PURCHASED_SKUS)
+    profile.orders += 1
+    profile.items += items
+    profile.spend += event.total if event.total is not None else net
+    profile.discount_total += discount
+    if discount > 0 or event.coupon:
+        profile.discounted_orders += 1
+    if event.coupon:
+        profile.coupon_orders += 1
+    if profile.first_order_at is None or at < profile.first_order_at:
+        profile.first_order_at = at
+    if profile.last_order_at is None or at > profile.last_order_at:
+        profile.last_order_at = at
+    _bump_day(profile.daily_orders, int(at // DAY))
+    if profile.cart_updated_at is None or profile.cart_updated_at <= at:
+        profile.cart = []
+        profile.cart_value = 0.0
+        profile.cart_updated_at = at
+
+
+def _fold_exposure(profile: Profile, event: Impression | Click, at: float) -> None:
+    stats = profile.campaigns.get(event.campaign)
+    if stats is None:
+        stats = profile.campaigns[event.campaign] = CampaignStats()
+    if isinstance(event, Click):
+        stats.clicks += 1
+        if stats.last_click_at is None or at > stats.last_click_at:
+            stats.last_click_at = at
+        return
+    stats.impressions += 1
+    if stats.first_at is None or at < stats.first_at:
+        stats.first_at = at
+    if stats.last_at is None or at >= stats.last_at:
+        stats.last_at = at
+        if event.variant is not None:
+            stats.last_variant = event.variant
+    recent = stats.recent
+    if not recent or at >= recent[0]:
+        recent.insert(0, at)
+    else:  # out of order: keep the list sorted, most recent first
+        recent.append(at)
+        recent.sort(reverse=True)
+    if len(recent) > MAX_CAMPAIGN_EXPOSURES:
+        del recent[MAX_CAMPAIGN_EXPOSURES:]
+
+
+# -- merging (identify) ----------------------------------------------------------------------
+
+
+def _min(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _max(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def _add_counts(into: dict, other: dict) -> None:
+    for key, value in other.items():
+        into[key] = into.get(key, 0) + value
+
+
+def _merge_recent(first: list, second: list, bound: int) -> list:
+    merged: list = []
+    for value in first + second:
+        if value not in merged:
+            merged.append(value)
+    return merged[:bound]
+
+
+def _merge_buckets(into: dict[int, int], other: dict[int, int]) -> None:
+    _add_counts(into, other)
+    _sort_buckets(into)
+    if into:
+        cutoff = next(reversed(into)) - BUCKET_DAYS
+        for old in [d for d in into if d <= cutoff]:
+            del into[old]
+
+
+def merge_profiles(into: Profile, other: Profile) -> None:
+    """Merge ``other`` (an anonymous visitor's profile) into ``into`` (the customer's).
+
+    Counters and sums add up, first/last times take the min/max, recent lists interleave
+    with the more recently active profile first, the newer cart wins. ``into`` keeps its key.
+    """
+    other_newer = (other.last_seen or 0.0) > (into.last_seen or 0.0)
+    first, second = (other, into) if other_newer else (into, other)
+    into.visitor_ids = _merge_recent(first.visitor_ids, second.visitor_ids, MAX_VISITOR_IDS)
+    into.viewed_skus = _merge_recent(first.viewed_skus, second.viewed_skus, MAX_VIEWED_SKUS)
+    into.purchased_skus = _merge_recent(
+        first.purchased_skus, second.purchased_skus, MAX_PURCHASED_SKUS
+    )
+    into.first_seen = _min(into.first_seen, other.first_seen)
+    into.last_seen = _max(into.last_seen, other.last_seen)
+    into.first_order_at = _min(into.first_order_at, other.first_order_at)
+    into.last_order_at = _max(into.last_order_at, other.last_order_at)
+    for name in (
+        "visits", "page_views", "product_views", "orders", "items", "spend",
+        "discounted_orders", "discount_total", "coupon_orders", "returns", "returned_items",
+    ):
+        setattr(into, name, getattr(into, name) + getattr(other, name))
+    _merge_buckets(into.daily_visits, other.daily_visits)
+    _merge_buckets(into.daily_orders, other.daily_orders)
+    _add_counts(into.category_views, other.category_views)
+    _add_counts(into.category_items, other.category_items)
+    _add_counts(into.category_spend, other.category_spend)
+    if other.cart_updated_at is not None and (
+        into.cart_updated_at is None or other.cart_updated_at > into.cart_updated_at
+    ):
+        into.cart, into.cart_value = other.cart, other.cart_value
+        into.cart_updated_at = other.cart_updated_at
+    for campaign, theirs in other.campaigns.items():
+        ours = into.campaigns.get(campaign)
+        if ours is None:
+            into.campaigns[campaign] = theirs
+            continue
+        ours.impressions += theirs.impressions
+        ours.clicks += theirs.clicks
+        ours.first_at = _min(ours.first_at, theirs.first_at)
+        if theirs.last_at is not None and (ours.last_at is None or theirs.last_at > ours.last_at):
+            ours.last_variant = theirs.last_variant or ours.last_variant
+        ours.last_at = _max(ours.last_at, theirs.last_at)
+        ours.last_click_at = _max(ours.last_click_at, theirs.last_click_at)
+        ours.recent = sorted(ours.recent + theirs.recent, reverse=True)[:MAX_CAMPAIGN_EXPOSURES]
+    for name, value in other.extra.items():
+        into.extra.setdefault(name, value)

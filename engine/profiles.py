@@ -1,0 +1,99 @@
+"""``Profiles``: a bounded, thread-safe TTL+LRU cache of profiles in front of a store.
+
+Every page view needs a profile, so a warm ``get`` is one dict lookup under a lock.
+Entries are keyed by the id asked for (``c:<customer>`` or ``v:<visitor>``); a visitor
+linked to a customer caches the customer's profile under its ``v:`` key, and an alias map
+remembers that so folding into the customer invalidates the visitor entry too.
+
+Staleness: ``record`` invalidates what it changed in this process; changes made by other
+processes (several app servers on one SQLite file) show after at most ``ttl`` seconds.
+A load that raced with an invalidation is not cached (generation counter), so a stale
+profile cannot be put back into the cache after ``record`` returned.
+
+Profiles returned by ``get`` are shared with other threads: treat them as read-only.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+
+from cachetools import LRUCache, TTLCache
+
+from .events import Event
+from .profile import Profile, profile_key
+from .stores.base import AppendResult, ProfileStore
+
+__all__ = ["Profiles"]
+
+
+class Profiles:
+    def __init__(
+        self, store: ProfileStore, *, maxsize: int = 10_000, ttl: float = 60.0,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self._cache: TTLCache[str, Profile] = TTLCache(maxsize=maxsize, ttl=ttl, timer=timer)
+        # profile key -> lookup keys caching it under another name (visitor -> customer)
+        self._aliases: LRUCache[str, set[str]] = LRUCache(maxsize=maxsize)
+        self._lock = threading.Lock()
+        self._generation = 0
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, visitor_id: str | None = None, customer_id: str | None = None) -> Profile:
+        """The profile for these ids; an empty ``Profile`` for unknown ids. May block on I/O."""
+        if customer_id:
+            key = "c:" + customer_id
+        elif visitor_id:
+            key = "v:" + visitor_id
+        else:
+            raise ValueError("get() needs a visitor_id or a customer_id")
+        with self._lock:
+            try:  # one cache call: Cache.get() would check the expiry twice
+                profile = self._cache[key]
+                self.hits += 1
+                return profile
+            except KeyError:
+                self.misses += 1
+                generation = self._generation
+        profile = self.store.load(visitor_id=visitor_id, customer_id=customer_id)
+        if profile is None:
+            profile = Profile(key=profile_key(customer_id=customer_id, visitor_id=visitor_id),
+                              customer_id=customer_id or None,
+                              visitor_ids=[visitor_id] if visitor_id else [])
+        with self._lock:
+            if generation == self._generation:
+                self._cache[key] = profile
+                if profile.key != key:
+                    aliases = self._aliases.get(profile.key)
+                    if aliases is None:
+                        aliases = self._aliases[profile.key] = set()
+                    aliases.add(key)
+        return profile
+
+    def record(self, events: Sequence[Event]) -> AppendResult:
+        """Store and fold ``events`` durably, then drop the cache entries they changed."""
+        result = self.store.append(events)
+        self.invalidate(result.changed_keys)
+        return result
+
+    def invalidate(self, keys: Iterable[str]) -> None:
+        with self._lock:
+            self._generation += 1
+            for key in keys:
+                self._cache.pop(key, None)
+                for alias in self._aliases.pop(key, ()):
+                    self._cache.pop(alias, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._cache.clear()
+            self._aliases.clear()
+
+    @property
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return {"hits": self.hits, "misses": self.misses, "size": len(self._cache)}

@@ -1,0 +1,124 @@
+"""``MemoryStore``: the in-process store for tests and demos, same semantics as SQLite.
+
+Profiles are kept msgpack-encoded so a loaded profile is a fresh copy, exactly as from
+SQLite: changing it does not change the store.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Collection, Iterator, Sequence
+from datetime import datetime, timezone
+
+import msgspec
+
+from ..errors import StoreError
+from ..events import Event
+from ..profile import Profile
+from .base import RESERVED_META, AppendResult
+from .batch import fold_batch
+
+__all__ = ["MemoryStore"]
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode_profile = msgspec.msgpack.Decoder(Profile).decode
+
+
+class MemoryStore:
+    """A thread-safe in-memory ``ProfileStore``. ``clock`` stamps events without ``at``."""
+
+    def __init__(self, *, clock: Callable[[], datetime] | None = None, url: str = "memory://") -> None:
+        self.url = url
+        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._lock = threading.RLock()
+        self._profiles: dict[str, bytes] = {}
+        self._links: dict[str, str] = {}
+        self._orders: set[str] = set()
+        self._events: list[tuple[float, int, Event]] = []
+        self._meta: dict[str, bytes] = {}
+        self._closed = False
+
+    # -- BatchSource (called under the lock) --
+    def existing_orders(self, order_ids: set[str]) -> set[str]:
+        return order_ids & self._orders
+
+    def links(self, visitor_ids: set[str]) -> dict[str, str]:
+        return {v: self._links[v] for v in visitor_ids if v in self._links}
+
+    def load_many(self, keys: set[str]) -> dict[str, Profile]:
+        return {k: _decode_profile(self._profiles[k]) for k in keys if k in self._profiles}
+
+    # -- ProfileStore --
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError("the store is closed", store=self.url)
+
+    def load(self, *, visitor_id: str | None = None, customer_id: str | None = None) -> Profile | None:
+        with self._lock:
+            self._check_open()
+            if customer_id:
+                key = f"c:{customer_id}"
+            elif visitor_id:
+                linked = self._links.get(visitor_id)
+                key = f"c:{linked}" if linked else f"v:{visitor_id}"
+            else:
+                raise ValueError("load() needs a visitor_id or a customer_id")
+            data = self._profiles.get(key)
+        return None if data is None else _decode_profile(data)
+
+    def append(self, events: Sequence[Event]) -> AppendResult:
+        with self._lock:
+            self._check_open()
+            plan = fold_batch(events, self, now=self._clock())
+            for key, profile in plan.profiles.items():
+                self._profiles[key] = _encode(profile)
+            for key in plan.deleted:
+                self._profiles.pop(key, None)
+            self._links.update(plan.links)
+            self._orders.update(order_id for order_id, _ in plan.orders)
+            base = len(self._events)
+            for offset, (event, _key) in enumerate(plan.logged):
+                self._events.append((event.at.timestamp(), base + offset, event))  # type: ignore[union-attr]
+            self._events.sort(key=lambda row: row[:2])
+            return plan.result
+
+    def iter_profiles(self, *, batch_size: int = 1000) -> Iterator[Profile]:
+        with self._lock:
+            keys = sorted(self._profiles)
+        for key in keys:
+            with self._lock:
+                data = self._profiles.get(key)
+            if data is not None:
+                yield _decode_profile(data)
+
+    def count_profiles(self) -> int:
+        with self._lock:
+            return len(self._profiles)
+
+    def iter_events(
+        self, *, since: datetime | float | None = None, types: Collection[str] | None = None,
+        batch_size: int = 1000,
+    ) -> Iterator[Event]:
+        start = since.timestamp() if isinstance(since, datetime) else since
+        wanted = set(types) if types is not None else None
+        with self._lock:
+            rows = list(self._events)
+        for at, _, event in rows:
+            if start is not None and at < start:
+                continue
+            if wanted is not None and type(event).__struct_config__.tag not in wanted:
+                continue
+            yield msgspec.msgpack.decode(_encode(event), type=type(event))
+
+    def get_meta(self, name: str) -> bytes | None:
+        with self._lock:
+            return self._meta.get(name)
+
+    def set_meta(self, name: str, value: bytes) -> None:
+        if name in RESERVED_META:
+            raise ValueError(f"meta name {name!r} is reserved")
+        with self._lock:
+            self._meta[name] = bytes(value)
+
+    def close(self) -> None:
+        self._closed = True

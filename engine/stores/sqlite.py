@@ -1,0 +1,300 @@
+"""``SQLiteStore``: the embedded default store, one file, WAL, safe for several processes.
+
+Tables: ``meta(name, value)`` (schema version, RFM thresholds, ...), ``profiles(key, data)``
+(msgpack), ``links(visitor_id, customer_id)``, ``orders(order_id, at)`` (dedupe) and the
+append-only log ``events(id, at, type, key, data)``.
+
+Concurrency: each ``append`` is one ``BEGIN IMMEDIATE`` transaction that reads the affected
+profiles, folds and writes them back. IMMEDIATE takes the write lock *before* reading, so
+two processes folding events into the same customer serialize instead of overwriting each
+other's update. Waiting writers retry for ``busy_timeout`` seconds. Reads use WAL snapshots
+and never wait for writers. Each thread gets its own connection (``sqlite3`` connections
+must not be shared across threads); an in-memory database (``":memory:"``) has a single
+connection guarded by a lock instead.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import weakref
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+
+import msgspec
+
+from ..errors import StoreError
+from ..events import Event
+from ..profile import Profile
+from .base import RESERVED_META, AppendResult
+from .batch import fold_batch
+
+__all__ = ["SQLiteStore", "SCHEMA_VERSION"]
+
+SCHEMA_VERSION = 1
+_CHUNK = 500  # ids per IN (...) query
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS profiles (key TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS links (
+    visitor_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS orders (order_id TEXT PRIMARY KEY, at REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY, at REAL NOT NULL, type TEXT NOT NULL, key TEXT NOT NULL,
+    data BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS events_by_time ON events (at, id);
+"""
+_LOAD_CUSTOMER = "SELECT data FROM profiles WHERE key = ?"
+_LOAD_VISITOR = (
+    "SELECT data FROM profiles WHERE key = coalesce("
+    "(SELECT 'c:' || customer_id FROM links WHERE visitor_id = ?1), 'v:' || ?1)"
+)
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode_profile = msgspec.msgpack.Decoder(Profile).decode
+_decode_event = msgspec.msgpack.Decoder(Event).decode
+
+
+class _Connection(sqlite3.Connection):
+    """A connection that can be weakly referenced (so ``close()`` can find them all)."""
+
+
+def _chunks(values: Iterable[str]) -> Iterator[list[str]]:
+    values = list(values)
+    for start in range(0, len(values), _CHUNK):
+        yield values[start:start + _CHUNK]
+
+
+class _Transaction:
+    """The ``BatchSource`` of one append: bulk reads inside the open transaction."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def _select(self, sql: str, ids: Iterable[str]) -> list[tuple]:
+        rows: list[tuple] = []
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            rows += self.conn.execute(sql.format(marks), chunk).fetchall()
+        return rows
+
+    def existing_orders(self, order_ids: set[str]) -> set[str]:
+        return {r[0] for r in self._select("SELECT order_id FROM orders WHERE order_id IN ({})", order_ids)}
+
+    def links(self, visitor_ids: set[str]) -> dict[str, str]:
+        return dict(self._select(
+            "SELECT visitor_id, customer_id FROM links WHERE visitor_id IN ({})", visitor_ids))
+
+    def load_many(self, keys: set[str]) -> dict[str, Profile]:
+        rows = self._select("SELECT key, data FROM profiles WHERE key IN ({})", keys)
+        return {key: _decode_profile(data) for key, data in rows}
+
+
+class SQLiteStore:
+    """A ``ProfileStore`` in one SQLite file (or ``":memory:"``).
+
+    ``busy_timeout`` (seconds) is how long a writer waits for another process's
+    transaction; ``synchronous`` is SQLite's durability level (``FULL``: an acknowledged
+    append survives a power cut; ``NORMAL``: it survives a process crash).
+    """
+
+    def __init__(
+        self, path: str, *, busy_timeout: float = 10.0, synchronous: str = "FULL",
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        if synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+            raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, not {synchronous!r}")
+        self.path = path
+        self.url = path if path == ":memory:" else f"sqlite:///{path}"
+        self._busy_timeout = busy_timeout
+        self._synchronous = synchronous.upper()
+        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._memory = path == ":memory:"
+        self._local = threading.local()
+        self._all: weakref.WeakSet[_Connection] = weakref.WeakSet()
+        self._lock = threading.RLock() if self._memory else None
+        self._shared: _Connection | None = None
+        self._closed = False
+        with self._connection() as conn:
+            self._init_schema(conn)
+
+    # -- connections --
+    def _connect(self) -> _Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=self._busy_timeout, isolation_level=None,
+                check_same_thread=False, factory=_Connection,
+            )
+            if not self._memory:
+                conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the database: {exc}", store=self.url) from exc
+        self._all.add(conn)
+        return conn
+
+    def _thread_connection(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StoreError("the store is closed", store=self.url)
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return conn
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection (or the shared one, locked); sqlite3 errors -> StoreError."""
+        try:
+            if self._lock is None:
+                yield self._thread_connection()
+                return
+            with self._lock:
+                if self._closed:
+                    raise StoreError("the store is closed", store=self.url)
+                if self._shared is None:
+                    self._shared = self._connect()
+                yield self._shared
+        except sqlite3.Error as exc:
+            raise StoreError(f"database error: {exc}", store=self.url) from exc
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._connection() as conn:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise StoreError(f"cannot start a write transaction: {exc}", store=self.url) from exc
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def _init_schema(self, conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                row = conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
+                if row is None:
+                    conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                    found = SCHEMA_VERSION
+                else:
+                    found = int(row[0])
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"not a usable segmint database: {exc}", store=self.url) from exc
+        if found > SCHEMA_VERSION:
+            raise StoreError(
+                f"the file was written by a newer segmint (schema version {found}; this "
+                f"version reads up to {SCHEMA_VERSION}): upgrade segmint or use another file",
+                store=self.url,
+            )
+
+    # -- ProfileStore --
+    def load(self, *, visitor_id: str | None = None, customer_id: str | None = None) -> Profile | None:
+        if customer_id:
+            sql, args = _LOAD_CUSTOMER, ("c:" + customer_id,)
+        elif visitor_id:
+            sql, args = _LOAD_VISITOR, (visitor_id,)
+        else:
+            raise ValueError("load() needs a visitor_id or a customer_id")
+        if self._lock is None:  # the hot path: no context manager, one statement
+            try:
+                row = self._thread_connection().execute(sql, args).fetchone()
+            except sqlite3.Error as exc:
+                raise StoreError(f"database error: {exc}", store=self.url) from exc
+        else:
+            with self._connection() as conn:
+                row = conn.execute(sql, args).fetchone()
+        return None if row is None else _decode_profile(row[0])
+
+    def append(self, events: Sequence[Event]) -> AppendResult:
+        if not events:
+            return AppendResult()
+        with self._write() as conn:
+            plan = fold_batch(events, _Transaction(conn), now=self._clock())
+            conn.executemany(
+                "INSERT INTO events (at, type, key, data) VALUES (?, ?, ?, ?)",
+                [(e.at.timestamp(), type(e).__struct_config__.tag, key, _encode(e))  # type: ignore[union-attr]
+                 for e, key in plan.logged],
+            )
+            conn.executemany("INSERT INTO orders VALUES (?, ?)", plan.orders)
+            conn.executemany("INSERT OR REPLACE INTO links VALUES (?, ?)", plan.links.items())
+            conn.executemany("DELETE FROM profiles WHERE key = ?", [(k,) for k in plan.deleted])
+            conn.executemany(
+                "INSERT OR REPLACE INTO profiles VALUES (?, ?)",
+                [(k, _encode(p)) for k, p in plan.profiles.items()],
+            )
+        return plan.result
+
+    def iter_profiles(self, *, batch_size: int = 1000) -> Iterator[Profile]:
+        last = ""
+        while True:
+            with self._connection() as conn:
+                rows = conn.execute(
+                    "SELECT key, data FROM profiles WHERE key > ? ORDER BY key LIMIT ?",
+                    (last, batch_size),
+                ).fetchall()
+            for _, data in rows:
+                yield _decode_profile(data)
+            if len(rows) < batch_size:
+                return
+            last = rows[-1][0]
+
+    def count_profiles(self) -> int:
+        with self._connection() as conn:
+            return conn.execute("SELECT count(*) FROM profiles").fetchone()[0]
+
+    def iter_events(
+        self, *, since: datetime | float | None = None, types: Collection[str] | None = None,
+        batch_size: int = 1000,
+    ) -> Iterator[Event]:
+        start = since.timestamp() if isinstance(since, datetime) else since
+        type_filter, type_args = "", []
+        if types is not None:
+            type_args = list(types)
+            if not type_args:
+                return
+            type_filter = f" AND type IN ({','.join('?' * len(type_args))})"
+        at, last_id = (float("-inf") if start is None else start), -1
+        while True:
+            with self._connection() as conn:
+                rows = conn.execute(
+                    f"SELECT id, at, data FROM events WHERE (at > ? OR (at = ? AND id > ?)){type_filter}"
+                    " ORDER BY at, id LIMIT ?",
+                    (at, at, last_id, *type_args, batch_size),
+                ).fetchall()
+            for _, _, data in rows:
+                yield _decode_event(data)
+            if len(rows) < batch_size:
+                return
+            last_id, at = rows[-1][0], rows[-1][1]
+
+    def get_meta(self, name: str) -> bytes | None:
+        with self._connection() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def set_meta(self, name: str, value: bytes) -> None:
+        if name in RESERVED_META:
+            raise ValueError(f"meta name {name!r} is reserved")
+        with self._write() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, bytes(value)))
+
+    def close(self) -> None:
+        """Close every connection this store opened (in any thread)."""
+        self._closed = True
+        for conn in list(self._all):
+            conn.close()
+        self._shared = None
+        self._local = threading.local()

@@ -1,0 +1,161 @@
+"""``EventWriter``: folds queued events into the store from one background thread.
+
+Page views and impressions are recorded off the request path: ``submit`` appends to a
+bounded in-memory queue and returns at once (``False``, counted as ``rejected``, when the
+queue is full: shedding load beats blocking a page). The thread takes up to
+``batch_size`` events at a time, waiting at most ``flush_interval`` seconds to fill a
+batch, and calls ``profiles.record``. A failing batch is retried ``max_retries`` times
+with a growing delay, then dropped and counted (``dropped``); errors are logged at most
+once per ``log_interval`` seconds with a count of the ones suppressed.
+
+Events queued but not yet written are lost if the process dies: use ``Profiles.record``
+directly (synchronously) for events that must be durable when acknowledged (orders).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+
+from .events import Event
+from .profiles import Profiles
+from .stores.base import AppendResult
+
+__all__ = ["EventWriter"]
+
+log = logging.getLogger("segmint.writer")
+
+
+class EventWriter:
+    def __init__(
+        self, profiles: Profiles, *, batch_size: int = 500, flush_interval: float = 0.2,
+        max_pending: int = 100_000, max_retries: int = 3, retry_delay: float = 0.1,
+        log_interval: float = 60.0,
+        on_recorded: Callable[[Sequence[Event], AppendResult], None] | None = None,
+    ) -> None:
+        self.profiles = profiles
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.max_pending = max_pending
+        self.max_retries = max_retries
+        self.retry_delay = retry_delay
+        self.log_interval = log_interval
+        self.on_recorded = on_recorded
+        self._queue: deque[Event] = deque()
+        self._cond = threading.Condition()
+        self._in_flight = 0
+        self._stopping = False
+        self._flushing = 0
+        self._last_log = float("-inf")
+        self._suppressed = 0
+        self._stats = dict.fromkeys(
+            ("submitted", "rejected", "written", "duplicates", "batches", "errors", "retries",
+             "dropped"), 0)
+        self._thread = threading.Thread(target=self._run, name="segmint-event-writer", daemon=True)
+        self._thread.start()
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters: submitted, rejected (queue full), written, duplicates, batches, errors,
+        retries, dropped (after failed retries) and pending (queued now)."""
+        with self._cond:
+            return {**self._stats, "pending": len(self._queue) + self._in_flight}
+
+    def submit(self, events: Iterable[Event]) -> bool:
+        """Queue events for writing; never blocks. False (and counted) if the queue is full
+        or the writer is closed."""
+        batch = list(events)
+        with self._cond:
+            if self._stopping or len(self._queue) + self._in_flight + len(batch) > self.max_pending:
+                self._stats["rejected"] += len(batch)
+                return False
+            was_empty = not self._queue
+            self._queue.extend(batch)
+            self._stats["submitted"] += len(batch)
+            if was_empty or len(self._queue) >= self.batch_size:
+                self._cond.notify_all()
+        return True
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every queued event was written (or dropped). False on timeout."""
+        with self._cond:
+            self._flushing += 1
+            self._cond.notify_all()
+            try:
+                return self._cond.wait_for(lambda: not self._queue and not self._in_flight, timeout)
+            finally:
+                self._flushing -= 1
+
+    def close(self, timeout: float | None = None) -> None:
+        """Flush, then stop the thread. Later ``submit`` calls return False."""
+        self.flush(timeout)
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+
+    def _take(self) -> list[Event]:
+        with self._cond:
+            # Idle: sleep until there is work. Then give a batch flush_interval to fill up,
+            # unless someone is waiting in flush() or close().
+            self._cond.wait_for(lambda: self._queue or self._stopping)
+            self._cond.wait_for(
+                lambda: len(self._queue) >= self.batch_size or self._stopping or self._flushing,
+                self.flush_interval,
+            )
+            count = min(self.batch_size, len(self._queue))
+            batch = [self._queue.popleft() for _ in range(count)]
+            self._in_flight = count
+            return batch
+
+    def _run(self) -> None:
+        while True:
+            batch = self._take()
+            if batch:
+                self._write(batch)
+            with self._cond:
+                self._in_flight = 0
+                self._cond.notify_all()
+                if self._stopping and not self._queue:
+                    return
+
+    def _write(self, batch: list[Event]) -> None:
+        for attempt in range(self.max_retries + 1):
+            try:
+                result = self.profiles.record(batch)
+            except Exception as exc:  # noqa: BLE001 - a bad batch must not kill the thread
+                with self._cond:
+                    self._stats["errors"] += 1
+                    final = attempt == self.max_retries
+                    if final:
+                        self._stats["dropped"] += len(batch)
+                    else:
+                        self._stats["retries"] += 1
+                self._log_error(exc, len(batch), final)
+                if final:
+                    return
+                time.sleep(self.retry_delay * (attempt + 1))
+                continue
+            with self._cond:
+                self._stats["written"] += result.stored
+                self._stats["duplicates"] += result.duplicates
+                self._stats["batches"] += 1
+            if self.on_recorded is not None:
+                try:
+                    self.on_recorded(batch, result)
+                except Exception:  # noqa: BLE001
+                    log.exception("segmint: on_recorded callback failed")
+            return
+
+    def _log_error(self, exc: Exception, size: int, final: bool) -> None:
+        now = time.monotonic()
+        if now - self._last_log < self.log_interval:
+            self._suppressed += 1
+            return
+        suppressed, self._suppressed, self._last_log = self._suppressed, 0, now
+        what = "dropped" if final else "will retry"
+        more = f" ({suppressed} similar errors suppressed)" if suppressed else ""
+        log.error("segmint: writing %d events failed, %s: %r%s", size, what, exc, more)

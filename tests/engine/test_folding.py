@@ -1,0 +1,208 @@
+"""Folding properties: order of arrival within a batch does not matter, merges lose nothing."""
+
+import random
+from datetime import datetime, timedelta, timezone
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from segmint.engine.events import (
+    CartLine, CartUpdate, Click, Impression, Order, OrderItem, PageView, ProductView, Return,
+)
+from segmint.engine.folding import VISIT_GAP, fold, merge_profiles
+from segmint.engine.profile import BUCKET_DAYS, MAX_VIEWED_SKUS, Profile
+from segmint.engine.stores import MemoryStore
+
+UTC = timezone.utc
+BASE = datetime(2025, 1, 1, tzinfo=UTC)
+SKUS = [f"s{i}" for i in range(40)]
+CATS = ["skincare", "makeup", "hair"]
+
+money = st.floats(min_value=0, max_value=500, allow_nan=False).map(lambda x: round(x, 2))
+
+
+@st.composite
+def order_items(draw):
+    items = []
+    for _ in range(draw(st.integers(1, 3))):
+        price = draw(money)
+        items.append(OrderItem(sku=draw(st.sampled_from(SKUS)), category=draw(st.sampled_from(CATS)),
+                               quantity=draw(st.integers(0, 4)), price=price,
+                               discount=draw(st.sampled_from([0.0, round(price / 4, 2)]))))
+    return items
+
+
+@st.composite
+def event_lists(draw, ids):
+    offsets = draw(st.lists(st.integers(0, 200 * 86400), min_size=1, max_size=40, unique=True))
+    events = []
+    for n, offset in enumerate(offsets):
+        at = BASE + timedelta(seconds=offset)
+        who = draw(st.sampled_from(ids))
+        kind = draw(st.sampled_from(["page", "page", "product", "cart", "order", "return",
+                                     "impression", "click"]))
+        if kind == "page":
+            e = PageView(at=at, path="/")
+        elif kind == "product":
+            e = ProductView(at=at, sku=draw(st.sampled_from(SKUS)), category=draw(st.sampled_from(CATS)))
+        elif kind == "cart":
+            e = CartUpdate(at=at, items=[CartLine(sku=draw(st.sampled_from(SKUS)), price=draw(money))])
+        elif kind == "order":
+            e = Order(at=at, order_id=f"o{n}", items=draw(order_items()),
+                      coupon=draw(st.sampled_from([None, "SALE"])))
+        elif kind == "return":
+            e = Return(at=at, order_id="o0", items=[])
+        else:
+            cls = Impression if kind == "impression" else Click
+            e = cls(at=at, campaign=draw(st.sampled_from(["a", "b"])), variant="x")
+        for field, value in who.items():
+            setattr(e, field, value)
+        events.append(e)
+    return events
+
+
+def fold_all(key, events):
+    profile = Profile(key=key)
+    for e in sorted(events, key=lambda e: e.at):
+        fold(profile, e)
+    return profile
+
+
+@settings(max_examples=150, deadline=None)
+@given(event_lists([{"customer_id": "c1"}]), st.randoms(use_true_random=False), st.integers(1, 5))
+def test_a_shuffled_batch_folds_like_the_events_one_by_one_in_time_order(events, rnd, chunks):
+    expected = fold_all("c:c1", events)
+    shuffled = list(events)
+    rnd.shuffle(shuffled)
+    store = MemoryStore()
+    store.append(shuffled)
+    assert store.load(customer_id="c1") == expected
+
+    # Time-ordered chunks, each appended as its own batch, give the same profile too.
+    ordered = sorted(events, key=lambda e: e.at)
+    step = max(1, len(ordered) // chunks)
+    other = MemoryStore()
+    for start in range(0, len(ordered), step):
+        other.append(ordered[start:start + step])
+    assert other.load(customer_id="c1") == expected
+
+
+COUNTERS = ("visits", "page_views", "product_views", "orders", "items", "discounted_orders",
+            "coupon_orders", "returns", "returned_items")
+
+
+@settings(max_examples=150, deadline=None)
+@given(event_lists([{"customer_id": "c1"}]), event_lists([{"visitor_id": "v1"}]))
+def test_merging_a_visitor_into_a_customer_loses_nothing(customer_events, visitor_events):
+    customer = fold_all("c:c1", customer_events)
+    visitor = fold_all("v:v1", visitor_events)
+    merged = fold_all("c:c1", customer_events)
+    merge_profiles(merged, fold_all("v:v1", visitor_events))
+    for name in COUNTERS:
+        assert getattr(merged, name) == getattr(customer, name) + getattr(visitor, name), name
+    assert abs(merged.spend - customer.spend - visitor.spend) < 1e-6
+    for name in ("category_items", "category_views"):
+        mine, theirs = getattr(customer, name), getattr(visitor, name)
+        assert getattr(merged, name) == {k: mine.get(k, 0) + theirs.get(k, 0) for k in {*mine, *theirs}}
+    for campaign in {*customer.campaigns, *visitor.campaigns}:
+        stats = [p.campaigns[campaign] for p in (customer, visitor) if campaign in p.campaigns]
+        assert merged.campaigns[campaign].impressions == sum(s.impressions for s in stats)
+        assert merged.campaigns[campaign].clicks == sum(s.clicks for s in stats)
+    firsts = [p.first_seen for p in (customer, visitor) if p.first_seen is not None]
+    assert merged.first_seen == min(firsts)
+    assert set(merged.viewed_skus) <= set(customer.viewed_skus) | set(visitor.viewed_skus)
+
+
+@settings(max_examples=100, deadline=None)
+@given(event_lists([{"visitor_id": "v1"}]), event_lists([{"customer_id": "c1"}]))
+def test_identify_in_the_store_merges_the_visitor_profile_into_the_customer(visitor_events, customer_events):
+    from segmint.engine.events import Identify
+
+    store = MemoryStore()
+    store.append(visitor_events)
+    store.append(customer_events)
+    visitor_before = store.load(visitor_id="v1")
+    customer_before = store.load(customer_id="c1") or Profile(key="c:c1")
+    latest = max(e.at for e in visitor_events + customer_events)
+    store.append([Identify(visitor_id="v1", customer_id="c1", at=latest + timedelta(seconds=1))])
+    merged = store.load(customer_id="c1")
+    assert store.load(visitor_id="v1") == merged
+    for name in COUNTERS:
+        assert getattr(merged, name) == getattr(customer_before, name) + getattr(visitor_before, name)
+    assert "v1" in merged.visitor_ids
+    assert store.count_profiles() == 1
+
+
+def test_a_page_view_after_a_30_minute_gap_starts_a_new_visit():
+    profile = Profile(key="v:v")
+    # new visit: t=0; gap > 30 min: t=1861; a gap of exactly 30 min continues it; then > 30 min
+    times = [0, 60, 60 + VISIT_GAP + 1, 1862, 1862 + VISIT_GAP, 1862 + 2 * VISIT_GAP + 1]
+    for t in times:
+        fold(profile, PageView(visitor_id="v", at=BASE + timedelta(seconds=t)))
+    assert (profile.page_views, profile.visits) == (6, 3)
+
+
+def test_a_product_view_keeps_the_session_alive():
+    profile = Profile(key="v:v")
+    fold(profile, PageView(visitor_id="v", at=BASE))
+    fold(profile, ProductView(visitor_id="v", sku="s", at=BASE + timedelta(minutes=25)))
+    fold(profile, PageView(visitor_id="v", at=BASE + timedelta(minutes=50)))
+    assert profile.visits == 1
+
+
+def test_recent_lists_are_most_recent_first_deduplicated_and_bounded():
+    profile = Profile(key="v:v")
+    for i in range(MAX_VIEWED_SKUS + 10):
+        fold(profile, ProductView(visitor_id="v", sku=f"s{i}", at=BASE + timedelta(seconds=i)))
+    fold(profile, ProductView(visitor_id="v", sku="s15", at=BASE + timedelta(hours=1)))
+    assert len(profile.viewed_skus) == MAX_VIEWED_SKUS
+    assert profile.viewed_skus[:2] == ["s15", f"s{MAX_VIEWED_SKUS + 9}"]
+    assert len(set(profile.viewed_skus)) == MAX_VIEWED_SKUS
+
+
+def test_daily_buckets_stay_sorted_and_are_pruned_beyond_the_window():
+    profile = Profile(key="v:v")
+    days = list(range(0, 200, 3))
+    random.Random(4).shuffle(days)
+    for day in sorted(days[:40]) + days[40:]:
+        fold(profile, PageView(visitor_id="v", at=BASE + timedelta(days=day, hours=12)))
+    keys = list(profile.daily_visits)
+    assert keys == sorted(keys)
+    assert keys[-1] - keys[0] < BUCKET_DAYS
+
+
+def test_cart_is_replaced_by_updates_and_cleared_by_an_order():
+    profile = Profile(key="c:c")
+    fold(profile, CartUpdate(customer_id="c", at=BASE, items=[CartLine(sku="a", price=5.0, quantity=2)]))
+    assert profile.cart_value == 10.0
+    fold(profile, CartUpdate(customer_id="c", at=BASE + timedelta(minutes=1),
+                             items=[CartLine(sku="b", price=3.0)], value=2.5))
+    assert [i.sku for i in profile.cart] == ["b"] and profile.cart_value == 2.5
+    fold(profile, Order(customer_id="c", order_id="o", at=BASE + timedelta(minutes=2),
+                        items=[OrderItem(sku="b", price=3.0)]))
+    assert profile.cart == [] and profile.cart_value == 0.0
+
+
+def test_discounted_orders_count_line_discounts_and_coupons():
+    profile = Profile(key="c:c")
+    lines = [OrderItem(sku="a", price=10.0, quantity=2, discount=1.0)]
+    fold(profile, Order(customer_id="c", order_id="1", at=BASE, items=lines))
+    fold(profile, Order(customer_id="c", order_id="2", at=BASE, items=[OrderItem(sku="a", price=10.0)],
+                        coupon="X"))
+    fold(profile, Order(customer_id="c", order_id="3", at=BASE, items=[OrderItem(sku="a", price=10.0)]))
+    assert (profile.orders, profile.discounted_orders, profile.coupon_orders) == (3, 2, 1)
+    assert profile.discount_total == 2.0 and profile.spend == 18.0 + 10.0 + 10.0
+
+
+def test_impressions_and_clicks_update_campaign_stats():
+    profile = Profile(key="v:v")
+    for minutes in (5, 1, 3):
+        fold(profile, Impression(visitor_id="v", campaign="win", variant=f"x{minutes}",
+                                 at=BASE + timedelta(minutes=minutes)))
+    fold(profile, Click(visitor_id="v", campaign="win", at=BASE + timedelta(minutes=6)))
+    stats = profile.campaigns["win"]
+    assert (stats.impressions, stats.clicks) == (3, 1)
+    assert stats.last_at == (BASE + timedelta(minutes=5)).timestamp()
+    assert stats.first_at == (BASE + timedelta(minutes=1)).timestamp()
+    assert stats.last_variant == "x5"
+    assert stats.recent == sorted(stats.recent, reverse=True)

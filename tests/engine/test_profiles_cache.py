@@ -1,0 +1,136 @@
+"""The Profiles cache: TTL with an injected timer, invalidation on record, identify aliases."""
+
+import threading
+from datetime import datetime, timezone
+
+import pytest
+
+from segmint.engine.events import Identify, Order, OrderItem, PageView
+from segmint.engine.profiles import Profiles
+from segmint.engine.stores import MemoryStore
+
+UTC = timezone.utc
+T0 = datetime(2025, 3, 1, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+class CountingStore(MemoryStore):
+    def __init__(self):
+        super().__init__()
+        self.loads = 0
+
+    def load(self, **ids):
+        self.loads += 1
+        return super().load(**ids)
+
+
+def order(order_id, customer="c1"):
+    return Order(order_id=order_id, customer_id=customer, at=T0, items=[OrderItem(sku="s", price=5.0)])
+
+
+@pytest.fixture
+def setup():
+    store, clock = CountingStore(), Clock()
+    return store, clock, Profiles(store, maxsize=100, ttl=60.0, timer=clock)
+
+
+def test_unknown_ids_give_an_empty_profile_with_the_right_key(setup):
+    _, _, profiles = setup
+    assert profiles.get(visitor_id="v9").key == "v:v9"
+    assert profiles.get(visitor_id="v9").visitor_ids == ["v9"]
+    customer = profiles.get(customer_id="c9", visitor_id="v9")
+    assert (customer.key, customer.customer_id, customer.orders) == ("c:c9", "c9", 0)
+    with pytest.raises(ValueError):
+        profiles.get()
+
+
+def test_a_warm_get_does_not_touch_the_store_until_the_ttl_expires(setup):
+    store, clock, profiles = setup
+    store.append([order("o1")])
+    first = profiles.get(customer_id="c1")
+    assert profiles.get(customer_id="c1") is first and store.loads == 1
+    clock.now = 59.0
+    assert profiles.get(customer_id="c1") is first and store.loads == 1
+    clock.now = 61.0
+    assert profiles.get(customer_id="c1") is not first and store.loads == 2
+    assert profiles.stats["hits"] == 2
+
+
+def test_record_invalidates_what_it_changed_including_a_cached_unknown(setup):
+    store, _, profiles = setup
+    assert profiles.get(customer_id="c1").orders == 0   # unknown: cached empty profile
+    other = profiles.get(customer_id="c2")
+    result = profiles.record([order("o1")])
+    assert result.changed_keys == {"c:c1"}
+    assert profiles.get(customer_id="c1").orders == 1
+    assert profiles.get(customer_id="c2") is other  # untouched entries stay
+
+
+def test_a_changed_store_is_seen_after_the_ttl_when_another_process_wrote(setup):
+    store, clock, profiles = setup
+    assert profiles.get(customer_id="c1").orders == 0
+    store.append([order("o1")])  # behind the cache's back, like another process
+    assert profiles.get(customer_id="c1").orders == 0
+    clock.now = 61.0
+    assert profiles.get(customer_id="c1").orders == 1
+
+
+def test_identify_invalidates_the_visitor_entry_and_later_customer_changes_reach_it(setup):
+    _, _, profiles = setup
+    profiles.record([PageView(visitor_id="v1", at=T0)])
+    assert profiles.get(visitor_id="v1").key == "v:v1"
+    profiles.record([Identify(visitor_id="v1", customer_id="c1", at=T0)])
+    linked = profiles.get(visitor_id="v1")
+    assert linked.key == "c:c1" and linked.page_views == 1
+    # An order under the customer id only must refresh the entry cached under the visitor id.
+    profiles.record([order("o1")])
+    assert profiles.get(visitor_id="v1").orders == 1
+
+
+def test_explicit_invalidate_and_clear(setup):
+    store, _, profiles = setup
+    profiles.get(customer_id="c1")
+    profiles.invalidate(["c:c1"])
+    profiles.get(customer_id="c1")
+    profiles.clear()
+    profiles.get(customer_id="c1")
+    assert store.loads == 3
+
+
+def test_the_cache_is_bounded():
+    store = MemoryStore()
+    profiles = Profiles(store, maxsize=10, ttl=60.0, timer=Clock())
+    for i in range(50):
+        profiles.get(visitor_id=f"v{i}")
+    assert profiles.stats["size"] == 10
+
+
+def test_a_load_racing_with_an_invalidation_is_not_cached():
+    class SlowStore(MemoryStore):
+        def __init__(self):
+            super().__init__()
+            self.loading = threading.Event()
+            self.release = threading.Event()
+
+        def load(self, **ids):
+            stale = super().load(**ids)
+            self.loading.set()
+            self.release.wait(5)
+            return stale
+
+    store = SlowStore()
+    profiles = Profiles(store, timer=Clock())
+    reader = threading.Thread(target=profiles.get, kwargs={"customer_id": "c1"})
+    reader.start()
+    assert store.loading.wait(5)
+    profiles.record([order("o1")])  # lands while the reader holds the old (empty) profile
+    store.release.set()
+    reader.join(5)
+    assert profiles.get(customer_id="c1").orders == 1

@@ -1,0 +1,159 @@
+"""The ProfileStore contract, run against every store (memory, SQLite file, SQLite :memory:)."""
+
+from datetime import datetime, timedelta, timezone
+
+import msgspec
+import pytest
+
+from segmint.engine.events import (
+    CartLine, CartUpdate, Identify, Impression, Order, OrderItem, PageView, ProductView, Return,
+    ReturnItem,
+)
+from segmint.engine.profile import Profile
+from segmint.engine.stores import MemoryStore, ProfileStore, SQLiteStore, open_store
+
+UTC = timezone.utc
+T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
+
+
+def at(minutes):
+    return T0 + timedelta(minutes=minutes)
+
+
+def order(order_id, customer="c1", minutes=0, price=10.0, quantity=1, visitor=None):
+    return Order(order_id=order_id, customer_id=customer, visitor_id=visitor, at=at(minutes),
+                 items=[OrderItem(sku="s", category="k", quantity=quantity, price=price)])
+
+
+@pytest.fixture(params=["memory", "sqlite-file", "sqlite-memory"])
+def store(request, tmp_path):
+    clock = lambda: T0  # noqa: E731
+    if request.param == "memory":
+        s = MemoryStore(clock=clock)
+    elif request.param == "sqlite-file":
+        s = SQLiteStore(str(tmp_path / "profiles.db"), clock=clock)
+    else:
+        s = SQLiteStore(":memory:", clock=clock)
+    yield s
+    s.close()
+
+
+def test_implements_the_protocol(store):
+    assert isinstance(store, ProfileStore)
+    assert store.url
+
+
+def test_unknown_ids_load_none(store):
+    assert store.load(visitor_id="nobody") is None
+    assert store.load(customer_id="nobody") is None
+    with pytest.raises(ValueError):
+        store.load()
+
+
+def test_append_folds_and_reports_changed_keys(store):
+    result = store.append([PageView(visitor_id="v1", at=at(0)), order("o1", minutes=1)])
+    assert (result.stored, result.duplicates, result.changed_keys) == (2, 0, {"v:v1", "c:c1"})
+    assert store.load(visitor_id="v1").page_views == 1
+    loaded = store.load(customer_id="c1")
+    assert (loaded.orders, loaded.spend, loaded.key, loaded.customer_id) == (1, 10.0, "c:c1", "c1")
+    assert store.count_profiles() == 2
+
+
+def test_a_resent_order_is_a_duplicate_and_not_counted_twice(store):
+    store.append([order("o1"), order("o2", minutes=1)])
+    result = store.append([order("o1", minutes=5), order("o3", minutes=6), order("o3", minutes=7)])
+    assert (result.stored, result.duplicates) == (1, 2)
+    profile = store.load(customer_id="c1")
+    assert profile.orders == 3 and profile.spend == 30.0
+    assert sum(1 for _ in store.iter_events(types=["order"])) == 3
+
+
+def test_identify_merges_links_and_deletes_the_visitor_profile(store):
+    store.append([PageView(visitor_id="v1", at=at(0)),
+                  ProductView(visitor_id="v1", sku="shoe", category="shoes", at=at(1)),
+                  CartUpdate(visitor_id="v1", items=[CartLine(sku="shoe", price=50.0)], at=at(2))])
+    store.append([order("o1", minutes=-100)])
+    result = store.append([Identify(visitor_id="v1", customer_id="c1", at=at(3))])
+    assert result.changed_keys == {"v:v1", "c:c1"}
+    merged = store.load(customer_id="c1")
+    assert (merged.page_views, merged.product_views, merged.orders) == (1, 1, 1)
+    assert merged.cart_value == 50.0 and "v1" in merged.visitor_ids
+    assert store.load(visitor_id="v1") == merged
+    assert store.count_profiles() == 1
+    # Later events with only the visitor id fold into the customer.
+    result = store.append([PageView(visitor_id="v1", at=at(60))])
+    assert result.changed_keys == {"c:c1"}
+    assert store.load(customer_id="c1").visits == 2
+
+
+def test_identify_and_later_visitor_events_in_one_batch(store):
+    result = store.append([
+        PageView(visitor_id="v2", at=at(0)),
+        Identify(visitor_id="v2", customer_id="c2", at=at(1)),
+        PageView(visitor_id="v2", at=at(45)),
+    ])
+    assert result.changed_keys == {"v:v2", "c:c2"}
+    profile = store.load(visitor_id="v2")
+    assert profile.key == "c:c2" and profile.page_views == 2 and profile.visits == 2
+    assert store.count_profiles() == 1
+
+
+def test_identify_of_an_unknown_visitor_creates_the_link(store):
+    store.append([Identify(visitor_id="v3", customer_id="c3", at=at(0))])
+    store.append([Impression(visitor_id="v3", campaign="x", at=at(1))])
+    assert store.load(customer_id="c3").campaigns["x"].impressions == 1
+
+
+def test_events_without_at_are_stamped_with_the_store_clock(store):
+    store.append([PageView(visitor_id="v1")])
+    assert store.load(visitor_id="v1").first_seen == T0.timestamp()
+
+
+def test_a_loaded_profile_is_a_copy(store):
+    store.append([order("o1")])
+    store.load(customer_id="c1").orders = 99
+    assert store.load(customer_id="c1").orders == 1
+
+
+def test_iter_profiles_streams_everything_in_batches(store):
+    store.append([order(f"o{i}", customer=f"c{i:03d}") for i in range(25)])
+    keys = [p.key for p in store.iter_profiles(batch_size=7)]
+    assert sorted(keys) == [f"c:c{i:03d}" for i in range(25)]
+    assert store.count_profiles() == 25
+
+
+def test_iter_events_filters_by_time_and_type_in_time_order(store):
+    store.append([order("o2", minutes=20), PageView(visitor_id="v", at=at(10)),
+                  Return(customer_id="c1", order_id="o2", at=at(30), items=[ReturnItem(sku="s")])])
+    store.append([order("o1", minutes=5), PageView(visitor_id="v", at=at(25))])
+    everything = list(store.iter_events(batch_size=2))
+    assert [e.at for e in everything] == sorted(e.at for e in everything) and len(everything) == 5
+    assert [e.order_id for e in store.iter_events(types=["order"], batch_size=1)] == ["o1", "o2"]
+    assert [e.at for e in store.iter_events(since=at(20))] == [at(20), at(25), at(30)]
+    assert list(store.iter_events(types=[])) == []
+
+
+def test_meta_round_trips_and_reserved_names_are_refused(store):
+    assert store.get_meta("rfm") is None
+    store.set_meta("rfm", b"\x01\x02")
+    assert store.get_meta("rfm") == b"\x01\x02"
+    with pytest.raises(ValueError):
+        store.set_meta("schema_version", b"9")
+
+
+def test_an_empty_append_does_nothing(store):
+    assert store.append([]).stored == 0
+
+
+def test_profiles_are_encoded_with_msgpack(store):
+    store.append([order("o1")])
+    profile = store.load(customer_id="c1")
+    assert msgspec.msgpack.decode(msgspec.msgpack.encode(profile), type=Profile) == profile
+
+
+@pytest.mark.parametrize("url", ["memory://", ":memory:"])
+def test_open_store_in_memory_urls(url):
+    s = open_store(url)
+    s.append([order("o1")])
+    assert s.load(customer_id="c1").orders == 1
+    s.close()

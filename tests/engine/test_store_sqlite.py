@@ -1,0 +1,169 @@
+"""SQLite specifics: schema version, URLs, reopening, and concurrent writers (real processes)."""
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+from datetime import datetime, timezone
+
+import pytest
+
+from segmint.engine.errors import StoreError
+from segmint.engine.events import Identify, Order, OrderItem, PageView
+from segmint.engine.stores import SCHEMA_VERSION, SQLiteStore, open_store
+
+UTC = timezone.utc
+T0 = datetime(2025, 3, 1, tzinfo=UTC)
+
+
+def order(order_id, customer="c1", price=10.0):
+    return Order(order_id=order_id, customer_id=customer, at=T0,
+                 items=[OrderItem(sku="s", category="k", quantity=1, price=price)])
+
+
+def test_data_survives_reopening_and_uses_wal(tmp_path):
+    path = str(tmp_path / "p.db")
+    store = SQLiteStore(path)
+    store.append([order("o1"), Identify(visitor_id="v1", customer_id="c1", at=T0)])
+    store.set_meta("rfm", b"x")
+    store.close()
+    again = SQLiteStore(path)
+    assert again.load(visitor_id="v1").orders == 1
+    assert again.get_meta("rfm") == b"x"
+    again.close()
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert raw.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+
+
+def test_a_file_from_a_newer_version_is_a_clear_error(tmp_path):
+    path = str(tmp_path / "p.db")
+    SQLiteStore(path).close()
+    with sqlite3.connect(path) as raw:
+        raw.execute("UPDATE meta SET value = ? WHERE name = 'schema_version'", (str(SCHEMA_VERSION + 1),))
+    with pytest.raises(StoreError, match="newer segmint") as info:
+        SQLiteStore(path)
+    assert info.value.store == f"sqlite:///{path}"
+    assert f"schema version {SCHEMA_VERSION + 1}" in str(info.value)
+
+
+def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path):
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"these are not the tables you are looking for" * 100)
+    with pytest.raises(StoreError, match="notes.db"):
+        SQLiteStore(str(path))
+
+
+def test_open_store_urls(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for url in ("rel.db", "sqlite:///rel2.db", f"sqlite:///{tmp_path}/abs.db", str(tmp_path / "plain.db")):
+        store = open_store(url)
+        assert isinstance(store, SQLiteStore)
+        store.close()
+    assert {p.name for p in tmp_path.glob("*.db")} == {"rel.db", "rel2.db", "abs.db", "plain.db"}
+    with pytest.raises(StoreError, match="unsupported store URL"):
+        open_store("mongodb://localhost/profiles")
+    with pytest.raises(StoreError, match="needs a file path"):
+        open_store("sqlite://")
+
+
+def test_a_closed_store_refuses_work(tmp_path):
+    store = SQLiteStore(str(tmp_path / "p.db"))
+    store.close()
+    with pytest.raises(StoreError, match="closed"):
+        store.load(customer_id="c")
+
+
+def test_threads_writing_one_customer_lose_no_update(tmp_path):
+    store = SQLiteStore(str(tmp_path / "p.db"), synchronous="NORMAL")
+    errors = []
+
+    def work(worker):
+        try:
+            for i in range(40):
+                store.append([order(f"t{worker}-{i}"), PageView(customer_id="c1", at=T0)])
+                assert store.load(customer_id="c1") is not None
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    profile = store.load(customer_id="c1")
+    assert (profile.orders, profile.page_views, profile.spend) == (160, 160, 1600.0)
+    store.close()
+
+
+WRITER = textwrap.dedent("""
+    import sys
+    import time
+    from datetime import datetime, timezone
+    from segmint.engine.events import Order, OrderItem
+    from segmint.engine.stores import SQLiteStore
+
+    path, name, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    store = SQLiteStore(path, synchronous="NORMAL")
+    at = datetime(2025, 3, 1, tzinfo=timezone.utc)
+    print("ready", flush=True)
+    sys.stdin.readline()  # start together
+    for i in range(count):
+        # one transaction per order: the most chances to interleave with the other process
+        store.append([Order(order_id=f"{name}-{i}", customer_id="shared", at=at,
+                            items=[OrderItem(sku="s", quantity=1, price=1.0)])])
+        if i % 7 == 0:  # and a resent order now and then
+            store.append([Order(order_id=f"{name}-{i}", customer_id="shared", at=at,
+                                items=[OrderItem(sku="s", quantity=1, price=1.0)])])
+        if i == 0:  # handshake: go on only once the other process wrote too (they overlap)
+            deadline = time.monotonic() + 30
+            while store.load(customer_id="shared").orders < 2 and time.monotonic() < deadline:
+                time.sleep(0.001)
+    store.close()
+""")
+
+
+def test_two_processes_writing_one_customer_lose_no_update(tmp_path):
+    path = str(tmp_path / "shared.db")
+    SQLiteStore(path).close()
+    count = 300
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, path, name, str(count)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             for name in ("a", "b")]
+    for proc in procs:  # both imported and connected: start them at once
+        assert proc.stdout.readline() == "ready\n"
+    for proc in procs:
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    for proc in procs:
+        proc.communicate(timeout=120)
+        assert proc.returncode == 0
+    store = SQLiteStore(path)
+    profile = store.load(customer_id="shared")
+    assert (profile.orders, profile.items, profile.spend) == (2 * count, 2 * count, 2.0 * count)
+    writers = [e.order_id[0] for e in store.iter_events(types=["order"])]
+    assert len(writers) == 2 * count
+    # The writes really interleaved (otherwise this test would prove nothing).
+    assert sum(a != b for a, b in zip(writers, writers[1:])) >= 2
+    store.close()
+
+
+def test_a_writer_waits_for_busy_timeout_then_fails_clearly_while_readers_go_on(tmp_path):
+    path = str(tmp_path / "p.db")
+    store = SQLiteStore(path, busy_timeout=0.05)
+    store.append([order("o1")])
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another process holding the write lock
+    try:
+        assert store.load(customer_id="c1").orders == 1  # WAL: reads are not blocked
+        with pytest.raises(StoreError, match="locked") as info:
+            store.append([order("o2")])
+        assert info.value.store == f"sqlite:///{path}"
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    store.append([order("o2")])
+    assert store.load(customer_id="c1").orders == 2
+    store.close()

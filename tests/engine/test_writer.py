@@ -1,0 +1,103 @@
+"""EventWriter: batching thread, back-pressure without blocking, retries, counted losses."""
+
+import logging
+import threading
+from datetime import datetime, timezone
+
+from segmint.engine.events import PageView
+from segmint.engine.profiles import Profiles
+from segmint.engine.stores import MemoryStore
+from segmint.engine.stores.base import AppendResult
+from segmint.engine.writer import EventWriter
+
+T0 = datetime(2025, 3, 1, tzinfo=timezone.utc)
+
+
+def views(n, visitor="v1"):
+    return [PageView(visitor_id=visitor, at=T0) for _ in range(n)]
+
+
+class FakeProfiles:
+    """Records batches; fails the first ``failures`` calls; can be held to fill the queue."""
+
+    def __init__(self, failures=0):
+        self.batches = []
+        self.failures = failures
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def record(self, events):
+        self.gate.wait(5)
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("disk full")
+        self.batches.append(list(events))
+        return AppendResult(stored=len(events), changed_keys=set())
+
+
+def test_submitted_events_are_folded_into_the_store():
+    store = MemoryStore()
+    writer = EventWriter(Profiles(store), batch_size=10, flush_interval=0.01)
+    assert writer.submit(views(25))
+    assert writer.flush(timeout=5)
+    assert store.load(visitor_id="v1").page_views == 25
+    writer.close()
+    stats = writer.stats
+    assert (stats["submitted"], stats["written"], stats["pending"], stats["dropped"]) == (25, 25, 0, 0)
+
+
+def test_batches_are_bounded_by_batch_size():
+    fake = FakeProfiles()
+    fake.gate.clear()
+    writer = EventWriter(fake, batch_size=4, flush_interval=0.01)
+    writer.submit(views(10))
+    fake.gate.set()
+    writer.close(timeout=5)
+    assert sum(len(b) for b in fake.batches) == 10
+    assert max(len(b) for b in fake.batches) <= 4
+
+
+def test_a_full_queue_rejects_without_blocking_and_counts():
+    fake = FakeProfiles()
+    fake.gate.clear()  # the thread blocks inside record: nothing drains
+    writer = EventWriter(fake, batch_size=2, flush_interval=0.01, max_pending=5)
+    assert writer.submit(views(2))
+    assert writer.submit(views(3))
+    assert not writer.submit(views(1))
+    assert writer.stats["rejected"] == 1
+    fake.gate.set()
+    writer.close(timeout=5)
+    assert sum(len(b) for b in fake.batches) == 5
+    assert not writer.submit(views(1))  # closed
+    assert writer.stats["rejected"] == 2
+
+
+def test_a_failing_batch_is_retried_then_written():
+    fake = FakeProfiles(failures=2)
+    writer = EventWriter(fake, batch_size=10, flush_interval=0.01, max_retries=3, retry_delay=0.001)
+    writer.submit(views(3))
+    writer.close(timeout=5)
+    stats = writer.stats
+    assert (stats["errors"], stats["retries"], stats["dropped"], stats["written"]) == (2, 2, 0, 3)
+    assert fake.batches == [views(3)]
+
+
+def test_a_batch_failing_every_retry_is_dropped_counted_and_logged_once(caplog):
+    fake = FakeProfiles(failures=100)
+    writer = EventWriter(fake, batch_size=2, flush_interval=0.01, max_retries=1, retry_delay=0.001,
+                         log_interval=3600)
+    with caplog.at_level(logging.ERROR, logger="segmint.writer"):
+        writer.submit(views(4))
+        writer.close(timeout=5)
+    stats = writer.stats
+    assert stats["dropped"] == 4 and stats["errors"] == 4 and stats["written"] == 0
+    assert len([r for r in caplog.records if "disk full" in r.getMessage()]) == 1  # rate limited
+
+
+def test_on_recorded_sees_each_written_batch():
+    seen = []
+    writer = EventWriter(FakeProfiles(), batch_size=3, flush_interval=0.01,
+                         on_recorded=lambda events, result: seen.append((len(events), result.stored)))
+    writer.submit(views(3))
+    writer.close(timeout=5)
+    assert seen == [(3, 3)]
