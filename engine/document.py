@@ -77,13 +77,16 @@ def profile_document(
     p = profile
 
     visits = p.visits
+    # A customer who has ordered is not new, even when the orders were imported and the
+    # site has seen no page view of theirs yet.
+    returning = visits > 1 or p.orders > 0
     v7, v30, v90 = _windows(p.daily_visits, today)
     visitor: dict[str, Any] = {
         "visits": visits,
         "page_views": p.page_views,
         "product_views": p.product_views,
-        "is_returning": visits > 1,
-        "is_new": visits <= 1,
+        "is_returning": returning,
+        "is_new": not returning,
         "is_customer": p.customer_id is not None,
         "visits_7d": v7,
         "visits_30d": v30,

@@ -4,9 +4,15 @@ Page views and impressions are recorded off the request path: ``submit`` appends
 bounded in-memory queue and returns at once (``False``, counted as ``rejected``, when the
 queue is full: shedding load beats blocking a page). The thread takes up to
 ``batch_size`` events at a time, waiting at most ``flush_interval`` seconds to fill a
-batch, and calls ``profiles.record``. A failing batch is retried ``max_retries`` times
-with a growing delay, then dropped and counted (``dropped``); errors are logged at most
-once per ``log_interval`` seconds with a count of the ones suppressed.
+batch, and calls ``profiles.record``.
+
+While the store is unavailable (``StoreError``: Redis down, SQLite locked or read-only) a
+batch is retried with a backoff capped at ``max_retry_delay`` for as long as the writer
+runs, so the queue bound ``max_pending`` is the real limit of what an outage can lose, and
+writing resumes by itself on recovery. Any other error (a bug, a plugin) is retried
+``max_retries`` times, then the batch is dropped and counted (``dropped``). Errors and
+rejections are logged at most once per ``log_interval`` seconds with a count of the ones
+suppressed.
 
 Events queued but not yet written are lost if the process dies: use ``Profiles.record``
 directly (synchronously) for events that must be durable when acknowledged (orders).
@@ -20,6 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 
+from .errors import StoreError
 from .events import Event
 from .profiles import Profiles
 from .stores.base import AppendResult
@@ -33,7 +40,7 @@ class EventWriter:
     def __init__(
         self, profiles: Profiles, *, batch_size: int = 500, flush_interval: float = 0.2,
         max_pending: int = 100_000, max_retries: int = 3, retry_delay: float = 0.1,
-        log_interval: float = 60.0,
+        max_retry_delay: float = 5.0, log_interval: float = 60.0,
         on_recorded: Callable[[Sequence[Event], AppendResult], None] | None = None,
     ) -> None:
         self.profiles = profiles
@@ -42,6 +49,7 @@ class EventWriter:
         self.max_pending = max_pending
         self.max_retries = max_retries
         self.retry_delay = retry_delay
+        self.max_retry_delay = max_retry_delay
         self.log_interval = log_interval
         self.on_recorded = on_recorded
         self._queue: deque[Event] = deque()
@@ -51,6 +59,8 @@ class EventWriter:
         self._flushing = 0
         self._last_log = float("-inf")
         self._suppressed = 0
+        self._last_reject_log = float("-inf")
+        self._rejected_unlogged = 0
         self._stats = dict.fromkeys(
             ("submitted", "rejected", "written", "duplicates", "batches", "errors", "retries",
              "dropped"), 0)
@@ -71,6 +81,7 @@ class EventWriter:
         with self._cond:
             if self._stopping or len(self._queue) + self._in_flight + len(batch) > self.max_pending:
                 self._stats["rejected"] += len(batch)
+                self._log_rejected(len(batch))
                 return False
             was_empty = not self._queue
             self._queue.extend(batch)
@@ -123,13 +134,19 @@ class EventWriter:
                     return
 
     def _write(self, batch: list[Event]) -> None:
-        for attempt in range(self.max_retries + 1):
+        attempt = 0
+        while True:
             try:
                 result = self.profiles.record(batch)
             except Exception as exc:  # noqa: BLE001 - a bad batch must not kill the thread
+                # An unavailable store is waited out (bounded by max_pending); anything else
+                # is retried a few times. Once closing, nothing is retried past max_retries.
+                with self._cond:
+                    stopping = self._stopping
+                outage = isinstance(exc, StoreError) and not stopping
+                final = not outage and attempt >= self.max_retries
                 with self._cond:
                     self._stats["errors"] += 1
-                    final = attempt == self.max_retries
                     if final:
                         self._stats["dropped"] += len(batch)
                     else:
@@ -137,7 +154,10 @@ class EventWriter:
                 self._log_error(exc, len(batch), final)
                 if final:
                     return
-                time.sleep(self.retry_delay * (attempt + 1))
+                attempt += 1
+                delay = min(self.max_retry_delay, self.retry_delay * attempt)
+                with self._cond:  # close() wakes us up instead of sleeping through it
+                    self._cond.wait_for(lambda: self._stopping, delay)
                 continue
             with self._cond:
                 self._stats["written"] += result.stored
@@ -149,6 +169,15 @@ class EventWriter:
                 except Exception:  # noqa: BLE001
                     log.exception("segmint: on_recorded callback failed")
             return
+
+    def _log_rejected(self, count: int) -> None:
+        # Called with the lock held. Shedding is logged, rate limited, with a running count.
+        self._rejected_unlogged += count
+        now = time.monotonic()
+        if now - self._last_reject_log >= self.log_interval:
+            log.warning("segmint: event queue full (%d pending): %d events rejected since the last warning",
+                        len(self._queue) + self._in_flight, self._rejected_unlogged)
+            self._last_reject_log, self._rejected_unlogged = now, 0
 
     def _log_error(self, exc: Exception, size: int, final: bool) -> None:
         now = time.monotonic()

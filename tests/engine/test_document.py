@@ -128,6 +128,13 @@ def test_new_and_returning_visitors():
     assert doc["days_since_last_visit"] == pytest.approx(10 / 1440)
 
 
+def test_a_customer_with_imported_orders_is_returning_without_page_views():
+    buyer = build([order(1, 40, [("dress", "dresses", 1, 50.0, 0.0)])])
+    doc = profile_document(buyer, NOW)
+    assert buyer.visits == 0
+    assert doc["visitor"]["is_returning"] and not doc["visitor"]["is_new"]
+
+
 def test_windows_count_whole_days_today_included():
     # NOW is 12:00; "days ago" at 12:00 lands on the calendar day that many days back.
     days = [0, 6, 7, 29, 30, 89, 90]

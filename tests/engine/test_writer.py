@@ -101,3 +101,43 @@ def test_on_recorded_sees_each_written_batch():
     writer.submit(views(3))
     writer.close(timeout=5)
     assert seen == [(3, 3)]
+
+
+class UnavailableStoreProfiles(FakeProfiles):
+    """Raises StoreError (the store is down) for the first ``failures`` calls."""
+
+    def record(self, events):
+        from segmint.engine.errors import StoreError
+
+        if self.failures:
+            self.failures -= 1
+            raise StoreError("connection refused", store="redis://127.0.0.1:1")
+        self.batches.append(list(events))
+        return AppendResult(stored=len(events), changed_keys=set())
+
+
+def test_an_unavailable_store_is_waited_out_past_max_retries_and_nothing_is_dropped(caplog):
+    fake = UnavailableStoreProfiles(failures=8)
+    writer = EventWriter(fake, batch_size=100, flush_interval=0.01, max_retries=2,
+                         retry_delay=0.001, max_retry_delay=0.002)
+    with caplog.at_level(logging.ERROR, logger="segmint.writer"):
+        writer.submit(views(5))
+        assert writer.flush(timeout=5)
+    writer.close(timeout=5)
+    stats = writer.stats
+    assert stats["dropped"] == 0 and stats["written"] == 5
+    assert stats["retries"] == 8
+    assert [len(b) for b in fake.batches] == [5]
+    assert "will retry" in caplog.text
+
+
+def test_rejections_are_logged_with_a_count(caplog):
+    fake = FakeProfiles()
+    fake.gate.clear()
+    writer = EventWriter(fake, batch_size=1, flush_interval=0.01, max_pending=3)
+    with caplog.at_level(logging.WARNING, logger="segmint.writer"):
+        writer.submit(views(3))
+        assert not writer.submit(views(2))
+    fake.gate.set()
+    writer.close(timeout=5)
+    assert "2 events rejected" in caplog.text
