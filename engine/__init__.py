@@ -11,13 +11,32 @@ from .profile import CampaignStats, CartItem, Profile, profile_key
 from .filters import Explanation, Filter, compile_filter, compile_segments
 
 # -- events, profiles, stores --------------------------------------------------------------
+from .document import profile_document
+from .events import Event, decode_events, encode_events, event_to_dict
+from .field_table import DEFAULT_FIELDS, default_field_catalog
+from .folding import fold, merge_profiles
+from .importer import ImportReport, import_orders
+from .profiles import Profiles
+from .rfm import RfmThresholds, compute_rfm_thresholds, load_rfm_thresholds, rfm_scores
+from .stores import AppendResult, MemoryStore, ProfileStore, SQLiteStore, open_store
+from .writer import EventWriter
 
 # -- config, plugins, campaigns, decisions --------------------------------------------------
+from .clock import Clock, FrozenClock, system_clock
+from .config import Config, config_json_schema, load_config, parse_config
+from .decide import Decision, SlotDecision
+from .plugin_manager import get_plugin_manager
+from .runtime import Segmint
+from .variants import assign_variant
 # catalog and strategies
 from .catalog import Catalog, Product, load_catalog_file
 from .hookspecs import hookimpl
 from .product_stats import ProductStats
 from .strategy import Strategy, StrategyContext, StrategyParams, run_strategy, validate_params
+
+# -- identity (visitors: signed ids, the identify hook's answer) -----------------------------
+from .identity import Identity
+from .signing import new_visitor_id, sign, verify
 
 __all__ = [
     "SegmintError",
@@ -35,4 +54,46 @@ __all__ = [
     "CartItem",
     "CampaignStats",
     "profile_key",
+    # events, profiles, stores
+    "Event",
+    "decode_events",
+    "encode_events",
+    "event_to_dict",
+    "fold",
+    "merge_profiles",
+    "profile_document",
+    "DEFAULT_FIELDS",
+    "default_field_catalog",
+    "RfmThresholds",
+    "compute_rfm_thresholds",
+    "load_rfm_thresholds",
+    "rfm_scores",
+    "ProfileStore",
+    "AppendResult",
+    "MemoryStore",
+    "SQLiteStore",
+    "open_store",
+    "Profiles",
+    "EventWriter",
+    "ImportReport",
+    "import_orders",
+    # config, plugins, campaigns, decisions
+    "Config",
+    "load_config",
+    "parse_config",
+    "config_json_schema",
+    "Segmint",
+    "Decision",
+    "SlotDecision",
+    "assign_variant",
+    "Clock",
+    "FrozenClock",
+    "system_clock",
+    "hookimpl",
+    "get_plugin_manager",
+    # identity
+    "Identity",
+    "new_visitor_id",
+    "sign",
+    "verify",
 ]

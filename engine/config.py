@@ -1,0 +1,129 @@
+"""The config file: ``load_config(path) -> Config``, and its published JSON Schema.
+
+One file (TOML; YAML and JSON accepted) holds the store, identity, API, catalog, segments and
+campaigns. The structs live in ``config_schema.py``; decoding with every problem collected
+in ``config_load.py``; the checks that need plugins (strategies, filter fields) and the
+compiled runtime state in ``config_compile.py``. This module is the entry point.
+
+Example::
+
+    [segments.lapsed_vip]
+    filter = {"$and" = [{"spend.total" = {"$gte" = 2000}}, {"days_since_last_purchase" = {"$gte" = 45}}]}
+
+    [[campaigns]]
+    id = "winback-vip"
+    segment = "lapsed_vip"
+    slots = ["home"]
+    strategy = "user_based"
+    title = "We Miss You - Curated Picks Just for You"
+    coupon = { code = "MISSYOU15", percent = 15 }
+
+Campaign order: a higher ``priority`` is asked first; equal priorities keep file order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import msgspec
+import pluggy
+
+from .config_compile import CompiledConfig, compile_config
+from .config_load import detect_format, parse_config, read_config_text
+from .config_schema import (
+    ApiConfig,
+    CacheConfig,
+    Campaign,
+    CatalogConfig,
+    Config,
+    Coupon,
+    FrequencyCap,
+    IdentityConfig,
+    MiddlewareConfig,
+    RenderConfig,
+    Schedule,
+    Segment,
+    StatsConfig,
+    StoreConfig,
+    Variant,
+    parse_duration,
+)
+
+__all__ = [
+    "Config",
+    "StoreConfig",
+    "IdentityConfig",
+    "ApiConfig",
+    "CatalogConfig",
+    "Segment",
+    "Campaign",
+    "Coupon",
+    "Schedule",
+    "FrequencyCap",
+    "Variant",
+    "MiddlewareConfig",
+    "CacheConfig",
+    "RenderConfig",
+    "StatsConfig",
+    "CompiledConfig",
+    "load_config",
+    "load_compiled",
+    "parse_config",
+    "compile_config",
+    "config_json_schema",
+    "parse_duration",
+]
+
+
+def load_config(
+    path: str | Path,
+    *,
+    validate: bool = True,
+    pm: pluggy.PluginManager | None = None,
+    extra_plugins: Iterable[str | ModuleType | Any] = (),
+) -> Config:
+    """Read, decode and check the config file at ``path`` (``.toml``, ``.yaml``/``.yml``, ``.json``).
+
+    With ``validate`` (the default) segments, strategies, params and filters are checked too,
+    with the plugins the config lists (the catalog is not loaded). Raises ``ConfigError``
+    carrying every problem found, or ``PluginError`` for a plugin that cannot load.
+    """
+    if not validate:
+        return parse_config(read_config_text(path), fmt=detect_format(path), file=_file_name(path))
+    return load_compiled(path, pm=pm, extra_plugins=extra_plugins, load_catalog=False).config
+
+
+def load_compiled(
+    path: str | Path,
+    *,
+    pm: pluggy.PluginManager | None = None,
+    extra_plugins: Iterable[str | ModuleType | Any] = (),
+    load_catalog: bool = True,
+) -> CompiledConfig:
+    """Read and compile the config at ``path``: the state a runtime runs on."""
+    fmt = detect_format(path)
+    text = read_config_text(path)
+    config = parse_config(text, fmt=fmt, file=_file_name(path))
+    return compile_config(config, pm=pm, extra_plugins=extra_plugins, text=text, fmt=fmt,
+                          load_catalog=load_catalog)
+
+
+def _file_name(path: str | Path) -> str:
+    # Absolute, so relative paths in the file still resolve if the process changes directory.
+    return str(Path(path).expanduser().resolve())
+
+
+def config_json_schema() -> dict[str, Any]:
+    """The JSON Schema of the config file (published as ``docs/config.schema.json``).
+
+    Loader-only fields (``source_path``) are left out: they are not file keys.
+    """
+    schema = msgspec.json.schema(Config)
+    config_def = schema["$defs"]["Config"]
+    config_def["properties"].pop("source_path", None)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "segmint config"
+    return schema

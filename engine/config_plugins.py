@@ -1,0 +1,156 @@
+"""Calling plugins one by one, so that a plugin that fails is named (and contained).
+
+pluggy calls all implementations of a hook in one go and, when one raises, does not say
+which. segmint calls them itself, in pluggy's order (user plugins first, built-ins last):
+
+- registration hooks (``collect_*``) raise ``PluginError`` naming the plugin, at load time;
+- request-path hooks (``call_each``, ``first_result`` with ``contain=True``) log the failure
+  naming the plugin and carry on, so a broken plugin never breaks a page.
+
+Wrapper implementations (``wrapper=True``) are not called this way; segmint's hooks are
+plain ones.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import pluggy
+
+from .errors import PluginError, SegmintError
+from .fields import FieldDef
+from .strategy import Strategy, StrategyParams
+
+__all__ = [
+    "hook_results",
+    "call_each",
+    "first_result",
+    "collect_strategies",
+    "collect_operators",
+    "collect_fields",
+]
+
+log = logging.getLogger("segmint.plugins")
+
+
+def _implementations(pm: pluggy.PluginManager, hook_name: str) -> list[Any]:
+    caller = getattr(pm.hook, hook_name)
+    # pluggy calls the *last* implementation first.
+    return [impl for impl in reversed(caller.get_hookimpls()) if not (impl.hookwrapper or impl.wrapper)]
+
+
+def hook_results(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> Iterator[tuple[str, Any]]:
+    """``(plugin name, result)`` of each implementation; a raising plugin is a ``PluginError``."""
+    for impl in _implementations(pm, hook_name):
+        try:
+            result = impl.function(*(kwargs[name] for name in impl.argnames))
+        except SegmintError:
+            raise  # already says where (a ConfigError from a catalog file, ...)
+        except Exception as exc:
+            raise PluginError(f"{type(exc).__name__}: {exc}", plugin=impl.plugin_name, hook=hook_name) from exc
+        yield impl.plugin_name, result
+
+
+def call_each(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> list[PluginError]:
+    """Call every implementation; failures are logged (naming the plugin) and returned."""
+    failures: list[PluginError] = []
+    for impl in _implementations(pm, hook_name):
+        try:
+            impl.function(*(kwargs[name] for name in impl.argnames))
+        except Exception as exc:  # noqa: BLE001 - observers and enrichers must not break a page
+            error = PluginError(f"{type(exc).__name__}: {exc}", plugin=impl.plugin_name, hook=hook_name)
+            log.error("%s", error, exc_info=exc)
+            failures.append(error)
+    return failures
+
+
+def first_result(pm: pluggy.PluginManager, hook_name: str, *, contain: bool = False, **kwargs: Any) -> Any:
+    """The first non-None result (``firstresult`` semantics), plugin by plugin.
+
+    With ``contain``, a plugin that raises is logged and skipped (the next one answers);
+    without, its error propagates: a ``SegmintError`` as is (it already says where), anything
+    else as a ``PluginError`` naming the plugin.
+    """
+    for impl in _implementations(pm, hook_name):
+        try:
+            result = impl.function(*(kwargs[name] for name in impl.argnames))
+        except Exception as exc:
+            error = exc if isinstance(exc, SegmintError) else PluginError(
+                f"{type(exc).__name__}: {exc}", plugin=impl.plugin_name, hook=hook_name)
+            if not contain:
+                if error is exc:
+                    raise
+                raise error from exc
+            log.error("%s", error, exc_info=exc)
+            continue
+        if result is not None:
+            return result
+    return None
+
+
+def _check_strategy(strategy: Any, plugin: str) -> Strategy:
+    params = getattr(strategy, "Params", None)
+    if not (
+        isinstance(getattr(strategy, "name", None), str)
+        and isinstance(params, type) and issubclass(params, StrategyParams)
+        and callable(getattr(strategy, "recommend", None))
+    ):
+        raise PluginError(
+            f"registered {strategy!r}, which is not a strategy (needs name: str, "
+            "Params: a StrategyParams subclass, and recommend(ctx, params))",
+            plugin=plugin, hook="segmint_register_strategies",
+        )
+    return strategy
+
+
+def collect_strategies(pm: pluggy.PluginManager) -> dict[str, Strategy]:
+    """Every registered strategy by name; the plugin asked first wins a name."""
+    strategies: dict[str, Strategy] = {}
+    for plugin, result in hook_results(pm, "segmint_register_strategies"):
+        for strategy in result or ():
+            strategy = _check_strategy(strategy, plugin)
+            strategies.setdefault(strategy.name, strategy)
+    return strategies
+
+
+def collect_operators(
+    pm: pluggy.PluginManager, check: Callable[[str, Any], None] | None = None
+) -> dict[str, Callable[[Any, str], Callable[[Any], bool]]]:
+    """Plugin filter operators by ``$name``; two plugins defining one name is an error.
+
+    ``check(name, factory)`` raises for an operator the filter language refuses (a clash
+    with a built-in operator, a bad name); the error becomes a ``PluginError`` naming the plugin.
+    """
+    operators: dict[str, Callable[[Any, str], Callable[[Any], bool]]] = {}
+    owners: dict[str, str] = {}
+    for plugin, result in hook_results(pm, "segmint_filter_operators"):
+        if result is None:
+            continue
+        if not isinstance(result, Mapping):
+            raise PluginError(f"returned {type(result).__name__}, not a mapping of operators",
+                              plugin=plugin, hook="segmint_filter_operators")
+        for name, factory in result.items():
+            if check is not None:
+                try:
+                    check(name, factory)
+                except Exception as exc:
+                    message = getattr(exc, "message", None) or str(exc)
+                    raise PluginError(message, plugin=plugin, hook="segmint_filter_operators") from exc
+            if name in owners:
+                raise PluginError(f"operator {name} is already registered by plugin {owners[name]!r}",
+                                  plugin=plugin, hook="segmint_filter_operators")
+            operators[name], owners[name] = factory, plugin
+    return operators
+
+
+def collect_fields(pm: pluggy.PluginManager) -> list[FieldDef]:
+    """Fields plugins declare (``segmint_field_catalog``)."""
+    fields: list[FieldDef] = []
+    for plugin, result in hook_results(pm, "segmint_field_catalog"):
+        for field in result or ():
+            if not isinstance(field, FieldDef):
+                raise PluginError(f"returned {field!r}, not a FieldDef", plugin=plugin, hook="segmint_field_catalog")
+            fields.append(field)
+    return fields

@@ -1,0 +1,271 @@
+"""The config file's structure: msgspec Structs, constraints, cross-field checks.
+
+One base struct carries the policy (frozen, keyword-only, unknown keys rejected) so a typo in
+a key is an error, never a silently ignored setting. Constraints live next to the field
+(``Annotated[..., Meta(...)]``) and checks that span fields in ``__post_init__``, which
+msgspec reports with the path of the struct that failed.
+
+Checks that need more than one struct (a campaign's segment exists, a strategy is known, a
+filter compiles) are made in ``config_compile.py``, where every problem is collected.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+
+from .profile import MAX_CAMPAIGN_EXPOSURES
+
+__all__ = [
+    "ConfigBase",
+    "StoreConfig",
+    "IdentityConfig",
+    "ApiConfig",
+    "CatalogConfig",
+    "Segment",
+    "Coupon",
+    "Schedule",
+    "FrequencyCap",
+    "Variant",
+    "Campaign",
+    "MiddlewareConfig",
+    "CacheConfig",
+    "RenderConfig",
+    "StatsConfig",
+    "Config",
+    "parse_duration",
+    "DEFAULT_BOT_USER_AGENTS",
+]
+
+# Names that end up in HTML attributes, profile keys and URLs: keep them plain.
+_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.:\-]*$"
+Name = Annotated[str, msgspec.Meta(pattern=_NAME, max_length=100)]
+SegmentName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$", max_length=100)]
+#: A filter: a TOML/YAML/JSON table, or the JSON text pasted from another tool.
+FilterSpec = dict[str, Any] | str
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration such as ``"90s"``, ``"15m"``, ``"12h"``, ``"7d"``, ``"2w"``.
+
+    >>> parse_duration("1d")
+    86400.0
+    """
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration like '30m', '12h' or '7d'")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+class ConfigBase(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Policy of every config struct: immutable, keyword-only, unknown keys rejected."""
+
+
+class StoreConfig(ConfigBase):
+    #: SQLite file (relative to the config file) or ``":memory:"``.
+    path: Annotated[str, msgspec.Meta(min_length=1)] = "segmint.db"
+    #: A store URL; wins over ``path``. ``"redis://127.0.0.1:6379/0"`` shares profiles
+    #: between app servers (``pip install segmint[redis]``).
+    url: Annotated[str, msgspec.Meta(min_length=1)] | None = None
+
+
+class IdentityConfig(ConfigBase):
+    cookie: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_\-]+$")] = "segmint_vid"
+    #: Signs visitor ids (HMAC). ``"env:NAME"`` or ``"${NAME}"`` reads an environment variable.
+    secret: Annotated[str, msgspec.Meta(min_length=16)] | None = None
+    max_age_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = 365
+
+
+class ApiConfig(ConfigBase):
+    prefix: Annotated[str, msgspec.Meta(pattern=r"^/[A-Za-z0-9_\-/.]*$")] = "/_segmint"
+    #: Bearer token of the event intake (env references allowed); None disables the intake.
+    token: Annotated[str, msgspec.Meta(min_length=8)] | None = None
+
+
+class CatalogConfig(ConfigBase):
+    #: JSON catalog file, relative to the config file; None when a plugin provides the catalog.
+    path: str | None = None
+
+
+class Segment(ConfigBase):
+    filter: FilterSpec
+    description: str | None = None
+
+
+class Coupon(ConfigBase):
+    code: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    percent: Annotated[float, msgspec.Meta(gt=0, le=100)] | None = None
+    amount: Annotated[float, msgspec.Meta(gt=0)] | None = None
+
+    def __post_init__(self) -> None:
+        if self.percent is not None and self.amount is not None:
+            raise ValueError("a coupon has `percent` or `amount`, not both")
+
+
+class Schedule(ConfigBase):
+    """When a campaign runs; either end may be open. Times need a UTC offset (``Z``)."""
+
+    start: Annotated[datetime, msgspec.Meta(tz=True)] | None = None
+    end: Annotated[datetime, msgspec.Meta(tz=True)] | None = None
+
+    def __post_init__(self) -> None:
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise ValueError("schedule `end` must be after `start`")
+
+    def admits(self, now: datetime) -> bool:
+        return (self.start is None or now >= self.start) and (self.end is None or now < self.end)
+
+
+class FrequencyCap(ConfigBase):
+    """At most ``impressions`` per visitor within ``period`` (e.g. ``"1d"``)."""
+
+    # A profile keeps the last MAX_CAMPAIGN_EXPOSURES impression times per campaign.
+    impressions: Annotated[int, msgspec.Meta(ge=1, le=MAX_CAMPAIGN_EXPOSURES)]
+    period: str
+
+    def __post_init__(self) -> None:
+        parse_duration(self.period)
+
+    @property
+    def seconds(self) -> float:
+        return parse_duration(self.period)
+
+
+class Variant(ConfigBase):
+    """One arm of an A/B split; unset fields inherit the campaign's."""
+
+    name: Name
+    weight: Annotated[float, msgspec.Meta(ge=0)] = 1.0
+    #: A holdout: the visitor sees nothing, and the exposure is recorded to measure lift.
+    control: bool = False
+    strategy: str | None = None
+    params: dict[str, Any] | None = None
+    title: str | None = None
+    coupon: Coupon | None = None
+
+
+class Campaign(ConfigBase):
+    id: Name
+    slots: Annotated[list[Name], msgspec.Meta(min_length=1)]
+    strategy: Annotated[str, msgspec.Meta(min_length=1)]
+    #: A named segment, or an inline ``filter``; neither means everyone.
+    segment: str | None = None
+    filter: FilterSpec | None = None
+    #: Path patterns (``/products/*``); empty means every page.
+    pages: list[Annotated[str, msgspec.Meta(min_length=1)]] = []
+    params: dict[str, Any] = {}
+    title: str | None = None
+    coupon: Coupon | None = None
+    #: Higher priority is asked first; ties keep file order.
+    priority: int = 0
+    min_items: Annotated[int, msgspec.Meta(ge=0)] = 1
+    schedule: Schedule | None = None
+    frequency_cap: FrequencyCap | None = None
+    #: Seed of the variant hash (default: the id). Change it to reshuffle visitors.
+    seed: str | None = None
+    variants: list[Variant] = []
+    enabled: bool = True
+    description: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.segment is not None and self.filter is not None:
+            raise ValueError("a campaign has `segment` or `filter`, not both")
+        names = [v.name for v in self.variants]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"variant names must be unique; repeated: {', '.join(duplicates)}")
+        if self.variants and sum(v.weight for v in self.variants) <= 0:
+            raise ValueError("variant weights sum to 0: no visitor could be assigned")
+
+
+DEFAULT_BOT_USER_AGENTS: tuple[str, ...] = (
+    "bot", "crawler", "spider", "slurp", "headless", "lighthouse", "facebookexternalhit",
+    "embedly", "preview", "pingdom", "monitor", "scrapy", "archiver",
+)
+
+
+class MiddlewareConfig(ConfigBase):
+    #: Past this, the page goes out without widgets.
+    time_budget_ms: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 50
+    #: Larger HTML responses pass through untouched.
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1_048_576
+    #: Adds an ``X-Segmint`` header describing the decision (never enable in production).
+    debug_header: bool = False
+    #: How product pages look; ``{sku}`` marks the sku (for product_view events).
+    product_path: str = "/products/{sku}"
+    require_consent: bool = False
+    consent_cookie: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_\-]+$")] = "segmint_consent"
+    #: Case-insensitive substrings of User-Agent headers that get no widgets and no tracking.
+    bot_user_agents: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_BOT_USER_AGENTS))
+    track_page_views: bool = True
+
+    def __post_init__(self) -> None:
+        if self.product_path.count("{sku}") != 1:
+            raise ValueError("`product_path` must contain `{sku}` once, e.g. '/products/{sku}'")
+
+
+class CacheConfig(ConfigBase):
+    maxsize: Annotated[int, msgspec.Meta(ge=1)] = 10_000
+    ttl_seconds: Annotated[float, msgspec.Meta(ge=0)] = 60.0
+
+
+class RenderConfig(ConfigBase):
+    #: A template file overriding the built-in widget, relative to the config file.
+    template: str | None = None
+
+
+class StatsConfig(ConfigBase):
+    #: How often bestseller and co-purchase statistics are rebuilt from the event log.
+    refresh_seconds: Annotated[float, msgspec.Meta(ge=1)] = 300.0
+    window_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = 30
+
+
+class Config(ConfigBase):
+    """The whole config file.
+
+    ``source_path`` is not a file key: ``load_config`` sets it to the file it read, so paths
+    in the file (catalog, store, template) resolve relative to the file's directory.
+    """
+
+    plugins: list[str] = []
+    store: StoreConfig = StoreConfig()
+    identity: IdentityConfig = IdentityConfig()
+    api: ApiConfig = ApiConfig()
+    catalog: CatalogConfig = CatalogConfig()
+    segments: dict[SegmentName, Segment] = {}
+    campaigns: list[Campaign] = []
+    middleware: MiddlewareConfig = MiddlewareConfig()
+    cache: CacheConfig = CacheConfig()
+    render: RenderConfig = RenderConfig()
+    stats: StatsConfig = StatsConfig()
+    source_path: str | None = None
+
+    @property
+    def source_dir(self) -> Path:
+        """The directory relative paths resolve against (the cwd for a config not from a file)."""
+        return Path(self.source_path).parent if self.source_path else Path.cwd()
+
+    def resolve_path(self, path: str | Path) -> Path:
+        """``path`` made absolute against ``source_dir`` (absolute paths are kept)."""
+        candidate = Path(path).expanduser()
+        return candidate if candidate.is_absolute() else self.source_dir / candidate
+
+    @property
+    def store_location(self) -> str:
+        """The store to open: ``":memory:"`` and URLs as written, a file resolved against the config."""
+        if self.store.url:
+            return self.store.url
+        if self.store.path == ":memory:" or "://" in self.store.path:
+            return self.store.path
+        return str(self.resolve_path(self.store.path))
+
+
+#: Keys set by the loader, never read from a file.
+LOADER_FIELDS = frozenset({"source_path"})

@@ -1,0 +1,323 @@
+"""``Segmint``: the assembled runtime that the middleware, the CLI and scripts use.
+
+It owns the store, the profile cache, the event writer and the product statistics, and holds
+the current compiled config (``CompiledConfig``: config, plugins, segments, campaigns,
+strategies, catalog) in one attribute. Hot reload builds a new compiled config and swaps it
+in with a single assignment, so a request sees either the old state or the new one, never a
+mix; each call takes one snapshot of it first. An invalid file keeps the last good state
+running and is logged once.
+
+What the store and cache were opened with (``[store]``, ``[cache]``) needs a restart to
+change; everything else reloads.
+
+    rt = Segmint.from_config("segmint.toml")
+    profile = rt.profile(visitor_id="v1")          # blocking: run it in a worker thread
+    decision = rt.decide(profile, ["home"], path="/")
+    html = rt.render(decision.slots["home"])
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import msgspec
+
+from .catalog import Catalog
+from .clock import Clock, system_clock
+from .config import load_compiled
+from .config_compile import CompiledConfig, compile_config
+from .config_plugins import call_each, first_result
+from .config_schema import Config
+from .decide import Decision, SlotDecision, decide
+from .document import profile_document
+from .errors import EventError, SegmintError
+from .events import Event, decode_events, stamp_events
+from .product_stats import DEFAULT_WINDOWS, ProductStats
+from .profile import Profile
+from .profiles import Profiles
+from .reload import ConfigReloader, PeriodicThread
+from .rfm import RfmThresholds, compute_rfm_thresholds, load_rfm_thresholds
+from .stores import AppendResult, ProfileStore, open_store
+from .writer import EventWriter
+
+__all__ = ["Segmint", "RuntimeExplanation"]
+
+log = logging.getLogger("segmint.runtime")
+
+#: How often the config file is polled for changes (a change shows within 2 s).
+RELOAD_INTERVAL = 0.5
+#: RFM quintile thresholds older than this are recomputed by ``refresh_stats``.
+RFM_MAX_AGE = timedelta(hours=6)
+
+
+@dataclass(frozen=True)
+class RuntimeExplanation:
+    """What ``segmint explain`` shows: the document, each segment's verdict, the decision."""
+
+    document: dict[str, Any]
+    #: Segment name -> ``Explanation`` (``.matched``, ``str()``, ``.to_dict()``).
+    segments: dict[str, Any]
+    decision: Decision
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "document": msgspec.to_builtins(self.document),
+            "segments": {name: exp.to_dict() for name, exp in self.segments.items()},
+            "decision": self.decision.to_dict(),
+        }
+
+
+class Segmint:
+    """The runtime. Build it with ``Segmint.from_config``; close it with ``close()``."""
+
+    def __init__(
+        self,
+        state: CompiledConfig,
+        *,
+        store: ProfileStore,
+        clock: Clock = system_clock,
+        extra_plugins: Sequence[str | ModuleType | Any] = (),
+        watch_file: bool = True,
+        watch: bool = True,
+        owns_store: bool = True,
+    ) -> None:
+        self._state = state
+        self.clock = clock
+        self.store = store
+        self._owns_store = owns_store
+        self._reloader = ConfigReloader(state, extra_plugins=extra_plugins, watch_file=watch_file)
+        self._reload_lock = threading.Lock()
+        self.stats = ProductStats.empty()
+        self._rfm: RfmThresholds | None = None
+        cache = state.config.cache
+        self.profiles = Profiles(store, maxsize=cache.maxsize, ttl=cache.ttl_seconds)
+        self.writer = EventWriter(self.profiles, on_recorded=self._events_recorded)
+        self._threads: list[PeriodicThread] = []
+        self.refresh_stats()
+        if watch:
+            if self._reloader.watching:
+                self._threads.append(PeriodicThread(self.reload_if_changed, lambda: RELOAD_INTERVAL,
+                                                    name="segmint-config-watch").start())
+            self._threads.append(PeriodicThread(self.refresh_stats, lambda: self.config.stats.refresh_seconds,
+                                                name="segmint-stats").start())
+
+    @classmethod
+    def from_config(
+        cls,
+        config: str | Path | Config,
+        *,
+        clock: Clock | None = None,
+        extra_plugins: Sequence[str | ModuleType | Any] = (),
+        store: ProfileStore | None = None,
+        watch: bool = True,
+    ) -> Segmint:
+        """Load (or take) a config, its plugins and catalog, open the store, start the threads.
+
+        ``store``: use this store instead of the one ``[store]`` names (it is not closed by
+        ``close()``). ``watch``: poll the config file for changes and refresh the product
+        statistics in the background; tests pass False and call ``reload_if_changed()`` and
+        ``refresh_stats()`` themselves.
+        """
+        clock = clock or system_clock
+        if isinstance(config, Config):
+            state = compile_config(config, extra_plugins=extra_plugins)
+        else:
+            state = load_compiled(config, extra_plugins=extra_plugins)
+        owns_store = store is None
+        if store is None:
+            store = open_store(state.config.store_location, clock=clock)
+        return cls(state, store=store, clock=clock, extra_plugins=extra_plugins, watch=watch,
+                   owns_store=owns_store)
+
+    # -- the current state --------------------------------------------------------------------
+
+    @property
+    def state(self) -> CompiledConfig:
+        return self._state
+
+    @property
+    def config(self) -> Config:
+        return self._state.config
+
+    @property
+    def pm(self) -> Any:
+        return self._state.pm
+
+    @property
+    def catalog(self) -> Catalog:
+        return self._state.catalog
+
+    # -- profiles and documents -----------------------------------------------------------------
+
+    def profile(self, visitor_id: str | None = None, customer_id: str | None = None) -> Profile:
+        """The profile for these ids (empty when unknown). Blocking: run it in a thread."""
+        return self.profiles.get(visitor_id=visitor_id, customer_id=customer_id)
+
+    def document(self, profile: Profile, now: datetime | None = None) -> dict[str, Any]:
+        """The document rules see: derived fields, RFM scores, plugin enrichments."""
+        return self._document(self._state, profile, now or self.clock())
+
+    def _document(self, state: CompiledConfig, profile: Profile, now: datetime) -> dict[str, Any]:
+        document = profile_document(profile, now, rfm=self._rfm)
+        call_each(state.pm, "segmint_enrich_document", profile=profile, document=document, now=now)
+        return document
+
+    def segments(self, profile: Profile, now: datetime | None = None) -> dict[str, bool]:
+        """Membership of every named segment."""
+        state, now = self._state, now or self.clock()
+        document = self._document(state, profile, now)
+        return {name: bool(f.matches(document, now)) for name, f in state.segments.items()}
+
+    # -- decisions ------------------------------------------------------------------------------
+
+    def decide(
+        self,
+        profile: Profile,
+        slots: Iterable[str],
+        *,
+        path: str = "/",
+        visitor_id: str | None = None,
+        now: datetime | None = None,
+        exclude: Iterable[str] = (),
+    ) -> Decision:
+        """Decide the ``slots`` of one page view at ``path``; observers are told.
+
+        Variants are bucketed by ``visitor_id`` when given, else by the profile key.
+        ``exclude``: skus already on the page (the product of a product page).
+        """
+        state, now = self._state, now or self.clock()
+        decision = self._decide(state, profile, slots, path=path, visitor_id=visitor_id, now=now,
+                                exclude=exclude)
+        call_each(state.pm, "segmint_decision_made", decision=decision, profile=profile)
+        return decision
+
+    def _decide(self, state: CompiledConfig, profile: Profile, slots: Iterable[str], *, path: str,
+                visitor_id: str | None, now: datetime, exclude: Iterable[str] = (),
+                document: Mapping[str, Any] | None = None) -> Decision:
+        return decide(
+            state.campaigns, profile=profile,
+            document=document if document is not None else self._document(state, profile, now),
+            slots=slots, path=path, visitor_key=visitor_id or profile.key, now=now,
+            segments=state.segments, strategies=state.strategies, catalog=state.catalog,
+            stats=self.stats, exclude=exclude,
+        )
+
+    def render(self, slot_decision: SlotDecision) -> str:
+        """The widget HTML of a slot ("" when nothing is shown). A failing renderer is skipped."""
+        if not slot_decision.shown:
+            return ""
+        state = self._state
+        html = first_result(state.pm, "segmint_render_widget", contain=True,
+                            slot_decision=slot_decision, config=state.config)
+        return html or ""
+
+    def explain(self, profile: Profile, slot: str | None = None, *, path: str = "/",
+                visitor_id: str | None = None, now: datetime | None = None) -> RuntimeExplanation:
+        """Why this profile is (not) in each segment, and what each slot would show.
+
+        Without ``slot``, every slot some campaign targets. Observers are not told.
+        """
+        state, now = self._state, now or self.clock()
+        document = self._document(state, profile, now)
+        segments = {name: f.explain(document, now) for name, f in state.segments.items()}
+        slots = [slot] if slot else sorted({s for c in state.campaigns for s in c.slots})
+        decision = self._decide(state, profile, slots, path=path, visitor_id=visitor_id, now=now,
+                                document=document)
+        return RuntimeExplanation(document=document, segments=segments, decision=decision)
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def _events(self, events: Iterable[Event | Mapping[str, Any]]) -> list[Event]:
+        now = self.clock()
+        items = list(events)
+        if all(isinstance(e, msgspec.Struct) for e in items):
+            stamp_events(items, now)  # type: ignore[arg-type]
+            return items  # type: ignore[return-value]
+        decoded, errors = decode_events([e if isinstance(e, Mapping) else msgspec.to_builtins(e) for e in items],
+                                        now=now)
+        if errors:
+            raise errors[0] if len(errors) == 1 else EventError(
+                f"{len(errors)} invalid events; first: {errors[0]}", index=errors[0].index, field=errors[0].field)
+        return decoded
+
+    def record(self, events: Iterable[Event | Mapping[str, Any]]) -> AppendResult:
+        """Store and fold events now (durable when this returns); observers are told.
+
+        Events without ``at`` get the runtime clock's time. Raises ``EventError`` for an
+        invalid event (nothing is stored then).
+        """
+        batch = self._events(events)
+        result = self.profiles.record(batch)
+        self._events_recorded(batch, result)
+        return result
+
+    def track(self, events: Iterable[Event | Mapping[str, Any]]) -> bool:
+        """Queue events for the background writer (page views, impressions); never blocks."""
+        return self.writer.submit(self._events(events))
+
+    def _events_recorded(self, events: Sequence[Event], result: AppendResult) -> None:
+        call_each(self._state.pm, "segmint_events_recorded", events=events, result=result)
+
+    # -- batch jobs -----------------------------------------------------------------------------
+
+    def refresh_stats(self) -> ProductStats:
+        """Rebuild product statistics from the event log, and RFM thresholds when stale (a batch job).
+
+        Reads the last ``max(90, [stats] window_days)`` days of orders and product views.
+        """
+        now = self.clock()
+        window = self.config.stats.window_days
+        windows = sorted({*DEFAULT_WINDOWS, window})
+        since = now - timedelta(days=max(windows))
+        events = self.store.iter_events(since=since, types=("order", "product_view"))
+        self.stats = ProductStats.build(events, now, windows=windows)
+        # RFM thresholds stream over every profile: recompute them only when they are stale.
+        thresholds = load_rfm_thresholds(self.store)
+        if thresholds is None or now.timestamp() - thresholds.computed_at > RFM_MAX_AGE.total_seconds():
+            thresholds = compute_rfm_thresholds(self.store, now) or thresholds
+        self._rfm = thresholds
+        return self.stats
+
+    # -- hot reload -----------------------------------------------------------------------------
+
+    @property
+    def last_reload_error(self) -> SegmintError | None:
+        """The error of the last reload that failed (None after a good one)."""
+        return self._reloader.last_error
+
+    def reload_if_changed(self) -> bool:
+        """Reload when the config (or catalog) file changed; True when a new state was swapped in.
+
+        An invalid change keeps the current state, logs the error once per file content and
+        keeps it in ``last_reload_error``.
+        """
+        with self._reload_lock:
+            new = self._reloader.poll(self._state)
+            if new is None:
+                return False
+            self._state = new  # the one atomic swap
+            return True
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the background threads, flush queued events, close the store if we opened it."""
+        for thread in self._threads:
+            thread.stop()
+        self._threads.clear()
+        self.writer.close()
+        if self._owns_store:
+            self.store.close()
+
+    def __enter__(self) -> Segmint:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
