@@ -29,6 +29,7 @@ from typing import Any
 
 import msgspec
 
+from .cache_invalidation import wire_invalidation
 from .catalog import Catalog
 from .clock import Clock, system_clock
 from .config import load_compiled
@@ -98,6 +99,8 @@ class Segmint:
         self._rfm: RfmThresholds | None = None
         cache = state.config.cache
         self.profiles = Profiles(store, maxsize=cache.maxsize, ttl=cache.ttl_seconds)
+        # Shared stores (Redis) tell every server which profiles changed; others rely on the TTL.
+        wire_invalidation(store, self.profiles)
         self.writer = EventWriter(self.profiles, on_recorded=self._events_recorded)
         self._threads: list[PeriodicThread] = []
         self.refresh_stats()

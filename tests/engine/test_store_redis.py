@@ -294,3 +294,21 @@ def test_a_missing_redis_server_skips_locally_and_fails_in_ci(monkeypatch):
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="CI must install it"):
         helper.require_redis_server()
+
+
+def test_two_runtimes_on_one_redis_see_each_others_changes_through_invalidation(redis_server):
+    import time
+
+    from segmint.engine.config_schema import CacheConfig, Config, StoreConfig
+    from segmint.engine.runtime import Segmint
+
+    # A one-hour cache TTL: only the pub/sub invalidation can make server A see B's order.
+    config = Config(store=StoreConfig(url=redis_server.url), cache=CacheConfig(ttl_seconds=3600))
+    with Segmint.from_config(config, watch=False) as a, Segmint.from_config(config, watch=False) as b:
+        assert a.profile(customer_id="shared").orders == 0  # now cached in A
+        b.record([{"type": "order", "order_id": "o-shared", "customer_id": "shared",
+                   "items": [{"sku": "s", "price": 5.0}]}])
+        deadline = time.monotonic() + 10
+        while a.profile(customer_id="shared").orders == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert a.profile(customer_id="shared").orders == 1
