@@ -185,3 +185,19 @@ def test_observers_see_decisions_and_recorded_events(tmp_path):
         rt.explain(rt.profile(customer_id="c1"))  # explain is not a real decision: not observed
     assert sink.events == [(2, 2), (1, 1)]
     assert [(d.slots["home"].campaign, key) for d, key in sink.decisions] == [("everyone", "c:c1")]
+
+
+def test_segmint_filter_operators_results_compile_into_filters():
+    import segmint_fixture_sample
+
+    pm = get_plugin_manager(extra_plugins=[segmint_fixture_sample])
+    operators = {}
+    for batch in pm.hook.segmint_filter_operators():
+        operators.update(batch or {})
+    assert set(operators) == {"$risk_band"}
+    from segmint.engine import compile_filter
+
+    f = compile_filter({"extra.churn_score": {"$risk_band": [0.5, 1.0]}}, operators=operators)
+    assert f.matches({"extra": {"churn_score": 0.7}})
+    assert not f.matches({"extra": {"churn_score": 0.2}})
+    assert f.matches({"extra": {"churn_score": [0.1, 0.9]}})  # any element of an array
