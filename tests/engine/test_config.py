@@ -261,3 +261,17 @@ def test_json_schema_describes_the_file_not_the_loader():
     assert "source_path" not in config["properties"]
     assert config["additionalProperties"] is False
     assert {"store", "identity", "api", "catalog", "segments", "campaigns", "middleware"} <= set(config["properties"])
+
+
+def test_a_key_given_twice_in_pasted_json_is_reported_with_its_path(tmp_path):
+    from segmint.engine.config import load_config
+    from segmint.engine.errors import ConfigError
+
+    path = tmp_path / "segmint.toml"
+    path.write_text('[store]\npath = ":memory:"\n[segments.a]\n'
+                    'filter = \'{"orders.count": {"$gte": 1}, "orders.count": {"$gte": 5}}\'\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    problems = info.value.problems or [info.value]
+    assert [p.path for p in problems] == ["$.segments.a.filter.orders.count"]
+    assert "appears twice" in problems[0].message and problems[0].line == 4
