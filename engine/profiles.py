@@ -73,6 +73,22 @@ class Profiles:
                     aliases.add(key)
         return profile
 
+    def peek(self, visitor_id: str | None = None, customer_id: str | None = None) -> Profile | None:
+        """The cached profile for these ids, or None; never touches the store (never blocks).
+
+        The middleware calls it on the event loop so a returning visitor needs no thread hop.
+        """
+        key = ("c:" + customer_id) if customer_id else ("v:" + visitor_id) if visitor_id else None
+        if key is None:
+            return None
+        with self._lock:
+            try:
+                profile = self._cache[key]
+            except KeyError:
+                return None
+            self.hits += 1
+            return profile
+
     def record(self, events: Sequence[Event]) -> AppendResult:
         """Store and fold ``events`` durably, then drop the cache entries they changed."""
         result = self.store.append(events)

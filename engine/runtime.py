@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -39,7 +40,7 @@ from .config_schema import Config
 from .decide import Decision, SlotDecision, decide
 from .document import profile_document
 from .errors import EventError, SegmintError
-from .events import Event, decode_events, stamp_events
+from .events import Event, Order, decode_events, stamp_events
 from .product_stats import DEFAULT_WINDOWS, ProductStats
 from .profile import Profile
 from .profiles import Profiles
@@ -54,6 +55,11 @@ log = logging.getLogger("segmint.runtime")
 
 #: How often the config file is polled for changes (a change shows within 2 s).
 RELOAD_INTERVAL = 0.5
+#: How often the stats thread checks whether new orders call for a rebuild.
+STATS_POLL = 2.0
+#: A rebuild after new orders waits at least this many times its last duration, so a big
+#: event log rebuilt under a steady stream of orders costs at most ~10% of a core.
+STATS_COST_FACTOR = 10.0
 #: RFM quintile thresholds older than this are recomputed by ``refresh_stats``.
 RFM_MAX_AGE = timedelta(hours=6)
 
@@ -103,12 +109,17 @@ class Segmint:
         wire_invalidation(store, self.profiles)
         self.writer = EventWriter(self.profiles, on_recorded=self._events_recorded)
         self._threads: list[PeriodicThread] = []
+        self._orders_since_stats = False
+        self._stats_built = self._stats_cost = 0.0
+        #: Minimum seconds between two order-triggered rebuilds (tests set 0).
+        self.stats_min_gap = STATS_POLL
+        self.stats_cost_factor = STATS_COST_FACTOR
         self.refresh_stats()
         if watch:
             if self._reloader.watching:
                 self._threads.append(PeriodicThread(self.reload_if_changed, lambda: RELOAD_INTERVAL,
                                                     name="segmint-config-watch").start())
-            self._threads.append(PeriodicThread(self.refresh_stats, lambda: self.config.stats.refresh_seconds,
+            self._threads.append(PeriodicThread(self.refresh_stats_if_due, lambda: STATS_POLL,
                                                 name="segmint-stats").start())
 
     @classmethod
@@ -266,6 +277,8 @@ class Segmint:
         return self.writer.submit(self._events(events))
 
     def _events_recorded(self, events: Sequence[Event], result: AppendResult) -> None:
+        if result.stored and any(isinstance(e, Order) for e in events):
+            self._orders_since_stats = True  # bestsellers and co-purchases follow within seconds
         call_each(self._state.pm, "segmint_events_recorded", events=events, result=result)
 
     # -- batch jobs -----------------------------------------------------------------------------
@@ -275,6 +288,8 @@ class Segmint:
 
         Reads the last ``max(90, [stats] window_days)`` days of orders and product views.
         """
+        started = time.monotonic()
+        self._orders_since_stats = False
         now = self.clock()
         window = self.config.stats.window_days
         windows = sorted({*DEFAULT_WINDOWS, window})
@@ -286,7 +301,19 @@ class Segmint:
         if thresholds is None or now.timestamp() - thresholds.computed_at > RFM_MAX_AGE.total_seconds():
             thresholds = compute_rfm_thresholds(self.store, now) or thresholds
         self._rfm = thresholds
+        self._stats_built, self._stats_cost = time.monotonic(), time.monotonic() - started
         return self.stats
+
+    def refresh_stats_if_due(self) -> bool:
+        """Rebuild the stats when orders arrived since the last build (no more often than
+        ``STATS_COST_FACTOR`` times the last build's duration) or every ``[stats]
+        refresh_seconds``. The stats thread calls this every ``STATS_POLL`` seconds."""
+        age = time.monotonic() - self._stats_built
+        due = age >= self.config.stats.refresh_seconds or (
+            self._orders_since_stats and age >= max(self.stats_min_gap, self.stats_cost_factor * self._stats_cost))
+        if due:
+            self.refresh_stats()
+        return due
 
     # -- hot reload -----------------------------------------------------------------------------
 

@@ -56,6 +56,8 @@ class EventWriter:
         self._cond = threading.Condition()
         self._in_flight = 0
         self._stopping = False
+        #: Set by close(): outages are no longer waited out, so close() always returns.
+        self._closing = False
         self._flushing = 0
         self._last_log = float("-inf")
         self._suppressed = 0
@@ -101,7 +103,14 @@ class EventWriter:
                 self._flushing -= 1
 
     def close(self, timeout: float | None = None) -> None:
-        """Flush, then stop the thread. Later ``submit`` calls return False."""
+        """Flush, then stop the thread. Later ``submit`` calls return False.
+
+        While closing, a batch the store refuses is retried ``max_retries`` times and then
+        dropped (counted and logged), so a store that stays down cannot hang a shutdown.
+        """
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
         self.flush(timeout)
         with self._cond:
             self._stopping = True
@@ -142,8 +151,8 @@ class EventWriter:
                 # An unavailable store is waited out (bounded by max_pending); anything else
                 # is retried a few times. Once closing, nothing is retried past max_retries.
                 with self._cond:
-                    stopping = self._stopping
-                outage = isinstance(exc, StoreError) and not stopping
+                    closing = self._closing
+                outage = isinstance(exc, StoreError) and not closing
                 final = not outage and attempt >= self.max_retries
                 with self._cond:
                     self._stats["errors"] += 1
@@ -157,7 +166,7 @@ class EventWriter:
                 attempt += 1
                 delay = min(self.max_retry_delay, self.retry_delay * attempt)
                 with self._cond:  # close() wakes us up instead of sleeping through it
-                    self._cond.wait_for(lambda: self._stopping, delay)
+                    self._cond.wait_for(lambda: self._closing, delay)
                 continue
             with self._cond:
                 self._stats["written"] += result.stored

@@ -1,3 +1,23 @@
-"""segmint.middleware."""
+"""segmint.middleware: the ASGI middleware, segmint's HTTP API and the CLI.
 
-__all__: list[str] = []
+>>> from segmint.middleware import SegmintMiddleware
+>>> # app.add_middleware(SegmintMiddleware, config="segmint.toml")
+"""
+
+from .asgi import SegmintMiddleware
+from .counters import Counters
+from .endpoints import safe_redirect_target
+from .html import fill_slots, find_product, find_slots
+from .state import SegmintState
+from .tracking import CLICK_PARAM
+
+__all__ = [
+    "SegmintMiddleware",
+    "SegmintState",
+    "Counters",
+    "CLICK_PARAM",
+    "find_slots",
+    "find_product",
+    "fill_slots",
+    "safe_redirect_target",
+]

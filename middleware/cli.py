@@ -56,6 +56,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE", help="orders.csv or orders.jsonl")
 
     command("rfm", "recompute RFM quintile thresholds over all customers", cli_commands.rfm)
+
+    p = command("report", "per campaign and variant: conversion, revenue and lift against control",
+                cli_commands.report)
+    p.add_argument("--since", metavar="DATE", help="only events from this day on (YYYY-MM-DD)")
+    p.add_argument("--campaign", metavar="ID", help="only this campaign")
+    p.add_argument("--window", type=float, default=7.0, metavar="DAYS",
+                   help="attribution window in days (default 7)")
+    p.add_argument("--csv", action="store_true", help="CSV output, one row per campaign variant")
+
+    p = command("segments", "segment sizes over time and overlap between segments", cli_commands.segments)
+    p.add_argument("--snapshot", action="store_true",
+                   help="count every segment's members now and keep today's snapshot (run daily)")
+
+    p = command("migrate", "copy profiles, links, order ids, events and meta into an empty store",
+                cli_commands.migrate, config=False)
+    p.add_argument("--from", dest="source", required=True, metavar="URL",
+                   help="source store: sqlite:///segmint.db (or a path) or redis://host:6379/0")
+    p.add_argument("--to", dest="target", required=True, metavar="URL", help="target store (must be empty)")
+    p.add_argument("--batch-size", type=int, default=1000, metavar="N", help="rows per batch (default 1000)")
     command("schema", "print the JSON Schema of the config file", cli_commands.schema, config=False, json=False)
 
     p = command("demo", "serve the demo shop (what `make demo` runs)", cli_commands.demo, config=False, json=False)

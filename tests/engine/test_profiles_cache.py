@@ -134,3 +134,14 @@ def test_a_load_racing_with_an_invalidation_is_not_cached():
     store.release.set()
     reader.join(5)
     assert profiles.get(customer_id="c1").orders == 1
+
+
+def test_peek_answers_from_the_cache_only(setup):
+    store, clock, profiles = setup
+    store.append([order("o1")])
+    assert profiles.peek(customer_id="c1") is None and store.loads == 0  # cold: no store read
+    loaded = profiles.get(customer_id="c1")
+    assert profiles.peek(customer_id="c1") is loaded and store.loads == 1
+    assert profiles.peek() is None
+    clock.now = 61.0  # expired entries are not returned
+    assert profiles.peek(customer_id="c1") is None and store.loads == 1

@@ -134,6 +134,20 @@ def test_refresh_stats_builds_bestsellers_and_rfm_from_the_store(rt):
     assert "rfm" in rt.document(rt.profile(customer_id="c1"))
 
 
+def test_new_orders_trigger_a_stats_rebuild_only_when_due(rt):
+    rt.stats_min_gap = rt.stats_cost_factor = 0.0  # no waiting between rebuilds in the test
+    before = rt.stats
+    assert not rt.refresh_stats_if_due()  # nothing new: the last build stands
+    assert rt.stats is before and before.bestsellers(30) == []
+    rt.track([{"type": "page_view", "visitor_id": "v1", "path": "/"}])
+    rt.writer.flush(timeout=5)
+    assert not rt.refresh_stats_if_due()  # page views alone do not change bestsellers
+    rt.record([big_order("c1")])
+    assert rt.refresh_stats_if_due()
+    assert rt.stats.bestsellers(30) == ["FA-OUT-001"]
+    assert not rt.refresh_stats_if_due()
+
+
 def test_from_a_config_object_with_a_given_store(clock):
     config = parse_config(textwrap.dedent(CONFIG))
     store = MemoryStore(clock=clock)

@@ -141,3 +141,14 @@ def test_rejections_are_logged_with_a_count(caplog):
     fake.gate.set()
     writer.close(timeout=5)
     assert "2 events rejected" in caplog.text
+
+
+def test_close_returns_while_the_store_stays_down_and_counts_the_loss():
+    fake = UnavailableStoreProfiles(failures=10**9)
+    writer = EventWriter(fake, batch_size=100, flush_interval=0.01, max_retries=2,
+                         retry_delay=0.001, max_retry_delay=0.002)
+    writer.submit(views(5))
+    done = threading.Event()
+    threading.Thread(target=lambda: (writer.close(), done.set()), daemon=True).start()
+    assert done.wait(10), "close() hung on a store that stays down"
+    assert writer.stats["dropped"] == 5 and writer.stats["written"] == 0

@@ -1,0 +1,216 @@
+"""``SegmintMiddleware``: the one line a shop adds to its ASGI app.
+
+::
+
+    app.add_middleware(SegmintMiddleware, config="segmint.toml")   # Starlette / FastAPI
+    app = SegmintMiddleware(any_asgi_app, config="segmint.toml")     # any ASGI app
+
+A pure ASGI middleware (not ``BaseHTTPMiddleware``): everything that does not depend on the
+request is computed in ``__init__``; per-request state lives in a ``Responder`` and a
+``SegmintState``. Non-HTTP scopes, non-GET requests and responses that are not HTML pass through
+untouched. segmint fails open: any exception inside segmint leaves the app's response as it
+was; an exception raised by the app propagates as usual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Awaitable, Callable, MutableMapping
+from os import PathLike
+from typing import Any
+
+from .context import Core, Overloaded
+from .endpoints import Endpoints, record_click
+from .responder import Responder
+from .state import SegmintState
+from .tracking import CLICK_PARAM, parse_click, split_click_param
+
+__all__ = ["SegmintMiddleware"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+logger = logging.getLogger("segmint.middleware")
+_CLICK_NEEDLE = CLICK_PARAM.encode() + b"="
+_HTML_ACCEPT = b"text/html"
+
+
+class SegmintMiddleware:
+    """Identify visitors, fill widget slots in HTML pages, track, and serve segmint's API.
+
+    :param app: the ASGI app to wrap.
+    :param config: path of the config file; the runtime is built from it (and hot-reloaded).
+    :param runtime: an already built ``segmint.engine.runtime.Segmint`` (tests, or to share one
+        runtime between apps); exactly one of ``config`` and ``runtime`` is given.
+    :param max_workers: threads for blocking work (profile loads, decisions).
+    :param shutdown_timeout: at most this many seconds to flush events on lifespan shutdown.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        config: str | PathLike[str] | None = None,
+        *,
+        runtime: Any = None,
+        max_workers: int = 8,
+        shutdown_timeout: float = 10.0,
+    ) -> None:
+        if (config is None) == (runtime is None):
+            raise TypeError("SegmintMiddleware needs exactly one of config=... or runtime=...")
+        if runtime is None:
+            from segmint.engine.runtime import Segmint
+
+            runtime = Segmint.from_config(config)
+        self.app = app
+        self.runtime = runtime
+        self.core = Core(runtime, max_workers=max_workers)
+        self.endpoints = Endpoints(self.core)
+        self.counters = self.core.counters
+        self.shutdown_timeout = shutdown_timeout
+        self._closed = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind != "http":
+            if kind == "lifespan":
+                await self._lifespan(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
+            return
+        try:
+            settings = self.core.settings()
+        except Exception as exc:  # noqa: BLE001 - fail open
+            self.counters.failure("settings", exc)
+            await self.app(scope, receive, send)
+            return
+        # segmint's own API (errors there are segmint's own responses, not the app's).
+        if scope["path"].startswith(settings.prefix) and await self.endpoints.handle(scope, receive, send, settings):
+            return
+        try:
+            if _CLICK_NEEDLE in scope.get("query_string", b""):
+                self._strip_click(scope, settings)
+            state = SegmintState(self.core, scope, settings.config, scope["path"])
+            scope.setdefault("state", {})["segmint"] = state
+            # Only GET pages are rewritten; other methods see request.state.segmint too.
+            responder = self._responder(state, scope, send, settings) if scope["method"] == "GET" else None
+        except Exception as exc:  # noqa: BLE001 - fail open: the app answers as if we were not here
+            self.counters.failure("request", exc)
+            responder = None
+        if responder is None:
+            await self.app(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, responder)
+        except BaseException:
+            with contextlib.suppress(Exception):  # the app's error is the one that matters
+                await responder.close()
+            raise
+        await responder.close()
+
+    def _responder(self, state: SegmintState, scope: Scope, send: Send, settings: Any) -> Responder:
+        # Browser page loads: identify and start the profile load now, concurrently with the
+        # app. Other clients (APIs, assets): only if the response turns out to be HTML.
+        if _accepts_html(scope):
+            try:
+                state.start_profile()
+            except Overloaded:  # the pool is backed up: decide later, or not at all
+                self.counters.incr("skipped.overloaded")
+        return Responder(self.core, settings, state, scope, send)
+
+    def _strip_click(self, scope: Scope, settings: Any) -> None:
+        """Record the widget click parameter and remove it before the app sees the URL."""
+        query, value = split_click_param(scope["query_string"])
+        if value is None:
+            return
+        scope["query_string"] = query
+        match = settings.product_re.match(scope["path"]) if settings.product_re else None
+        click = parse_click(value, match["sku"] if match else None)
+        if click is not None:
+            record_click(self.core, scope, settings, click)
+
+    # -- lifespan ----------------------------------------------------------------------------
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass lifespan to the app; flush pending events on shutdown.
+
+        If the app does not speak lifespan (raises or returns without answering), segmint
+        answers the protocol itself, so the server still tells it when to flush.
+        """
+        answered: set[str] = set()
+        received: list[str] = []
+
+        async def tracking_receive() -> Message:
+            message = await receive()
+            received.append(message["type"])
+            return message
+
+        async def flushing_send(message: Message) -> None:
+            answered.add(message["type"])
+            if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                await self._shutdown()
+            await send(message)
+
+        try:
+            await self.app(scope, tracking_receive, flushing_send)
+        except Exception:
+            if answered:  # the app speaks lifespan and failed: its error, after our flush
+                await self._shutdown()
+                raise
+        else:
+            if answered:
+                await self._shutdown()
+                return
+        # The app does not handle lifespan: answer it ourselves.
+        if "lifespan.startup" not in received:
+            await receive()
+        await send({"type": "lifespan.startup.complete"})
+        while (await receive())["type"] != "lifespan.shutdown":
+            pass
+        await self._shutdown()
+        await send({"type": "lifespan.shutdown.complete"})
+
+    async def _shutdown(self) -> None:
+        """Flush the event writer (idempotent), waiting at most ``shutdown_timeout`` seconds.
+
+        ``runtime.close()`` blocks (it flushes to the store), so it runs in its own daemon
+        thread: a store that hangs cannot keep the server from stopping, nor the process from
+        exiting (a pool thread would be joined at exit).
+        """
+        if self._closed:
+            return
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[BaseException | None] = loop.create_future()
+
+        def report(error: BaseException | None) -> None:
+            if not done.done():
+                done.set_result(error)
+
+        def close() -> None:
+            error: BaseException | None = None
+            try:
+                self.runtime.close()
+            except Exception as exc:  # noqa: BLE001 - reported on the loop
+                error = exc
+            with contextlib.suppress(RuntimeError):  # the loop may be gone already
+                loop.call_soon_threadsafe(report, error)
+
+        threading.Thread(target=close, name="segmint-shutdown", daemon=True).start()
+        try:
+            error = await asyncio.wait_for(asyncio.shield(done), self.shutdown_timeout)
+        except (asyncio.TimeoutError, TimeoutError):
+            error = TimeoutError(f"flushing events took longer than {self.shutdown_timeout} s")
+        if error is not None:
+            self.counters.failure("shutdown", error)
+
+
+def _accepts_html(scope: Scope) -> bool:
+    for key, value in scope.get("headers") or ():
+        if key == b"accept":
+            return _HTML_ACCEPT in value
+    return False

@@ -1,0 +1,199 @@
+"""What the middleware shares across requests: ``Core`` (no per-request state here).
+
+``Core`` owns the runtime, a bounded thread pool for blocking work (profile loads, decisions),
+the failure counters, a small render cache and the settings derived from the current config
+(recomputed only when a hot reload swaps the config). Per-request state lives in
+``state.SegmintState`` and ``responder.Responder``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+from cachetools import LRUCache
+
+from segmint.engine.identity import Identity
+from segmint.engine.profile import Profile
+
+from .counters import Counters
+from .tracking import identify_event, product_path_pattern
+
+__all__ = ["Core", "Settings", "Overloaded", "consume_exception"]
+
+T = TypeVar("T")
+#: Profile used for bots and visitors without consent: nothing known, so defaults apply.
+ANONYMOUS_PROFILE_KEY = "v:anonymous"
+_ANONYMOUS_ID = "anonymous"
+
+
+class Overloaded(Exception):
+    """Too much segmint work is queued (a hung store or plugin): skip personalization."""
+
+
+class Settings:
+    """Per-config values the hot path needs, precomputed once per config object."""
+
+    __slots__ = (
+        "config", "prefix", "budget", "max_body", "debug", "product_re", "track_page_views",
+        "cookie_name", "cookie_attrs", "secret",
+    )
+
+    def __init__(self, config: Any) -> None:
+        mw, ident, api = config.middleware, config.identity, config.api
+        self.config = config
+        self.prefix: str = api.prefix.rstrip("/")
+        self.budget: float = mw.time_budget_ms / 1000.0
+        self.max_body: int = mw.max_body_bytes
+        self.debug: bool = mw.debug_header
+        self.product_re = product_path_pattern(mw.product_path)
+        self.track_page_views: bool = mw.track_page_views
+        self.cookie_name: str = ident.cookie
+        self.cookie_attrs = f"; Max-Age={int(ident.max_age_days * 86400)}; Path=/; HttpOnly; SameSite=Lax"
+
+    def set_cookie(self, value: str, scheme: str) -> bytes:
+        secure = "; Secure" if scheme in ("https", "wss") else ""
+        return f"{self.cookie_name}={value}{self.cookie_attrs}{secure}".encode("latin-1")
+
+
+class Core:
+    """The shared machinery of one middleware instance (no per-request state)."""
+
+    def __init__(self, runtime: Any, *, max_workers: int = 8, max_pending: int | None = None,
+                 counters: Counters | None = None) -> None:
+        self.runtime = runtime
+        self.counters = counters or Counters()
+        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="segmint")
+        self._max_pending = max_pending if max_pending is not None else max_workers * 8
+        self._pending = 0
+        self._pending_lock = threading.Lock()
+        self._settings: Settings | None = None
+        # visitor id -> customer id already linked by an identify event from this process.
+        self._linked: LRUCache[str, str] = LRUCache(maxsize=50_000)
+        self._linked_lock = threading.Lock()
+        self._rendered: LRUCache[tuple[Any, ...], str] = LRUCache(maxsize=1024)
+        self._render_config: Any = None
+        self._render_lock = threading.Lock()
+
+    # -- config ------------------------------------------------------------------------------
+    def settings(self) -> Settings:
+        config = self.runtime.config
+        settings = self._settings
+        if settings is None or settings.config is not config:
+            settings = self._settings = Settings(config)
+        return settings
+
+    def now(self) -> datetime:
+        clock: Callable[[], datetime] | None = getattr(self.runtime, "clock", None)
+        return clock() if clock is not None else datetime.now(timezone.utc)
+
+    # -- blocking work -----------------------------------------------------------------------
+    def submit(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Run blocking ``fn`` in the pool; raise ``Overloaded`` instead of queueing forever.
+
+        Call on the event loop thread. A future (not a task): awaiting it under
+        ``asyncio.wait_for`` costs no extra task per request.
+        """
+        with self._pending_lock:
+            if self._pending >= self._max_pending:
+                raise Overloaded(f"{self._pending} segmint tasks pending or running")
+            self._pending += 1
+        work = self._executor.submit(fn, *args)
+        work.add_done_callback(self._done)  # when the thread finishes, not when we stop waiting
+        future = asyncio.wrap_future(work)
+        future.add_done_callback(consume_exception)
+        return future
+
+    def _done(self, work: Any) -> None:
+        with self._pending_lock:
+            self._pending -= 1
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self.submit(fn, *args)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # -- identity and tracking ---------------------------------------------------------------
+    def identify(self, scope: MutableMapping[str, Any], config: Any) -> Identity:
+        """Ask the plugins who this is. Raises whatever a plugin raised (caller fails open)."""
+        identity = self.runtime.pm.hook.segmint_identify_visitor(scope=scope, config=config)
+        if not isinstance(identity, Identity):
+            raise TypeError(f"segmint_identify_visitor returned {type(identity).__name__}, not Identity")
+        return identity
+
+    def track(self, events: Sequence[Any]) -> None:
+        if events:
+            self.runtime.track(list(events))
+
+    def link(self, identity: Identity, events: list[Any]) -> None:
+        """Add one ``identify`` event the first time a cookie visitor is seen as a customer."""
+        visitor, customer = identity.visitor_id, identity.customer_id
+        if not (visitor and customer and identity.track):
+            return
+        with self._linked_lock:
+            if self._linked.get(visitor) == customer:
+                return
+            self._linked[visitor] = customer
+        events.append(identify_event(identity, self.now()))
+
+    def known_profile(self, identity: Identity) -> Profile | None:
+        """The profile when it needs no I/O (else None): empty for bots and brand-new visitors,
+        or already in the runtime's cache (``Profiles.peek``, when the runtime has it)."""
+        if not identity.personalize or not identity.known:
+            return Profile(key=ANONYMOUS_PROFILE_KEY)
+        if identity.is_new and not identity.customer_id:  # a fresh random id has no history
+            assert identity.visitor_id is not None
+            return Profile(key=f"v:{identity.visitor_id}", visitor_ids=[identity.visitor_id])
+        peek = getattr(getattr(self.runtime, "profiles", None), "peek", None)
+        if peek is not None:
+            return peek(visitor_id=identity.visitor_id, customer_id=identity.customer_id)
+        return None
+
+    def load_profile(self, identity: Identity) -> Profile:
+        """The profile to decide for (blocking: run it in the pool)."""
+        known = self.known_profile(identity)
+        if known is not None:
+            return known
+        return self.runtime.profile(visitor_id=identity.visitor_id, customer_id=identity.customer_id)
+
+    def render(self, slot_decision: Any) -> str:
+        """The widget HTML of one slot decision, cached per (config, decision content).
+
+        Most visitors of a page get one of a few decisions, and rendering costs more than
+        deciding; the renderer hook sees only the decision and the config, so equal inputs
+        give equal HTML. The cache is dropped when a hot reload swaps the config.
+        """
+        config = self.runtime.config
+        key = (slot_decision.slot, slot_decision.campaign, slot_decision.variant, slot_decision.segment,
+               slot_decision.title, slot_decision.strategy, slot_decision.coupon, slot_decision.control,
+               tuple(p.sku for p in slot_decision.products))
+        with self._render_lock:
+            if self._render_config is not config:
+                self._rendered.clear()
+                self._render_config = config
+            html = self._rendered.get(key)
+        if html is None:
+            html = self.runtime.render(slot_decision)
+            with self._render_lock:
+                if self._render_config is config:
+                    self._rendered[key] = html
+        return html
+
+    def decide(self, identity: Identity, profile: Profile, slots: Iterable[str], path: str,
+               exclude: Iterable[str] = ()) -> Any:
+        """Decide (blocking). ``exclude``: skus already on the page (a product page's own)."""
+        visitor = identity.visitor_id if identity.personalize and identity.visitor_id else _ANONYMOUS_ID
+        return self.runtime.decide(profile, list(slots), path=path, visitor_id=visitor, now=self.now(),
+                                   exclude=tuple(exclude))
+
+
+def consume_exception(future: asyncio.Future[Any]) -> None:
+    """Done callback: a failure is reported where the result is awaited (if it is); never
+    "exception was never retrieved" for work whose waiter gave up (time budget)."""
+    if not future.cancelled():
+        future.exception()

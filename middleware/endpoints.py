@@ -1,0 +1,284 @@
+"""segmint's own HTTP API, under ``[api] prefix`` (default ``/_segmint``).
+
+==========================  =========================================================================
+``POST {prefix}/events``    event intake for the shop backend (Bearer token). Valid events are stored
+                            durably before the answer: ``200 {"stored", "duplicates", "rejected"}``.
+                            When every event of a non-empty batch is invalid nothing is stored and
+                            the answer is ``400`` with the same body. Missing/wrong token: ``401``;
+                            too many failed attempts from one address: ``429``; body over the bound:
+                            ``413``; not a JSON list: ``400``; store down: ``503`` (retry).
+``GET {prefix}/recommendations?slot=a&slot=b&path=/x``
+                            the decision for the visitor (cookie) as JSON, for client-rendered
+                            pages: per slot campaign, variant, control, title, coupon, products
+                            and the rendered ``html``; impressions are recorded for the slots
+                            that show something (or are in a control group).
+``GET {prefix}/click?_sgm=..&to=/x``
+                            records a widget click and redirects (303) to ``to`` if it is a
+                            site-relative path, else to ``/``: never an open redirect.
+``GET {prefix}/health``     failure and traffic counters (Bearer token).
+==========================  =========================================================================
+
+Errors are JSON objects ``{"error": "...", "rejected": [{"index", "field", "error"}]}``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import threading
+import time
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from typing import Any
+from urllib.parse import parse_qsl, quote
+
+import msgspec
+from cachetools import TTLCache
+
+from segmint.engine.errors import EventError
+from segmint.engine.events import decode_events
+
+from .context import Core, Overloaded, Settings
+from .html import MAX_SLOTS, valid_slot_name
+from .state import SegmintState
+from .tracking import CLICK_PARAM, click_event, impression_event, parse_click
+
+__all__ = ["Endpoints", "safe_redirect_target"]
+
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+#: Failed token attempts allowed per client address per window before answering 429.
+MAX_FAILED_ATTEMPTS = 10
+FAILED_WINDOW_SECONDS = 60.0
+_json = msgspec.json.Encoder()
+# Characters kept as they are in a redirect target; anything else (non-ASCII) is %-encoded.
+_URL_SAFE = "/?&=#%:+;,@!$'()*[]~-._"
+
+
+def safe_redirect_target(target: str | None) -> str:
+    """``target`` if it is a path on this site, else ``/`` (no scheme, host, ``//`` or ``\\``)."""
+    if (
+        not target
+        or len(target) > 2048
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in target)
+    ):
+        return "/"
+    return quote(target, safe=_URL_SAFE)
+
+
+class _FailedAttempts:
+    """Failed token attempts per client address: bounded, expiring, thread-safe."""
+
+    def __init__(self, timer: Callable[[], float]) -> None:
+        self._cache: TTLCache[str, int] = TTLCache(maxsize=10_000, ttl=FAILED_WINDOW_SECONDS, timer=timer)
+        self._lock = threading.Lock()
+
+    def blocked(self, client: str) -> bool:
+        with self._lock:
+            return self._cache.get(client, 0) >= MAX_FAILED_ATTEMPTS
+
+    def failed(self, client: str) -> None:
+        with self._lock:
+            self._cache[client] = self._cache.get(client, 0) + 1
+
+
+class Endpoints:
+    """Routes requests under the API prefix. ``handle`` returns False for other paths."""
+
+    def __init__(self, core: Core, *, timer: Callable[[], float] = time.monotonic) -> None:
+        self.core = core
+        self.failed = _FailedAttempts(timer)
+        self._routes = {
+            "/events": ("POST", self._events),
+            "/recommendations": ("GET", self._recommendations),
+            "/click": ("GET", self._click),
+            "/health": ("GET", self._health),
+        }
+
+    async def handle(self, scope: MutableMapping[str, Any], receive: Receive, send: Send, settings: Settings) -> bool:
+        route = self._routes.get(scope["path"][len(settings.prefix):])
+        if route is None:
+            return False
+        method, handler = route
+        if scope["method"] != method:
+            await _respond(send, 405, {"error": f"use {method}"}, [(b"allow", method.encode())])
+            return True
+        await handler(scope, receive, send, settings)
+        return True
+
+    # -- auth --------------------------------------------------------------------------------
+    async def _authorized(self, scope: MutableMapping[str, Any], send: Send, settings: Settings) -> bool:
+        """Check the Bearer token in constant time; answer 401/429 and return False if not."""
+        client = (scope.get("client") or ("?",))[0]
+        if self.failed.blocked(client):
+            self.core.counters.incr("api.rate_limited")
+            await _respond(send, 429, {"error": "too many failed attempts; retry later"},
+                           [(b"retry-after", str(int(FAILED_WINDOW_SECONDS)).encode())])
+            return False
+        expected = (settings.config.api.token or "").encode()
+        given = b""
+        for key, value in scope.get("headers") or ():
+            if key.lower() == b"authorization":
+                scheme, _, token = value.partition(b" ")
+                if scheme.lower() == b"bearer":
+                    given = token.strip()
+                break
+        if expected and given and hmac.compare_digest(given, expected):
+            return True
+        self.failed.failed(client)
+        self.core.counters.incr("api.unauthorized")
+        message = "missing or invalid bearer token" if expected else "the API is disabled: set [api] token"
+        await _respond(send, 401, {"error": message}, [(b"www-authenticate", b'Bearer realm="segmint"')])
+        return False
+
+    # -- POST /events ------------------------------------------------------------------------
+    async def _events(self, scope: MutableMapping[str, Any], receive: Receive, send: Send, settings: Settings) -> None:
+        if not await self._authorized(scope, send, settings):
+            return
+        limit = getattr(settings.config.api, "max_body_bytes", settings.max_body)
+        body = await _read_body(scope, receive, limit)
+        if body is None:
+            await _respond(send, 413, {"error": f"the body is larger than {limit} bytes"})
+            return
+        try:
+            events, errors = decode_events(body, now=self.core.now())
+        except EventError as exc:
+            await _respond(send, 400, {"error": exc.message, "rejected": [exc.to_dict()]})
+            return
+        rejected = [e.to_dict() for e in errors]
+        if not events:
+            status = 400 if rejected else 200
+            await _respond(send, status, {"stored": 0, "duplicates": 0, "rejected": rejected})
+            return
+        try:
+            result = await self.core.run(self.core.runtime.record, events)
+        except Overloaded:
+            await _respond(send, 503, {"error": "busy; retry"}, [(b"retry-after", b"1")])
+            return
+        except Exception as exc:  # noqa: BLE001 - nothing acknowledged, the shop retries
+            self.core.counters.failure("intake", exc)
+            await _respond(send, 503, {"error": "the event store is unavailable; retry"}, [(b"retry-after", b"5")])
+            return
+        self.core.counters.incr("api.events_stored", result.stored)
+        await _respond(send, 200, {"stored": result.stored, "duplicates": result.duplicates, "rejected": rejected})
+
+    # -- GET /recommendations ----------------------------------------------------------------
+    async def _recommendations(self, scope: MutableMapping[str, Any], receive: Receive, send: Send,
+                               settings: Settings) -> None:
+        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), max_num_fields=100)
+        slots = list(dict.fromkeys(v for k, v in query if k == "slot"))
+        path = next((v for k, v in query if k == "path"), "/")
+        bad = [s for s in slots if not valid_slot_name(s)]
+        if not slots or bad or len(slots) > MAX_SLOTS or not path.startswith("/"):
+            error = "give 1 to %d valid slot names (slot=name) and a path starting with /" % MAX_SLOTS
+            await _respond(send, 400, {"error": error})
+            return
+        state = SegmintState(self.core, scope, settings.config, path[:2048])
+        identity = state.identity
+        extra = [(b"cache-control", b"private, no-store"), (b"vary", b"Cookie")]
+        if identity.is_new and identity.cookie_value:
+            extra.append((b"set-cookie", settings.set_cookie(identity.cookie_value, scope.get("scheme", "http"))))
+        try:
+            decision = await state.decision(*slots)
+            payload = await self.core.run(_public_decision, self.core, decision, settings.debug)
+        except Exception as exc:  # noqa: BLE001 - fail open: the page shows its defaults
+            self.core.counters.failure("recommendations", exc)
+            await _respond(send, 200, {"slots": {}, "fallback": True}, extra)
+            return
+        if identity.track:
+            now = self.core.now()
+            events: list[Any] = []
+            self.core.link(identity, events)
+            events += [impression_event(identity, sd, now) for sd in decision.slots.values()
+                       if sd.campaign and (sd.control or sd.products)]
+            try:
+                self.core.track(events)
+            except Exception as exc:  # noqa: BLE001
+                self.core.counters.failure("track", exc)
+        await _respond(send, 200, payload, extra)
+
+    # -- GET /click --------------------------------------------------------------------------
+    async def _click(self, scope: MutableMapping[str, Any], receive: Receive, send: Send, settings: Settings) -> None:
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), max_num_fields=20))
+        target = safe_redirect_target(query.get("to"))
+        match = settings.product_re.match(target.partition("?")[0]) if settings.product_re else None
+        click = parse_click(query.get(CLICK_PARAM, ""), match["sku"] if match else None)
+        if click is not None:
+            record_click(self.core, scope, settings, click)
+        await send({"type": "http.response.start", "status": 303,
+                    "headers": [(b"location", target.encode("utf-8")), (b"content-length", b"0"),
+                                (b"cache-control", b"no-store")]})
+        await send({"type": "http.response.body", "body": b""})
+
+    # -- GET /health -------------------------------------------------------------------------
+    async def _health(self, scope: MutableMapping[str, Any], receive: Receive, send: Send, settings: Settings) -> None:
+        if not await self._authorized(scope, send, settings):
+            return
+        await _respond(send, 200, {"status": "ok", "counters": self.core.counters.snapshot()},
+                       [(b"cache-control", b"no-store")])
+
+
+def _public_decision(core: Core, decision: Any, debug: bool) -> dict[str, Any]:
+    """The decision as the browser may see it: what to show, not why.
+
+    Segment names, strategies and the engine's reasons describe the shop's targeting, not the
+    visitor's widget; they are included only when ``[middleware] debug_header`` is on. Each
+    shown slot carries its rendered, escaped ``html`` for pages that just insert it.
+    """
+    slots: dict[str, Any] = {}
+    for name, slot_decision in decision.slots.items():
+        data = slot_decision.to_dict()
+        if not debug:
+            for private in ("reasons", "segment", "strategy"):
+                data.pop(private, None)
+        data["html"] = core.render(slot_decision) if slot_decision.campaign and not slot_decision.control else ""
+        slots[name] = data
+    return {"slots": slots}
+
+
+def record_click(core: Core, scope: MutableMapping[str, Any], settings: Settings, click: Any) -> None:
+    """Queue a click event for the request's visitor (never raises: counted instead)."""
+    try:
+        identity = core.identify(scope, settings.config)
+        if identity.track and not identity.is_new:
+            core.track([click_event(identity, click, core.now())])
+            core.counters.incr("clicks")
+    except Exception as exc:  # noqa: BLE001
+        core.counters.failure("click", exc)
+
+
+async def _read_body(scope: MutableMapping[str, Any], receive: Receive, limit: int) -> bytes | None:
+    """The request body, or None as soon as it is known to exceed ``limit`` bytes."""
+    for key, value in scope.get("headers") or ():
+        if key.lower() == b"content-length":
+            try:
+                if int(value) > limit:
+                    return None
+            except ValueError:
+                return None
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b""
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _respond(send: Send, status: int, payload: Any, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+    body = _json.encode(payload)
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                    *headers],
+    })
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,286 @@
+"""The per-request ``send`` wrapper: hold the response start, buffer bounded HTML, fill slots.
+
+Only ``200`` ``text/html`` responses without ``Content-Encoding`` (and in an ASCII-compatible
+charset) are buffered, up to ``max_body_bytes``. Anything else is forwarded as it comes; an
+HTML page that cannot be buffered (compressed, too large) still gets the visitor cookie and a
+page view, with its body untouched. When the buffered body ends, the slots found in it are
+decided and rendered within the time budget; on overrun or any error the original body goes
+out unchanged and the cause is counted and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from .context import Core, Overloaded, Settings
+from .headers import debug_value, html_charset, merge_vary, private_cache_control
+from .html import fill_slots, scan_page
+from .state import UNIDENTIFIED, SegmintState
+from .tracking import impression_event, page_view_event, product_view_event
+
+__all__ = ["Responder"]
+
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+_WAIT, _BUFFER, _PASS = 0, 1, 2
+
+
+class Responder:
+    """Wraps ``send`` for one GET request. Per-request state lives here, never on the middleware."""
+
+    __slots__ = ("core", "settings", "state", "scope", "send", "mode", "start", "chunks", "size", "charset")
+
+    def __init__(self, core: Core, settings: Settings, state: SegmintState,
+                 scope: MutableMapping[str, Any], send: Send) -> None:
+        self.core = core
+        self.settings = settings
+        self.state = state
+        self.scope = scope
+        self.send = send
+        self.mode = _WAIT
+        self.start: MutableMapping[str, Any] | None = None
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.charset = "utf-8"
+
+    async def __call__(self, message: MutableMapping[str, Any]) -> None:
+        if self.mode == _PASS:
+            await self.send(message)
+            return
+        kind = message["type"]
+        if kind == "http.response.start":
+            await self._on_start(message)
+        elif kind == "http.response.body" and self.mode == _BUFFER:
+            await self._on_body(message)
+        elif self.mode == _WAIT:  # before the start (``http.response.debug`` of test clients)
+            await self.send(message)
+        else:  # pathsend, trailers...: stop interfering
+            await self._flush(message)
+
+    # -- response start ----------------------------------------------------------------------
+    async def _on_start(self, message: MutableMapping[str, Any]) -> None:
+        try:
+            verdict = self._classify(message)
+        except Exception as exc:  # noqa: BLE001 - fail open
+            self.core.counters.failure("start", exc)
+            verdict = "other"
+        if verdict == "buffer":
+            self.start = message
+            self.mode = _BUFFER
+            return
+        self.mode = _PASS
+        if verdict == "html":  # HTML we cannot rewrite: cookie and page view, body untouched
+            message = self._passthrough_start(message)
+        await self.send(message)
+
+    def _classify(self, message: MutableMapping[str, Any]) -> str:
+        if message["status"] != 200:
+            return "other"
+        headers = message.get("headers") or ()
+        # Cheap exit first (JSON, assets): header names are lowercase in practice (ASGI servers
+        # and Starlette lowercase them); other spellings take the slower full pass below.
+        for key, value in headers:
+            if key == b"content-type":
+                if value[:9].lower() != b"text/html":
+                    return "other"
+                break
+        content_type = b""
+        encoded = False
+        length = -1
+        for key, value in headers:
+            key = key.lower()
+            if key == b"content-type":
+                content_type = value
+            elif key == b"content-encoding":
+                encoded = value.strip().lower() not in (b"", b"identity")
+            elif key == b"content-length":
+                length = int(value)
+        if content_type[:9].lower() != b"text/html":
+            return "other"
+        self.state.refresh_identity()
+        if self.state.identity is UNIDENTIFIED:  # identification failed: hands off
+            return "other"
+        charset = html_charset(content_type)
+        if encoded or charset is None or length > self.settings.max_body:
+            return "html"
+        self.charset = charset
+        try:
+            self.state.start_profile()
+        except Overloaded:  # the pool is backed up; _finish tries once more, then gives up
+            pass
+        return "buffer"
+
+    def _passthrough_start(self, message: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        try:
+            self._track(self._path_sku(), None)
+            extra = self._cookie_header()
+            if extra is None:
+                return message
+            headers = [
+                (k, private_cache_control(v) if k.lower() == b"cache-control" else v)
+                for k, v in message.get("headers") or ()
+            ]
+            if not any(k.lower() == b"cache-control" for k, _ in headers):
+                headers.append((b"cache-control", b"private"))
+            headers.append(extra)
+            return {**message, "headers": headers}
+        except Exception as exc:  # noqa: BLE001 - fail open
+            self.core.counters.failure("passthrough", exc)
+            return message
+
+    def _cookie_header(self) -> tuple[bytes, bytes] | None:
+        identity = self.state.identity
+        if not identity.is_new or not identity.cookie_value:
+            return None
+        return b"set-cookie", self.settings.set_cookie(identity.cookie_value, self.scope.get("scheme", "http"))
+
+    # -- body --------------------------------------------------------------------------------
+    async def _on_body(self, message: MutableMapping[str, Any]) -> None:
+        body = message.get("body", b"")
+        more = message.get("more_body", False)
+        self.size += len(body)
+        if self.size > self.settings.max_body:  # beyond the bound: everything goes out as is
+            self.chunks.append(body)
+            self.core.counters.incr("skipped.too_large")
+            assert self.start is not None
+            self.start = self._passthrough_start(self.start)
+            await self._flush(None, more_body=more)
+            return
+        if more:
+            self.chunks.append(body)
+            return
+        whole = b"".join(self.chunks) + body if self.chunks else body
+        self.chunks = []
+        try:
+            start, out = await self._finish(whole)
+        except Exception as exc:  # noqa: BLE001 - fail open: the app's response as it was
+            self.core.counters.failure("finish", exc)
+            start, out = self.start, whole
+        self.mode = _PASS
+        self.start = None
+        assert start is not None
+        await self.send(start)
+        await self.send({"type": "http.response.body", "body": out})
+
+    async def _flush(self, message: MutableMapping[str, Any] | None, *, more_body: bool = True) -> None:
+        """Send what is held, untouched, then ``message``; forward everything after as is."""
+        self.mode = _PASS
+        if self.start is not None:
+            start, self.start = self.start, None
+            await self.send(start)
+        if self.chunks:
+            held, self.chunks = b"".join(self.chunks), []
+            await self.send({"type": "http.response.body", "body": held, "more_body": more_body})
+        if message is not None:
+            await self.send(message)
+
+    async def close(self) -> None:
+        """After the app returned: send anything still held (an app that never ended its body)."""
+        if self.mode != _PASS and (self.start is not None or self.chunks):
+            await self._flush(None)
+
+    async def _finish(self, body: bytes) -> tuple[MutableMapping[str, Any], bytes]:
+        slots, marked = scan_page(body)
+        sku = self._path_sku() or marked
+        decision, widgets, failure = None, {}, None
+        if slots:
+            try:
+                decision, widgets = await asyncio.wait_for(
+                    self._personalize([s.name for s in slots], sku), self.settings.budget
+                )
+            except (asyncio.TimeoutError, TimeoutError):
+                failure = "budget"
+                self.core.counters.failure("budget")
+            except Overloaded as exc:
+                failure = "overloaded"
+                self.core.counters.failure("overloaded", exc)
+            except Exception as exc:  # noqa: BLE001 - store down, plugin error: fail open
+                failure = "error"
+                self.core.counters.failure("decide", exc)
+        out = fill_slots(body, slots, widgets) if widgets else body
+        self._track(sku, decision if failure is None else None)
+        if out is not body:
+            self.core.counters.incr("personalized")
+        debug = debug_value(self.state, slots, decision, failure) if self.settings.debug and slots else None
+        return self._headers(out, changed=out is not body, debug=debug), out
+
+    def _personalize(self, names: list[str], sku: str | None) -> Any:
+        """An awaitable of (decision, widgets): a bare pool future when the profile is ready."""
+        profile = self.state.profile_now()
+        if profile is not None:
+            return self.core.submit(self._decide_and_render, profile, names, sku)
+        return self._load_and_personalize(names, sku)
+
+    async def _load_and_personalize(self, names: list[str], sku: str | None) -> tuple[Any, dict[str, bytes]]:
+        profile = await self.state.profile()
+        return await self.core.submit(self._decide_and_render, profile, names, sku)
+
+    def _decide_and_render(self, profile: Any, names: list[str], sku: str | None) -> tuple[Any, dict[str, bytes]]:
+        """Runs in the pool: decide for the slots found, render each shown widget."""
+        decision = self.core.decide(self.state.identity, profile, names, self.state.path, (sku,) if sku else ())
+        widgets: dict[str, bytes] = {}
+        render = self.core.render
+        for name, slot_decision in decision.slots.items():
+            if slot_decision.campaign and not slot_decision.control and slot_decision.products:
+                html = render(slot_decision)
+                if html:
+                    widgets[name] = html.encode(self.charset, "xmlcharrefreplace")
+        return decision, widgets
+
+    # -- tracking ----------------------------------------------------------------------------
+    def _path_sku(self) -> str | None:
+        """The product of a product page by the ``product_path`` pattern (markers: scan_page)."""
+        pattern = self.settings.product_re
+        match = pattern.match(self.state.path) if pattern is not None else None
+        return match["sku"] if match else None
+
+    def _track(self, sku: str | None, decision: Any) -> None:
+        """Queue page view, product view and impressions (never raises: counted instead)."""
+        state, settings = self.state, self.settings
+        if not state.identity.track:
+            return
+        try:
+            now = self.core.now()
+            events: list[Any] = []
+            self.core.link(state.identity, events)
+            if settings.track_page_views:
+                events.append(page_view_event(state.identity, state.path, now))
+            if sku:
+                events.append(product_view_event(state.identity, sku, now))
+            if decision is not None:
+                for slot_decision in decision.slots.values():
+                    if slot_decision.campaign and (slot_decision.control or slot_decision.products):
+                        events.append(impression_event(state.identity, slot_decision, now))
+            self.core.track(events)
+        except Exception as exc:  # noqa: BLE001 - tracking must never break the page
+            self.core.counters.failure("track", exc)
+
+    # -- headers -----------------------------------------------------------------------------
+    def _headers(self, body: bytes, *, changed: bool, debug: bytes | None) -> MutableMapping[str, Any]:
+        assert self.start is not None
+        cookie = self._cookie_header()
+        if not changed and cookie is None and debug is None:
+            return self.start
+        headers: list[tuple[bytes, bytes]] = []
+        seen_vary = seen_cache = False
+        for key, value in self.start.get("headers") or ():
+            lower = key.lower()
+            if lower == b"content-length" or (changed and lower == b"etag"):
+                continue
+            if lower == b"vary" and changed:
+                value, seen_vary = merge_vary(value), True
+            elif lower == b"cache-control":
+                value, seen_cache = private_cache_control(value), True
+            headers.append((key, value))
+        headers.append((b"content-length", str(len(body)).encode("ascii")))
+        if changed and not seen_vary:
+            headers.append((b"vary", b"Cookie"))
+        if not seen_cache:
+            headers.append((b"cache-control", b"private"))
+        if cookie is not None:
+            headers.append(cookie)
+        if debug is not None:
+            headers.append((b"x-segmint-debug", debug))
+        return {**self.start, "headers": headers}

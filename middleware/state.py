@@ -1,0 +1,125 @@
+"""``SegmintState``: what the app sees as ``request.state.segmint``.
+
+Per request: the visitor's ``identity`` (computed on first use, so a JSON API request that
+never looks costs nothing) and awaitable accessors for the profile and a decision, so an app
+can render widgets itself::
+
+    async def home(request):
+        segmint = request.state.segmint
+        decision = await segmint.decision("home")
+        return templates.TemplateResponse("home.html", {"widget": segmint.render(decision.slots["home"])})
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, MutableMapping
+from typing import Any
+
+from segmint.engine.identity import Identity
+from segmint.engine.profile import Profile
+
+from .context import Core
+
+__all__ = ["SegmintState", "UNIDENTIFIED"]
+
+#: The identity used when identification failed: no cookie, no tracking, defaults only.
+UNIDENTIFIED = Identity(personalize=False, track=False, reason="identification failed")
+
+
+class SegmintState:
+    """Per-request identity, profile and decision access (``request.state.segmint``)."""
+
+    __slots__ = ("path", "_core", "_scope", "_config", "_identity", "_profile", "_profile_task", "_saw_user")
+
+    def __init__(self, core: Core, scope: MutableMapping[str, Any], config: Any, path: str) -> None:
+        self.path = path
+        self._core = core
+        self._scope = scope
+        self._config = config
+        self._identity: Identity | None = None
+        self._profile: Profile | None = None
+        self._profile_task: asyncio.Future[Profile] | None = None
+        self._saw_user = False
+
+    @property
+    def identity(self) -> Identity:
+        """Who the visitor is (asks the ``segmint_identify_visitor`` plugins once).
+
+        A plugin that raises or returns garbage is counted and logged; the request then goes
+        on as an anonymous one (``UNIDENTIFIED``): segmint fails open.
+        """
+        if self._identity is None:
+            self._saw_user = "user" in self._scope
+            try:
+                self._identity = self._core.identify(self._scope, self._config)
+            except Exception as exc:  # noqa: BLE001 - fail open
+                self._core.counters.failure("identify", exc)
+                self._identity = UNIDENTIFIED
+        return self._identity
+
+    def start_profile(self) -> None:
+        """Have the profile ready soon: at once when no I/O is needed, else load it in the
+        pool in the background (idempotent). Raises what a cache peek raised (caller fails open).
+        """
+        if self._profile is not None or self._profile_task is not None:
+            return
+        identity = self.identity
+        self._profile = self._core.known_profile(identity)
+        if self._profile is None:
+            self._profile_task = self._core.submit(self._core.load_profile, identity)
+
+    def profile_now(self) -> Profile | None:
+        """The profile if it is ready (no waiting), else None."""
+        task = self._profile_task
+        ready = task is not None and task.done() and not task.cancelled() and task.exception() is None
+        if self._profile is None and ready:
+            assert task is not None
+            self._profile = task.result()
+        return self._profile
+
+    async def profile(self) -> Profile:
+        self.start_profile()
+        if self._profile is not None:
+            return self._profile
+        assert self._profile_task is not None
+        return await asyncio.shield(self._profile_task)
+
+    async def decision(self, *slots: str, path: str | None = None, exclude: Iterable[str] = ()) -> Any:
+        """The decision for ``slots`` on this page (blocking work runs in the pool)."""
+        profile = await self.profile()
+        return await self._core.submit(self._core.decide, self.identity, profile, slots, path or self.path,
+                                       tuple(exclude))
+
+    def render(self, slot_decision: Any) -> str:
+        """The HTML widget of one slot's decision (escaped by the renderer; "" for none)."""
+        return self._core.render(slot_decision)
+
+    def refresh_identity(self) -> None:
+        """Re-identify when an inner middleware authenticated the request after we looked.
+
+        Starlette's ``AuthenticationMiddleware`` usually runs inside segmint and sets
+        ``scope["user"]`` on the shared scope; seeing it at response time lets a logged-in
+        customer get their own profile even so. A changed identity restarts the profile load.
+        """
+        if self._identity is None or self._saw_user or "user" not in self._scope:
+            return
+        self._saw_user = True
+        old = self._identity
+        fresh = self._core.identify(self._scope, self._config)
+        if fresh.customer_id == old.customer_id:
+            return
+        # Keep the cookie decision already made (is_new, cookie_value) for the same visitor.
+        self._identity = Identity(
+            visitor_id=old.visitor_id or fresh.visitor_id,
+            customer_id=fresh.customer_id,
+            is_new=old.is_new,
+            personalize=fresh.personalize and old.personalize,
+            track=fresh.track and old.track,
+            cookie_value=old.cookie_value,
+            reason=fresh.reason or old.reason,
+        )
+        self._profile = None
+        if self._profile_task is not None:
+            self._profile_task.cancel()
+            self._profile_task = None

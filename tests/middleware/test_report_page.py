@@ -1,0 +1,189 @@
+"""The report page: escaped server-rendered HTML with an SVG chart, checked in real chromium,
+and its token-protected ASGI endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import re
+import shutil
+import subprocess
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
+
+import httpx
+import pytest
+
+from segmint.engine.analytics import CampaignReport, attribute, report_from_attribution, snapshot_segments
+from segmint.engine.analytics.segments import SegmentSnapshot
+from segmint.engine.events import Click, Impression, Order, OrderItem
+from segmint.engine.stores import MemoryStore
+from segmint.middleware.report_page import (
+    parse_report_query, render_chart, render_report_page, report_endpoint,
+)
+
+UTC = timezone.utc
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+TOKEN = "report-token-123456"
+EVIL = '<script>alert("x")</script>'
+
+
+def _events(seed=3):
+    rng = random.Random(seed)
+    rates = {"control": 0.04, "B": 0.07, EVIL: 0.05}
+    events = []
+    for i in range(3000):
+        variant = list(rates)[i % 3]
+        at = T0 + timedelta(minutes=7 * i)  # about 14 days of traffic
+        events.append(Impression(campaign="winback", variant=variant, visitor_id=f"v{i}", at=at,
+                                 skus=[] if variant == "control" else ["s1"]))
+        if rng.random() < 0.1:
+            events.append(Click(campaign="winback", variant=variant, visitor_id=f"v{i}", at=at + timedelta(minutes=1)))
+        if rng.random() < rates[variant]:
+            events.append(Order(order_id=f"o{i}", visitor_id=f"v{i}", at=at + timedelta(hours=2),
+                                items=[OrderItem(sku="s1", price=25.0)]))
+    events.append(Impression(campaign="solo", variant="default", visitor_id="v1", at=T0))
+    return sorted(events, key=lambda e: e.at)
+
+
+def _report():
+    return report_from_attribution(attribute(_events()), now=T0 + timedelta(days=20))
+
+
+SEGMENTS = [
+    SegmentSnapshot(day=T0.date(), profiles=100, sizes={"vip": 10, EVIL: 3}),
+    SegmentSnapshot(day=(T0 + timedelta(days=1)).date(), profiles=120, sizes={"vip": 14, EVIL: 2},
+                    overlap={(EVIL, "vip"): 1}),
+]
+
+
+def test_page_has_tables_a_chart_per_campaign_and_escapes_everything():
+    html = render_report_page(_report(), SEGMENTS)
+    assert "<script" not in html.lower()
+    assert html.count("&lt;script&gt;") >= 4  # the variant (table, legend, tooltips) and the segment
+    assert html.count('<svg class="chart"') == 2
+    assert 'data-campaign="winback"' in html
+    assert len(re.findall(r'<g class="series" data-variant="[^"]*"><polyline', html)) == 3 + 1
+    assert "B beats control by" in html or "not enough data yet" in html
+    assert "no control variant: lift cannot be measured" in html
+    assert 'class="segments"' in html and 'class="overlap"' in html
+    assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")  # no CDN, no links out
+
+
+def test_a_campaign_with_a_single_day_still_gets_a_chart_and_an_empty_one_a_note():
+    solo = _report().campaigns[0]
+    chart = render_chart(solo)
+    assert 'data-campaign="solo"' in chart and chart.count("<circle") == 1
+    empty = CampaignReport(campaign="quiet", control=None, variants=())
+    assert render_chart(empty) == '<p class="nochart">Conversion over time for campaign quiet: no exposures yet.</p>'
+
+
+# -- the real browser ----------------------------------------------------------------------------
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    path = _chromium()
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is required in CI (apt-get install chromium)")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    return path
+
+
+def _run_chromium(browser, tmp_path, *args):
+    profile = tmp_path / "profile"
+    command = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+               f"--user-data-dir={profile}", "--window-size=1200,1600", *args]
+    return subprocess.run(command, capture_output=True, timeout=120, check=False)
+
+
+def test_the_page_renders_in_headless_chromium(browser, tmp_path):
+    page = tmp_path / "report.html"
+    page.write_text(render_report_page(_report(), SEGMENTS), encoding="utf-8")
+    url = page.as_uri()
+    dumped = _run_chromium(browser, tmp_path, "--dump-dom", url)
+    dom = dumped.stdout.decode("utf-8", "replace")
+    assert dumped.returncode == 0, dumped.stderr.decode()[-2000:]
+    # The rendered DOM (after parsing) holds the chart: a line per variant, both axes, a legend.
+    assert dom.count("<polyline") == 3 + 1  # winback's three variants, solo's one
+    assert '<g class="axis x">' in dom and '<g class="axis y">' in dom
+    assert dom.count('class="legend-item"') == 4
+    assert "conversion rate" in dom and "day of first exposure" in dom
+    assert "<script" not in dom.lower()
+    shot = tmp_path / "shot.png"
+    result = _run_chromium(browser, tmp_path, f"--screenshot={shot}", url)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert shot.exists() and shot.stat().st_size > 20_000  # a real page, not a blank image
+    if os.environ.get("SEGMINT_KEEP_SCREENSHOT"):
+        shutil.copy(shot, os.environ["SEGMINT_KEEP_SCREENSHOT"])
+
+
+# -- the endpoint --------------------------------------------------------------------------------
+
+@pytest.fixture
+def runtime():
+    store = MemoryStore(clock=lambda: T0)
+    store.append(_events())
+    rt = SimpleNamespace(store=store, config=SimpleNamespace(api=SimpleNamespace(token=TOKEN)),
+                         clock=lambda: T0 + timedelta(days=20), state=SimpleNamespace(segments={}),
+                         document=lambda profile, now: {})
+    yield rt
+    store.close()
+
+
+def _get(runtime, url, headers=None, method="GET"):
+    async def app(scope, receive, send):
+        await report_endpoint(scope, receive, send, runtime)
+
+    async def call():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://shop") as client:
+            return await client.request(method, url, headers=headers or {})
+
+    return asyncio.run(call())
+
+
+def test_the_endpoint_needs_the_bearer_token(runtime):
+    assert _get(runtime, "/_segmint/report").status_code == 401
+    assert _get(runtime, "/_segmint/report", {"authorization": "Bearer wrong"}).status_code == 401
+    response = _get(runtime, "/_segmint/report", {"authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert "script-src" not in response.headers["content-security-policy"]
+    assert response.headers["cache-control"] == "no-store"
+    assert '<svg class="chart"' in response.text and "winback" in response.text
+
+
+def test_the_token_is_refused_in_the_url(runtime):
+    assert _get(runtime, f"/_segmint/report?token={TOKEN}").status_code == 401
+    response = _get(runtime, f"/_segmint/report?token={TOKEN}", {"authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 400 and "Authorization header" in response.text
+
+
+def test_the_endpoint_filters_by_campaign_and_since_and_rejects_bad_values(runtime):
+    auth = {"authorization": f"Bearer {TOKEN}"}
+    only = _get(runtime, "/_segmint/report?campaign=solo&window=3", auth)
+    assert only.status_code == 200 and "Campaign solo" in only.text and "Campaign winback" not in only.text
+    later = _get(runtime, "/_segmint/report?since=2026-03-10", auth)
+    assert later.status_code == 200
+    for bad in ("since=yesterday", "window=0", "window=abc"):
+        assert _get(runtime, f"/_segmint/report?{bad}", auth).status_code == 400
+    assert _get(runtime, "/_segmint/report", auth, method="POST").status_code == 405
+
+
+def test_segment_snapshots_show_up_on_the_page(runtime):
+    runtime.state.segments = {}
+    snapshot_segments(runtime, T0 + timedelta(days=20))
+    response = _get(runtime, "/_segmint/report", {"authorization": f"Bearer {TOKEN}"})
+    assert 'class="segments"' in response.text
+
+
+def test_parse_report_query():
+    assert parse_report_query(b"since=2026-03-01&campaign=a&window=3") == {
+        "since": T0, "campaign": "a", "window_days": 3.0}
+    assert parse_report_query(b"") == {}
