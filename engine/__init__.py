@@ -5,6 +5,7 @@ from Starlette: it is usable from a script, a worker or another web framework.
 """
 
 from .errors import ConfigError, EventError, FilterError, PluginError, SegmintError, StoreError
+from .fields import FieldCatalog, FieldDef, FieldType
 from .profile import CampaignStats, CartItem, Profile, profile_key
 
 # -- filters (filter language) --------------------------------------------------------------
@@ -50,6 +51,18 @@ __all__ = [
     "Explanation",
     "compile_filter",
     "compile_segments",
+    "FieldCatalog",
+    "FieldDef",
+    "FieldType",
+    "Catalog",
+    "Product",
+    "load_catalog_file",
+    "ProductStats",
+    "Strategy",
+    "StrategyContext",
+    "StrategyParams",
+    "run_strategy",
+    "validate_params",
     "Profile",
     "CartItem",
     "CampaignStats",
