@@ -1,0 +1,22 @@
+"""Every Python package folder is listed in pyproject.toml, so a wheel ships all of segmint."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_package_folder_is_mapped():
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    mapping = setuptools["package-dir"]
+    assert set(setuptools["packages"]) == set(mapping)
+    folders = {
+        str(init.parent.relative_to(ROOT))
+        for top in ("engine", "plugins", "middleware")
+        for init in (ROOT / top).rglob("__init__.py")
+    }
+    assert folders == set(mapping.values())
+    for package, folder in mapping.items():
+        assert package == "segmint." + folder.replace("/", ".")
