@@ -138,6 +138,10 @@ class FrequencyCap(ConfigBase):
         return parse_duration(self.period)
 
 
+#: The variant name under which holdout (control-group) exposures are recorded.
+CONTROL_VARIANT = "control"
+
+
 class Variant(ConfigBase):
     """One arm of an A/B split; unset fields inherit the campaign's."""
 
@@ -149,6 +153,13 @@ class Variant(ConfigBase):
     params: dict[str, Any] | None = None
     title: str | None = None
     coupon: Coupon | None = None
+
+    def __post_init__(self) -> None:
+        # Holdout exposures are recorded (and reported) as variant "control", whatever the
+        # holdout is called; a shown variant of that name would be mistaken for it.
+        if self.name == CONTROL_VARIANT and not self.control:
+            raise ValueError(f'the variant name "{CONTROL_VARIANT}" is reserved for the holdout: '
+                             "add control = true, or rename the variant")
 
 
 class Campaign(ConfigBase):

@@ -16,6 +16,7 @@
                             records a widget click and redirects (303) to ``to`` if it is a
                             site-relative path, else to ``/``: never an open redirect.
 ``GET {prefix}/health``     failure and traffic counters (Bearer token).
+``GET {prefix}/report``     the campaign report as an HTML page (Bearer token; ``report_page``).
 ==========================  =========================================================================
 
 Errors are JSON objects ``{"error": "...", "rejected": [{"index", "field", "error"}]}``.
@@ -39,6 +40,7 @@ from segmint.engine.events import decode_events
 from .context import Core, Overloaded, Settings
 from .html import MAX_SLOTS, valid_slot_name
 from .state import SegmintState
+from .report_page import report_endpoint
 from .tracking import CLICK_PARAM, click_event, impression_event, parse_click
 
 __all__ = ["Endpoints", "safe_redirect_target"]
@@ -95,6 +97,7 @@ class Endpoints:
             "/recommendations": ("GET", self._recommendations),
             "/click": ("GET", self._click),
             "/health": ("GET", self._health),
+            "/report": ("GET", self._report),
         }
 
     async def handle(self, scope: MutableMapping[str, Any], receive: Receive, send: Send, settings: Settings) -> bool:
@@ -218,6 +221,12 @@ class Endpoints:
             return
         await _respond(send, 200, {"status": "ok", "counters": self.core.counters.snapshot()},
                        [(b"cache-control", b"no-store")])
+
+    # -- GET /report -------------------------------------------------------------------------
+    async def _report(self, scope: MutableMapping[str, Any], receive: Receive, send: Send, settings: Settings) -> None:
+        if not await self._authorized(scope, send, settings):
+            return
+        await report_endpoint(scope, receive, send, self.core.runtime)
 
 
 def _public_decision(core: Core, decision: Any, debug: bool) -> dict[str, Any]:

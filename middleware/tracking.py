@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from segmint.engine.config_schema import CONTROL_VARIANT
 from segmint.engine.events import Click, Identify, Impression, PageView, ProductView
 from segmint.engine.identity import Identity
 from segmint.plugins.render_html import CLICK_PARAM, parse_click_token
@@ -106,7 +107,7 @@ def product_view_event(identity: Identity, sku: str, now: datetime) -> ProductVi
 
 def impression_event(identity: Identity, slot_decision: Any, now: datetime) -> Impression:
     """An impression of one slot's decision; a control-group decision records ``control``."""
-    variant = "control" if getattr(slot_decision, "control", False) else slot_decision.variant
+    variant = CONTROL_VARIANT if getattr(slot_decision, "control", False) else slot_decision.variant
     skus = [p.sku for p in (slot_decision.products or ())][:100]
     return Impression(
         campaign=slot_decision.campaign, variant=variant, slot=slot_decision.slot, skus=skus,

@@ -270,9 +270,11 @@ class SQLiteStore:
         while True:
             with self._connection() as conn:
                 rows = conn.execute(
-                    f"SELECT id, at, data FROM events WHERE (at > ? OR (at = ? AND id > ?)){type_filter}"
+                    # A row-value comparison lets SQLite seek the (at, id) index to the cursor;
+                    # the equivalent OR form rescans the index from the start for every page.
+                    f"SELECT id, at, data FROM events WHERE (at, id) > (?, ?){type_filter}"
                     " ORDER BY at, id LIMIT ?",
-                    (at, at, last_id, *type_args, batch_size),
+                    (at, last_id, *type_args, batch_size),
                 ).fetchall()
             for _, _, data in rows:
                 yield _decode_event(data)

@@ -275,3 +275,17 @@ def test_a_key_given_twice_in_pasted_json_is_reported_with_its_path(tmp_path):
     problems = info.value.problems or [info.value]
     assert [p.path for p in problems] == ["$.segments.a.filter.orders.count"]
     assert "appears twice" in problems[0].message and problems[0].line == 4
+
+
+def test_a_shown_variant_may_not_be_called_control(tmp_path):
+    from segmint.engine.config import load_config
+    from segmint.engine.errors import ConfigError
+
+    path = tmp_path / "segmint.toml"
+    path.write_text('[store]\npath = ":memory:"\n[[campaigns]]\nid = "a"\nslots = ["home"]\nstrategy = "bestsellers"\n'
+                    'variants = [{ name = "control", weight = 1 }, { name = "b", weight = 1 }]\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    problems = info.value.problems or [info.value]
+    assert problems[0].path.startswith("$.campaigns[0].variants[0]")
+    assert "reserved for the holdout" in problems[0].message

@@ -127,7 +127,7 @@ def test_the_page_renders_in_headless_chromium(browser, tmp_path):
 # -- the endpoint --------------------------------------------------------------------------------
 
 @pytest.fixture
-def runtime():
+def stub_runtime():
     store = MemoryStore(clock=lambda: T0)
     store.append(_events())
     rt = SimpleNamespace(store=store, config=SimpleNamespace(api=SimpleNamespace(token=TOKEN)),
@@ -137,9 +137,9 @@ def runtime():
     store.close()
 
 
-def _get(runtime, url, headers=None, method="GET"):
+def _get(rt, url, headers=None, method="GET"):
     async def app(scope, receive, send):
-        await report_endpoint(scope, receive, send, runtime)
+        await report_endpoint(scope, receive, send, rt)
 
     async def call():
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://shop") as client:
@@ -148,10 +148,10 @@ def _get(runtime, url, headers=None, method="GET"):
     return asyncio.run(call())
 
 
-def test_the_endpoint_needs_the_bearer_token(runtime):
-    assert _get(runtime, "/_segmint/report").status_code == 401
-    assert _get(runtime, "/_segmint/report", {"authorization": "Bearer wrong"}).status_code == 401
-    response = _get(runtime, "/_segmint/report", {"authorization": f"Bearer {TOKEN}"})
+def test_the_endpoint_needs_the_bearer_token(stub_runtime):
+    assert _get(stub_runtime, "/_segmint/report").status_code == 401
+    assert _get(stub_runtime, "/_segmint/report", {"authorization": "Bearer wrong"}).status_code == 401
+    response = _get(stub_runtime, "/_segmint/report", {"authorization": f"Bearer {TOKEN}"})
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/html; charset=utf-8"
     assert "script-src" not in response.headers["content-security-policy"]
@@ -159,28 +159,55 @@ def test_the_endpoint_needs_the_bearer_token(runtime):
     assert '<svg class="chart"' in response.text and "winback" in response.text
 
 
-def test_the_token_is_refused_in_the_url(runtime):
-    assert _get(runtime, f"/_segmint/report?token={TOKEN}").status_code == 401
-    response = _get(runtime, f"/_segmint/report?token={TOKEN}", {"authorization": f"Bearer {TOKEN}"})
+def test_the_token_is_refused_in_the_url(stub_runtime):
+    assert _get(stub_runtime, f"/_segmint/report?token={TOKEN}").status_code == 401
+    response = _get(stub_runtime, f"/_segmint/report?token={TOKEN}", {"authorization": f"Bearer {TOKEN}"})
     assert response.status_code == 400 and "Authorization header" in response.text
 
 
-def test_the_endpoint_filters_by_campaign_and_since_and_rejects_bad_values(runtime):
+def test_the_endpoint_filters_by_campaign_and_since_and_rejects_bad_values(stub_runtime):
     auth = {"authorization": f"Bearer {TOKEN}"}
-    only = _get(runtime, "/_segmint/report?campaign=solo&window=3", auth)
+    only = _get(stub_runtime, "/_segmint/report?campaign=solo&window=3", auth)
     assert only.status_code == 200 and "Campaign solo" in only.text and "Campaign winback" not in only.text
-    later = _get(runtime, "/_segmint/report?since=2026-03-10", auth)
+    later = _get(stub_runtime, "/_segmint/report?since=2026-03-10", auth)
     assert later.status_code == 200
     for bad in ("since=yesterday", "window=0", "window=abc"):
-        assert _get(runtime, f"/_segmint/report?{bad}", auth).status_code == 400
-    assert _get(runtime, "/_segmint/report", auth, method="POST").status_code == 405
+        assert _get(stub_runtime, f"/_segmint/report?{bad}", auth).status_code == 400
+    assert _get(stub_runtime, "/_segmint/report", auth, method="POST").status_code == 405
 
 
-def test_segment_snapshots_show_up_on_the_page(runtime):
-    runtime.state.segments = {}
-    snapshot_segments(runtime, T0 + timedelta(days=20))
-    response = _get(runtime, "/_segmint/report", {"authorization": f"Bearer {TOKEN}"})
+def test_segment_snapshots_show_up_on_the_page(stub_runtime):
+    stub_runtime.state.segments = {}
+    snapshot_segments(stub_runtime, T0 + timedelta(days=20))
+    response = _get(stub_runtime, "/_segmint/report", {"authorization": f"Bearer {TOKEN}"})
     assert 'class="segments"' in response.text
+
+
+def test_the_middleware_serves_the_report_behind_its_token_check(mw, runtime):
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from segmint.middleware import SegmintMiddleware
+
+    async def fallback(request):
+        return PlainTextResponse("app")
+
+    app = Starlette(routes=[Route("/{path:path}", fallback)])
+    app.add_middleware(SegmintMiddleware, runtime=runtime)
+    now = runtime.clock()
+    events = [{"type": "impression", "campaign": "promo", "variant": v, "visitor_id": f"v{i}-{v}",
+               "at": (now - timedelta(days=2)).isoformat()} for i in range(3) for v in ("control", "B")]
+    events.append({"type": "order", "visitor_id": "v0-B", "order_id": "o-1", "at": (now - timedelta(days=1)).isoformat(),
+                   "items": [{"sku": "serum-1", "price": 30.0}]})
+    auth = {"authorization": f"Bearer {mw.TOKEN}"}
+    with mw.TestClient(app) as client:
+        assert client.post("/_segmint/events", json=events, headers=auth).status_code == 200
+        assert client.get("/_segmint/report").status_code == 401
+        assert client.post("/_segmint/report", headers=auth).status_code == 405
+        page = client.get("/_segmint/report", headers=auth)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "Campaign promo" in page.text and '<svg class="chart"' in page.text
 
 
 def test_parse_report_query():

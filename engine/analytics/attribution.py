@@ -1,0 +1,339 @@
+"""Attribution: credit each order to the campaign variants its buyer saw, in one streamed pass.
+
+Events are read oldest first (impressions, clicks, orders, identify links). An order is
+attributed to every (campaign, variant) the buyer was exposed to at most ``window`` before it
+(an impression, the control group's "nothing shown" impression included, or a click); it is a
+*click-through* when a click on that campaign came within the window too. Revenue from the
+order lines whose sku the widget showed within the window is counted apart from the order
+total. A visitor who logs in (``identify``, or any event carrying both ids) is merged into
+the customer, so what they saw anonymously counts for the customer's later orders.
+
+The unit of the conversion rate is a *visitor run*: one person's exposures to one variant
+that are no more than ``window`` apart. Memory only holds people seen within the last
+``window`` (plus a bounded table of visitor -> customer links), so it does not grow with the
+number of events; someone who returns after a silence longer than the window is a new run.
+Both tables are capped (``max_people``, ``max_links``); what the caps drop is counted.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from ..events import Click, Event, Identify, Impression, Order
+
+__all__ = ["DEFAULT_WINDOW_DAYS", "ATTRIBUTION_EVENT_TYPES", "VariantTotals", "Attribution",
+           "Attributor", "attribute"]
+
+DEFAULT_WINDOW_DAYS = 7.0
+#: The event types attribution reads; pass them to ``store.iter_events(types=...)``.
+ATTRIBUTION_EVENT_TYPES = ("impression", "click", "order", "identify")
+#: Skus remembered per visitor run (the most recently shown win).
+MAX_SKUS = 200
+_DAY = 86_400.0
+#: Expired people are swept every this many events (a power of 2; only the oldest are looked at).
+_SWEEP_EVERY = 1024
+
+
+@dataclass(slots=True)
+class VariantTotals:
+    """Running totals of one (campaign, variant). ``daily`` maps a UTC day (days since epoch)
+    to ``[visitor runs that started that day, of those converted]`` (a cohort by first exposure)."""
+
+    exposures: int = 0
+    clicks: int = 0
+    visitors: int = 0
+    converted: int = 0
+    orders: int = 0
+    click_orders: int = 0
+    revenue: float = 0.0
+    click_revenue: float = 0.0
+    recommended_revenue: float = 0.0
+    daily: dict[int, list[int]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Attribution:
+    """The result of one pass: totals per ``(campaign, variant)`` and what was read."""
+
+    window_days: float
+    totals: dict[tuple[str, str], VariantTotals]
+    events: int = 0
+    orders: int = 0
+    revenue: float = 0.0
+    attributed_orders: int = 0
+    first_at: datetime | None = None
+    last_at: datetime | None = None
+    #: The most people held in memory at once (bounded by ``window`` activity and the cap).
+    peak_people: int = 0
+    #: People dropped by the ``max_people`` cap while still inside the window (0 normally).
+    evicted_people: int = 0
+
+
+class _Run:
+    """One person's current run of exposures to one variant (``totals``: that variant's)."""
+
+    __slots__ = ("totals", "first_day", "last_seen", "last_click", "skus", "converted")
+
+    def __init__(self, totals: VariantTotals, first_day: int, at: float) -> None:
+        self.totals = totals
+        self.first_day = first_day
+        self.last_seen = at
+        self.last_click = -1e300
+        self.skus: dict[str, float] = {}
+        self.converted = False
+
+
+class _Person:
+    __slots__ = ("runs", "last_seen")
+
+    def __init__(self, at: float) -> None:
+        self.runs: dict[tuple[str, str], _Run] = {}
+        self.last_seen = at
+
+
+def _order_lines(order: Order) -> tuple[float, list[tuple[str, float]]]:
+    lines = [(item.sku, item.quantity * (item.price - item.discount)) for item in order.items]
+    total = order.total if order.total is not None else sum(value for _, value in lines)
+    return total, lines
+
+
+class Attributor:
+    """Feed events oldest first with ``feed``/``feed_all``; read the totals with ``result()``.
+
+    ``campaign``: only this campaign's exposures are tracked. ``max_people``/``max_links``:
+    the memory caps (about 200 bytes a person with one run; a link is two short strings).
+    """
+
+    def __init__(self, *, window_days: float = DEFAULT_WINDOW_DAYS, campaign: str | None = None,
+                 max_people: int = 2_000_000, max_links: int = 2_000_000) -> None:
+        if window_days <= 0:
+            raise ValueError(f"window_days must be positive, got {window_days!r}")
+        self.window = window_days * _DAY
+        self.campaign = campaign
+        self.max_people, self.max_links = max_people, max_links
+        self._people: OrderedDict[str, _Person] = OrderedDict()  # least recently active first
+        self._links: OrderedDict[str, str] = OrderedDict()      # visitor id -> customer key
+        self._result = Attribution(window_days=window_days, totals={})
+
+    # -- people --------------------------------------------------------------------------------
+    def _key(self, event: Event, at: float) -> str:
+        """The person an event belongs to; an event with both ids links them first."""
+        visitor, customer = event.visitor_id, event.customer_id
+        if customer is not None:
+            key = "c:" + customer
+            if visitor is not None and self._links.get(visitor) != key:
+                self._link(visitor, key, at)
+            return key
+        return self._links.get(visitor) or "v:" + visitor  # type: ignore[operator]
+
+    def _link(self, visitor: str, key: str, at: float) -> None:
+        self._links[visitor] = key
+        if len(self._links) > self.max_links:
+            self._links.popitem(last=False)  # the oldest link goes first
+        anonymous = self._people.pop("v:" + visitor, None)
+        if anonymous is not None:
+            self._merge(anonymous, self._person(key, at, create=True), at)  # type: ignore[arg-type]
+
+    def _person(self, key: str, at: float, *, create: bool) -> _Person | None:
+        people = self._people
+        person = people.get(key)
+        if person is not None:
+            people.move_to_end(key)
+            person.last_seen = at
+        elif create:
+            person = people[key] = _Person(at)
+            if len(people) > self.max_people:
+                people.popitem(last=False)
+                self._result.evicted_people += 1
+            self._result.peak_people = max(self._result.peak_people, len(people))
+        return person
+
+    def _sweep(self, at: float) -> None:
+        """Forget people whose last activity is older than the window (oldest first: O(expired))."""
+        cutoff, people = at - self.window, self._people
+        while people:
+            key = next(iter(people))
+            if people[key].last_seen >= cutoff:
+                return
+            del people[key]
+
+    def _merge(self, source: _Person, into: _Person, at: float) -> None:
+        """The same human was two people (anonymous visitor, customer): merge, count once."""
+        cutoff = at - self.window
+        for variant_key, run in source.runs.items():
+            if run.last_seen < cutoff:
+                continue
+            kept = into.runs.get(variant_key)
+            if kept is None or kept.last_seen < cutoff:
+                into.runs[variant_key] = run
+                continue
+            early, late = (kept, run) if kept.first_day <= run.first_day else (run, kept)
+            totals = early.totals
+            totals.visitors -= 1
+            totals.daily[late.first_day][0] -= 1
+            if late.converted:
+                totals.converted -= 1
+                totals.daily[late.first_day][1] -= 1
+                if not early.converted:
+                    early.converted = True
+                    totals.converted += 1
+                    totals.daily[early.first_day][1] += 1
+            early.last_seen = max(early.last_seen, late.last_seen)
+            early.last_click = max(early.last_click, late.last_click)
+            for sku, shown in late.skus.items():
+                if shown > early.skus.get(sku, -1e300):
+                    early.skus[sku] = shown
+            if len(early.skus) > 2 * MAX_SKUS:
+                _trim(early.skus)
+            into.runs[variant_key] = early
+
+    # -- events --------------------------------------------------------------------------------
+    def feed(self, event: Event) -> None:
+        """Take the next event (time order is the caller's promise; the store gives it)."""
+        self.feed_all((event,))
+
+    def feed_all(self, events: Iterable[Event], until: datetime | None = None) -> None:
+        """Take a time-ordered stream; stop at the first event at or after ``until``.
+
+        This is the hot loop of a report (millions of events): the common cases are inlined
+        and attributes bound to locals, which is why it reads flatter than the rest.
+        """
+        result, people = self._result, self._people
+        person_of, touch, linked = people.get, people.move_to_end, self._links.get
+        campaign_filter, window = self.campaign, self.window
+        limit = until.timestamp() if until is not None else float("inf")
+        count, first, last = result.events, result.first_at, None
+        for event in events:
+            at = event.at.timestamp()  # type: ignore[union-attr]
+            if at >= limit:
+                break
+            last = event
+            if first is None:
+                first = result.first_at = event.at
+            count += 1
+            if not count & (_SWEEP_EVERY - 1):
+                self._sweep(at)
+            kind = type(event)
+            if kind is Impression or kind is Click:
+                if campaign_filter is not None and event.campaign != campaign_filter:  # type: ignore[union-attr]
+                    continue
+                if event.customer_id is None:
+                    key = linked(event.visitor_id) or "v:" + event.visitor_id  # type: ignore[operator]
+                else:
+                    key = self._key(event, at)
+                person = person_of(key)
+                if person is None:
+                    person = self._person(key, at, create=True)
+                else:
+                    touch(key)
+                    person.last_seen = at
+                variant = event.variant  # type: ignore[union-attr]
+                run = person.runs.get((event.campaign, variant)) if variant is not None else None  # type: ignore[union-attr]
+                if run is None or at - run.last_seen > window:
+                    run = self._start_run(person, event, at)  # type: ignore[arg-type]
+                run.last_seen = at
+                if kind is Click:
+                    run.totals.clicks += 1
+                    run.last_click = at
+                else:
+                    run.totals.exposures += 1
+                shown = event.skus  # type: ignore[union-attr]
+                if shown:
+                    skus = run.skus
+                    skus.update(dict.fromkeys(shown, at))
+                    if len(skus) > 2 * MAX_SKUS:
+                        _trim(skus)
+            elif kind is Order:
+                self._order(event, at)  # type: ignore[arg-type]
+            elif kind is Identify:
+                self._key(event, at)
+        result.events = count
+        if last is not None:
+            result.last_at = last.at
+
+    def _start_run(self, person: _Person, event: Impression | Click, at: float) -> _Run:
+        """A new (or the first) run of exposures: one more visitor for the variant."""
+        campaign, variant = event.campaign, event.variant
+        if variant is None:  # a click whose token lost the variant: the live run it belongs to
+            for (c, v), live in person.runs.items():
+                if c == campaign and at - live.last_seen <= self.window:
+                    return live
+            variant = "unknown"
+        variant_key = (campaign, variant)
+        totals = self._result.totals.get(variant_key)
+        if totals is None:
+            totals = self._result.totals[variant_key] = VariantTotals()
+        day = int(at // _DAY)
+        run = person.runs[variant_key] = _Run(totals, day, at)
+        totals.visitors += 1
+        cohort = totals.daily.get(day)
+        if cohort is None:
+            totals.daily[day] = [1, 0]
+        else:
+            cohort[0] += 1
+        return run
+
+    def _order(self, order: Order, at: float) -> None:
+        result = self._result
+        total, lines = _order_lines(order)
+        result.orders += 1
+        result.revenue += total
+        person = self._person(self._key(order, at), at, create=False)
+        if person is None:
+            return
+        cutoff, attributed = at - self.window, False
+        for run in person.runs.values():
+            if run.last_seen < cutoff:
+                continue
+            attributed = True
+            totals = run.totals
+            totals.orders += 1
+            totals.revenue += total
+            if not run.converted:
+                run.converted = True
+                totals.converted += 1
+                totals.daily[run.first_day][1] += 1
+            if run.last_click >= cutoff:
+                totals.click_orders += 1
+                totals.click_revenue += total
+            if run.skus:
+                skus = run.skus
+                totals.recommended_revenue += sum(
+                    value for sku, value in lines if skus.get(sku, -1e300) >= cutoff)
+        result.attributed_orders += attributed
+
+    def result(self) -> Attribution:
+        return self._result
+
+
+def _trim(skus: dict[str, float]) -> None:
+    """Keep the ``MAX_SKUS`` most recently shown skus (amortized: runs when twice as many)."""
+    if len(skus) > MAX_SKUS:
+        recent = sorted(skus.items(), key=lambda item: item[1])[-MAX_SKUS:]
+        skus.clear()
+        skus.update(recent)
+
+
+def attribute(events: Iterable[Event], *, window_days: float = DEFAULT_WINDOW_DAYS,
+              campaign: str | None = None, until: datetime | None = None) -> Attribution:
+    """Attribute a time-ordered stream of events (events at or after ``until`` end it).
+
+    >>> from segmint.engine.events import Impression, Order, OrderItem
+    >>> from datetime import datetime, timedelta, timezone
+    >>> t = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    >>> result = attribute([
+    ...     Impression(campaign="c", variant="B", skus=["s1"], visitor_id="v", at=t),
+    ...     Order(order_id="o", visitor_id="v", at=t + timedelta(days=1),
+    ...           items=[OrderItem(sku="s1", price=10.0), OrderItem(sku="s2", price=5.0)])])
+    >>> totals = result.totals[("c", "B")]
+    >>> totals.converted, totals.revenue, totals.recommended_revenue
+    (1, 15.0, 10.0)
+    """
+    attributor = Attributor(window_days=window_days, campaign=campaign)
+    if until is not None and until.tzinfo is None:
+        until = until.replace(tzinfo=timezone.utc)
+    attributor.feed_all(events, until)
+    return attributor.result()

@@ -1,0 +1,243 @@
+"""The campaign report: per campaign and variant, exposure, engagement, conversion, revenue and
+lift against the control, built from one streamed pass over the event log.
+
+    report = build_report(store, since=datetime(2026, 3, 1, tzinfo=UTC), now=clock())
+    print(report.to_csv())
+
+A conversion rate is converted visitors / exposed visitors (see ``attribution`` for what a
+visitor run is). Revenue is per campaign: an order attributed to two campaigns counts in
+both, so revenue does not add up across campaigns. The control variant is the one the
+middleware records for the holdout (``control``); a campaign without one gets no lift.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from ..config_schema import CONTROL_VARIANT  # the name holdout exposures are recorded under
+from ..stores.base import ProfileStore
+from .attribution import ATTRIBUTION_EVENT_TYPES, DEFAULT_WINDOW_DAYS, VariantTotals, attribute
+from .stats import METHOD, Lift, two_proportion_test
+
+__all__ = ["CONTROL_VARIANT", "Report", "CampaignReport", "VariantReport", "DailyPoint",
+           "build_report", "report_from_attribution", "lift_statement"]
+
+CSV_COLUMNS = ("campaign", "variant", "is_control", "exposures", "visitors", "clicks", "ctr", "orders",
+               "converted", "conversion_rate", "revenue", "revenue_per_visitor", "average_order_value",
+               "recommended_revenue", "click_orders", "lift_relative", "lift_relative_low",
+               "lift_relative_high", "lift_absolute", "p_value", "significant", "statement")
+_EPOCH = date(1970, 1, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class DailyPoint:
+    """Visitors whose run started on ``day`` and how many of them converted (a cohort)."""
+
+    day: date
+    visitors: int
+    converted: int
+
+    @property
+    def rate(self) -> float:
+        return self.converted / self.visitors if self.visitors else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class VariantReport:
+    campaign: str
+    variant: str
+    is_control: bool
+    exposures: int
+    visitors: int
+    clicks: int
+    ctr: float
+    orders: int
+    converted: int
+    conversion_rate: float
+    revenue: float
+    revenue_per_visitor: float
+    average_order_value: float
+    recommended_revenue: float
+    click_orders: int
+    click_revenue: float
+    #: Against the control; None for the control itself or when there is none.
+    lift: Lift | None
+    statement: str
+    daily: tuple[DailyPoint, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["lift"] = self.lift.to_dict() if self.lift else None
+        data["daily"] = [{"day": p.day.isoformat(), "visitors": p.visitors, "converted": p.converted}
+                         for p in self.daily]
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignReport:
+    campaign: str
+    control: str | None
+    variants: tuple[VariantReport, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"campaign": self.campaign, "control": self.control,
+                "variants": [v.to_dict() for v in self.variants]}
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    generated_at: datetime
+    since: datetime | None
+    until: datetime
+    window_days: float
+    campaigns: tuple[CampaignReport, ...]
+    #: Every order in the period and its revenue, attributed or not (for context).
+    orders: int = 0
+    revenue: float = 0.0
+    attributed_orders: int = 0
+    events: int = 0
+    method: str = METHOD
+    notes: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "generated_at": self.generated_at.isoformat(),
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat(),
+            "window_days": self.window_days,
+            "orders": self.orders, "revenue": self.revenue,
+            "attributed_orders": self.attributed_orders, "events": self.events,
+            "method": self.method, "notes": list(self.notes),
+            "campaigns": [c.to_dict() for c in self.campaigns],
+        }
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One flat row per campaign variant (the CSV and the tables)."""
+        rows = []
+        for campaign in self.campaigns:
+            for v in campaign.variants:
+                lift = v.lift
+                rel_ci = lift.relative_ci if lift and lift.relative_ci else (None, None)
+                rows.append({
+                    "campaign": v.campaign, "variant": v.variant, "is_control": v.is_control,
+                    "exposures": v.exposures, "visitors": v.visitors, "clicks": v.clicks, "ctr": v.ctr,
+                    "orders": v.orders, "converted": v.converted, "conversion_rate": v.conversion_rate,
+                    "revenue": round(v.revenue, 2), "revenue_per_visitor": v.revenue_per_visitor,
+                    "average_order_value": v.average_order_value,
+                    "recommended_revenue": round(v.recommended_revenue, 2), "click_orders": v.click_orders,
+                    "lift_relative": lift.relative if lift else None,
+                    "lift_relative_low": rel_ci[0], "lift_relative_high": rel_ci[1],
+                    "lift_absolute": lift.absolute if lift else None,
+                    "p_value": lift.p_value if lift else None,
+                    "significant": lift.significant if lift else None,
+                    "statement": v.statement,
+                })
+        return rows
+
+    def to_csv(self) -> str:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for row in self.rows():
+            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+        return buffer.getvalue()
+
+
+def _pct(value: float) -> str:
+    return f"{value * 100:.1f}".rstrip("0").rstrip(".") + "%"
+
+
+def lift_statement(variant: str, lift: Lift | None, *, has_control: bool = True) -> str:
+    """The plain sentence: "B beats control by 12% +/- 5%, significant", and so on."""
+    if not has_control:
+        return "no control variant: lift cannot be measured"
+    if lift is None or lift.relative is None or lift.relative_ci is None:
+        return "not enough data yet: no conversions in the control group"
+    half = (lift.relative_ci[1] - lift.relative_ci[0]) / 2.0
+    size = f"{_pct(abs(lift.relative))} +/- {_pct(half)}"
+    if lift.significant:
+        verb = "beats" if lift.relative > 0 else "trails"
+        return f"{variant} {verb} control by {size}, significant"
+    if lift.more_visitors:
+        return f"not enough data yet: about {lift.more_visitors:,} more visitors needed"
+    sign = "+" if lift.relative >= 0 else "-"
+    return f"no significant difference: {variant} vs control {sign}{size}"
+
+
+def _variant_report(campaign: str, variant: str, t: VariantTotals, control: VariantTotals | None,
+                    is_control: bool, has_control: bool) -> VariantReport:
+    lift = None
+    if control is not None and not is_control and control.visitors and t.visitors:
+        lift = two_proportion_test(control.converted, control.visitors, t.converted, t.visitors)
+    if is_control:
+        statement = "control (baseline)"
+    elif has_control and (control is None or not control.visitors or not t.visitors):
+        statement = "not enough data yet: no visitors in one of the groups"
+    else:
+        statement = lift_statement(variant, lift, has_control=has_control)
+    daily = tuple(DailyPoint(_EPOCH + timedelta(days=d), n, c) for d, (n, c) in sorted(t.daily.items()))
+    return VariantReport(
+        campaign=campaign, variant=variant, is_control=is_control, exposures=t.exposures,
+        visitors=t.visitors, clicks=t.clicks, ctr=t.clicks / t.exposures if t.exposures else 0.0,
+        orders=t.orders, converted=t.converted,
+        conversion_rate=t.converted / t.visitors if t.visitors else 0.0, revenue=t.revenue,
+        revenue_per_visitor=t.revenue / t.visitors if t.visitors else 0.0,
+        average_order_value=t.revenue / t.orders if t.orders else 0.0,
+        recommended_revenue=t.recommended_revenue, click_orders=t.click_orders,
+        click_revenue=t.click_revenue, lift=lift, statement=statement, daily=daily,
+    )
+
+
+def report_from_attribution(attribution: Any, *, now: datetime, since: datetime | None = None,
+                            until: datetime | None = None, control: str = CONTROL_VARIANT) -> Report:
+    """Turn attribution totals into the report (per campaign, control first)."""
+    by_campaign: dict[str, dict[str, VariantTotals]] = {}
+    for (campaign, variant), totals in attribution.totals.items():
+        by_campaign.setdefault(campaign, {})[variant] = totals
+    campaigns = []
+    for campaign in sorted(by_campaign):
+        variants = by_campaign[campaign]
+        control_totals = variants.get(control)
+        names = sorted(variants, key=lambda name: (name != control, name))
+        campaigns.append(CampaignReport(
+            campaign=campaign, control=control if control_totals is not None else None,
+            variants=tuple(_variant_report(campaign, name, variants[name], control_totals,
+                                           name == control, control_totals is not None)
+                           for name in names),
+        ))
+    notes = []
+    if getattr(attribution, "evicted_people", 0):
+        notes.append(f"{attribution.evicted_people:,} active people were dropped by the memory cap; "
+                     "counts are approximate")
+    return Report(generated_at=now, since=since, until=until or now, window_days=attribution.window_days,
+                  campaigns=tuple(campaigns), orders=attribution.orders, revenue=attribution.revenue,
+                  attributed_orders=attribution.attributed_orders, events=attribution.events,
+                  notes=tuple(notes))
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=timezone.utc)
+
+
+def build_report(store: ProfileStore, *, since: datetime | None = None, until: datetime | None = None,
+                 campaign: str | None = None, window_days: float = DEFAULT_WINDOW_DAYS, now: datetime,
+                 control: str = CONTROL_VARIANT, batch_size: int = 5000) -> Report:
+    """Stream the store's event log once (``since`` <= at < ``until``, default ``now``) and report.
+
+    Exposures before ``since`` are not read, so orders just after it may lack their credit;
+    pick ``since`` a window before the period of interest when that matters.
+    """
+    since, until, now = _utc(since), _utc(until), _utc(now)
+    assert now is not None
+    limit = until or now
+    if since is not None and since >= limit:
+        raise ValueError(f"since ({since.isoformat()}) must be before until ({limit.isoformat()})")
+    events = store.iter_events(since=since, types=ATTRIBUTION_EVENT_TYPES, batch_size=batch_size)
+    result = attribute(events, window_days=window_days, campaign=campaign, until=limit)
+    return report_from_attribution(result, now=now, since=since, until=limit, control=control)

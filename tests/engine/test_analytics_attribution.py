@@ -1,0 +1,207 @@
+"""Attribution: windows, click-throughs, recommended-sku revenue, identify links, memory bound."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from segmint.engine.analytics import Attributor, attribute, build_report
+from segmint.engine.events import Click, Identify, Impression, Order, OrderItem, PageView
+from segmint.engine.stores import SQLiteStore
+
+UTC = timezone.utc
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def days(n: float) -> datetime:
+    return T0 + timedelta(days=n)
+
+
+def seen(visitor="v1", variant="B", at=0.0, skus=("s1", "s2"), campaign="c", customer=None):
+    return Impression(campaign=campaign, variant=variant, slot="home", skus=list(skus),
+                      visitor_id=visitor, customer_id=customer, at=days(at))
+
+
+def clicked(visitor="v1", variant="B", at=0.0, campaign="c"):
+    return Click(campaign=campaign, variant=variant, slot="home", visitor_id=visitor, at=days(at))
+
+
+def bought(order_id="o1", at=1.0, visitor="v1", customer=None, lines=(("s1", 10.0), ("x9", 5.0))):
+    return Order(order_id=order_id, visitor_id=visitor if customer is None else None,
+                 customer_id=customer, at=days(at),
+                 items=[OrderItem(sku=sku, price=price) for sku, price in lines])
+
+
+@pytest.mark.parametrize(("after", "attributed"), [(6.9, True), (7.0, True), (7.1, False)])
+def test_an_order_is_attributed_only_within_the_window(after, attributed):
+    result = attribute([seen(at=0), bought(at=after)])
+    totals = result.totals[("c", "B")]
+    assert (totals.orders, totals.converted) == ((1, 1) if attributed else (0, 0))
+    assert result.orders == 1 and result.attributed_orders == int(attributed)
+
+
+def test_the_window_is_configurable_and_counts_from_the_latest_exposure():
+    assert attribute([seen(at=0), bought(at=2.5)], window_days=2).totals[("c", "B")].orders == 0
+    # A second impression on day 5 starts a fresh window: the order on day 9 is inside it.
+    result = attribute([seen(at=0), seen(at=5), bought(at=9)])
+    assert result.totals[("c", "B")].orders == 1
+
+
+def test_orders_with_no_exposure_are_not_attributed():
+    result = attribute([seen(visitor="v1"), bought(order_id="o2", visitor="v2", at=1),
+                        bought(order_id="o3", customer="42", at=2)])
+    assert result.orders == 2 and result.attributed_orders == 0
+    assert result.revenue == 30.0
+    assert result.totals[("c", "B")].orders == 0
+
+
+def test_a_click_before_the_order_makes_it_a_click_through():
+    result = attribute([seen(at=0), clicked(at=0.5), bought(at=1),
+                        seen(visitor="v2", at=0), bought(order_id="o2", visitor="v2", at=1),
+                        clicked(visitor="v2", at=2)])
+    totals = result.totals[("c", "B")]
+    assert totals.clicks == 2 and totals.exposures == 2
+    assert totals.orders == 2 and totals.click_orders == 1
+    assert totals.click_revenue == 15.0 and totals.revenue == 30.0
+
+
+def test_a_click_older_than_the_window_is_not_a_click_through():
+    result = attribute([clicked(at=0), seen(at=6), bought(at=8)])
+    totals = result.totals[("c", "B")]
+    assert totals.orders == 1 and totals.click_orders == 0
+
+
+def test_revenue_from_recommended_skus_is_counted_apart_from_the_order_total():
+    lines = (("s1", 10.0), ("s2", 7.5), ("x9", 5.0))
+    result = attribute([seen(skus=["s1", "s2"]), bought(lines=lines)])
+    totals = result.totals[("c", "B")]
+    assert totals.revenue == 22.5
+    assert totals.recommended_revenue == 17.5
+
+
+def test_recommended_revenue_uses_line_value_after_discount_and_quantity():
+    order = Order(order_id="o1", visitor_id="v1", at=days(1),
+                  items=[OrderItem(sku="s1", quantity=3, price=10.0, discount=2.0),
+                         OrderItem(sku="x", price=4.0)])
+    totals = attribute([seen(skus=["s1"]), order]).totals[("c", "B")]
+    assert totals.recommended_revenue == 24.0 and totals.revenue == 28.0
+
+
+def test_a_sku_shown_longer_ago_than_the_window_is_not_recommended_revenue():
+    events = [seen(at=0, skus=["s1"]), seen(at=6, skus=["s2"]), bought(at=8, lines=(("s1", 10.0), ("s2", 3.0)))]
+    totals = attribute(events).totals[("c", "B")]
+    assert totals.orders == 1 and totals.recommended_revenue == 3.0
+
+
+def test_the_control_group_converts_with_no_recommended_revenue():
+    result = attribute([seen(variant="control", skus=()), bought(at=1)])
+    totals = result.totals[("c", "control")]
+    assert totals.exposures == 1 and totals.converted == 1
+    assert totals.revenue == 15.0 and totals.recommended_revenue == 0.0
+
+
+def test_identify_links_anonymous_exposures_to_the_customers_later_order():
+    events = [seen(visitor="anon", at=0),
+              Identify(visitor_id="anon", customer_id="42", at=days(0.5)),
+              bought(customer="42", at=2)]
+    totals = attribute(events).totals[("c", "B")]
+    assert (totals.visitors, totals.converted, totals.orders) == (1, 1, 1)
+    assert totals.recommended_revenue == 10.0
+
+
+def test_an_event_with_both_ids_links_like_identify():
+    events = [seen(visitor="anon", at=0),
+              PageView(visitor_id="anon", customer_id="42", at=days(0.2)),   # not read: no link
+              seen(visitor="anon", customer="42", at=0.5),                   # carries both ids
+              bought(customer="42", at=2)]
+    totals = attribute(events).totals[("c", "B")]
+    # The same human was seen anonymously and as the customer: one visitor, not two.
+    assert (totals.visitors, totals.exposures, totals.converted) == (1, 2, 1)
+
+
+def test_after_a_link_the_visitors_own_later_events_belong_to_the_customer():
+    events = [Identify(visitor_id="anon", customer_id="42", at=days(0)),
+              seen(visitor="anon", at=1), bought(customer="42", at=2)]
+    assert attribute(events).totals[("c", "B")].orders == 1
+
+
+def test_merging_two_converted_runs_counts_one_conversion():
+    events = [seen(visitor="anon", at=0), bought(order_id="o1", visitor="anon", at=0.1),
+              seen(visitor="x", customer="42", at=0.2), bought(order_id="o2", customer="42", at=0.3),
+              Identify(visitor_id="anon", customer_id="42", at=days(0.4))]
+    totals = attribute(events).totals[("c", "B")]
+    assert (totals.visitors, totals.converted, totals.orders) == (1, 1, 2)
+    assert sum(n for n, _ in totals.daily.values()) == 1
+    assert sum(c for _, c in totals.daily.values()) == 1
+
+
+def test_a_visitor_seen_in_two_variants_counts_in_both():
+    totals = attribute([seen(variant="A"), seen(variant="B"), bought()]).totals
+    assert totals[("c", "A")].orders == totals[("c", "B")].orders == 1
+
+
+def test_a_visitor_returning_after_a_silence_longer_than_the_window_is_a_new_run():
+    totals = attribute([seen(at=0), seen(at=3), seen(at=20)]).totals[("c", "B")]
+    assert totals.visitors == 2 and totals.exposures == 3
+    assert sorted(n for n, _ in totals.daily.values()) == [1, 1]
+
+
+def test_daily_cohorts_credit_the_conversion_to_the_day_of_first_exposure():
+    events = [seen(visitor="v1", at=0), seen(visitor="v2", at=1), bought(visitor="v1", at=3)]
+    daily = attribute(events).totals[("c", "B")].daily
+    first = int(days(0).timestamp() // 86400)
+    assert daily == {first: [1, 1], first + 1: [1, 0]}
+
+
+def test_a_click_without_variant_joins_the_visitors_live_run():
+    click = Click(campaign="c", slot="home", visitor_id="v1", at=days(0.5))
+    totals = attribute([seen(), click, bought()]).totals
+    assert set(totals) == {("c", "B")}
+    assert totals[("c", "B")].click_orders == 1
+
+
+def test_campaign_filter_and_until_bound_the_pass():
+    events = [seen(campaign="a"), seen(campaign="b"), bought(at=1), seen(visitor="v9", campaign="a", at=3)]
+    result = attribute(events, campaign="a", until=days(2))
+    assert set(result.totals) == {("a", "B")}
+    assert result.totals[("a", "B")].exposures == 1
+    assert result.events == 3 and result.last_at == days(1)
+
+
+def test_memory_holds_only_people_active_within_the_window():
+    # 20,000 visitors, one an hour for 833 days: at most a week's worth are ever held.
+    attributor = Attributor(window_days=7)
+    for i in range(20_000):
+        attributor.feed(Impression(campaign="c", variant="B", visitor_id=f"v{i}",
+                                   at=T0 + timedelta(hours=i)))
+    result = attributor.result()
+    assert result.totals[("c", "B")].visitors == 20_000
+    assert result.peak_people <= 7 * 24 + 1024 + 1   # the window plus one sweep interval
+    assert result.evicted_people == 0
+
+
+def test_the_people_cap_evicts_the_least_recently_active_and_says_so():
+    attributor = Attributor(window_days=7, max_people=10)
+    for i in range(50):
+        attributor.feed(seen(visitor=f"v{i}", at=i / 1000))
+    result = attributor.result()
+    assert result.peak_people == 10 and result.evicted_people == 40
+
+
+def test_window_must_be_positive():
+    with pytest.raises(ValueError, match="window_days"):
+        Attributor(window_days=0)
+
+
+def test_the_report_reads_the_store_in_time_order_and_since_skips_older_events():
+    store = SQLiteStore(":memory:", clock=lambda: T0)
+    try:
+        # Appended out of order: the store's log is read oldest first.
+        store.append([bought(at=1)])
+        store.append([seen(at=0), seen(visitor="v2", at=3), bought(order_id="o2", visitor="v2", at=4)])
+        report = build_report(store, now=days(30))
+        (variant,) = report.campaigns[0].variants
+        assert (variant.visitors, variant.orders, variant.revenue) == (2, 2, 30.0)
+        later = build_report(store, since=days(2), now=days(30))
+        assert later.campaigns[0].variants[0].orders == 1 and later.orders == 1
+    finally:
+        store.close()

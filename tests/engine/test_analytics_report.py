@@ -1,0 +1,106 @@
+"""The campaign report: metrics per variant, statements, JSON and CSV output."""
+
+import csv
+import io
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from segmint.engine.analytics import Lift, build_report, lift_statement, two_proportion_test
+from segmint.engine.events import Click, Impression, Order, OrderItem
+from segmint.engine.stores import MemoryStore
+
+UTC = timezone.utc
+T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+
+def _events():
+    events = []
+    for i in range(4):  # variant B: 4 visitors, 6 impressions, 2 clicks, 2 orders
+        events.append(Impression(campaign="promo", variant="B", skus=["s1"], visitor_id=f"b{i}",
+                                 at=T0 + timedelta(hours=i)))
+    events += [Impression(campaign="promo", variant="B", skus=["s1"], visitor_id="b0", at=T0 + timedelta(hours=5)),
+               Impression(campaign="promo", variant="B", skus=["s1"], visitor_id="b1", at=T0 + timedelta(hours=5)),
+               Click(campaign="promo", variant="B", visitor_id="b0", at=T0 + timedelta(hours=6)),
+               Click(campaign="promo", variant="B", visitor_id="b1", at=T0 + timedelta(hours=6)),
+               Order(order_id="o1", visitor_id="b0", at=T0 + timedelta(days=1),
+                     items=[OrderItem(sku="s1", price=30.0), OrderItem(sku="x", price=10.0)]),
+               Order(order_id="o2", visitor_id="b0", at=T0 + timedelta(days=2),
+                     items=[OrderItem(sku="x", price=20.0)])]
+    for i in range(2):  # control: 2 visitors, 1 converts
+        events.append(Impression(campaign="promo", variant="control", visitor_id=f"c{i}", at=T0))
+    events.append(Order(order_id="o3", visitor_id="c0", at=T0 + timedelta(days=1),
+                        items=[OrderItem(sku="x", price=50.0)]))
+    events.append(Impression(campaign="solo", variant="default", visitor_id="s0", at=T0))
+    return events
+
+
+@pytest.fixture
+def report():
+    store = MemoryStore(clock=lambda: T0)
+    store.append(_events())
+    yield build_report(store, now=T0 + timedelta(days=10))
+    store.close()
+
+
+def test_metrics_per_variant(report):
+    promo, solo = report.campaigns
+    assert (promo.campaign, promo.control, solo.control) == ("promo", "control", None)
+    control, b = promo.variants
+    assert (b.exposures, b.visitors, b.clicks, b.orders, b.converted) == (6, 4, 2, 2, 1)
+    assert b.ctr == pytest.approx(2 / 6)
+    assert b.conversion_rate == pytest.approx(1 / 4)
+    assert b.revenue == 60.0 and b.recommended_revenue == 30.0
+    assert b.revenue_per_visitor == pytest.approx(15.0)
+    assert b.average_order_value == pytest.approx(30.0)
+    assert b.click_orders == 2
+    assert control.is_control and control.conversion_rate == 0.5 and control.lift is None
+    assert b.lift is not None and b.lift.relative == pytest.approx(-0.5)
+    assert report.orders == 3 and report.revenue == 110.0 and report.attributed_orders == 3
+
+
+def test_statements(report):
+    promo, solo = report.campaigns
+    assert promo.variants[0].statement == "control (baseline)"
+    assert promo.variants[1].statement.startswith("not enough data yet: about ")
+    assert solo.variants[0].statement == "no control variant: lift cannot be measured"
+
+
+def _lift(significant, relative, half, more=0):
+    return Lift(control_rate=0.1, variant_rate=0.1 * (1 + relative), absolute=0.0, absolute_ci=(0, 0),
+                relative=relative, relative_ci=(relative - half, relative + half), z=0, p_value=0.5,
+                significant=significant, needed_per_arm=100, more_visitors=more)
+
+
+def test_lift_statement_wording():
+    assert lift_statement("B", _lift(True, 0.12, 0.05)) == "B beats control by 12% +/- 5%, significant"
+    assert lift_statement("B", _lift(True, -0.08, 0.031)) == "B trails control by 8% +/- 3.1%, significant"
+    assert lift_statement("B", _lift(False, 0.01, 0.2, more=1234)) == \
+        "not enough data yet: about 1,234 more visitors needed"
+    assert lift_statement("B", _lift(False, -0.01, 0.02)) == "no significant difference: B vs control -1% +/- 2%"
+    assert lift_statement("B", None, has_control=False) == "no control variant: lift cannot be measured"
+    real = two_proportion_test(1000, 50_000, 1300, 50_000)
+    assert lift_statement("B", real) == "B beats control by 30% +/- 10.6%, significant"
+
+
+def test_json_and_csv_output(report):
+    data = json.loads(json.dumps(report.to_dict()))
+    assert data["campaigns"][0]["variants"][1]["lift"]["relative"] == pytest.approx(-0.5)
+    assert data["campaigns"][0]["variants"][1]["daily"][0] == {"day": "2026-03-01", "visitors": 4, "converted": 1}
+    assert "z-test" in data["method"]
+    rows = list(csv.DictReader(io.StringIO(report.to_csv())))
+    assert [(r["campaign"], r["variant"]) for r in rows] == [("promo", "control"), ("promo", "B"), ("solo", "default")]
+    assert rows[1]["visitors"] == "4" and rows[1]["revenue"] == "60.0"
+    assert rows[0]["lift_relative"] == ""
+
+
+def test_campaign_filter_and_period(report):
+    store = MemoryStore(clock=lambda: T0)
+    store.append(_events())
+    only = build_report(store, campaign="solo", now=T0 + timedelta(days=10))
+    assert [c.campaign for c in only.campaigns] == ["solo"]
+    before = build_report(store, until=T0 + timedelta(hours=3), now=T0 + timedelta(days=10))
+    assert sum(v.visitors for v in before.campaigns[0].variants) == 2 + 3
+    with pytest.raises(ValueError, match="since"):
+        build_report(store, since=T0, until=T0, now=T0)
