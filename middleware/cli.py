@@ -1,4 +1,5 @@
-"""The ``segmint`` command line: check, explain, audience, import, rfm, schema, demo.
+"""The ``segmint`` command line: check, explain, audience, import, rfm, report, segments, migrate,
+schema, demo.
 
 Every command prints a readable result to a terminal, and ``--json`` where a script would
 consume it. Errors are one clear message and exit code 1; a traceback only with ``--debug``.
@@ -82,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--db", default=None, help="demo database file (default: .demo/segmint-demo.db)")
     p.add_argument("--config", dest="config", default=None, help="config (default: examples/segmint.toml)")
+    p.add_argument("--reseed", action="store_true", help="rebuild the demo database even if it exists")
     return parser
 
 

@@ -386,5 +386,5 @@ def demo(args: argparse.Namespace, out: Output) -> int:
     """Seed the demo database if needed and serve the demo shop."""
     from .demo import run_demo
 
-    run_demo(host=args.host, port=args.port, db_path=args.db, config=args.config)
+    run_demo(host=args.host, port=args.port, db_path=args.db, config=args.config, reseed=args.reseed)
     return 0
