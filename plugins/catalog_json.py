@@ -16,14 +16,8 @@ from segmint.engine.hookspecs import hookimpl
 
 def catalog_path(config: Any) -> Path | None:
     """Where the config says the catalog file is, resolved against the config's directory."""
-    raw = getattr(getattr(config, "catalog", None), "path", None)
-    if not raw:
-        return None
-    path = Path(raw).expanduser()
-    base = getattr(config, "source_dir", None)
-    if not path.is_absolute() and base is not None:
-        path = Path(base) / path
-    return path
+    raw = config.catalog.path
+    return config.resolve_path(raw) if raw else None
 
 
 @hookimpl(trylast=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -163,13 +162,10 @@ _templates_lock = threading.Lock()
 
 def config_template(config: Any) -> Template | None:
     """The template named by ``config.render.template`` (relative to the config's directory)."""
-    raw = getattr(getattr(config, "render", None), "template", None)
+    raw = config.render.template
     if not raw:
         return None
-    path = Path(raw).expanduser()
-    base = getattr(config, "source_dir", None)
-    if not path.is_absolute() and base is not None:
-        path = Path(base) / path
+    path = config.resolve_path(raw)
     try:
         key = (str(path), os.stat(path).st_mtime_ns)
     except OSError:

@@ -1,19 +1,20 @@
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from segmint.engine.catalog import Catalog
 from segmint.engine.errors import ConfigError
 from segmint.engine.plugin_manager import get_plugin_manager
+from segmint.engine.config import CatalogConfig, Config
 from segmint.plugins import catalog_json
 
 SHOP = Path(__file__).with_name("shop_catalog.json")
 
 
 def config(path, source_dir=None):
-    return SimpleNamespace(catalog=SimpleNamespace(path=path), source_dir=source_dir)
+    source = str(Path(source_dir) / "segmint.toml") if source_dir else None
+    return Config(catalog=CatalogConfig(path=path), source_path=source)
 
 
 def test_path_is_relative_to_the_config_directory(tmp_path):
@@ -27,7 +28,7 @@ def test_absolute_path():
     assert len(catalog_json.segmint_load_catalog(config(str(SHOP), Path("/elsewhere")))) == 21
 
 
-@pytest.mark.parametrize("cfg", [config(None), SimpleNamespace(catalog=None), SimpleNamespace()])
+@pytest.mark.parametrize("cfg", [config(None), Config()])
 def test_no_catalog_path_is_an_empty_catalog(cfg):
     catalog = catalog_json.segmint_load_catalog(cfg)
     assert isinstance(catalog, Catalog) and len(catalog) == 0

@@ -8,6 +8,7 @@ import msgspec
 import pytest
 
 from segmint.engine.catalog import Product
+from segmint.engine.config import Config, RenderConfig
 from segmint.engine.errors import ConfigError
 from segmint.engine.plugin_manager import get_plugin_manager
 from segmint.plugins.render_html import (
@@ -138,7 +139,7 @@ def test_template_override_is_escaped_too():
 
 
 def config(tmp_path, template):
-    return SimpleNamespace(render=SimpleNamespace(template=template), source_dir=tmp_path)
+    return Config(render=RenderConfig(template=template), source_path=str(tmp_path / "segmint.toml"))
 
 
 def test_hook_uses_the_config_template_relative_to_the_config_dir(tmp_path):
@@ -147,10 +148,10 @@ def test_hook_uses_the_config_template_relative_to_the_config_dir(tmp_path):
     out = pm.hook.segmint_render_widget(slot_decision=decision(title="<Hi>"), config=config(tmp_path, "widget.html"))
     assert out == "<p>&lt;Hi&gt;: S2 F4 </p>"
     # Without a template setting: the built-in one.
-    default = pm.hook.segmint_render_widget(slot_decision=decision(), config=SimpleNamespace())
+    default = pm.hook.segmint_render_widget(slot_decision=decision(), config=Config())
     assert default == render_widget(decision())
     # Control: an empty string (not None), so no later renderer fills the slot.
-    assert pm.hook.segmint_render_widget(slot_decision=decision(control=True), config=SimpleNamespace()) == ""
+    assert pm.hook.segmint_render_widget(slot_decision=decision(control=True), config=Config()) == ""
 
 
 def test_an_edited_template_file_is_picked_up(tmp_path):
