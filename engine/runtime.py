@@ -20,16 +20,16 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import msgspec
 
+from .batch_stats import STATS_POLL, BatchStats
 from .cache_invalidation import wire_invalidation
 from .catalog import Catalog
 from .clock import Clock, system_clock
@@ -41,11 +41,10 @@ from .decide import Decision, SlotDecision, decide
 from .document import profile_document
 from .errors import EventError, SegmintError
 from .events import Event, Order, decode_events, stamp_events
-from .product_stats import DEFAULT_WINDOWS, ProductStats
+from .product_stats import ProductStats
 from .profile import Profile
 from .profiles import Profiles
 from .reload import ConfigReloader, PeriodicThread
-from .rfm import RfmThresholds, compute_rfm_thresholds, load_rfm_thresholds
 from .stores import AppendResult, ProfileStore, open_store
 from .writer import EventWriter
 
@@ -55,13 +54,6 @@ log = logging.getLogger("segmint.runtime")
 
 #: How often the config file is polled for changes (a change shows within 2 s).
 RELOAD_INTERVAL = 0.5
-#: How often the stats thread checks whether new orders call for a rebuild.
-STATS_POLL = 2.0
-#: A rebuild after new orders waits at least this many times its last duration, so a big
-#: event log rebuilt under a steady stream of orders costs at most ~10% of a core.
-STATS_COST_FACTOR = 10.0
-#: RFM quintile thresholds older than this are recomputed by ``refresh_stats``.
-RFM_MAX_AGE = timedelta(hours=6)
 
 
 @dataclass(frozen=True)
@@ -101,19 +93,13 @@ class Segmint:
         self._owns_store = owns_store
         self._reloader = ConfigReloader(state, extra_plugins=extra_plugins, watch_file=watch_file)
         self._reload_lock = threading.Lock()
-        self.stats = ProductStats.empty()
-        self._rfm: RfmThresholds | None = None
+        self.batch = BatchStats(store, clock)
         cache = state.config.cache
         self.profiles = Profiles(store, maxsize=cache.maxsize, ttl=cache.ttl_seconds)
         # Shared stores (Redis) tell every server which profiles changed; others rely on the TTL.
         wire_invalidation(store, self.profiles)
         self.writer = EventWriter(self.profiles, on_recorded=self._events_recorded)
         self._threads: list[PeriodicThread] = []
-        self._orders_since_stats = False
-        self._stats_built = self._stats_cost = 0.0
-        #: Minimum seconds between two order-triggered rebuilds (tests set 0).
-        self.stats_min_gap = STATS_POLL
-        self.stats_cost_factor = STATS_COST_FACTOR
         self.refresh_stats()
         if watch:
             if self._reloader.watching:
@@ -179,7 +165,7 @@ class Segmint:
         return self._document(self._state, profile, now or self.clock())
 
     def _document(self, state: CompiledConfig, profile: Profile, now: datetime) -> dict[str, Any]:
-        document = profile_document(profile, now, rfm=self._rfm)
+        document = profile_document(profile, now, rfm=self.batch.rfm)
         call_each(state.pm, "segmint_enrich_document", profile=profile, document=document, now=now)
         return document
 
@@ -220,7 +206,7 @@ class Segmint:
             document=document if document is not None else self._document(state, profile, now),
             slots=slots, path=path, visitor_key=visitor_id or profile.key, now=now,
             segments=state.segments, strategies=state.strategies, catalog=state.catalog,
-            stats=self.stats, exclude=exclude,
+            stats=self.batch.products, exclude=exclude,
         )
 
     def render(self, slot_decision: SlotDecision) -> str:
@@ -278,42 +264,25 @@ class Segmint:
 
     def _events_recorded(self, events: Sequence[Event], result: AppendResult) -> None:
         if result.stored and any(isinstance(e, Order) for e in events):
-            self._orders_since_stats = True  # bestsellers and co-purchases follow within seconds
+            self.batch.note_orders()  # bestsellers and co-purchases follow within seconds
         call_each(self._state.pm, "segmint_events_recorded", events=events, result=result)
 
     # -- batch jobs -----------------------------------------------------------------------------
 
-    def refresh_stats(self) -> ProductStats:
-        """Rebuild product statistics from the event log, and RFM thresholds when stale (a batch job).
+    @property
+    def stats(self) -> ProductStats:
+        """The current product statistics (bestsellers, co-purchase, co-view)."""
+        return self.batch.products
 
-        Reads the last ``max(90, [stats] window_days)`` days of orders and product views.
-        """
-        started = time.monotonic()
-        self._orders_since_stats = False
-        now = self.clock()
-        window = self.config.stats.window_days
-        windows = sorted({*DEFAULT_WINDOWS, window})
-        since = now - timedelta(days=max(windows))
-        events = self.store.iter_events(since=since, types=("order", "product_view"))
-        self.stats = ProductStats.build(events, now, windows=windows)
-        # RFM thresholds stream over every profile: recompute them only when they are stale.
-        thresholds = load_rfm_thresholds(self.store)
-        if thresholds is None or now.timestamp() - thresholds.computed_at > RFM_MAX_AGE.total_seconds():
-            thresholds = compute_rfm_thresholds(self.store, now) or thresholds
-        self._rfm = thresholds
-        self._stats_built, self._stats_cost = time.monotonic(), time.monotonic() - started
-        return self.stats
+    def refresh_stats(self) -> ProductStats:
+        """Rebuild product statistics, and RFM thresholds when stale (a batch job)."""
+        return self.batch.refresh(self.config.stats.window_days)
 
     def refresh_stats_if_due(self) -> bool:
-        """Rebuild the stats when orders arrived since the last build (no more often than
-        ``STATS_COST_FACTOR`` times the last build's duration) or every ``[stats]
-        refresh_seconds``. The stats thread calls this every ``STATS_POLL`` seconds."""
-        age = time.monotonic() - self._stats_built
-        due = age >= self.config.stats.refresh_seconds or (
-            self._orders_since_stats and age >= max(self.stats_min_gap, self.stats_cost_factor * self._stats_cost))
-        if due:
-            self.refresh_stats()
-        return due
+        """Rebuild when new orders call for it or ``[stats] refresh_seconds`` passed; the stats
+        thread calls this every ``STATS_POLL`` seconds."""
+        stats = self.config.stats
+        return self.batch.refresh_if_due(stats.window_days, stats.refresh_seconds)
 
     # -- hot reload -----------------------------------------------------------------------------
 

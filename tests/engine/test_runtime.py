@@ -135,7 +135,7 @@ def test_refresh_stats_builds_bestsellers_and_rfm_from_the_store(rt):
 
 
 def test_new_orders_trigger_a_stats_rebuild_only_when_due(rt):
-    rt.stats_min_gap = rt.stats_cost_factor = 0.0  # no waiting between rebuilds in the test
+    rt.batch.min_gap = rt.batch.cost_factor = 0.0  # no waiting between rebuilds in the test
     before = rt.stats
     assert not rt.refresh_stats_if_due()  # nothing new: the last build stands
     assert rt.stats is before and before.bestsellers(30) == []
