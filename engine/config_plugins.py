@@ -20,12 +20,14 @@ from typing import Any
 import pluggy
 
 from .errors import PluginError, SegmintError
+from .failure_log import FailureLog
 from .fields import FieldDef
 from .strategy import Strategy, StrategyParams
 
 __all__ = [
     "hook_results",
     "call_each",
+    "failure_key",
     "first_result",
     "collect_strategies",
     "collect_operators",
@@ -53,20 +55,37 @@ def hook_results(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> Ite
         yield impl.plugin_name, result
 
 
-def call_each(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> list[PluginError]:
-    """Call every implementation; failures are logged (naming the plugin) and returned."""
+def _log_contained(error: PluginError, exc: BaseException, failure_log: FailureLog | None) -> None:
+    if failure_log is None:
+        log.error("%s", error, exc_info=exc)
+    else:  # counted, and logged once a minute per plugin, hook and kind of error
+        failure_log.report(log, failure_key(error, exc), str(error), exc)
+
+
+def failure_key(error: PluginError, exc: BaseException) -> str:
+    """``"<plugin> in <hook> (<error type>)"``: what ``FailureLog`` counts a failure under."""
+    return f"{error.plugin} in {error.hook} ({type(exc.__cause__ or exc).__name__})"
+
+
+def call_each(pm: pluggy.PluginManager, hook_name: str, *, failure_log: FailureLog | None = None,
+              **kwargs: Any) -> list[PluginError]:
+    """Call every implementation; failures are logged (naming the plugin) and returned.
+
+    With a ``failure_log`` they are counted there and logged at most once a minute each.
+    """
     failures: list[PluginError] = []
     for impl in _implementations(pm, hook_name):
         try:
             impl.function(*(kwargs[name] for name in impl.argnames))
         except Exception as exc:  # noqa: BLE001 - observers and enrichers must not break a page
             error = PluginError(f"{type(exc).__name__}: {exc}", plugin=impl.plugin_name, hook=hook_name)
-            log.error("%s", error, exc_info=exc)
+            _log_contained(error, exc, failure_log)
             failures.append(error)
     return failures
 
 
-def first_result(pm: pluggy.PluginManager, hook_name: str, *, contain: bool = False, **kwargs: Any) -> Any:
+def first_result(pm: pluggy.PluginManager, hook_name: str, *, contain: bool = False,
+                 failure_log: FailureLog | None = None, **kwargs: Any) -> Any:
     """The first non-None result (``firstresult`` semantics), plugin by plugin.
 
     With ``contain``, a plugin that raises is logged and skipped (the next one answers);
@@ -83,7 +102,10 @@ def first_result(pm: pluggy.PluginManager, hook_name: str, *, contain: bool = Fa
                 if error is exc:
                     raise
                 raise error from exc
-            log.error("%s", error, exc_info=exc)
+            if isinstance(error, PluginError):
+                _log_contained(error, exc, failure_log)
+            else:
+                log.error("%s", error, exc_info=exc)
             continue
         if result is not None:
             return result

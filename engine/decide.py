@@ -24,6 +24,8 @@ from .campaigns import CompiledCampaign
 from .catalog import Catalog, Product
 from .config_schema import Coupon
 from .errors import PluginError
+from .config_plugins import failure_key
+from .failure_log import FailureLog
 from .product_stats import ProductStats
 from .profile import Profile
 from .strategy import Strategy, StrategyContext, run_strategy
@@ -104,11 +106,13 @@ def decide(
     catalog: Catalog,
     stats: ProductStats,
     exclude: Iterable[str] = (),
+    failure_log: FailureLog | None = None,
 ) -> Decision:
     """Decide every slot in ``slots`` (in order) for one page view at ``path``.
 
     ``campaigns`` must be sorted (``sort_campaigns``). ``exclude``: skus already on the page
     (the product of a product page); products chosen for a slot are excluded from later slots.
+    ``failure_log``: where failing strategies are counted (and logged once a minute each).
     """
     memo = _Segments(segments, document, now)
     shown: set[str] = set(exclude)
@@ -118,7 +122,7 @@ def decide(
             continue
         context = StrategyContext(profile=profile, catalog=catalog, now=now, document=document,
                                   stats=stats, strategies=strategies, exclude=frozenset(shown))
-        decision = _decide_slot(slot, campaigns, path, visitor_key, memo, context)
+        decision = _decide_slot(slot, campaigns, path, visitor_key, memo, context, failure_log)
         shown.update(decision.skus)
         decided[slot] = decision
     matched = [name for name, result in memo.results.items() if result]
@@ -132,6 +136,7 @@ def _decide_slot(
     visitor_key: str,
     memo: _Segments,
     context: StrategyContext,
+    failure_log: FailureLog | None = None,
 ) -> SlotDecision:
     reasons: list[str] = []
     for campaign in campaigns:
@@ -151,7 +156,11 @@ def _decide_slot(
         except Exception as exc:  # noqa: BLE001 - a broken strategy costs its campaign, not the page
             error = exc if isinstance(exc, PluginError) else PluginError(
                 f"{type(exc).__name__}: {exc}", plugin=f"strategy {variant.strategy}", hook="recommend")
-            log.error("campaign %s skipped: %s", campaign.id, error, exc_info=exc)
+            message = f"campaign {campaign.id} skipped: {error}"
+            if failure_log is None:
+                log.error("%s", message, exc_info=exc)
+            else:
+                failure_log.report(log, failure_key(error, exc), message, exc)
             reasons.append(f"campaign {campaign.id}: strategy {variant.strategy} failed: {exc}")
             continue
         if len(products) < campaign.min_items:

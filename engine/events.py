@@ -236,6 +236,8 @@ def decode_events(
             raws: list[Any] = _decoder.decode(stripped)
         except msgspec.DecodeError as exc:
             raise EventError(f"the body is not a JSON list of events: {exc}") from None
+        except RecursionError:  # msgspec refuses very deep nesting this way
+            raise EventError("the body is nested too deeply to be a list of events") from None
         convert = _event_decoder.decode
     else:
         raws = [body] if isinstance(body, dict) else list(body)

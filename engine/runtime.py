@@ -41,6 +41,7 @@ from .decide import Decision, SlotDecision, decide
 from .document import profile_document
 from .errors import EventError, SegmintError
 from .events import Event, Order, decode_events, stamp_events
+from .failure_log import FailureLog
 from .product_stats import ProductStats
 from .profile import Profile
 from .profiles import Profiles
@@ -94,6 +95,9 @@ class Segmint:
         self._reloader = ConfigReloader(state, extra_plugins=extra_plugins, watch_file=watch_file)
         self._reload_lock = threading.Lock()
         self.batch = BatchStats(store, clock)
+        #: Contained plugin failures (strategies, enrichers, observers, renderers): counted by
+        #: plugin and hook, logged at most once a minute each.
+        self.failures = FailureLog()
         cache = state.config.cache
         self.profiles = Profiles(store, maxsize=cache.maxsize, ttl=cache.ttl_seconds)
         # Shared stores (Redis) tell every server which profiles changed; others rely on the TTL.
@@ -166,7 +170,8 @@ class Segmint:
 
     def _document(self, state: CompiledConfig, profile: Profile, now: datetime) -> dict[str, Any]:
         document = profile_document(profile, now, rfm=self.batch.rfm)
-        call_each(state.pm, "segmint_enrich_document", profile=profile, document=document, now=now)
+        call_each(state.pm, "segmint_enrich_document", failure_log=self.failures, profile=profile,
+                  document=document, now=now)
         return document
 
     def segments(self, profile: Profile, now: datetime | None = None) -> dict[str, bool]:
@@ -195,7 +200,8 @@ class Segmint:
         state, now = self._state, now or self.clock()
         decision = self._decide(state, profile, slots, path=path, visitor_id=visitor_id, now=now,
                                 exclude=exclude)
-        call_each(state.pm, "segmint_decision_made", decision=decision, profile=profile)
+        call_each(state.pm, "segmint_decision_made", failure_log=self.failures, decision=decision,
+                  profile=profile)
         return decision
 
     def _decide(self, state: CompiledConfig, profile: Profile, slots: Iterable[str], *, path: str,
@@ -206,7 +212,7 @@ class Segmint:
             document=document if document is not None else self._document(state, profile, now),
             slots=slots, path=path, visitor_key=visitor_id or profile.key, now=now,
             segments=state.segments, strategies=state.strategies, catalog=state.catalog,
-            stats=self.batch.products, exclude=exclude,
+            stats=self.batch.products, exclude=exclude, failure_log=self.failures,
         )
 
     def render(self, slot_decision: SlotDecision) -> str:
@@ -214,7 +220,7 @@ class Segmint:
         if not slot_decision.shown:
             return ""
         state = self._state
-        html = first_result(state.pm, "segmint_render_widget", contain=True,
+        html = first_result(state.pm, "segmint_render_widget", contain=True, failure_log=self.failures,
                             slot_decision=slot_decision, config=state.config)
         return html or ""
 
@@ -265,7 +271,8 @@ class Segmint:
     def _events_recorded(self, events: Sequence[Event], result: AppendResult) -> None:
         if result.stored and any(isinstance(e, Order) for e in events):
             self.batch.note_orders()  # bestsellers and co-purchases follow within seconds
-        call_each(self._state.pm, "segmint_events_recorded", events=events, result=result)
+        call_each(self._state.pm, "segmint_events_recorded", failure_log=self.failures, events=events,
+                  result=result)
 
     # -- batch jobs -----------------------------------------------------------------------------
 

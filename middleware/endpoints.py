@@ -219,7 +219,8 @@ class Endpoints:
     async def _health(self, scope: MutableMapping[str, Any], receive: Receive, send: Send, settings: Settings) -> None:
         if not await self._authorized(scope, send, settings):
             return
-        await _respond(send, 200, {"status": "ok", "counters": self.core.counters.snapshot()},
+        await _respond(send, 200, {"status": "ok", "counters": self.core.counters.snapshot(),
+                                   **_runtime_health(self.core.runtime)},
                        [(b"cache-control", b"no-store")])
 
     # -- GET /report -------------------------------------------------------------------------
@@ -227,6 +228,24 @@ class Endpoints:
         if not await self._authorized(scope, send, settings):
             return
         await report_endpoint(scope, receive, send, self.core.runtime)
+
+
+def _runtime_health(runtime: Any) -> dict[str, Any]:
+    """The runtime's own numbers: event writer (queued, written, dropped), profile cache
+    (hits, misses, size, maxsize), contained plugin failures and the last failed config reload
+    (None when healthy)."""
+    health: dict[str, Any] = {}
+    writer, profiles = getattr(runtime, "writer", None), getattr(runtime, "profiles", None)
+    if writer is not None:
+        health["writer"] = writer.stats
+    if profiles is not None:
+        health["cache"] = {**profiles.stats, "maxsize": runtime.config.cache.maxsize}
+    error = getattr(runtime, "last_reload_error", None)
+    health["reload_error"] = str(error) if error is not None else None
+    failures = getattr(runtime, "failures", None)
+    if failures is not None:  # contained plugin failures, by plugin, hook and error type
+        health["plugin_failures"] = failures.counts()
+    return health
 
 
 def _public_decision(core: Core, decision: Any, debug: bool) -> dict[str, Any]:

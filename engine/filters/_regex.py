@@ -3,9 +3,12 @@
 Python's ``re`` backtracks, so a pattern like ``(a+)+$`` can take exponential time on a short
 hostile string. segmint therefore refuses, at compile time, what can blow up: patterns over
 ``MAX_PATTERN`` characters, nested quantifiers, alternation inside a repeated group,
-backreferences and conditionals, and more than ``MAX_WIDE_REPEATS`` unbounded repeats.
-At evaluation time a regex only sees the first ``MAX_TEXT`` characters of a value, which
-bounds the remaining polynomial cases.
+backreferences and conditionals, and repeats whose combined backtracking could exceed
+``MAX_BACKTRACK`` (the product of each repeat's width: more than ``MAX_WIDE_REPEATS``
+unbounded repeats in a row, or the like made of bounded ones such as ``a{0,64}a{0,64}a{0,64}``;
+three ``a*`` in a row already take minutes on 1000 characters). At evaluation time a regex
+only sees the first ``MAX_TEXT`` characters of a value, which bounds the remaining
+polynomial cases.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ __all__ = ["compile_regex", "MAX_PATTERN", "MAX_TEXT"]
 
 MAX_PATTERN = 256
 MAX_TEXT = 1000
-MAX_WIDE_REPEATS = 3
-_WIDE = 64  # a repeat allowing more than this many iterations counts as unbounded
+MAX_WIDE_REPEATS = 2
+#: Upper bound of the product of repeat widths (``a*`` is MAX_TEXT + 1 wide, ``a?`` 2).
+MAX_BACKTRACK = (MAX_TEXT + 1) ** MAX_WIDE_REPEATS
 
 _FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE}
 _REPEATS = {sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT}
@@ -57,11 +61,11 @@ def compile_regex(pattern: Any, options: Any, path: str) -> re.Pattern[str]:
         tree = sre_parse.parse(pattern, flags)
     except re.error as exc:
         raise FilterError(f"invalid regular expression {pattern!r}: {exc.msg}", path) from None
-    wide = _check(tree, inside_repeat=False, path=path, pattern=pattern)
-    if wide > MAX_WIDE_REPEATS:
+    if _check(tree, inside_repeat=False, path=path, pattern=pattern) > MAX_BACKTRACK:
         raise FilterError(
-            f"regular expression {pattern!r} has {wide} unbounded repeats (+, *, {{n,}}); "
-            f"the limit is {MAX_WIDE_REPEATS}, as more can make matching very slow", path
+            f"regular expression {pattern!r} combines too many repeats (+, *, ?, {{n,m}}): at most "
+            f"{MAX_WIDE_REPEATS} unbounded repeats (or bounded ones as wide), as more can make "
+            "matching very slow", path
         )
     return re.compile(pattern, flags)
 
@@ -73,29 +77,32 @@ def _danger(pattern: str, path: str, what: str) -> FilterError:
 
 
 def _check(tree: Any, *, inside_repeat: bool, path: str, pattern: str) -> int:
-    """Walk the parsed pattern; return the number of wide repeats, raise on dangerous shapes."""
-    wide = 0
+    """Walk the parsed pattern; return its backtracking cost, raise on dangerous shapes.
+
+    The cost of a sequence is the product of its parts (each repeat multiplies by its width,
+    an alternation by the sum of its branches): a bound on the ways a match can be tried.
+    """
+    cost = 1
     for op, av in tree:
         if op in (sre.GROUPREF, sre.GROUPREF_EXISTS):
             raise _danger(pattern, path, "a backreference or conditional group")
         if op in _REPEATS:
             low, high, body = av
-            many = high == sre.MAXREPEAT or high > _WIDE
-            wide += many
             if inside_repeat and high > low:
                 raise _danger(pattern, path, "a nested quantifier such as (a+)+")
             if op == sre.POSSESSIVE_REPEAT:
                 continue  # possessive repeats never backtrack into their body
-            wide += _check(body, inside_repeat=high > 1, path=path, pattern=pattern)
+            cost *= min(high, MAX_TEXT) - min(low, MAX_TEXT) + 1
+            cost *= _check(body, inside_repeat=high > 1, path=path, pattern=pattern)
         elif op == sre.BRANCH:
             if inside_repeat:
                 raise _danger(pattern, path, "alternation inside a repeated group such as (a|ab)*")
-            for branch in av[1]:
-                wide += _check(branch, inside_repeat=False, path=path, pattern=pattern)
+            cost *= sum(_check(branch, inside_repeat=False, path=path, pattern=pattern) for branch in av[1])
         elif op == sre.SUBPATTERN:
-            wide += _check(av[-1], inside_repeat=inside_repeat, path=path, pattern=pattern)
+            cost *= _check(av[-1], inside_repeat=inside_repeat, path=path, pattern=pattern)
         elif op in (sre.ASSERT, sre.ASSERT_NOT):
-            wide += _check(av[1], inside_repeat=inside_repeat, path=path, pattern=pattern)
+            cost *= _check(av[1], inside_repeat=inside_repeat, path=path, pattern=pattern)
         elif op == sre.ATOMIC_GROUP:
-            wide += _check(av, inside_repeat=False, path=path, pattern=pattern)
-    return wide
+            cost *= _check(av, inside_repeat=False, path=path, pattern=pattern)
+        cost = min(cost, MAX_BACKTRACK + 1)  # past the bound the exact value does not matter
+    return cost

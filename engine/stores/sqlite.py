@@ -11,16 +11,24 @@ other's update. Waiting writers retry for ``busy_timeout`` seconds. Reads use WA
 and never wait for writers. Each thread gets its own connection (``sqlite3`` connections
 must not be shared across threads); an in-memory database (``":memory:"``) has a single
 connection guarded by a lock instead.
+
+A file removed or replaced while the store is open: an open connection would go on writing
+into the removed file, so each write transaction first checks that the path is still the
+file the connection opened. If not, the write fails (``StoreError``: nothing is
+acknowledged), the connection is dropped, and the next one opens whatever is at the path
+again without creating an empty file there: writing resumes once the file is restored.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import weakref
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from urllib.parse import quote
 
 import msgspec
 
@@ -59,6 +67,17 @@ _decode_event = msgspec.msgpack.Decoder(Event).decode
 
 class _Connection(sqlite3.Connection):
     """A connection that can be weakly referenced (so ``close()`` can find them all)."""
+
+    #: (st_dev, st_ino) of the database file when this connection opened it.
+    file_id: tuple[int, int] | None = None
+
+
+def _file_id(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _chunks(values: Iterable[str]) -> Iterator[list[str]]:
@@ -117,17 +136,23 @@ class SQLiteStore:
         self._lock = threading.RLock() if self._memory else None
         self._shared: _Connection | None = None
         self._closed = False
+        self._opened = False  # after the first connection, never create the file again
         with self._connection() as conn:
             self._init_schema(conn)
+        self._opened = True
 
     # -- connections --
     def _connect(self) -> _Connection:
+        target, uri = self.path, False
+        if self._opened and not self._memory:  # mode=rw: a missing file is an error, not a new file
+            target, uri = f"file:{quote(os.path.abspath(self.path))}?mode=rw", True
         try:
             conn = sqlite3.connect(
-                self.path, timeout=self._busy_timeout, isolation_level=None,
-                check_same_thread=False, factory=_Connection,
+                target, timeout=self._busy_timeout, isolation_level=None,
+                check_same_thread=False, factory=_Connection, uri=uri,
             )
             if not self._memory:
+                conn.file_id = _file_id(self.path)
                 conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
             conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
@@ -167,12 +192,27 @@ class SQLiteStore:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
                 raise StoreError(f"cannot start a write transaction: {exc}", store=self.url) from exc
+            stale = conn.file_id is not None and _file_id(self.path) != conn.file_id
             try:
+                if stale:
+                    raise StoreError("the database file was removed or replaced since it was opened; "
+                                     "writing resumes when it is back", store=self.url)
                 yield conn
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                # SQLite may have rolled back already (e.g. "database or disk is full"): a
+                # second ROLLBACK would raise and hide the real cause.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if stale:
+                    self._drop(conn)
                 raise
+
+    def _drop(self, conn: sqlite3.Connection) -> None:
+        """Close ``conn`` so that this thread opens the path afresh next time."""
+        if getattr(self._local, "conn", None) is conn:
+            self._local.conn = None
+        conn.close()
 
     def _init_schema(self, conn: sqlite3.Connection) -> None:
         try:
