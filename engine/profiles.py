@@ -90,9 +90,25 @@ class Profiles:
             return profile
 
     def record(self, events: Sequence[Event]) -> AppendResult:
-        """Store and fold ``events`` durably, then drop the cache entries they changed."""
+        """Store and fold ``events`` durably, then bring the cache up to date.
+
+        A changed profile that was cached is replaced by the profile the store just wrote
+        (write-through): an active visitor's own page views would otherwise evict their
+        profile every time they are folded. Profiles that were not cached are not added (a
+        bulk backfill must not flush the visitors who are on the site), and alias entries of
+        identified visitors are dropped and reload once.
+        """
         result = self.store.append(events)
-        self.invalidate(result.changed_keys)
+        fresh = result.profiles
+        with self._lock:
+            self._generation += 1
+            for key in result.changed_keys:
+                cached = self._cache.pop(key, None) is not None
+                for alias in self._aliases.pop(key, ()):
+                    self._cache.pop(alias, None)
+                profile = fresh.get(key)
+                if cached and profile is not None:
+                    self._cache[key] = profile
         return result
 
     def invalidate(self, keys: Iterable[str]) -> None:

@@ -28,12 +28,17 @@ class AppendResult:
 
     ``stored`` events were logged and folded; ``duplicates`` orders were dropped because
     their ``order_id`` was already stored; ``changed_keys`` are the profile keys written or
-    deleted (a merged visitor's ``v:`` key included), for cache invalidation.
+    deleted (a merged visitor's ``v:`` key included), for cache invalidation; ``profiles``
+    the written profiles themselves.
     """
 
     stored: int = 0
     duplicates: int = 0
     changed_keys: set[str] = field(default_factory=set)
+    #: The profiles as folded and written, by key (deleted keys excluded), so a cache can be
+    #: refreshed in place instead of reloading them. Owned by the caller: the store keeps no
+    #: reference to these objects.
+    profiles: dict[str, Profile] = field(default_factory=dict)
 
 
 @runtime_checkable

@@ -109,4 +109,5 @@ def fold_batch(
         result.stored += 1
 
     plan.profiles = {k: p for k, p in profiles.items() if k in result.changed_keys and k not in deleted}
+    result.profiles = plan.profiles
     return plan

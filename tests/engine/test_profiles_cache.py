@@ -145,3 +145,19 @@ def test_peek_answers_from_the_cache_only(setup):
     assert profiles.peek() is None
     clock.now = 61.0  # expired entries are not returned
     assert profiles.peek(customer_id="c1") is None and store.loads == 1
+
+
+def test_record_refreshes_cached_profiles_in_place_without_a_reload(setup):
+    store, _, profiles = setup
+    store.append([order("o1")])
+    assert profiles.get(customer_id="c1").orders == 1 and store.loads == 1
+    profiles.record([order("o2")])
+    refreshed = profiles.get(customer_id="c1")
+    assert refreshed.orders == 2 and store.loads == 1  # served from the refreshed cache entry
+    assert refreshed == store.load(customer_id="c1")
+
+
+def test_record_does_not_add_profiles_that_were_not_cached(setup):
+    _, _, profiles = setup
+    profiles.record([order(f"o{i}", customer=f"c{i}") for i in range(20)])
+    assert profiles.stats["size"] == 0
