@@ -47,8 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     failures: list[str] = []
     started = time.perf_counter()
+    timings: dict[str, float] = {}
     for name in _modules(args.only):
         print(f"running {name} ...", file=sys.stderr, flush=True)
+        began = time.perf_counter()
         try:
             module = importlib.import_module(f"benchmarks.{name}")
             for row in module.run(args.quick):
@@ -57,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         except Exception:  # noqa: BLE001 - one broken benchmark must not hide the others
             failures.append(name)
             traceback.print_exc()
+        timings[name] = round(time.perf_counter() - began, 1)
+        print(f"  {name}: {timings[name]} s", file=sys.stderr, flush=True)
 
     header = ("figure", "ours", "unit", "peer", "peer_value", "ratio", "target", "ok")
     table = [header] + [tuple(_fmt(r.get(k, "")) for k in header) for r in rows]
@@ -66,12 +70,18 @@ def main(argv: list[str] | None = None) -> int:
         if i == 0:
             print("  ".join("-" * w for w in widths))
 
+    missed = [r["figure"] for r in rows if not r.get("ok", True)]
+    print(f"\n{len(rows) - len(missed)} of {len(rows)} figures meet their target"
+          + (f"; missed: {len(missed)}" if missed else "")
+          + (f"; failed benchmarks: {', '.join(failures)}" if failures else ""))
+
     result = {
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "quick": args.quick,
         "python": platform.python_version(),
         "machine": platform.machine(),
         "seconds": round(time.perf_counter() - started, 1),
+        "benchmark_seconds": timings,
         "rows": rows,
         "failed_benchmarks": failures,
     }
