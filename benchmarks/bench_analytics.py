@@ -8,7 +8,8 @@ msgpack encoding; folding 10M events into profiles is not what is measured here)
 
 Figures (seconds, median of the repetitions): the report, against a floor that reads the same
 events through the same ``store.iter_events`` call and does nothing with them. Target: the
-report finishes in under 30 s for 10M events (quick mode: 1M events, the same 30 s bound).
+report finishes in under 30 s for 10M events (quick mode: 200k events against the same
+target scaled to its size, 0.6 s, so ``make bench-quick`` stays under two minutes).
 The report must count exactly the impressions, clicks and orders that were generated, so a
 fast wrong answer cannot pass.
 
@@ -120,8 +121,9 @@ def _floor(store: _Bounded) -> int:
 
 
 def run(quick: bool) -> list[dict]:
-    n_events = 1_000_000 if quick else 10_000_000
+    n_events = 200_000 if quick else 10_000_000
     repeats = 3 if quick else 1
+    target = TARGET_SECONDS * n_events / 10_000_000
     with tempfile.TemporaryDirectory(prefix="segmint-bench-") as tmp:
         path = Path(tmp) / "events.db"
         began = time.perf_counter()
@@ -142,7 +144,7 @@ def run(quick: bool) -> list[dict]:
                 ours.append(time.perf_counter() - t0)
         except TimeoutError as exc:
             print(f"  gave up: {exc}", file=sys.stderr)
-            return [{"figure": f"campaign report over {n_events // 1_000_000}M events (s)",
+            return [{"figure": f"campaign report over {n_events / 1_000_000:g}M events (s)",
                      "ours": GIVE_UP_SECONDS, "peer": "bare iter_events loop",
                      "peer_value": floors[0] if floors else GIVE_UP_SECONDS, "ratio": 0.0, "unit": "s",
                      "target": f"< {TARGET_SECONDS:.0f} s (gave up)", "ok": False}]
@@ -157,13 +159,13 @@ def run(quick: bool) -> list[dict]:
         and report.events == read
     )
     mine, floor = statistics.median(ours), statistics.median(floors)
-    label = f"{n_events // 1_000_000}M"
+    label = f"{n_events / 1_000_000:g}M"
     return [{
         "figure": f"campaign report over {label} events (s)",
         "ours": mine, "peer": "bare iter_events loop", "peer_value": floor,
         "ratio": floor / mine if mine else 0.0, "unit": "s",
-        "target": f"< {TARGET_SECONDS:.0f} s and counts exact",
-        "ok": correct and mine < TARGET_SECONDS,
+        "target": f"< {target:.3g} s and counts exact",
+        "ok": correct and mine < target,
     }]
 
 
