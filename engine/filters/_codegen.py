@@ -14,9 +14,15 @@ Shape of the code for ``{"$and": [{"a.b": {"$lte": 14}}, ...]}``::
     def _root(doc, now):
         try:
             v = doc[_k0][_k1]            # nested dicts: the fast path
-            r = ((v <= _k3) if (v is not True and v is not False) else _t4(v, now))
-        except _LOOKUP:                 # arrays, missing keys, other types: the slow path,
+        except KeyError:                # only a dict lookup raises it: the field is
+            r = False                   # missing, a result known when compiling
+        except _LOOKUP:                 # a list or scalar on the way: the slow path,
             r = _g2(doc, now)           # MongoDB's full path rules
+        else:
+            try:
+                r = ((v <= _k3) if (v is not True and v is not False) else _t4(v, now))
+            except _LOOKUP:             # other types: the full rules too
+                r = _g2(doc, now)
         if not r:
             return False
         ...
@@ -128,15 +134,27 @@ class _Emitter:
         return name
 
     def group(self, group: FieldGroup) -> list[str]:
+        # Nested dicts are the fast path. A KeyError can only come from a dict lookup, so it
+        # means the field is missing (common: a profile without orders has no
+        # orders.last_at), whose result is known when compiling. Anything else on the way (a
+        # list, a scalar) raises TypeError and takes MongoDB's full path rules.
         lookup = "doc" + "".join(f"[{self.const(part)}]" for part in group.parts)
         slow = self.const(lambda doc, now, _g=group: group_matches(_g, doc, now), "_g")
+        when_missing = _missing_result(group)
+        on_missing = f"{slow}(doc, now)" if when_missing is None else repr(when_missing)
         expr = " and ".join(self.item(item) for item in group.items)
         return [
             "try:",
             f"    v = {lookup}",
-            f"    r = {expr}",
+            "except KeyError:",
+            f"    r = {on_missing}",
             "except _LOOKUP:",
             f"    r = {slow}(doc, now)",
+            "else:",
+            "    try:",
+            f"        r = {expr}",
+            "    except _LOOKUP:",
+            f"        r = {slow}(doc, now)",
         ]
 
     def item(self, item: Cond | NotCond) -> str:
@@ -159,6 +177,20 @@ class _Emitter:
         if guard is None:
             return f"({expr})"
         return f"(({expr}) if {guard} else {slow}(v, now))"
+
+
+_EARLY = datetime(1970, 1, 2, tzinfo=timezone.utc)
+_LATE = datetime(2999, 12, 31, tzinfo=timezone.utc)
+
+
+def _missing_result(group: FieldGroup) -> bool | None:
+    """The group's result when its field is missing, if it does not depend on ``now``.
+
+    Evaluated once with MongoDB's full rules on an empty document (where every path is
+    missing); None (evaluate per call) in the unlikely case two instants disagree.
+    """
+    early, late = group_matches(group, {}, _EARLY), group_matches(group, {}, _LATE)
+    return early if early == late else None
 
 
 def _single(cond: Cond) -> Callable[[Any, Any], bool]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from ._dates import DateOperand, date_operand, to_instant
@@ -96,10 +97,26 @@ def cmp_predicate(op: str, x: Any) -> tuple[Pred, Any]:
 
 def _date_cmp(op: str, d: DateOperand) -> Pred:
     fn, fixed = _OPS[op], d.fixed
+    if fixed is not None:
+        def p_fixed(v: Any, now: Any) -> bool:
+            instant = to_instant(v)
+            return instant is not None and fn(instant, fixed)
+
+        return p_fixed
+    # A relative operand (today-14d) resolves against ``now``; every segment of a page view
+    # is evaluated with the same ``now`` object, so the last resolution is kept (one tuple,
+    # assigned at once, so threads with different ``now`` values cannot mix them up).
+    last: list[tuple[Any, datetime]] = [(None, datetime.min)]
 
     def p(v: Any, now: Any) -> bool:
         instant = to_instant(v)
-        return instant is not None and fn(instant, fixed if fixed is not None else d.at(now))
+        if instant is None:
+            return False
+        seen, at = last[0]
+        if seen is not now:
+            at = d.at(now)
+            last[0] = (now, at)
+        return fn(instant, at)
 
     return p
 

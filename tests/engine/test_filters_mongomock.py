@@ -16,7 +16,14 @@ a few places, so the generators stay out of them (each is covered by a hand-writ
   value in MongoDB (so ``{"a.b": null}`` matches) but nothing at all in mongomock; and
   mongomock decides ``$not`` as false when a path reaches nothing (``a.b`` in ``{"a": []}``),
   where MongoDB negates the inner operators. mongomock's ``$size`` also counts the keys of
-  a document. Such pairs are skipped (``_mongomock_gap``).
+  a document. In ``$elemMatch`` with operators (``{"b": {"$elemMatch": {"$gte": "a"}}}``)
+  an element that is itself an array (``{"b": [["a"]]}``) matches in mongomock; MongoDB
+  compares its canonical type (array) with the operand's and does not match. Such pairs
+  are skipped (``_mongomock_gap``).
+
+The comparison runs derandomized: the reference has deviations of its own, so CI must not
+fail on whichever new one a random run happens to find; a fixed seed still explores
+hundreds of pairs, and local runs with ``--hypothesis-seed`` can explore more.
 - Comparisons with array or document operands, ``$type`` "null" and ``$mod`` (not in
   mongomock), positional paths (``a.0``): not generated.
 """
@@ -144,6 +151,8 @@ def _mongomock_gap(spec, doc) -> bool:
             return True
         if "$size" in ops and any(isinstance(v, Mapping) for v in values):
             return True  # mongomock counts a document's keys
+        if "$elemMatch" in ops and any(isinstance(e, list) for v in values if isinstance(v, list) for e in v):
+            return True  # mongomock compares a nested array element with the operand
     return False
 
 
@@ -158,7 +167,8 @@ def mongomock_matches(collection, spec, doc) -> bool:
     return collection.count_documents(spec) == 1
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(spec=filters, doc=documents)
 def test_agrees_with_mongomock(collection, spec, doc):
     assume(not _mongomock_gap(spec, doc))
