@@ -11,6 +11,10 @@ A load that raced with an invalidation is not cached (generation counter), so a 
 profile cannot be put back into the cache after ``record`` returned.
 
 Profiles returned by ``get`` are shared with other threads: treat them as read-only.
+
+``aget`` is ``get`` for stores with an async ``aload`` (Redis): the request path awaits the
+store on its event loop instead of blocking a thread. Both share the cache steps
+(``_lookup``, ``_remember``); only the store call differs.
 """
 
 from __future__ import annotations
@@ -42,8 +46,29 @@ class Profiles:
         self.hits = 0
         self.misses = 0
 
+    @property
+    def supports_async(self) -> bool:
+        """True when the store can load without blocking (``aload``), so ``aget`` may be used."""
+        return callable(getattr(self.store, "aload", None))
+
     def get(self, visitor_id: str | None = None, customer_id: str | None = None) -> Profile:
         """The profile for these ids; an empty ``Profile`` for unknown ids. May block on I/O."""
+        key, cached, generation = self._lookup(visitor_id, customer_id)
+        if cached is not None:
+            return cached
+        found = self.store.load(visitor_id=visitor_id, customer_id=customer_id)
+        return self._remember(key, generation, found, visitor_id, customer_id)
+
+    async def aget(self, visitor_id: str | None = None, customer_id: str | None = None) -> Profile:
+        """``get`` on the event loop: a miss awaits the store's ``aload`` (see ``supports_async``)."""
+        key, cached, generation = self._lookup(visitor_id, customer_id)
+        if cached is not None:
+            return cached
+        found = await self.store.aload(visitor_id=visitor_id, customer_id=customer_id)  # type: ignore[attr-defined]
+        return self._remember(key, generation, found, visitor_id, customer_id)
+
+    def _lookup(self, visitor_id: str | None, customer_id: str | None) -> tuple[str, Profile | None, int]:
+        """(lookup key, cached profile or None, generation to hand to ``_remember`` on a miss)."""
         if customer_id:
             key = "c:" + customer_id
         elif visitor_id:
@@ -54,15 +79,18 @@ class Profiles:
             try:  # one cache call: Cache.get() would check the expiry twice
                 profile = self._cache[key]
                 self.hits += 1
-                return profile
+                return key, profile, self._generation
             except KeyError:
                 self.misses += 1
-                generation = self._generation
-        profile = self.store.load(visitor_id=visitor_id, customer_id=customer_id)
-        if profile is None:
-            profile = Profile(key=profile_key(customer_id=customer_id, visitor_id=visitor_id),
-                              customer_id=customer_id or None,
-                              visitor_ids=[visitor_id] if visitor_id else [])
+                return key, None, self._generation
+
+    def _remember(self, key: str, generation: int, found: Profile | None,
+                  visitor_id: str | None, customer_id: str | None) -> Profile:
+        """Cache what the store returned (an empty profile for unknown ids) and return it,
+        unless an invalidation happened since ``_lookup``: then the load may be stale."""
+        profile = found if found is not None else Profile(
+            key=profile_key(customer_id=customer_id, visitor_id=visitor_id),
+            customer_id=customer_id or None, visitor_ids=[visitor_id] if visitor_id else [])
         with self._lock:
             if generation == self._generation:
                 self._cache[key] = profile

@@ -1,7 +1,8 @@
 """What the middleware shares across requests: ``Core`` (no per-request state here).
 
 ``Core`` owns the runtime, a bounded thread pool for blocking work (profile loads, decisions),
-the failure counters, a small render cache and the settings derived from the current config
+the event-loop tasks of stores that load without blocking (Redis: ``spawn``), the failure
+counters, a small render cache and the settings derived from the current config
 (recomputed only when a hot reload swaps the config). Per-request state lives in
 ``state.SegmintState`` and ``responder.Responder``.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -71,6 +72,7 @@ class Core:
         self._max_pending = max_pending if max_pending is not None else max_workers * 8
         self._pending = 0
         self._pending_lock = threading.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()  # the loop only keeps weak references
         self._settings: Settings | None = None
         # visitor id -> customer id already linked by an identify event from this process.
         self._linked: LRUCache[str, str] = LRUCache(maxsize=50_000)
@@ -98,15 +100,33 @@ class Core:
         Call on the event loop thread. A future (not a task): awaiting it under
         ``asyncio.wait_for`` costs no extra task per request.
         """
-        with self._pending_lock:
-            if self._pending >= self._max_pending:
-                raise Overloaded(f"{self._pending} segmint tasks pending or running")
-            self._pending += 1
+        self._reserve()
         work = self._executor.submit(fn, *args)
         work.add_done_callback(self._done)  # when the thread finishes, not when we stop waiting
         future = asyncio.wrap_future(work)
         future.add_done_callback(consume_exception)
         return future
+
+    def spawn(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> asyncio.Task[T]:
+        """Run ``fn(*args)`` as a task on the running loop, counted like pool work.
+
+        For non-blocking I/O (an async store): no thread hop, but the same bound, so a hung
+        store still sheds load with ``Overloaded`` instead of piling up tasks.
+        """
+        loop = asyncio.get_running_loop()
+        self._reserve()
+        task = loop.create_task(fn(*args))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._done)
+        task.add_done_callback(consume_exception)
+        return task
+
+    def _reserve(self) -> None:
+        with self._pending_lock:
+            if self._pending >= self._max_pending:
+                raise Overloaded(f"{self._pending} segmint tasks pending or running")
+            self._pending += 1
 
     def _done(self, work: Any) -> None:
         with self._pending_lock:
@@ -160,6 +180,19 @@ class Core:
         if known is not None:
             return known
         return self.runtime.profile(visitor_id=identity.visitor_id, customer_id=identity.customer_id)
+
+    @property
+    def async_profiles(self) -> bool:
+        """True when the runtime's store loads profiles without blocking (``aload_profile``)."""
+        return bool(getattr(getattr(self.runtime, "profiles", None), "supports_async", False))
+
+    async def aload_profile(self, identity: Identity) -> Profile:
+        """``load_profile`` on the event loop, for stores with an async client (Redis)."""
+        known = self.known_profile(identity)
+        if known is not None:
+            return known
+        profiles = self.runtime.profiles
+        return await profiles.aget(visitor_id=identity.visitor_id, customer_id=identity.customer_id)
 
     def render(self, slot_decision: Any) -> str:
         """The widget HTML of one slot decision, cached per (config, decision content).

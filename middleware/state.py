@@ -60,14 +60,20 @@ class SegmintState:
 
     def start_profile(self) -> None:
         """Have the profile ready soon: at once when no I/O is needed, else load it in the
-        pool in the background (idempotent). Raises what a cache peek raised (caller fails open).
+        background (idempotent): as a task on this loop when the store has an async client,
+        else in the pool. Raises ``Overloaded`` when too much work is pending, and what a
+        cache peek raised (caller fails open).
         """
         if self._profile is not None or self._profile_task is not None:
             return
         identity = self.identity
-        self._profile = self._core.known_profile(identity)
+        core = self._core
+        self._profile = core.known_profile(identity)
         if self._profile is None:
-            self._profile_task = self._core.submit(self._core.load_profile, identity)
+            if core.async_profiles:
+                self._profile_task = core.spawn(core.aload_profile, identity)
+            else:
+                self._profile_task = core.submit(core.load_profile, identity)
 
     def profile_now(self) -> Profile | None:
         """The profile if it is ready (no waiting), else None."""

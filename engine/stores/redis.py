@@ -27,6 +27,11 @@ Event logs are sorted sets whose member bytes sort by (event time, sequence), so
 ``iter_events(since, types)`` is a ``ZRANGE BYLEX`` per type merged oldest first, paged with
 an exclusive cursor: constant memory, no offsets. Profiles page the same way.
 
+Two clients: writes and batch reads (appends, ``iter_*``, meta, the pub/sub listener) use the
+sync client in threads; ``aload``, the request-path read, uses a ``redis.asyncio`` client on
+the caller's event loop (no thread hop). Async connections belong to one loop, so there is one
+async client per running loop, closed when that loop shuts down (``_closed_with_loop``).
+
 Failures: every Redis error becomes a ``StoreError``. Socket timeouts are short (0.5 s,
 ``?socket_timeout=0.2`` in the URL) and redis-py does not retry (the pool replaces a
 connection the server closed before using it), so a page whose profile lookup fails goes
@@ -35,12 +40,15 @@ out without widgets after at most one timeout; the event writer retries failed a
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import heapq
 import random
 import struct
+import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
@@ -56,6 +64,8 @@ from .batch import fold_batch
 
 try:  # redis-py is optional: ``pip install segmint[redis]``
     import redis as _redis
+    import redis.asyncio as _aredis
+    from redis.asyncio.retry import Retry as AsyncRetry
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 except ImportError:  # pragma: no cover - exercised by monkeypatching in the tests
@@ -171,9 +181,13 @@ class RedisStore:
         self._origin = uuid.uuid4().hex  # lets the listener skip this store's own messages
         self._closed = False
         self._listener: Any = None
+        # The URL the clients connect with (timeouts added); the async clients reuse it.
+        self._client_url = urlunsplit(parts._replace(query=urlencode(query)))
+        # event loop -> (async client, its load script, the generator that closes it)
+        self._async_clients: dict[asyncio.AbstractEventLoop, tuple[Any, Any, Any]] = {}
+        self._async_lock = threading.Lock()
         try:
-            self.client = _redis.Redis.from_url(
-                urlunsplit(parts._replace(query=urlencode(query))), retry=Retry(NoBackoff(), 0))
+            self.client = _redis.Redis.from_url(self._client_url, retry=Retry(NoBackoff(), 0))
         except (ValueError, TypeError) as exc:
             raise StoreError(f"invalid Redis URL: {exc}", store=self.url) from exc
         self._load_visitor = self.client.register_script(_LOAD_VISITOR)
@@ -214,11 +228,55 @@ class RedisStore:
             if customer_id:
                 data = self.client.get(self._key("p", f"c:{customer_id}"))
             elif visitor_id:
-                data = self._load_visitor(keys=[self._key("l", visitor_id), self._key("p", f"v:{visitor_id}")],
-                                          args=[f"{self.prefix}p:"])
+                data = self._load_visitor(keys=self._visitor_keys(visitor_id), args=[f"{self.prefix}p:"])
             else:
                 raise ValueError("load() needs a visitor_id or a customer_id")
         return None if data is None else _decode_profile(data)
+
+    async def aload(self, *, visitor_id: str | None = None, customer_id: str | None = None) -> Profile | None:
+        """``load`` without blocking the event loop: the same keys, script and errors, over
+        this loop's async client."""
+        with self.errors("loading a profile"):
+            client, load_visitor = await self._loop_client()
+            if customer_id:
+                data = await client.get(self._key("p", f"c:{customer_id}"))
+            elif visitor_id:
+                data = await load_visitor(keys=self._visitor_keys(visitor_id), args=[f"{self.prefix}p:"])
+            else:
+                raise ValueError("aload() needs a visitor_id or a customer_id")
+        return None if data is None else _decode_profile(data)
+
+    def _visitor_keys(self, visitor_id: str) -> list[str]:
+        """The keys of the visitor load script: the link, then the visitor's own profile."""
+        return [self._key("l", visitor_id), self._key("p", f"v:{visitor_id}")]
+
+    async def _loop_client(self) -> tuple[Any, Any]:
+        """The running loop's async client and load script, created on first use."""
+        loop = asyncio.get_running_loop()
+        entry = self._async_clients.get(loop)
+        if entry is None:  # no await before the insert: one client per loop
+            client = _aredis.Redis.from_url(self._client_url, retry=AsyncRetry(NoBackoff(), 0))
+            closer = self._closed_with_loop(loop, client)
+            entry = (client, client.register_script(_LOAD_VISITOR), closer)
+            with self._async_lock:
+                self._async_clients[loop] = entry
+            await anext(closer)  # park it (see _closed_with_loop)
+        return entry[0], entry[1]
+
+    async def _closed_with_loop(self, loop: asyncio.AbstractEventLoop, client: Any) -> AsyncIterator[None]:
+        """Closes ``client`` when its loop ends.
+
+        Parked at its ``yield``, this generator is known to the loop, whose
+        ``shutdown_asyncgens()`` (``asyncio.run``, anyio, uvicorn) resumes it: the loop's
+        connections close on the loop that opened them, before it is gone.
+        """
+        try:
+            yield
+        finally:
+            with self._async_lock:
+                self._async_clients.pop(loop, None)
+            with contextlib.suppress(Exception):  # Redis down: the sockets close all the same
+                await client.aclose()
 
     def append(self, events: Sequence[Event]) -> AppendResult:
         if not events:
@@ -330,7 +388,7 @@ class RedisStore:
         self._closed = True
         if self._listener is not None:
             self._listener.stop()
-        self.client.close()
+        self.client.close()  # the async clients close when their loops end (_closed_with_loop)
 
     # -- cache invalidation across servers --
     def on_invalidate(self, callback: Callable[[frozenset[str] | None], None]) -> None:
