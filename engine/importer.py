@@ -16,6 +16,7 @@ batch is one transaction and memory does not grow with the file.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gc
 import os
@@ -197,8 +198,12 @@ def import_orders(
     # import allocates millions of (acyclic, refcount-freed) objects: pause it (~25 % faster).
     gc_was_enabled = gc.isenabled()
     gc.disable()
+    # Stores that can (SQLite) sync once at the end rather than per batch: the import is
+    # idempotent (orders dedupe by order_id), so a crash midway is repaired by re-running it.
+    bulk = getattr(store, "bulk_writes", None)
     try:
-        return _import(path, store, batch_size, progress)
+        with bulk() if bulk is not None else contextlib.nullcontext():
+            return _import(path, store, batch_size, progress)
     finally:
         if gc_was_enabled:
             gc.enable()

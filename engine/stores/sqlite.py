@@ -186,6 +186,23 @@ class SQLiteStore:
             raise StoreError(f"database error: {exc}", store=self.url) from exc
 
     @contextmanager
+    def bulk_writes(self) -> Iterator[None]:
+        """Relaxed durability for a bulk load from this thread (``segmint import``).
+
+        Commits are not synced one by one (WAL with ``synchronous=NORMAL``); a checkpoint at
+        the end syncs everything at once. A crash midway loses at most the unsynced tail,
+        which re-running the import restores: orders are deduplicated by ``order_id``.
+        """
+        with self._connection() as conn:
+            conn.execute("PRAGMA synchronous=NORMAL")
+        try:
+            yield
+        finally:
+            with self._connection() as conn:
+                conn.execute(f"PRAGMA synchronous={self._synchronous}")
+                conn.execute("PRAGMA wal_checkpoint(FULL)")
+
+    @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         with self._connection() as conn:
             try:

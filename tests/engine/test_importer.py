@@ -120,3 +120,31 @@ def test_batches_into_sqlite(tmp_path):
     assert sum(p.items for p in store.iter_profiles()) == 300
     assert sum(p.orders for p in store.iter_profiles()) == 100
     store.close()
+
+
+def test_a_sqlite_import_syncs_once_at_the_end_and_restores_full_durability(tmp_path):
+    import sqlite3
+
+    from segmint.engine.stores import SQLiteStore
+
+    seen = []
+
+    class Watching(SQLiteStore):
+        def append(self, events):
+            with self._connection() as conn:
+                seen.append(conn.execute("PRAGMA synchronous").fetchone()[0])
+            return super().append(events)
+
+    csv = tmp_path / "orders.csv"
+    csv.write_text("order_id,customer_id,at,sku,category,quantity,price,discount,coupon\n"
+                   "o1,c1,2026-01-01T00:00:00Z,s1,x,1,10,0,\n")
+    store = Watching(str(tmp_path / "p.db"))
+    report = import_orders(csv, store)
+    with store._connection() as conn:
+        after = conn.execute("PRAGMA synchronous").fetchone()[0]
+    store.close()
+    assert report.orders == 1
+    assert seen == [1] and after == 2  # NORMAL while importing, FULL again afterwards
+    raw = sqlite3.connect(tmp_path / "p.db")  # checkpointed: readable from the main file
+    assert raw.execute("SELECT count(*) FROM orders").fetchone()[0] == 1
+    raw.close()
