@@ -169,6 +169,13 @@ class _Emitter:
             return f"(v is None or {slow}(v, now))" if not item.negate else f"(v is not None and {slow}(v, now))"
         if kind is None:
             return f"{slow}(v, now)"
+        if kind == "in_str":
+            # Strings, and arrays of them (category.bought): any element in the set. An
+            # unhashable element raises TypeError, which takes the full rules.
+            k = self.const(value)
+            hit, miss = (f"(not (v in {k}))", f"{k}.isdisjoint(v)") if item.negate else (
+                f"(v in {k})", f"(not {k}.isdisjoint(v))")
+            return f"({hit} if type(v) is str else {miss} if type(v) is list else {slow}(v, now))"
         guard, template = _FAST[kind]
         k = self.const(value.search if kind == "regex" else value)
         expr = template.format(k=k)

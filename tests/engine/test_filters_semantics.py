@@ -203,3 +203,16 @@ def test_tuples_and_mapping_subclasses_are_arrays_and_documents():
 def test_date_values_are_their_own_bracket():
     check({"d": {"$gt": 5}}, {"d": NOW}, False)
     check({"d": {"$gt": "2026-01-01"}}, {"d": date(2026, 5, 1)}, True)
+
+
+@pytest.mark.parametrize("op,doc,expected", [
+    ("$in", {"a": ["z", "x"]}, True), ("$in", {"a": []}, False), ("$in", {"a": [["x"]]}, False),
+    ("$in", {"a": [{"b": 1}]}, False), ("$in", {"a": [None]}, False),
+    ("$nin", {"a": ["z", "x"]}, False), ("$nin", {"a": []}, True), ("$nin", {"a": [["x"]]}, True),
+    ("$nin", {"a": [None, 1]}, True), ("$nin", {}, True),
+])
+def test_in_and_nin_of_strings_over_arrays_agree_with_explain(op, doc, expected):
+    # The generated fast path tests arrays of strings with a set; explain uses the full rules.
+    f = compile_filter({"a": {op: ["x", "y"]}})
+    assert f.matches(doc) is expected
+    assert f.explain(doc).matched is expected
