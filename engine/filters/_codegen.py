@@ -169,6 +169,15 @@ class _Emitter:
             return f"(v is None or {slow}(v, now))" if not item.negate else f"(v is not None and {slow}(v, now))"
         if kind is None:
             return f"{slow}(v, now)"
+        if kind.startswith("date_"):
+            # An aware datetime (what profile documents hold) compares directly with the
+            # operand's instant; strings, dates and naive datetimes take the full rules.
+            op = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[kind[5:]]
+            at, dt = self.const(value, "_k"), self.const(datetime, "_k")
+            expr = f"(v {op} {at}(now))"
+            if item.negate:
+                expr = f"(not {expr})"
+            return f"({expr} if (type(v) is {dt} and v.tzinfo is not None) else {slow}(v, now))"
         if kind == "in_str":
             # Strings, and arrays of them (category.bought): any element in the set. An
             # unhashable element raises TypeError, which takes the full rules.

@@ -78,7 +78,8 @@ def cmp_predicate(op: str, x: Any) -> tuple[Pred, Any]:
         return (_is_null if op in ("$gte", "$lte") else _never), None
     d = date_operand(x)
     if d is not None:
-        return _date_cmp(op, d), None
+        p = _date_cmp(op, d)
+        return p, ("date_" + op[1:], p.instant)  # type: ignore[attr-defined]
     if is_number(x):
         # NaN fails every ordering comparison, as in MongoDB (and Python).
         p = {
@@ -96,28 +97,30 @@ def cmp_predicate(op: str, x: Any) -> tuple[Pred, Any]:
 
 
 def _date_cmp(op: str, d: DateOperand) -> Pred:
-    fn, fixed = _OPS[op], d.fixed
-    if fixed is not None:
-        def p_fixed(v: Any, now: Any) -> bool:
-            instant = to_instant(v)
-            return instant is not None and fn(instant, fixed)
+    """The comparison with a date operand; ``p.instant(now)`` is the operand's instant.
 
-        return p_fixed
-    # A relative operand (today-14d) resolves against ``now``; every segment of a page view
-    # is evaluated with the same ``now`` object, so the last resolution is kept (one tuple,
-    # assigned at once, so threads with different ``now`` values cannot mix them up).
+    A relative operand (today-14d) resolves against ``now``; every segment of a page view is
+    evaluated with the same ``now`` object, so the last resolution is kept (one tuple,
+    assigned at once, so threads with different ``now`` values cannot mix them up).
+    """
+    fn = _OPS[op]
+    fixed = d.fixed
     last: list[tuple[Any, datetime]] = [(None, datetime.min)]
 
-    def p(v: Any, now: Any) -> bool:
-        instant = to_instant(v)
-        if instant is None:
-            return False
+    def instant(now: Any) -> datetime:
+        if fixed is not None:
+            return fixed
         seen, at = last[0]
         if seen is not now:
             at = d.at(now)
             last[0] = (now, at)
-        return fn(instant, at)
+        return at
 
+    def p(v: Any, now: Any) -> bool:
+        value = to_instant(v)
+        return value is not None and fn(value, instant(now))
+
+    p.instant = instant  # type: ignore[attr-defined]
     return p
 
 
