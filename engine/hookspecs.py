@@ -160,5 +160,6 @@ def segmint_events_recorded(events: Sequence[Event], result: AppendResult) -> No
     """Observe events after they were stored and folded into profiles.
 
     :param events: the events stored (rejected ones are not included).
-    :param result: what the store did (stored, duplicates, changed profile keys).
+    :param result: what the store did (stored, duplicates, changed profile keys, and the
+        written profiles, which the profile cache shares: read them, never change them).
     """
