@@ -131,11 +131,8 @@ class Profiles:
         with self._lock:
             self._generation += 1
             for key in result.changed_keys:
-                cached = self._cache.pop(key, None) is not None
-                for alias in self._aliases.pop(key, ()):
-                    self._cache.pop(alias, None)
                 profile = fresh.get(key)
-                if cached and profile is not None:
+                if self._drop(key) and profile is not None:
                     self._cache[key] = profile
         return result
 
@@ -143,9 +140,14 @@ class Profiles:
         with self._lock:
             self._generation += 1
             for key in keys:
-                self._cache.pop(key, None)
-                for alias in self._aliases.pop(key, ()):
-                    self._cache.pop(alias, None)
+                self._drop(key)
+
+    def _drop(self, key: str) -> bool:
+        """Drop ``key`` and its alias entries (lock held); True if ``key`` was cached."""
+        cached = self._cache.pop(key, None) is not None
+        for alias in self._aliases.pop(key, ()):
+            self._cache.pop(alias, None)
+        return cached
 
     def clear(self) -> None:
         with self._lock:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from segmint.engine.errors import SegmintError
 
-from . import cli_commands
+from . import cli_analytics, cli_commands
 from .cli_output import Output
 
 __all__ = ["main", "build_parser"]
@@ -59,14 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     command("rfm", "recompute RFM quintile thresholds over all customers", cli_commands.rfm)
 
     p = command("report", "per campaign and variant: conversion, revenue and lift against control",
-                cli_commands.report)
+                cli_analytics.report)
     p.add_argument("--since", metavar="DATE", help="only events from this day on (YYYY-MM-DD)")
     p.add_argument("--campaign", metavar="ID", help="only this campaign")
     p.add_argument("--window", type=float, default=7.0, metavar="DAYS",
                    help="attribution window in days (default 7)")
     p.add_argument("--csv", action="store_true", help="CSV output, one row per campaign variant")
 
-    p = command("segments", "segment sizes over time and overlap between segments", cli_commands.segments)
+    p = command("segments", "segment sizes over time and overlap between segments", cli_analytics.segments)
     p.add_argument("--snapshot", action="store_true",
                    help="count every segment's members now and keep today's snapshot (run daily)")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from collections.abc import Iterator, Mapping
 from datetime import datetime
@@ -15,7 +16,8 @@ from segmint.engine.errors import ConfigError, SegmintError
 
 from .cli_output import Output, Progress
 
-__all__ = ["check", "explain", "audience", "import_orders", "rfm", "schema", "demo", "flatten"]
+__all__ = ["check", "explain", "audience", "import_orders", "rfm", "migrate", "schema", "demo", "flatten",
+           "config_runtime", "config_store"]
 
 
 def _problems(exc: ConfigError) -> list[ConfigError]:
@@ -60,10 +62,24 @@ def _problem_dict(p: ConfigError) -> dict[str, Any]:
     return {"file": p.file, "line": p.line, "path": p.path, "message": p.message, "suggestion": p.suggestion}
 
 
-def _runtime(config: str):
+def config_runtime(config: str):
+    """The runtime of a config file, without background threads (a one-shot command)."""
     from segmint.engine.runtime import Segmint
 
     return Segmint.from_config(config, watch=False)
+
+
+@contextlib.contextmanager
+def config_store(config: str) -> Iterator[Any]:
+    """The store a config file names, closed afterwards (commands that need no runtime)."""
+    from segmint.engine.config import load_config
+    from segmint.engine.stores import open_store
+
+    store = open_store(load_config(config, validate=False).store_location)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def flatten(doc: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -95,7 +111,7 @@ def _failing_clauses(explanation: Any) -> list[Any]:
 
 def explain(args: argparse.Namespace, out: Output) -> int:
     """Profile fields, segment verdicts with the failing clause, and the decision per slot."""
-    rt = _runtime(args.config)
+    rt = config_runtime(args.config)
     try:
         profile = rt.profile(visitor_id=args.visitor, customer_id=args.customer)
         if not profile.first_seen and not profile.orders:
@@ -148,7 +164,7 @@ def _short(value: Any, width: int = 80) -> str:
 
 def audience(args: argparse.Namespace, out: Output) -> int:
     """Count a segment's members by streaming every stored profile; print a sample."""
-    rt = _runtime(args.config)
+    rt = config_runtime(args.config)
     try:
         segments = rt.state.segments
         if args.segment not in segments:
@@ -197,55 +213,44 @@ def _sample_row(profile: Any) -> dict[str, Any]:
 
 def import_orders(args: argparse.Namespace, out: Output) -> int:
     """Stream a CSV/JSONL order file into the config's store; report rejected lines."""
-    from segmint.engine.config import load_config
-    from segmint.engine.importer import import_orders as run_import
-    from segmint.engine.stores import open_store
+    from dataclasses import asdict
 
-    config = load_config(args.config, validate=False)
+    from segmint.engine.importer import import_orders as run_import
+
     path = Path(args.file)
     if not path.is_file():
         raise SegmintError(f"{path}: no such file")
-    store = open_store(config.store_location)
-    progress = Progress(path.stat().st_size, f"importing {path.name}")
-    try:
-        report = run_import(path, store, progress=lambda done, total: progress.update(done))
-    finally:
-        progress.close()
-        store.close()
-    data = msgspec.to_builtins(report) if isinstance(report, msgspec.Struct) else dict(vars(report))
+    with config_store(args.config) as store:
+        progress = Progress(path.stat().st_size, f"importing {path.name}")
+        try:
+            report = run_import(path, store, progress=lambda done, total: progress.update(done))
+        finally:
+            progress.close()
     if args.json:
-        out.json(data)
+        out.json(asdict(report))
     else:
-        out.line(f"imported {data.get('orders', 0):,} orders ({data.get('lines', 0):,} lines) "
-                 f"in {data.get('seconds', 0):.1f} s; {data.get('duplicates', 0):,} duplicates skipped")
-        rejected = data.get("rejected") or []
-        if rejected:
-            out.line(out.paint(f"{data.get('rejected_count', len(rejected)):,} rejected line(s):", "yellow"))
-            for line, message in rejected[:50]:
+        out.line(f"imported {report.orders:,} orders ({report.lines:,} lines) in {report.seconds:.1f} s; "
+                 f"{report.duplicates:,} duplicates skipped")
+        if report.rejected_count:
+            out.line(out.paint(f"{report.rejected_count:,} rejected line(s):", "yellow"))
+            for line, message in report.rejected[:50]:
                 out.line(f"  line {line}: {message}")
-    return 1 if data.get("rejected_count", len(data.get("rejected") or [])) else 0
+    return 1 if report.rejected_count else 0
 
 
 def rfm(args: argparse.Namespace, out: Output) -> int:
     """Recompute and store the RFM quintile thresholds."""
     from datetime import timezone
 
-    from segmint.engine.config import load_config
     from segmint.engine.rfm import compute_rfm_thresholds
-    from segmint.engine.stores import open_store
 
-    config = load_config(args.config, validate=False)
-    store = open_store(config.store_location)
-    try:
+    with config_store(args.config) as store:
         thresholds = compute_rfm_thresholds(store, datetime.now(timezone.utc))
-    finally:
-        store.close()
     if thresholds is None:
         out.line("no customer has ordered yet: no thresholds computed")
         return 0
-    data = msgspec.to_builtins(thresholds)
     if args.json:
-        out.json(data)
+        out.json(msgspec.to_builtins(thresholds))
     else:
         out.line(f"RFM thresholds from {thresholds.customers:,} customers (sample {thresholds.sample_size:,})")
         out.table(("score cut", "20%", "40%", "60%", "80%"), [
@@ -276,101 +281,6 @@ def migrate(args: argparse.Namespace, out: Output) -> int:
                   "seconds": round(report.seconds, 3)})
     else:
         out.line(str(report))
-    return 0
-
-
-def _day(value: str, option: str) -> datetime:
-    from datetime import date, timezone
-
-    try:
-        return datetime.combine(date.fromisoformat(value), datetime.min.time(), timezone.utc)
-    except ValueError:
-        raise SegmintError(f"{option}: {value!r} is not a date; give YYYY-MM-DD") from None
-
-
-def report(args: argparse.Namespace, out: Output) -> int:
-    """Campaign report from one streamed pass over the event log (table, --json or --csv)."""
-    from datetime import timezone
-
-    from segmint.engine.analytics import build_report
-    from segmint.engine.config import load_config
-    from segmint.engine.stores import open_store
-
-    if args.json and args.csv:
-        raise SegmintError("give --json or --csv, not both")
-    if not 0 < args.window <= 365:
-        raise SegmintError(f"--window: {args.window:g} is not between 0 and 365 days")
-    since = _day(args.since, "--since") if args.since else None
-    config = load_config(args.config, validate=False)
-    store = open_store(config.store_location)
-    try:
-        result = build_report(store, since=since, campaign=args.campaign, window_days=args.window,
-                              now=datetime.now(timezone.utc))
-    except ValueError as exc:
-        raise SegmintError(str(exc)) from None
-    finally:
-        store.close()
-    if args.json:
-        out.json(result.to_dict())
-        return 0
-    if args.csv:
-        out.stream.write(result.to_csv())
-        return 0
-    out.line(f"{result.orders:,} orders ({result.attributed_orders:,} attributed to a campaign), "
-             f"attribution window {result.window_days:g} days")
-    if not result.campaigns:
-        out.line("no campaign exposures in this period" + (f" for campaign {args.campaign!r}" if args.campaign else ""))
-    for campaign in result.campaigns:
-        out.line()
-        out.line(out.paint(f"campaign {campaign.campaign}", "bold"))
-        out.table(("variant", "exposures", "visitors", "clicks", "CTR", "orders", "conversion", "revenue",
-                   "rev/visitor", "AOV", "recommended"),
-                  ((v.variant, v.exposures, v.visitors, v.clicks, f"{v.ctr:.2%}", v.orders,
-                    f"{v.conversion_rate:.2%}", f"{v.revenue:,.2f}", f"{v.revenue_per_visitor:,.2f}",
-                    f"{v.average_order_value:,.2f}", f"{v.recommended_revenue:,.2f}") for v in campaign.variants))
-        for v in campaign.variants:
-            if not v.is_control:
-                colour = "green" if v.lift and v.lift.significant and v.lift.absolute > 0 else "dim"
-                out.line(f"  {v.variant}: " + out.paint(v.statement, colour))
-    return 0
-
-
-def segments(args: argparse.Namespace, out: Output) -> int:
-    """Segment sizes by day and the latest overlap; ``--snapshot`` counts and stores today's first."""
-    from segmint.engine.analytics import load_snapshot, segment_history, snapshot_segments
-    from segmint.engine.config import load_config
-    from segmint.engine.stores import open_store
-
-    if args.snapshot:
-        rt = _runtime(args.config)
-        try:
-            snapshot_segments(rt, rt.clock())
-            history = segment_history(rt.store)
-            latest = load_snapshot(rt.store, history[-1].day) if history else None
-        finally:
-            rt.close()
-    else:
-        store = open_store(load_config(args.config, validate=False).store_location)
-        try:
-            history = segment_history(store)
-            latest = load_snapshot(store, history[-1].day) if history else None
-        finally:
-            store.close()
-    if args.json:
-        out.json({"history": [h.to_dict() for h in history], "latest": latest.to_dict() if latest else None})
-        return 0
-    if not history:
-        out.line("no segment snapshots yet: run `segmint segments CONFIG --snapshot` (daily, e.g. from cron)")
-        return 0
-    names = sorted({name for h in history for name in h.sizes})
-    recent = history[-14:]
-    out.table(("segment", *(h.day.isoformat() for h in recent)),
-              ((name, *(h.sizes.get(name, 0) for h in recent)) for name in names))
-    if latest and latest.overlap:
-        out.line()
-        out.line(out.paint(f"overlap on {latest.day.isoformat()} ({latest.profiles:,} profiles)", "bold"))
-        out.table(("segment", "and", "in both"),
-                  ((a, b, n) for (a, b), n in sorted(latest.overlap.items(), key=lambda item: -item[1])))
     return 0
 
 

@@ -1,0 +1,98 @@
+"""The analytics commands of ``segmint``: ``report`` (campaign lift) and ``segments`` (sizes, overlap)."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+
+from segmint.engine.errors import SegmintError
+
+from .cli_commands import config_runtime, config_store
+from .cli_output import Output
+
+__all__ = ["report", "segments"]
+
+
+def _day(value: str, option: str) -> datetime:
+    from datetime import date, timezone
+
+    try:
+        return datetime.combine(date.fromisoformat(value), datetime.min.time(), timezone.utc)
+    except ValueError:
+        raise SegmintError(f"{option}: {value!r} is not a date; give YYYY-MM-DD") from None
+
+
+def report(args: argparse.Namespace, out: Output) -> int:
+    """Campaign report from one streamed pass over the event log (table, --json or --csv)."""
+    from datetime import timezone
+
+    from segmint.engine.analytics import build_report
+
+    if args.json and args.csv:
+        raise SegmintError("give --json or --csv, not both")
+    if not 0 < args.window <= 365:
+        raise SegmintError(f"--window: {args.window:g} is not between 0 and 365 days")
+    since = _day(args.since, "--since") if args.since else None
+    with config_store(args.config) as store:
+        try:
+            result = build_report(store, since=since, campaign=args.campaign, window_days=args.window,
+                                  now=datetime.now(timezone.utc))
+        except ValueError as exc:
+            raise SegmintError(str(exc)) from None
+    if args.json:
+        out.json(result.to_dict())
+        return 0
+    if args.csv:
+        out.stream.write(result.to_csv())
+        return 0
+    out.line(f"{result.orders:,} orders ({result.attributed_orders:,} attributed to a campaign), "
+             f"attribution window {result.window_days:g} days")
+    if not result.campaigns:
+        out.line("no campaign exposures in this period" + (f" for campaign {args.campaign!r}" if args.campaign else ""))
+    for campaign in result.campaigns:
+        out.line()
+        out.line(out.paint(f"campaign {campaign.campaign}", "bold"))
+        out.table(("variant", "exposures", "visitors", "clicks", "CTR", "orders", "conversion", "revenue",
+                   "rev/visitor", "AOV", "recommended"),
+                  ((v.variant, v.exposures, v.visitors, v.clicks, f"{v.ctr:.2%}", v.orders,
+                    f"{v.conversion_rate:.2%}", f"{v.revenue:,.2f}", f"{v.revenue_per_visitor:,.2f}",
+                    f"{v.average_order_value:,.2f}", f"{v.recommended_revenue:,.2f}") for v in campaign.variants))
+        for v in campaign.variants:
+            if not v.is_control:
+                colour = "green" if v.lift and v.lift.significant and v.lift.absolute > 0 else "dim"
+                out.line(f"  {v.variant}: " + out.paint(v.statement, colour))
+    return 0
+
+
+def segments(args: argparse.Namespace, out: Output) -> int:
+    """Segment sizes by day and the latest overlap; ``--snapshot`` counts and stores today's first."""
+    from segmint.engine.analytics import load_snapshot, segment_history, snapshot_segments
+
+    if args.snapshot:
+        rt = config_runtime(args.config)
+        try:
+            snapshot_segments(rt, rt.clock())
+            history = segment_history(rt.store)
+            latest = load_snapshot(rt.store, history[-1].day) if history else None
+        finally:
+            rt.close()
+    else:
+        with config_store(args.config) as store:
+            history = segment_history(store)
+            latest = load_snapshot(store, history[-1].day) if history else None
+    if args.json:
+        out.json({"history": [h.to_dict() for h in history], "latest": latest.to_dict() if latest else None})
+        return 0
+    if not history:
+        out.line("no segment snapshots yet: run `segmint segments CONFIG --snapshot` (daily, e.g. from cron)")
+        return 0
+    names = sorted({name for h in history for name in h.sizes})
+    recent = history[-14:]
+    out.table(("segment", *(h.day.isoformat() for h in recent)),
+              ((name, *(h.sizes.get(name, 0) for h in recent)) for name in names))
+    if latest and latest.overlap:
+        out.line()
+        out.line(out.paint(f"overlap on {latest.day.isoformat()} ({latest.profiles:,} profiles)", "bold"))
+        out.table(("segment", "and", "in both"),
+                  ((a, b, n) for (a, b), n in sorted(latest.overlap.items(), key=lambda item: -item[1])))
+    return 0
