@@ -14,7 +14,7 @@ name and the next campaign is asked.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -31,7 +31,7 @@ from .profile import Profile
 from .strategy import Strategy, StrategyContext, run_strategy
 from .variants import assign_variant
 
-__all__ = ["Decision", "SlotDecision", "decide"]
+__all__ = ["Decision", "SlotDecision", "LazyDocument", "decide"]
 
 log = logging.getLogger("segmint.decide")
 
@@ -79,16 +79,54 @@ class Decision(msgspec.Struct, kw_only=True, frozen=True):
         return msgspec.to_builtins(self)
 
 
+class LazyDocument(Mapping[str, Any]):
+    """The profile document, built on first use.
+
+    Building it is most of a decision's cost; a page whose campaigns target everyone with a
+    strategy that never reads it (bestsellers, new arrivals) needs none. Strategies read it
+    as a mapping (``ctx.document``); filters get the built dict (``value()``).
+    """
+
+    __slots__ = ("_build", "_value")
+
+    def __init__(self, build: Callable[[], dict[str, Any]]) -> None:
+        self._build = build
+        self._value: dict[str, Any] | None = None
+
+    def value(self) -> dict[str, Any]:
+        if self._value is None:
+            self._value = self._build()
+        return self._value
+
+    def __getitem__(self, key: str) -> Any:
+        return self.value()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.value())
+
+    def __len__(self) -> int:
+        return len(self.value())
+
+    def __repr__(self) -> str:
+        return "LazyDocument(<not built>)" if self._value is None else f"LazyDocument({self._value!r})"
+
+
 class _Segments:
     """Segment membership, evaluated at most once per decision."""
 
     def __init__(self, filters: Mapping[str, Any], document: Mapping[str, Any], now: datetime) -> None:
-        self._filters, self._document, self._now = filters, document, now
+        self._filters, self._source, self._now = filters, document, now
         self.results: dict[str, bool] = {}
+
+    @property
+    def document(self) -> Mapping[str, Any]:
+        """The document as filters need it (a lazy one is built now)."""
+        source = self._source
+        return source.value() if isinstance(source, LazyDocument) else source
 
     def matches(self, name: str) -> bool:
         if name not in self.results:
-            self.results[name] = bool(self._filters[name].matches(self._document, self._now))
+            self.results[name] = bool(self._filters[name].matches(self.document, self._now))
         return self.results[name]
 
 
@@ -109,6 +147,9 @@ def decide(
     failure_log: FailureLog | None = None,
 ) -> Decision:
     """Decide every slot in ``slots`` (in order) for one page view at ``path``.
+
+    ``document``: the profile document, or a ``LazyDocument`` that builds it only if a
+    segment, filter or strategy reads it.
 
     ``campaigns`` must be sorted (``sort_campaigns``). ``exclude``: skus already on the page
     (the product of a product page); products chosen for a slot are excluded from later slots.
@@ -188,7 +229,7 @@ def _why_not(campaign: CompiledCampaign, path: str, memo: _Segments, context: St
         return f"ended ({schedule.end.isoformat() if schedule.end else ''})"
     if campaign.segment is not None and not memo.matches(campaign.segment):
         return f"visitor is not in segment {campaign.segment}"
-    if campaign.filter is not None and not campaign.filter.matches(context.document, now):
+    if campaign.filter is not None and not campaign.filter.matches(memo.document, now):
         return "visitor does not match the campaign's filter"
     if campaign.is_capped(context.profile, now):
         impressions, _ = campaign.frequency_cap or (0, 0.0)

@@ -118,6 +118,9 @@ def segmint_identify_visitor(scope: MutableMapping[str, Any], config: Config) ->
 def segmint_enrich_document(profile: Profile, document: dict[str, Any], now: datetime) -> None:
     """Add or change fields of a profile's document before rules are evaluated.
 
+    Called once per decision that reads the document (a segment, a campaign filter or a
+    strategy such as ``discount_affinity``); a page whose campaigns need none skips it.
+
     Use it for values segmint does not compute (a predictive score, a loyalty tier from the
     shop's database cache). Write under ``document["extra"]`` and declare the fields with
     ``segmint_field_catalog``.

@@ -16,7 +16,7 @@ import pluggy
 from . import hookspecs
 from .errors import PluginError
 
-__all__ = ["DEFAULT_PLUGINS", "get_plugin_manager"]
+__all__ = ["DEFAULT_PLUGINS", "DECISION_HOOKS", "LOOP_SAFE_MARK", "get_plugin_manager", "blocking_plugins"]
 
 #: Built-in plugins, registered first and marked ``trylast`` so user plugins win.
 DEFAULT_PLUGINS: tuple[str, ...] = (
@@ -35,6 +35,20 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "segmint.plugins.strategy_new_vs_returning",
     "segmint.plugins.strategy_discount_affinity",
 )
+
+
+#: Hooks whose implementations (or what they return: strategies, operators) run while a page's
+#: slots are decided and rendered.
+DECISION_HOOKS: tuple[str, ...] = (
+    "segmint_register_strategies",
+    "segmint_filter_operators",
+    "segmint_enrich_document",
+    "segmint_render_widget",
+    "segmint_decision_made",
+)
+#: A plugin sets ``segmint_loop_safe = True`` to promise its decision hooks never block (no
+#: I/O, no locks held by others, bounded CPU), so decisions may run on the event loop.
+LOOP_SAFE_MARK = "segmint_loop_safe"
 
 
 def _import_plugin(name: str) -> ModuleType:
@@ -79,3 +93,21 @@ def get_plugin_manager(
     except pluggy.PluginValidationError as exc:
         raise PluginError(str(exc), plugin=getattr(exc, "plugin", None) and pm.get_name(exc.plugin)) from exc
     return pm
+
+
+def blocking_plugins(pm: pluggy.PluginManager) -> list[str]:
+    """Names of the plugins that may block while a page is decided (sorted).
+
+    A plugin counts unless it is a built-in or carries ``segmint_loop_safe = True``, and it
+    implements one of ``DECISION_HOOKS``. With none, the middleware decides on the event loop
+    (no thread hop); with any, decisions run in its worker pool, where a hang costs one page's
+    widget instead of stalling the server.
+    """
+    names: set[str] = set()
+    for hook in DECISION_HOOKS:
+        for impl in getattr(pm.hook, hook).get_hookimpls():
+            name = pm.get_name(impl.plugin) or repr(impl.plugin)
+            if name in DEFAULT_PLUGINS or getattr(impl.plugin, LOOP_SAFE_MARK, False) is True:
+                continue
+            names.add(name)
+    return sorted(names)

@@ -37,11 +37,12 @@ from .config import load_compiled
 from .config_compile import CompiledConfig, compile_config
 from .config_plugins import call_each, first_result
 from .config_schema import Config
-from .decide import Decision, SlotDecision, decide
+from .decide import Decision, LazyDocument, SlotDecision, decide
 from .document import profile_document
 from .errors import EventError, SegmintError
 from .events import Event, Order, decode_events, stamp_events
 from .failure_log import FailureLog
+from .plugin_manager import blocking_plugins
 from .product_stats import ProductStats
 from .profile import Profile
 from .profiles import Profiles
@@ -94,6 +95,7 @@ class Segmint:
         self._owns_store = owns_store
         self._reloader = ConfigReloader(state, extra_plugins=extra_plugins, watch_file=watch_file)
         self._reload_lock = threading.Lock()
+        self._loop_check: tuple[CompiledConfig, int, bool] | None = None
         self.batch = BatchStats(store, clock)
         #: Contained plugin failures (strategies, enrichers, observers, renderers): counted by
         #: plugin and hook, logged at most once a minute each.
@@ -158,6 +160,20 @@ class Segmint:
     def catalog(self) -> Catalog:
         return self._state.catalog
 
+    @property
+    def decides_on_loop(self) -> bool:
+        """True when ``decide`` and ``render`` never block: only built-in or
+        ``segmint_loop_safe`` plugins take part (``blocking_plugins``), and profiles come from
+        memory (the caller checks the cache). The middleware then decides without a thread hop.
+        """
+        state = self._state
+        pm = state.pm
+        registered = len(pm.get_plugins())  # a plugin registered after startup counts too
+        cached = self._loop_check
+        if cached is None or cached[0] is not state or cached[1] != registered:
+            cached = self._loop_check = (state, registered, not blocking_plugins(pm))
+        return cached[2]
+
     # -- profiles and documents -----------------------------------------------------------------
 
     def profile(self, visitor_id: str | None = None, customer_id: str | None = None) -> Profile:
@@ -207,9 +223,10 @@ class Segmint:
     def _decide(self, state: CompiledConfig, profile: Profile, slots: Iterable[str], *, path: str,
                 visitor_id: str | None, now: datetime, exclude: Iterable[str] = (),
                 document: Mapping[str, Any] | None = None) -> Decision:
+        if document is None:
+            document = LazyDocument(lambda: self._document(state, profile, now))
         return decide(
-            state.campaigns, profile=profile,
-            document=document if document is not None else self._document(state, profile, now),
+            state.campaigns, profile=profile, document=document,
             slots=slots, path=path, visitor_key=visitor_id or profile.key, now=now,
             segments=state.segments, strategies=state.strategies, catalog=state.catalog,
             stats=self.batch.products, exclude=exclude, failure_log=self.failures,

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
+from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -30,6 +32,14 @@ T = TypeVar("T")
 #: Profile used for bots and visitors without consent: nothing known, so defaults apply.
 ANONYMOUS_PROFILE_KEY = "v:anonymous"
 _ANONYMOUS_ID = "anonymous"
+
+
+#: ``INLINE_STRIKES`` inline decisions using more CPU than ``INLINE_LIMIT`` within
+#: ``INLINE_COOLDOWN`` s (a rare one is a garbage collection pass), or one past the time
+#: budget (a plugin blocked), send decisions to the pool for ``INLINE_COOLDOWN`` s.
+INLINE_LIMIT = 0.005
+INLINE_STRIKES = 3
+INLINE_COOLDOWN = 60.0
 
 
 class Overloaded(Exception):
@@ -80,6 +90,8 @@ class Core:
         self._rendered: LRUCache[tuple[Any, ...], str] = LRUCache(maxsize=1024)
         self._render_config: Any = None
         self._render_lock = threading.Lock()
+        self._inline_until = 0.0  # the breaker: no inline decisions before this monotonic time
+        self._strikes: deque[float] = deque(maxlen=INLINE_STRIKES)  # when slow ones happened
 
     # -- config ------------------------------------------------------------------------------
     def settings(self) -> Settings:
@@ -131,6 +143,46 @@ class Core:
     def _done(self, work: Any) -> None:
         with self._pending_lock:
             self._pending -= 1
+
+    # -- decisions on the event loop ---------------------------------------------------------
+    def decides_inline(self) -> bool:
+        """Whether to decide on the event loop now (when the profile is already in memory).
+
+        A thread hop costs more than a typical decision, and under load the GIL hand-over
+        between the loop and a worker adds milliseconds; so decisions run inline when no
+        plugin on the decision path may block (``runtime.decides_on_loop``) and the breaker
+        is closed.
+        """
+        return self._inline_until <= time.monotonic() and getattr(self.runtime, "decides_on_loop", False) is True
+
+    def run_inline(self, fn: Callable[..., T], *args: Any, budget: float) -> T:
+        """``fn(*args)`` on the loop, watched by the breaker (see ``INLINE_LIMIT``).
+
+        Past ``budget`` this raises ``TimeoutError``, so the page goes out unchanged, as it
+        would had the pool missed the budget. CPU time, not wall time, judges speed: waiting
+        for the GIL held by another thread is not the decision's cost.
+        """
+        started, cpu = time.perf_counter(), time.thread_time()
+        try:
+            return_value = fn(*args)
+        finally:
+            elapsed, spent = time.perf_counter() - started, time.thread_time() - cpu
+            if spent > INLINE_LIMIT or elapsed > budget:
+                self._strike(elapsed, spent, hung=elapsed > budget)
+        if elapsed > budget:
+            raise TimeoutError(f"the decision took {elapsed * 1000:.1f} ms")
+        return return_value
+
+    def _strike(self, elapsed: float, spent: float, *, hung: bool) -> None:
+        now = time.monotonic()
+        self._strikes.append(now)
+        strikes = self._strikes
+        if hung or (len(strikes) == INLINE_STRIKES and now - strikes[0] <= INLINE_COOLDOWN):
+            self._inline_until = now + INLINE_COOLDOWN
+            strikes.clear()
+            self.counters.failure("inline_slow", TimeoutError(
+                f"a decision took {elapsed * 1000:.1f} ms ({spent * 1000:.1f} ms of CPU) on the "
+                f"event loop; deciding in the worker pool for the next {INLINE_COOLDOWN:.0f} s"))
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return await self.submit(fn, *args)

@@ -186,10 +186,15 @@ class Responder:
         sku = self._path_sku() or marked
         decision, widgets, failure = None, {}, None
         if slots:
+            names = [s.name for s in slots]
             try:
-                decision, widgets = await asyncio.wait_for(
-                    self._personalize([s.name for s in slots], sku), self.settings.budget
-                )
+                profile = self.state.profile_now()
+                if profile is not None and self.core.decides_inline():
+                    decision, widgets = self.core.run_inline(self._decide_and_render, profile, names, sku,
+                                                             budget=self.settings.budget)
+                else:
+                    decision, widgets = await asyncio.wait_for(self._personalize(names, sku, profile),
+                                                               self.settings.budget)
             except (asyncio.TimeoutError, TimeoutError):
                 failure = "budget"
                 self.core.counters.failure("budget")
@@ -206,19 +211,21 @@ class Responder:
         debug = debug_value(self.state, slots, decision, failure) if self.settings.debug and slots else None
         return self._headers(out, changed=out is not body, debug=debug), out
 
-    def _personalize(self, names: list[str], sku: str | None) -> Any:
-        """An awaitable of (decision, widgets): a bare pool future when the profile is ready."""
-        profile = self.state.profile_now()
+    def _personalize(self, names: list[str], sku: str | None, profile: Any) -> Any:
+        """An awaitable of (decision, widgets) from the pool: a bare pool future when the
+        profile is ready."""
         if profile is not None:
             return self.core.submit(self._decide_and_render, profile, names, sku)
         return self._load_and_personalize(names, sku)
 
     async def _load_and_personalize(self, names: list[str], sku: str | None) -> tuple[Any, dict[str, bytes]]:
         profile = await self.state.profile()
+        if self.core.decides_inline():  # the load was the part that needed a thread
+            return self.core.run_inline(self._decide_and_render, profile, names, sku, budget=self.settings.budget)
         return await self.core.submit(self._decide_and_render, profile, names, sku)
 
     def _decide_and_render(self, profile: Any, names: list[str], sku: str | None) -> tuple[Any, dict[str, bytes]]:
-        """Runs in the pool: decide for the slots found, render each shown widget."""
+        """Decide for the slots found, render each shown widget (on the loop or in the pool)."""
         decision = self.core.decide(self.state.identity, profile, names, self.state.path, (sku,) if sku else ())
         widgets: dict[str, bytes] = {}
         render = self.core.render

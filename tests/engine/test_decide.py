@@ -247,3 +247,33 @@ def test_decision_to_dict_is_json_ready():
 def test_repeated_slots_are_decided_once(slots):
     state = compiled(campaign("c"))
     assert list(run(state, slots=slots).slots) == ["home"]
+
+
+
+def test_the_document_is_built_only_when_a_rule_or_strategy_reads_it():
+    from segmint.engine.decide import LazyDocument
+
+    built: list[int] = []
+    profile = Profile(key="c:1", customer_id="1", orders=3, spend=500.0)
+
+    def lazy() -> LazyDocument:
+        return LazyDocument(lambda: built.append(1) or profile_document(profile, NOW))
+
+    def decide_with(state, document):
+        return decide(state.campaigns, profile=profile, document=document, slots=("home",), path="/",
+                      visitor_key="v", now=NOW, segments=state.segments, strategies=state.strategies,
+                      catalog=state.catalog, stats=ProductStats.empty())
+
+    everyone = compiled(campaign("everyone"))
+    assert decide_with(everyone, lazy()).slots["home"].campaign == "everyone"
+    assert built == []  # nothing read the document: it was never built
+    segmented = compiled("""
+[segments.buyers]
+filter = { "orders.count" = { "$gte" = 1 } }
+[segments.big]
+filter = { "spend.total" = { "$gte" = 400 } }
+""" + campaign("vip", extra='segment = "big"\npriority = 2') + campaign("buyers", extra='segment = "buyers"'))
+    document = lazy()
+    assert decide_with(segmented, document).slots["home"].campaign == "vip"
+    assert built == [1]  # built once, for the first segment asked
+    assert document["orders"]["count"] == 3 and "spend" in document and built == [1]

@@ -103,6 +103,7 @@ def test_plugin_raising_on_the_request_path_is_named_and_the_decision_still_retu
         [[campaigns]]
         id = "everyone"
         slots = ["home"]
+        filter = { "orders.count" = { "$gte" = 0 } }  # reads the document: enrichers run
         strategy = "new_arrivals"
         params = { limit = 2 }
     """, plugins=["segmint_fixture_broken"])

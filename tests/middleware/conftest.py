@@ -119,6 +119,9 @@ def runtime(make_runtime: Callable[..., Any]) -> Any:
 class FaultyRuntime:
     """A real runtime with injectable faults; everything else is delegated."""
 
+    #: Its ``decide`` may sleep: the middleware must not call it on the event loop.
+    decides_on_loop = False
+
     def __init__(self, inner: Any) -> None:
         self._inner = inner
         self.fail_decide: BaseException | None = None
