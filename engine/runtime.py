@@ -167,11 +167,10 @@ class Segmint:
         memory (the caller checks the cache). The middleware then decides without a thread hop.
         """
         state = self._state
-        pm = state.pm
-        registered = len(pm.get_plugins())  # a plugin registered after startup counts too
+        registered = len(state.pm.get_plugins())  # a plugin registered after startup counts too
         cached = self._loop_check
         if cached is None or cached[0] is not state or cached[1] != registered:
-            cached = self._loop_check = (state, registered, not blocking_plugins(pm))
+            cached = self._loop_check = (state, registered, not blocking_plugins(state.pm))
         return cached[2]
 
     # -- profiles and documents -----------------------------------------------------------------

@@ -32,6 +32,7 @@ T = TypeVar("T")
 #: Profile used for bots and visitors without consent: nothing known, so defaults apply.
 ANONYMOUS_PROFILE_KEY = "v:anonymous"
 _ANONYMOUS_ID = "anonymous"
+_IDENTIFY_ARGS = ("scope", "config")
 
 
 #: ``INLINE_STRIKES`` inline decisions using more CPU than ``INLINE_LIMIT`` within
@@ -193,7 +194,12 @@ class Core:
     # -- identity and tracking ---------------------------------------------------------------
     def identify(self, scope: MutableMapping[str, Any], config: Any) -> Identity:
         """Ask the plugins who this is. Raises whatever a plugin raised (caller fails open)."""
-        identity = self.runtime.pm.hook.segmint_identify_visitor(scope=scope, config=config)
+        hook = self.runtime.pm.hook.segmint_identify_visitor
+        impls = hook.get_hookimpls()
+        if len(impls) == 1 and impls[0].argnames == _IDENTIFY_ARGS and not (impls[0].hookwrapper or impls[0].wrapper):
+            identity = impls[0].function(scope, config)  # one plugin (the built-in): no pluggy loop
+        else:
+            identity = hook(scope=scope, config=config)
         if not isinstance(identity, Identity):
             raise TypeError(f"segmint_identify_visitor returned {type(identity).__name__}, not Identity")
         return identity

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import functools
 from typing import Any
 
 from .html import SlotMatch
@@ -13,8 +14,12 @@ _ASCII_COMPATIBLE = {"utf-8", "ascii", "cp1252"}  # and every iso8859-*
 _MAX_DEBUG = 2000
 
 
+@functools.lru_cache(maxsize=64)
 def html_charset(content_type: bytes) -> str | None:
-    """The Python codec of an HTML content type, or None when we must not touch the body."""
+    """The Python codec of an HTML content type, or None when we must not touch the body.
+
+    Cached: an app sends the same few content types on every page.
+    """
     _, _, params = content_type.partition(b";")
     for param in params.split(b";"):
         name, _, value = param.strip().partition(b"=")

@@ -246,20 +246,21 @@ class Responder:
     def _track(self, sku: str | None, decision: Any) -> None:
         """Queue page view, product view and impressions (never raises: counted instead)."""
         state, settings = self.state, self.settings
-        if not state.identity.track:
+        identity = state.identity
+        if not identity.track:
             return
         try:
             now = self.core.now()
             events: list[Any] = []
-            self.core.link(state.identity, events)
+            self.core.link(identity, events)
             if settings.track_page_views:
-                events.append(page_view_event(state.identity, state.path, now))
+                events.append(page_view_event(identity, state.path, now))
             if sku:
-                events.append(product_view_event(state.identity, sku, now))
+                events.append(product_view_event(identity, sku, now))
             if decision is not None:
                 for slot_decision in decision.slots.values():
                     if slot_decision.campaign and (slot_decision.control or slot_decision.products):
-                        events.append(impression_event(state.identity, slot_decision, now))
+                        events.append(impression_event(identity, slot_decision, now))
             self.core.track(events)
         except Exception as exc:  # noqa: BLE001 - tracking must never break the page
             self.core.counters.failure("track", exc)
