@@ -6,7 +6,8 @@ turn, stream every profile through the same ``store.iter_profiles()``:
 
 - segmint: exactly what ``segmint audience`` does (``middleware/cli_commands.py``): the
   runtime built from ``examples/segmint.toml``, and per profile
-  ``segments[name].matches(rt.document(profile, now), now)``;
+  ``target.matches(rt.document(profile, now, only=target.fields), now)`` (the document
+  sections the segment reads);
 - the floor: a hand-written loop over the same decoded profiles with a hand-written
   predicate on the ``Profile`` fields (no document).
 
@@ -60,7 +61,7 @@ def scan_child(mode: str, db_path: str) -> dict[str, Any]:
             total += 1
             if total == mark:
                 rss_mark = peak_rss_mb()
-            if target.matches(document(profile, now), now):
+            if target.matches(document(profile, now, only=target.fields), now):
                 members += 1
     else:
         for profile in store.iter_profiles():

@@ -15,6 +15,7 @@ pass over each bucket map, datetimes built only for timestamps that exist.
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from collections.abc import Collection
 from functools import lru_cache
 from typing import Any
 
@@ -64,117 +65,139 @@ def _windows(buckets: dict[int, int], today: int) -> tuple[int, int, int]:
     return w7, w30, w90
 
 
+#: Top-level document keys computed together (one section of ``profile_document``).
+_VISITOR_KEYS = frozenset({"visitor", "days_since_last_visit"})
+_ORDER_KEYS = frozenset({"orders", "spend", "discount", "affinity", "days_since_last_purchase", "returns",
+                         "customer_segment"})
+
+
 def profile_document(
-    profile: Profile, now: datetime | float, *, rfm: RfmThresholds | None = None
+    profile: Profile, now: datetime | float, *, rfm: RfmThresholds | None = None,
+    only: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """Build the document of ``profile`` at time ``now`` (aware datetime or epoch seconds).
 
     ``rfm`` (thresholds from ``rfm.compute_rfm_thresholds``) adds the ``rfm`` group for
-    customers with orders.
+    customers with orders. ``only``: the top-level keys wanted (``Filter.fields``); the
+    sections that produce none of them are skipped (others may still appear), so a scan of a
+    million profiles for one segment builds just what that segment reads.
     """
     ts = now if isinstance(now, (int, float)) else now.timestamp()
     today = int(ts // DAY)
     p = profile
+    doc: dict[str, Any] = {}
+    everything = only is None
+    wanted = frozenset(only) if only is not None else frozenset()
 
-    visits = p.visits
-    # A customer who has ordered is not new, even when the orders were imported and the
-    # site has seen no page view of theirs yet.
-    returning = visits > 1 or p.orders > 0
-    v7, v30, v90 = _windows(p.daily_visits, today)
-    visitor: dict[str, Any] = {
-        "visits": visits,
-        "page_views": p.page_views,
-        "product_views": p.product_views,
-        "is_returning": returning,
-        "is_new": not returning,
-        "is_customer": p.customer_id is not None,
-        "visits_7d": v7,
-        "visits_30d": v30,
-        "visits_90d": v90,
-    }
-    doc: dict[str, Any] = {"visitor": visitor}
-    if p.first_seen is not None:
-        visitor["first_seen"] = _fromts(p.first_seen)
-    if p.last_seen is not None:
-        visitor["last_seen"] = _fromts(p.last_seen)
-        doc["days_since_last_visit"] = (ts - p.last_seen) / DAY
+    if everything or not _VISITOR_KEYS.isdisjoint(wanted):
+        visits = p.visits
+        # A customer who has ordered is not new, even when the orders were imported and the
+        # site has seen no page view of theirs yet.
+        returning = visits > 1 or p.orders > 0
+        v7, v30, v90 = _windows(p.daily_visits, today)
+        visitor: dict[str, Any] = {
+            "visits": visits,
+            "page_views": p.page_views,
+            "product_views": p.product_views,
+            "is_returning": returning,
+            "is_new": not returning,
+            "is_customer": p.customer_id is not None,
+            "visits_7d": v7,
+            "visits_30d": v30,
+            "visits_90d": v90,
+        }
+        doc["visitor"] = visitor
+        if p.first_seen is not None:
+            visitor["first_seen"] = _fromts(p.first_seen)
+        if p.last_seen is not None:
+            visitor["last_seen"] = _fromts(p.last_seen)
+            doc["days_since_last_visit"] = (ts - p.last_seen) / DAY
 
     n = p.orders
-    o7, o30, o90 = _windows(p.daily_orders, today)
-    orders: dict[str, Any] = {
-        "count": n, "items": p.items, "count_7d": o7, "count_30d": o30, "count_90d": o90,
-    }
-    spend: dict[str, Any] = {"total": p.spend}
-    segment: dict[str, Any] = {"outbounds_value_total": p.spend, "outbounds_count": n}
-    discount: dict[str, Any] = {"orders": p.discounted_orders, "total": p.discount_total}
-    doc["orders"] = orders
-    doc["spend"] = spend
-    doc["discount"] = discount
-    if n:
-        basket = p.items / n
-        avg_value = p.spend / n
-        orders["avg_basket_size"] = segment["basket_size_avg"] = basket
-        orders["avg_value"] = spend["avg_order_value"] = avg_value
-        share = p.discounted_orders / n
-        discount["share"] = share
-        discount["band"] = "high" if share >= _HIGH else "mid" if share >= _MID else "low"
-        doc["affinity"] = {"discount": share}
-    else:
-        doc["affinity"] = {}
-    if p.first_order_at is not None:
-        orders["first_at"] = _fromts(p.first_order_at)
-    if p.last_order_at is not None:
-        last = _fromts(p.last_order_at)
-        orders["last_at"] = segment["last_purchase_date"] = last
-        doc["days_since_last_purchase"] = (ts - p.last_order_at) / DAY
-        if n > 1 and p.first_order_at is not None:
-            gap = (p.last_order_at - p.first_order_at) / DAY / (n - 1)
-            orders["avg_days_between"] = segment["outbounds_avg_time_delta"] = gap
-
-    returns: dict[str, Any] = {"count": p.returns, "items": p.returned_items}
-    if p.items:
-        ratio = min(100.0, 100.0 * p.returned_items / p.items)
-        returns["ratio"] = segment["returns_articles_ratio"] = ratio
-    doc["returns"] = returns
-
-    category_items = p.category_items
-    if category_items:
-        total = sum(category_items.values())
-        category: dict[str, Any] = {
-            "items": dict(category_items),
-            "spend": dict(p.category_spend),
-            "views": dict(p.category_views),
-            "bought": [c for c, count in category_items.items() if count > 0],
-            "top": max(category_items, key=category_items.__getitem__),
-            "affinity": {c: count / total for c, count in category_items.items()} if total else {},
+    segment: dict[str, Any] | None = None
+    if everything or not _ORDER_KEYS.isdisjoint(wanted):
+        o7, o30, o90 = _windows(p.daily_orders, today)
+        orders: dict[str, Any] = {
+            "count": n, "items": p.items, "count_7d": o7, "count_30d": o30, "count_90d": o90,
         }
-    else:
-        category = {"items": {}, "spend": dict(p.category_spend), "views": dict(p.category_views),
-                    "bought": [], "affinity": {}}
-    doc["category"] = category
+        spend: dict[str, Any] = {"total": p.spend}
+        segment = {"outbounds_value_total": p.spend, "outbounds_count": n}
+        discount: dict[str, Any] = {"orders": p.discounted_orders, "total": p.discount_total}
+        doc["orders"] = orders
+        doc["spend"] = spend
+        doc["discount"] = discount
+        if n:
+            basket = p.items / n
+            avg_value = p.spend / n
+            orders["avg_basket_size"] = segment["basket_size_avg"] = basket
+            orders["avg_value"] = spend["avg_order_value"] = avg_value
+            share = p.discounted_orders / n
+            discount["share"] = share
+            discount["band"] = "high" if share >= _HIGH else "mid" if share >= _MID else "low"
+            doc["affinity"] = {"discount": share}
+        else:
+            doc["affinity"] = {}
+        if p.first_order_at is not None:
+            orders["first_at"] = _fromts(p.first_order_at)
+        if p.last_order_at is not None:
+            last = _fromts(p.last_order_at)
+            orders["last_at"] = segment["last_purchase_date"] = last
+            doc["days_since_last_purchase"] = (ts - p.last_order_at) / DAY
+            if n > 1 and p.first_order_at is not None:
+                gap = (p.last_order_at - p.first_order_at) / DAY / (n - 1)
+                orders["avg_days_between"] = segment["outbounds_avg_time_delta"] = gap
 
-    lines = p.cart
-    if lines:
-        cart: dict[str, Any] = {"items": sum([i.quantity for i in lines]), "value": p.cart_value,
-                                "skus": [i.sku for i in lines]}
-        if p.cart_updated_at is not None:
-            cart["idle_minutes"] = (ts - p.cart_updated_at) / 60.0
-    else:
-        cart = {"items": 0, "value": p.cart_value, "skus": []}
-    doc["cart"] = cart
-    doc["viewed"] = {"skus": list(p.viewed_skus)}
-    doc["purchased"] = {"skus": list(p.purchased_skus)}
+        returns: dict[str, Any] = {"count": p.returns, "items": p.returned_items}
+        if p.items:
+            ratio = min(100.0, 100.0 * p.returned_items / p.items)
+            returns["ratio"] = segment["returns_articles_ratio"] = ratio
+        doc["returns"] = returns
 
-    campaigns: dict[str, Any] = {}
-    for name, stats in p.campaigns.items():
-        entry: dict[str, Any] = {"impressions": stats.impressions, "clicks": stats.clicks}
-        if stats.last_at is not None:
-            entry["last_at"] = _fromts(stats.last_at)
-        campaigns[name] = entry
-    doc["campaign"] = campaigns
+    if everything or "category" in wanted:
+        category_items = p.category_items
+        if category_items:
+            total = sum(category_items.values())
+            category: dict[str, Any] = {
+                "items": dict(category_items),
+                "spend": dict(p.category_spend),
+                "views": dict(p.category_views),
+                "bought": [c for c, count in category_items.items() if count > 0],
+                "top": max(category_items, key=category_items.__getitem__),
+                "affinity": {c: count / total for c, count in category_items.items()} if total else {},
+            }
+        else:
+            category = {"items": {}, "spend": dict(p.category_spend), "views": dict(p.category_views),
+                        "bought": [], "affinity": {}}
+        doc["category"] = category
 
-    if rfm is not None and n and p.last_order_at is not None:
+    if everything or "cart" in wanted:
+        lines = p.cart
+        if lines:
+            cart: dict[str, Any] = {"items": sum([i.quantity for i in lines]), "value": p.cart_value,
+                                    "skus": [i.sku for i in lines]}
+            if p.cart_updated_at is not None:
+                cart["idle_minutes"] = (ts - p.cart_updated_at) / 60.0
+        else:
+            cart = {"items": 0, "value": p.cart_value, "skus": []}
+        doc["cart"] = cart
+    if everything or "viewed" in wanted:
+        doc["viewed"] = {"skus": list(p.viewed_skus)}
+    if everything or "purchased" in wanted:
+        doc["purchased"] = {"skus": list(p.purchased_skus)}
+
+    if everything or "campaign" in wanted:
+        campaigns: dict[str, Any] = {}
+        for name, stats in p.campaigns.items():
+            entry: dict[str, Any] = {"impressions": stats.impressions, "clicks": stats.clicks}
+            if stats.last_at is not None:
+                entry["last_at"] = _fromts(stats.last_at)
+            campaigns[name] = entry
+        doc["campaign"] = campaigns
+
+    if rfm is not None and n and p.last_order_at is not None and (everything or "rfm" in wanted):
         doc["rfm"] = rfm_scores(p, rfm, ts)
-    doc["customer_segment"] = segment
-    doc["extra"] = dict(p.extra)
+    if segment is not None:
+        doc["customer_segment"] = segment
+    if everything or "extra" in wanted:
+        doc["extra"] = dict(p.extra)
     return doc

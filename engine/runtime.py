@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -179,12 +179,18 @@ class Segmint:
         """The profile for these ids (empty when unknown). Blocking: run it in a thread."""
         return self.profiles.get(visitor_id=visitor_id, customer_id=customer_id)
 
-    def document(self, profile: Profile, now: datetime | None = None) -> dict[str, Any]:
-        """The document rules see: derived fields, RFM scores, plugin enrichments."""
-        return self._document(self._state, profile, now or self.clock())
+    def document(self, profile: Profile, now: datetime | None = None, *,
+                 only: Collection[str] | None = None) -> dict[str, Any]:
+        """The document rules see: derived fields, RFM scores, plugin enrichments.
 
-    def _document(self, state: CompiledConfig, profile: Profile, now: datetime) -> dict[str, Any]:
-        document = profile_document(profile, now, rfm=self.batch.rfm)
+        ``only``: the top-level keys needed (a filter's ``fields``); other sections may be
+        left out, which makes a scan of many profiles for one segment much cheaper.
+        """
+        return self._document(self._state, profile, now or self.clock(), only)
+
+    def _document(self, state: CompiledConfig, profile: Profile, now: datetime,
+                  only: Collection[str] | None = None) -> dict[str, Any]:
+        document = profile_document(profile, now, rfm=self.batch.rfm, only=only)
         call_each(state.pm, "segmint_enrich_document", failure_log=self.failures, profile=profile,
                   document=document, now=now)
         return document

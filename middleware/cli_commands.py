@@ -181,7 +181,7 @@ def audience(args: argparse.Namespace, out: Output) -> int:
         for profile in rt.store.iter_profiles():
             total += 1
             progress.advance()
-            if target.matches(rt.document(profile, now), now):
+            if target.matches(rt.document(profile, now, only=target.fields), now):  # what it reads
                 members += 1
                 if len(sample) < args.sample:
                     sample.append(_sample_row(profile))

@@ -70,9 +70,10 @@ def snapshot_segments(runtime: Any, now: datetime, *, store_result: bool = True)
     ``runtime`` is a ``Segmint`` (``store``, ``state.segments``, ``document(profile, now)``).
     """
     segments = runtime.state.segments
+    fields = frozenset().union(*(f.fields for f in segments.values()))  # what any of them reads
 
     def member_of(profile: Profile) -> list[str]:
-        document = runtime.document(profile, now)
+        document = runtime.document(profile, now, only=fields)
         return [name for name, f in segments.items() if f.matches(document, now)]
 
     snapshot = count_segments(runtime.store.iter_profiles(), segments, member_of, now.date())

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..errors import FilterError
 from ..fields import FieldCatalog
+from ._ast import FieldGroup, Logical, SegmentRef
 from ._codegen import build_filter_functions, build_inner
 from ._dates import normalize_now
 from ._explain import Explanation, explain_node
@@ -46,6 +47,9 @@ class Filter:
         self._root = root
         #: True when an operand is relative (``now-14d``): results depend on ``now``.
         self.needs_now = needs_now
+        #: The top-level document keys this filter reads (through ``$segment`` too): a
+        #: document with just these (``profile_document(..., only=f.fields)``) decides it.
+        self.fields: frozenset[str] = frozenset(_top_level_fields(root))
         matches, inner, source = build_filter_functions(root, needs_now, _prepare)
         self._inner = inner
         self._source = source
@@ -65,6 +69,16 @@ class Filter:
 
     def __repr__(self) -> str:
         return f"Filter({self.spec!r})"
+
+
+def _top_level_fields(node: Any) -> set[str]:
+    if isinstance(node, FieldGroup):
+        return {node.parts[0]}
+    if isinstance(node, SegmentRef):
+        return set(node.target.fields)
+    if isinstance(node, Logical):
+        return set().union(*(_top_level_fields(child) for child in node.children))
+    return set()
 
 
 def _check_operators(operators: Mapping[str, OperatorFactory] | None) -> Mapping[str, OperatorFactory]:

@@ -212,3 +212,23 @@ def test_rfm_group_with_thresholds():
     assert doc["rfm"] == {"recency": 4, "frequency": 3, "monetary": 4, "score": 11,
                           "segment": "potential_loyalist"}
     assert profile.__segmint_document__(NOW) == profile_document(profile, NOW)
+
+
+def test_a_partial_document_has_what_a_filter_reads_and_decides_it_the_same():
+    from segmint.engine.filters import compile_filter
+
+    profile = Profile(key="c:1", customer_id="1", orders=3, items=5, spend=2500.0, visits=4,
+                      last_order_at=NOW.timestamp() - 60 * 86400, category_items={"shoes": 5},
+                      viewed_skus=["a"], returned_items=1)
+    full = profile_document(profile, NOW)
+    lapsed_vip = compile_filter({"spend.total": {"$gte": 2000}, "days_since_last_purchase": {"$gte": 45}})
+    assert lapsed_vip.fields == {"spend", "days_since_last_purchase"}
+    partial = profile_document(profile, NOW, only=lapsed_vip.fields)
+    assert {"spend", "days_since_last_purchase"} <= partial.keys()
+    assert not {"visitor", "category", "viewed", "cart", "campaign", "extra"} & partial.keys()
+    assert all(partial[key] == full[key] for key in partial)  # a section is never half built
+    either = compile_filter({"$or": [{"visitor.visits": {"$gte": 9}}, {"category.top": "shoes"}]})
+    assert either.fields == {"visitor", "category"}
+    for f in (lapsed_vip, either, compile_filter({})):
+        assert f.matches(profile_document(profile, NOW, only=f.fields), NOW) == f.matches(full, NOW)
+    assert profile_document(profile, NOW, only=None) == full
