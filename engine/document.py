@@ -67,8 +67,6 @@ def _windows(buckets: dict[int, int], today: int) -> tuple[int, int, int]:
 
 #: Top-level document keys computed together (one section of ``profile_document``).
 _VISITOR_KEYS = frozenset({"visitor", "days_since_last_visit"})
-_ORDER_KEYS = frozenset({"orders", "spend", "discount", "affinity", "days_since_last_purchase", "returns",
-                         "customer_segment"})
 
 
 def profile_document(
@@ -114,44 +112,53 @@ def profile_document(
             doc["days_since_last_visit"] = (ts - p.last_seen) / DAY
 
     n = p.orders
-    segment: dict[str, Any] | None = None
-    if everything or not _ORDER_KEYS.isdisjoint(wanted):
+    # Each key of the order group is built on its own when only some are wanted (a segment
+    # on spend and recency needs neither the order windows nor the returns).
+    if everything or "orders" in wanted:
         o7, o30, o90 = _windows(p.daily_orders, today)
         orders: dict[str, Any] = {
             "count": n, "items": p.items, "count_7d": o7, "count_30d": o30, "count_90d": o90,
         }
-        spend: dict[str, Any] = {"total": p.spend}
-        segment = {"outbounds_value_total": p.spend, "outbounds_count": n}
-        discount: dict[str, Any] = {"orders": p.discounted_orders, "total": p.discount_total}
+        if n:
+            orders["avg_basket_size"] = p.items / n
+            orders["avg_value"] = p.spend / n
+        if p.first_order_at is not None:
+            orders["first_at"] = _fromts(p.first_order_at)
+        if p.last_order_at is not None:
+            orders["last_at"] = _fromts(p.last_order_at)
+            if n > 1 and p.first_order_at is not None:
+                orders["avg_days_between"] = (p.last_order_at - p.first_order_at) / DAY / (n - 1)
         doc["orders"] = orders
-        doc["spend"] = spend
+    if everything or "spend" in wanted:
+        doc["spend"] = {"total": p.spend, "avg_order_value": p.spend / n} if n else {"total": p.spend}
+    if everything or "discount" in wanted or "affinity" in wanted:
+        discount: dict[str, Any] = {"orders": p.discounted_orders, "total": p.discount_total}
         doc["discount"] = discount
         if n:
-            basket = p.items / n
-            avg_value = p.spend / n
-            orders["avg_basket_size"] = segment["basket_size_avg"] = basket
-            orders["avg_value"] = spend["avg_order_value"] = avg_value
             share = p.discounted_orders / n
             discount["share"] = share
             discount["band"] = "high" if share >= _HIGH else "mid" if share >= _MID else "low"
             doc["affinity"] = {"discount": share}
         else:
             doc["affinity"] = {}
-        if p.first_order_at is not None:
-            orders["first_at"] = _fromts(p.first_order_at)
-        if p.last_order_at is not None:
-            last = _fromts(p.last_order_at)
-            orders["last_at"] = segment["last_purchase_date"] = last
-            doc["days_since_last_purchase"] = (ts - p.last_order_at) / DAY
-            if n > 1 and p.first_order_at is not None:
-                gap = (p.last_order_at - p.first_order_at) / DAY / (n - 1)
-                orders["avg_days_between"] = segment["outbounds_avg_time_delta"] = gap
-
+    if p.last_order_at is not None and (everything or "days_since_last_purchase" in wanted):
+        doc["days_since_last_purchase"] = (ts - p.last_order_at) / DAY
+    if everything or "returns" in wanted:
         returns: dict[str, Any] = {"count": p.returns, "items": p.returned_items}
         if p.items:
-            ratio = min(100.0, 100.0 * p.returned_items / p.items)
-            returns["ratio"] = segment["returns_articles_ratio"] = ratio
+            returns["ratio"] = min(100.0, 100.0 * p.returned_items / p.items)
         doc["returns"] = returns
+    segment: dict[str, Any] | None = None
+    if everything or "customer_segment" in wanted:  # the aliases of a popular segment builder
+        segment = {"outbounds_value_total": p.spend, "outbounds_count": n}
+        if n:
+            segment["basket_size_avg"] = p.items / n
+        if p.last_order_at is not None:
+            segment["last_purchase_date"] = _fromts(p.last_order_at)
+            if n > 1 and p.first_order_at is not None:
+                segment["outbounds_avg_time_delta"] = (p.last_order_at - p.first_order_at) / DAY / (n - 1)
+        if p.items:
+            segment["returns_articles_ratio"] = min(100.0, 100.0 * p.returned_items / p.items)
 
     if everything or "category" in wanted:
         category_items = p.category_items
