@@ -191,8 +191,9 @@ class Segmint:
     def _document(self, state: CompiledConfig, profile: Profile, now: datetime,
                   only: Collection[str] | None = None) -> dict[str, Any]:
         document = profile_document(profile, now, rfm=self.batch.rfm, only=only)
-        call_each(state.pm, "segmint_enrich_document", failure_log=self.failures, profile=profile,
-                  document=document, now=now)
+        if state.pm.hook.segmint_enrich_document.get_hookimpls():  # none: skip the call machinery
+            call_each(state.pm, "segmint_enrich_document", failure_log=self.failures, profile=profile,
+                      document=document, now=now)
         return document
 
     def segments(self, profile: Profile, now: datetime | None = None) -> dict[str, bool]:
