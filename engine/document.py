@@ -14,8 +14,8 @@ pass over each bucket map, datetimes built only for timestamps that exist.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from collections.abc import Collection
+from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
 
@@ -112,22 +112,28 @@ def profile_document(
             doc["days_since_last_visit"] = (ts - p.last_seen) / DAY
 
     n = p.orders
-    # Each key of the order group is built on its own when only some are wanted (a segment
-    # on spend and recency needs neither the order windows nor the returns).
+    # Values shared by several keys of the order group; each key is then built on its own
+    # when only some are wanted (a segment on spend and recency needs neither the order
+    # windows nor the returns).
+    basket = p.items / n if n else None
+    last_at = _fromts(p.last_order_at) if p.last_order_at is not None else None
+    gap = ((p.last_order_at - p.first_order_at) / DAY / (n - 1)  # type: ignore[operator]
+           if n > 1 and p.first_order_at is not None and p.last_order_at is not None else None)
+    return_ratio = min(100.0, 100.0 * p.returned_items / p.items) if p.items else None
     if everything or "orders" in wanted:
         o7, o30, o90 = _windows(p.daily_orders, today)
         orders: dict[str, Any] = {
             "count": n, "items": p.items, "count_7d": o7, "count_30d": o30, "count_90d": o90,
         }
-        if n:
-            orders["avg_basket_size"] = p.items / n
+        if basket is not None:
+            orders["avg_basket_size"] = basket
             orders["avg_value"] = p.spend / n
         if p.first_order_at is not None:
             orders["first_at"] = _fromts(p.first_order_at)
-        if p.last_order_at is not None:
-            orders["last_at"] = _fromts(p.last_order_at)
-            if n > 1 and p.first_order_at is not None:
-                orders["avg_days_between"] = (p.last_order_at - p.first_order_at) / DAY / (n - 1)
+        if last_at is not None:
+            orders["last_at"] = last_at
+        if gap is not None:
+            orders["avg_days_between"] = gap
         doc["orders"] = orders
     if everything or "spend" in wanted:
         doc["spend"] = {"total": p.spend, "avg_order_value": p.spend / n} if n else {"total": p.spend}
@@ -145,20 +151,20 @@ def profile_document(
         doc["days_since_last_purchase"] = (ts - p.last_order_at) / DAY
     if everything or "returns" in wanted:
         returns: dict[str, Any] = {"count": p.returns, "items": p.returned_items}
-        if p.items:
-            returns["ratio"] = min(100.0, 100.0 * p.returned_items / p.items)
+        if return_ratio is not None:
+            returns["ratio"] = return_ratio
         doc["returns"] = returns
     segment: dict[str, Any] | None = None
     if everything or "customer_segment" in wanted:  # the aliases of a popular segment builder
         segment = {"outbounds_value_total": p.spend, "outbounds_count": n}
-        if n:
-            segment["basket_size_avg"] = p.items / n
-        if p.last_order_at is not None:
-            segment["last_purchase_date"] = _fromts(p.last_order_at)
-            if n > 1 and p.first_order_at is not None:
-                segment["outbounds_avg_time_delta"] = (p.last_order_at - p.first_order_at) / DAY / (n - 1)
-        if p.items:
-            segment["returns_articles_ratio"] = min(100.0, 100.0 * p.returned_items / p.items)
+        if basket is not None:
+            segment["basket_size_avg"] = basket
+        if last_at is not None:
+            segment["last_purchase_date"] = last_at
+        if gap is not None:
+            segment["outbounds_avg_time_delta"] = gap
+        if return_ratio is not None:
+            segment["returns_articles_ratio"] = return_ratio
 
     if everything or "category" in wanted:
         category_items = p.category_items

@@ -18,17 +18,14 @@ Both tables are capped (``max_people``, ``max_links``); what the caps drop is co
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
 
-import msgspec
-
-from ..events import Event
+from ..events import Click, Event, Identify, Impression, Order
 
 __all__ = ["DEFAULT_WINDOW_DAYS", "ATTRIBUTION_EVENT_TYPES", "VariantTotals", "Attribution",
-           "Attributor", "attribute", "decode_records"]
+           "Attributor", "attribute"]
 
 DEFAULT_WINDOW_DAYS = 7.0
 #: The event types attribution reads; pass them to ``store.iter_events(types=...)``.
@@ -38,72 +35,6 @@ MAX_SKUS = 200
 _DAY = 86_400.0
 #: Expired people are swept every this many events (a power of 2; only the oldest are looked at).
 _SWEEP_EVERY = 1024
-
-
-# Narrow views of logged events: only the fields attribution reads. Decoding stored events
-# into them skips everything else (the timestamp comes from the store's ``at`` column), and a
-# whole batch decodes in one call (the stored msgpack maps, joined under one array header),
-# which together is most of the cost of reading millions of events. Defaults match events.py.
-class _ItemView(msgspec.Struct, gc=False):
-    sku: str
-    quantity: int = 1
-    price: float = 0.0
-    discount: float = 0.0
-
-
-class _ImpressionView(msgspec.Struct, tag="impression", tag_field="type", gc=False):
-    campaign: str
-    variant: str | None = None
-    skus: tuple[str, ...] = ()
-    visitor_id: str | None = None
-    customer_id: str | None = None
-
-
-class _ClickView(_ImpressionView, tag="click"):
-    pass
-
-
-class _OrderView(msgspec.Struct, tag="order", tag_field="type", gc=False):
-    items: tuple[_ItemView, ...] = ()
-    total: float | None = None
-    visitor_id: str | None = None
-    customer_id: str | None = None
-
-
-class _IdentifyView(msgspec.Struct, tag="identify", tag_field="type", gc=False):
-    visitor_id: str | None = None
-    customer_id: str | None = None
-
-
-_decode_views = msgspec.msgpack.Decoder(list[_ImpressionView | _ClickView | _OrderView | _IdentifyView]).decode
-_VIEW_TYPES = frozenset(("impression", "click", "order", "identify"))
-
-#: One event as the hot loop takes it: (at as epoch seconds, type tag, the event or a view).
-Record = tuple[float, str, Any]
-
-
-def decode_records(batches: Iterable[list[tuple[Any, ...]]]) -> Iterator[list[Record]]:
-    """Store records (``SQLiteStore.iter_event_records``: at, type, msgpack, ...) as the
-    batches of ``Record`` that ``Attributor.feed_records`` takes; types it does not read are
-    left out."""
-    for batch in batches:
-        rows = [row for row in batch if row[1] in _VIEW_TYPES]
-        if not rows:
-            continue
-        views = _decode_views(b"\xdd" + len(rows).to_bytes(4, "big") + b"".join([row[2] for row in rows]))
-        yield [(row[0], row[1], view) for row, view in zip(rows, views)]
-
-
-def _event_records(events: Iterable[Event], size: int = 1024) -> Iterator[list[Record]]:
-    """Decoded events as ``Record`` batches (stores without raw records, tests, ``attribute``)."""
-    batch: list[Record] = []
-    for event in events:
-        batch.append((event.at.timestamp(), event.__struct_config__.tag, event))  # type: ignore[union-attr]
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 @dataclass(slots=True)
@@ -163,7 +94,7 @@ class _Person:
         self.last_seen = at
 
 
-def _order_lines(order: Any) -> tuple[float, list[tuple[str, float]]]:
+def _order_lines(order: Order) -> tuple[float, list[tuple[str, float]]]:
     lines = [(item.sku, item.quantity * (item.price - item.discount)) for item in order.items]
     total = order.total if order.total is not None else sum(value for _, value in lines)
     return total, lines
@@ -188,7 +119,7 @@ class Attributor:
         self._result = Attribution(window_days=window_days, totals={})
 
     # -- people --------------------------------------------------------------------------------
-    def _key(self, event: Any, at: float) -> str:
+    def _key(self, event: Event, at: float) -> str:
         """The person an event belongs to; an event with both ids links them first."""
         visitor, customer = event.visitor_id, event.customer_id
         if customer is not None:
@@ -265,11 +196,7 @@ class Attributor:
         self.feed_all((event,))
 
     def feed_all(self, events: Iterable[Event], until: datetime | None = None) -> None:
-        """Take a time-ordered stream; stop at the first event at or after ``until``."""
-        self.feed_records(_event_records(events), until)
-
-    def feed_records(self, batches: Iterable[list[Record]], until: datetime | None = None) -> None:
-        """``feed_all`` for batches of ``(at, type, event or view)`` (see ``decode_records``).
+        """Take a time-ordered stream; stop at the first event at or after ``until``.
 
         This is the hot loop of a report (millions of events): the common cases are inlined
         and attributes bound to locals, which is why it reads flatter than the rest.
@@ -278,61 +205,56 @@ class Attributor:
         person_of, touch, linked = people.get, people.move_to_end, self._links.get
         campaign_filter, window = self.campaign, self.window
         limit = until.timestamp() if until is not None else float("inf")
-        count, first, last = result.events, None, None
-        stop = False
-        for batch in batches:
-            for at, kind, event in batch:
-                if at >= limit:
-                    stop = True
-                    break
-                last = at
-                if first is None:
-                    first = at
-                count += 1
-                if not count & (_SWEEP_EVERY - 1):
-                    self._sweep(at)
-                if kind == "impression" or kind == "click":
-                    if campaign_filter is not None and event.campaign != campaign_filter:
-                        continue
-                    if event.customer_id is None:
-                        key = linked(event.visitor_id) or "v:" + event.visitor_id
-                    else:
-                        key = self._key(event, at)
-                    person = person_of(key)
-                    if person is None:
-                        person = self._person(key, at, create=True)
-                    else:
-                        touch(key)
-                        person.last_seen = at
-                    variant = event.variant
-                    run = person.runs.get((event.campaign, variant)) if variant is not None else None
-                    if run is None or at - run.last_seen > window:
-                        run = self._start_run(person, event, at)
-                    run.last_seen = at
-                    if kind == "click":
-                        run.totals.clicks += 1
-                        run.last_click = at
-                    else:
-                        run.totals.exposures += 1
-                    shown = event.skus
-                    if shown:
-                        skus = run.skus
-                        skus.update(dict.fromkeys(shown, at))
-                        if len(skus) > 2 * MAX_SKUS:
-                            _trim(skus)
-                elif kind == "order":
-                    self._order(event, at)
-                elif kind == "identify":
-                    self._key(event, at)
-            if stop:
+        count, first, last = result.events, result.first_at, None
+        for event in events:
+            at = event.at.timestamp()  # type: ignore[union-attr]
+            if at >= limit:
                 break
+            last = event
+            if first is None:
+                first = result.first_at = event.at
+            count += 1
+            if not count & (_SWEEP_EVERY - 1):
+                self._sweep(at)
+            kind = type(event)
+            if kind is Impression or kind is Click:
+                if campaign_filter is not None and event.campaign != campaign_filter:  # type: ignore[union-attr]
+                    continue
+                if event.customer_id is None:
+                    key = linked(event.visitor_id) or "v:" + event.visitor_id  # type: ignore[operator]
+                else:
+                    key = self._key(event, at)
+                person = person_of(key)
+                if person is None:
+                    person = self._person(key, at, create=True)
+                else:
+                    touch(key)
+                    person.last_seen = at
+                variant = event.variant  # type: ignore[union-attr]
+                run = person.runs.get((event.campaign, variant)) if variant is not None else None  # type: ignore[union-attr]
+                if run is None or at - run.last_seen > window:
+                    run = self._start_run(person, event, at)  # type: ignore[arg-type]
+                run.last_seen = at
+                if kind is Click:
+                    run.totals.clicks += 1
+                    run.last_click = at
+                else:
+                    run.totals.exposures += 1
+                shown = event.skus  # type: ignore[union-attr]
+                if shown:
+                    skus = run.skus
+                    skus.update(dict.fromkeys(shown, at))
+                    if len(skus) > 2 * MAX_SKUS:
+                        _trim(skus)
+            elif kind is Order:
+                self._order(event, at)  # type: ignore[arg-type]
+            elif kind is Identify:
+                self._key(event, at)
         result.events = count
-        if first is not None and result.first_at is None:
-            result.first_at = datetime.fromtimestamp(first, timezone.utc)
         if last is not None:
-            result.last_at = datetime.fromtimestamp(last, timezone.utc)
+            result.last_at = last.at
 
-    def _start_run(self, person: _Person, event: Any, at: float) -> _Run:
+    def _start_run(self, person: _Person, event: Impression | Click, at: float) -> _Run:
         """A new (or the first) run of exposures: one more visitor for the variant."""
         campaign, variant = event.campaign, event.variant
         if variant is None:  # a click whose token lost the variant: the live run it belongs to
@@ -354,7 +276,7 @@ class Attributor:
             cohort[0] += 1
         return run
 
-    def _order(self, order: Any, at: float) -> None:
+    def _order(self, order: Order, at: float) -> None:
         result = self._result
         total, lines = _order_lines(order)
         result.orders += 1

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..config_schema import CONTROL_VARIANT  # the name holdout exposures are recorded under
 from ..stores.base import ProfileStore
-from .attribution import ATTRIBUTION_EVENT_TYPES, DEFAULT_WINDOW_DAYS, Attributor, VariantTotals, decode_records
+from .attribution import ATTRIBUTION_EVENT_TYPES, DEFAULT_WINDOW_DAYS, VariantTotals, attribute
 from .stats import METHOD, Lift, two_proportion_test
 
 __all__ = ["CONTROL_VARIANT", "Report", "CampaignReport", "VariantReport", "DailyPoint",
@@ -238,13 +238,6 @@ def build_report(store: ProfileStore, *, since: datetime | None = None, until: d
     limit = until or now
     if since is not None and since >= limit:
         raise ValueError(f"since ({since.isoformat()}) must be before until ({limit.isoformat()})")
-    attributor = Attributor(window_days=window_days, campaign=campaign)
-    records = getattr(store, "iter_event_records", None)
-    if records is not None:  # undecoded: only the fields attribution reads get decoded
-        attributor.feed_records(
-            decode_records(records(since=since, types=ATTRIBUTION_EVENT_TYPES, batch_size=batch_size)), limit)
-    else:
-        attributor.feed_all(store.iter_events(since=since, types=ATTRIBUTION_EVENT_TYPES, batch_size=batch_size),
-                            limit)
-    result = attributor.result()
+    events = store.iter_events(since=since, types=ATTRIBUTION_EVENT_TYPES, batch_size=batch_size)
+    result = attribute(events, window_days=window_days, campaign=campaign, until=limit)
     return report_from_attribution(result, now=now, since=since, until=limit, control=control)

@@ -320,20 +320,6 @@ class SQLiteStore:
         self, *, since: datetime | float | None = None, types: Collection[str] | None = None,
         batch_size: int = 1000,
     ) -> Iterator[Event]:
-        for records in self.iter_event_records(since=since, types=types, batch_size=batch_size):
-            for _, _, data, _ in records:
-                yield _decode_event(data)
-
-    def iter_event_records(
-        self, *, since: datetime | float | None = None, types: Collection[str] | None = None,
-        batch_size: int = 1000,
-    ) -> Iterator[list[tuple[float, str, bytes, int]]]:
-        """``iter_events`` undecoded, a batch at a time: ``(at as epoch seconds, type, the
-        event's msgpack encoding, row id)`` per event.
-
-        For readers of millions of events (the campaign report) that decode only the fields
-        they need, into their own structs.
-        """
         start = since.timestamp() if isinstance(since, datetime) else since
         type_filter, type_args = "", []
         if types is not None:
@@ -347,15 +333,15 @@ class SQLiteStore:
                 rows = conn.execute(
                     # A row-value comparison lets SQLite seek the (at, id) index to the cursor;
                     # the equivalent OR form rescans the index from the start for every page.
-                    f"SELECT at, type, data, id FROM events WHERE (at, id) > (?, ?){type_filter}"
+                    f"SELECT id, at, data FROM events WHERE (at, id) > (?, ?){type_filter}"
                     " ORDER BY at, id LIMIT ?",
                     (at, last_id, *type_args, batch_size),
                 ).fetchall()
-            if rows:
-                yield rows
+            for _, _, data in rows:
+                yield _decode_event(data)
             if len(rows) < batch_size:
                 return
-            at, last_id = rows[-1][0], rows[-1][3]
+            last_id, at = rows[-1][0], rows[-1][1]
 
     def get_meta(self, name: str) -> bytes | None:
         with self._connection() as conn:
