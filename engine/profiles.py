@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 from cachetools import LRUCache, TTLCache
 
 from .events import Event
-from .profile import Profile, profile_key
+from .profile import Profile, profile_key, share_repeated_values
 from .stores.base import AppendResult, ProfileStore
 
 __all__ = ["Profiles"]
@@ -88,7 +88,7 @@ class Profiles:
                   visitor_id: str | None, customer_id: str | None) -> Profile:
         """Cache what the store returned (an empty profile for unknown ids) and return it,
         unless an invalidation happened since ``_lookup``: then the load may be stale."""
-        profile = found if found is not None else Profile(
+        profile = share_repeated_values(found) if found is not None else Profile(
             key=profile_key(customer_id=customer_id, visitor_id=visitor_id),
             customer_id=customer_id or None, visitor_ids=[visitor_id] if visitor_id else [])
         with self._lock:
@@ -133,7 +133,7 @@ class Profiles:
             for key in result.changed_keys:
                 profile = fresh.get(key)
                 if self._drop(key) and profile is not None:
-                    self._cache[key] = profile
+                    self._cache[key] = share_repeated_values(profile)
         return result
 
     def invalidate(self, keys: Iterable[str]) -> None:

@@ -161,3 +161,29 @@ def test_record_does_not_add_profiles_that_were_not_cached(setup):
     _, _, profiles = setup
     profiles.record([order(f"o{i}", customer=f"c{i}") for i in range(20)])
     assert profiles.stats["size"] == 0
+
+
+def test_cached_profiles_share_sku_strings_and_day_numbers(tmp_path):
+    """Two profiles decoded from SQLite hold one copy of each sku and day number once cached
+    (the memory of a large cache), and read exactly as before."""
+    from segmint.engine.events import ProductView
+    from segmint.engine.stores.sqlite import SQLiteStore
+
+    store = SQLiteStore(str(tmp_path / "p.db"))
+    sku = "".join(["shared", "-sku-", "1"])  # built at run time: not a constant the compiler shares
+    store.append([PageView(path="/p", visitor_id=v, at=T0) for v in ("a", "b")]
+                 + [ProductView(sku=sku, visitor_id=v, at=T0) for v in ("a", "b")]
+                 + [Order(order_id=f"o{v}", customer_id=v, at=T0, items=[OrderItem(sku=sku, price=5.0)])
+                    for v in ("c", "d")])
+    uncached = [store.load(visitor_id=v) for v in ("a", "b")]
+    assert uncached[0].viewed_skus[0] is not uncached[1].viewed_skus[0]  # what decoding gives
+    profiles = Profiles(store, maxsize=10, ttl=60.0)
+    a, b = (profiles.get(visitor_id=v) for v in ("a", "b"))
+    assert a.viewed_skus == b.viewed_skus == [sku]
+    assert a.viewed_skus[0] is b.viewed_skus[0]
+    day_a, day_b = (next(iter(p.daily_visits)) for p in (a, b))
+    assert day_a == day_b == int(T0.timestamp() // 86400) and day_a is day_b
+    c, d = (profiles.get(customer_id=v) for v in ("c", "d"))
+    assert c.purchased_skus == [sku] and c.purchased_skus[0] is d.purchased_skus[0]
+    assert next(iter(c.daily_orders)) is next(iter(d.daily_orders))
+    store.close()
