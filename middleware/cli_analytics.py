@@ -36,7 +36,7 @@ def report(args: argparse.Namespace, out: Output) -> int:
     with config_store(args.config) as store:
         try:
             result = build_report(store, since=since, campaign=args.campaign, window_days=args.window,
-                                  now=datetime.now(timezone.utc))
+                                  now=datetime.now(timezone.utc), fresh=args.fresh)
         except ValueError as exc:
             raise SegmintError(str(exc)) from None
     if args.json:

@@ -10,6 +10,7 @@ from .attribution import (
     DEFAULT_WINDOW_DAYS,
     Attribution,
     Attributor,
+    AttributorState,
     VariantTotals,
     attribute,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "DEFAULT_WINDOW_DAYS",
     "Attribution",
     "Attributor",
+    "AttributorState",
     "VariantTotals",
     "attribute",
     "CONTROL_VARIANT",

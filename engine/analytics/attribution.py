@@ -22,10 +22,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+import msgspec
+
 from ..events import Click, Event, Identify, Impression, Order
 
 __all__ = ["DEFAULT_WINDOW_DAYS", "ATTRIBUTION_EVENT_TYPES", "VariantTotals", "Attribution",
-           "Attributor", "attribute"]
+           "Attributor", "AttributorState", "attribute"]
 
 DEFAULT_WINDOW_DAYS = 7.0
 #: The event types attribution reads; pass them to ``store.iter_events(types=...)``.
@@ -92,6 +94,59 @@ class _Person:
     def __init__(self, at: float) -> None:
         self.runs: dict[tuple[str, str], _Run] = {}
         self.last_seen = at
+
+
+# -- saved state (``Attributor.state`` / ``Attributor.from_state``; see ``checkpoint.py``) --------
+
+class _RunState(msgspec.Struct, array_like=True):
+    campaign: str
+    variant: str
+    first_day: int
+    last_seen: float
+    last_click: float
+    converted: bool
+    skus: dict[str, float]
+
+
+class _PersonState(msgspec.Struct, array_like=True):
+    key: str
+    last_seen: float
+    runs: list[_RunState]
+
+
+class _TotalsState(msgspec.Struct, array_like=True):
+    campaign: str
+    variant: str
+    exposures: int
+    clicks: int
+    visitors: int
+    converted: int
+    orders: int
+    click_orders: int
+    revenue: float
+    click_revenue: float
+    recommended_revenue: float
+    daily: list[tuple[int, int, int]]
+
+
+class AttributorState(msgspec.Struct, array_like=True):
+    """Everything an ``Attributor`` holds, as plain data (msgpack-encodable), so a pass can be
+    continued later from where it stopped: the totals, the people active within the window
+    (in activity order) and the visitor -> customer links (oldest first)."""
+
+    window_days: float
+    campaign: str | None
+    events: int
+    orders: int
+    revenue: float
+    attributed_orders: int
+    first_at: datetime | None
+    last_at: datetime | None
+    peak_people: int
+    evicted_people: int
+    totals: list[_TotalsState]
+    people: list[_PersonState]
+    links: list[tuple[str, str]]
 
 
 def _order_lines(order: Order) -> tuple[float, list[tuple[str, float]]]:
@@ -307,6 +362,49 @@ class Attributor:
 
     def result(self) -> Attribution:
         return self._result
+
+    # -- saving and resuming -------------------------------------------------------------------
+    def state(self) -> AttributorState:
+        """A copy of this attributor's state: feed more events, and the copy stays as it was."""
+        r = self._result
+        totals = [_TotalsState(c, v, t.exposures, t.clicks, t.visitors, t.converted, t.orders, t.click_orders,
+                               t.revenue, t.click_revenue, t.recommended_revenue,
+                               [(day, n, k) for day, (n, k) in t.daily.items()])
+                  for (c, v), t in r.totals.items()]
+        people = [_PersonState(key, person.last_seen,
+                               [_RunState(c, v, run.first_day, run.last_seen, run.last_click, run.converted,
+                                          dict(run.skus)) for (c, v), run in person.runs.items()])
+                  for key, person in self._people.items()]
+        return AttributorState(
+            window_days=r.window_days, campaign=self.campaign, events=r.events, orders=r.orders,
+            revenue=r.revenue, attributed_orders=r.attributed_orders, first_at=r.first_at,
+            last_at=r.last_at, peak_people=r.peak_people, evicted_people=r.evicted_people,
+            totals=totals, people=people, links=list(self._links.items()))
+
+    @classmethod
+    def from_state(cls, state: AttributorState, *, max_people: int = 2_000_000,
+                   max_links: int = 2_000_000) -> Attributor:
+        """An attributor that continues the pass ``state`` was taken from."""
+        self = cls(window_days=state.window_days, campaign=state.campaign,
+                   max_people=max_people, max_links=max_links)
+        r = self._result
+        r.events, r.orders, r.revenue = state.events, state.orders, state.revenue
+        r.attributed_orders, r.first_at, r.last_at = state.attributed_orders, state.first_at, state.last_at
+        r.peak_people, r.evicted_people = state.peak_people, state.evicted_people
+        totals = r.totals
+        for t in state.totals:
+            totals[(t.campaign, t.variant)] = VariantTotals(
+                t.exposures, t.clicks, t.visitors, t.converted, t.orders, t.click_orders, t.revenue,
+                t.click_revenue, t.recommended_revenue, {day: [n, k] for day, n, k in t.daily})
+        people = self._people
+        for saved in state.people:
+            person = people[saved.key] = _Person(saved.last_seen)
+            for s in saved.runs:
+                variant_key = (s.campaign, s.variant)
+                run = person.runs[variant_key] = _Run(totals[variant_key], s.first_day, s.last_seen)
+                run.last_click, run.converted, run.skus = s.last_click, s.converted, s.skus
+        self._links.update(state.links)
+        return self
 
 
 def _trim(skus: dict[str, float]) -> None:

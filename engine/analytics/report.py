@@ -20,7 +20,9 @@ from typing import Any
 
 from ..config_schema import CONTROL_VARIANT  # the name holdout exposures are recorded under
 from ..stores.base import ProfileStore
-from .attribution import ATTRIBUTION_EVENT_TYPES, DEFAULT_WINDOW_DAYS, VariantTotals, attribute
+from . import checkpoint as checkpoint_module
+from .attribution import ATTRIBUTION_EVENT_TYPES, DEFAULT_WINDOW_DAYS, Attributor, VariantTotals
+from .checkpoint import SETTLE_SECONDS, ReportCheckpoint
 from .stats import METHOD, Lift, two_proportion_test
 
 __all__ = ["CONTROL_VARIANT", "Report", "CampaignReport", "VariantReport", "DailyPoint",
@@ -227,17 +229,44 @@ def _utc(moment: datetime | None) -> datetime | None:
 
 def build_report(store: ProfileStore, *, since: datetime | None = None, until: datetime | None = None,
                  campaign: str | None = None, window_days: float = DEFAULT_WINDOW_DAYS, now: datetime,
-                 control: str = CONTROL_VARIANT, batch_size: int = 5000) -> Report:
+                 control: str = CONTROL_VARIANT, batch_size: int = 5000, checkpoint: bool = True,
+                 fresh: bool = False) -> Report:
     """Stream the store's event log once (``since`` <= at < ``until``, default ``now``) and report.
 
     Exposures before ``since`` are not read, so orders just after it may lack their credit;
     pick ``since`` a window before the period of interest when that matters.
+
+    ``checkpoint``: resume from the state an earlier report saved in the store and save a new
+    one when this report read many events (see ``checkpoint.py``; the figures are the same
+    either way). ``fresh``: ignore the saved state, read the whole log (and save anew).
     """
     since, until, now = _utc(since), _utc(until), _utc(now)
     assert now is not None
     limit = until or now
     if since is not None and since >= limit:
         raise ValueError(f"since ({since.isoformat()}) must be before until ({limit.isoformat()})")
-    events = store.iter_events(since=since, types=ATTRIBUTION_EVENT_TYPES, batch_size=batch_size)
-    result = attribute(events, window_days=window_days, campaign=campaign, until=limit)
-    return report_from_attribution(result, now=now, since=since, until=limit, control=control)
+    if window_days <= 0:
+        raise ValueError(f"window_days must be positive, got {window_days!r}")
+    saved = ReportCheckpoint(store, window_days=window_days, campaign=campaign, since=since)
+    use_checkpoints = checkpoint and saved.supported
+    resumed = saved.resume(limit.timestamp()) if use_checkpoints and not fresh else None
+    attributor, start = resumed or (Attributor(window_days=window_days, campaign=campaign), since)
+
+    def read(start: datetime | float | None, end: datetime) -> None:
+        events = store.iter_events(since=start, types=ATTRIBUTION_EVENT_TYPES, batch_size=batch_size)
+        attributor.feed_all(events, end)
+
+    position = limit.timestamp() - SETTLE_SECONDS
+    if use_checkpoints and (start is None or _timestamp(start) < position):
+        fingerprint = saved.fingerprint(position)  # before reading: an event added meanwhile voids it
+        read_before = attributor.result().events
+        read(start, datetime.fromtimestamp(position, timezone.utc))
+        if attributor.result().events - read_before >= checkpoint_module.MIN_EVENTS:
+            saved.save(attributor, position, fingerprint)
+        start = position
+    read(start, limit)
+    return report_from_attribution(attributor.result(), now=now, since=since, until=limit, control=control)
+
+
+def _timestamp(moment: datetime | float) -> float:
+    return moment.timestamp() if isinstance(moment, datetime) else moment

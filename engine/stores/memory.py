@@ -110,6 +110,12 @@ class MemoryStore:
                 continue
             yield msgspec.msgpack.decode(_encode(event), type=type(event))
 
+    def event_fingerprint(self, until: float) -> tuple[int, int]:
+        """Changes when an event with ``at < until`` is logged or removed (count, sum of seqs)."""
+        with self._lock:
+            seqs = [seq for at, seq, _ in self._events if at < until]
+        return len(seqs), sum(seqs)
+
     def get_meta(self, name: str) -> bytes | None:
         with self._lock:
             return self._meta.get(name)

@@ -372,6 +372,17 @@ class RedisStore:
         for _, member in self.iter_event_members(since=since, types=types, batch_size=batch_size):
             yield _decode_event(decode_event_member(member)[3])
 
+    def event_fingerprint(self, until: float) -> tuple[int, ...]:
+        """Changes when an event with ``at < until`` is logged or removed: the count of such
+        events in each type's log (``ZLEXCOUNT``, no members read)."""
+        high = b"(" + _sortable_time(until)
+        with self.errors("counting events"):
+            types = sorted(t.decode() for t in self.client.smembers(f"{self.prefix}event_types"))
+            pipe = self.client.pipeline(transaction=False)
+            for tag in types:
+                pipe.zlexcount(f"{self.prefix}e:{tag}", "-", high)
+            return tuple(pipe.execute())
+
     def get_meta(self, name: str) -> bytes | None:
         with self.errors("reading meta"):
             return self.client.get(self._key("meta", name))

@@ -343,6 +343,13 @@ class SQLiteStore:
                 return
             last_id, at = rows[-1][0], rows[-1][1]
 
+    def event_fingerprint(self, until: float) -> tuple[int, float]:
+        """Changes when an event with ``at < until`` is logged or removed: their count and the
+        sum of their ids (new rows get new ids). One covering-index scan, no row reads."""
+        with self._connection() as conn:
+            count, ids = conn.execute("SELECT count(*), total(id) FROM events WHERE at < ?", (until,)).fetchone()
+        return count, ids
+
     def get_meta(self, name: str) -> bytes | None:
         with self._connection() as conn:
             row = conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()

@@ -133,6 +133,21 @@ def test_iter_events_filters_by_time_and_type_in_time_order(store):
     assert list(store.iter_events(types=[])) == []
 
 
+def test_event_fingerprint_changes_only_when_events_before_the_time_change(store):
+    """What report checkpoints rely on: the fingerprint of the events before a time changes
+    when one is logged there (late), never when events after it are logged."""
+    store.append([order("o1", minutes=5), PageView(visitor_id="v", at=at(10))])
+    before = store.event_fingerprint(at(20).timestamp())
+    assert store.event_fingerprint(at(20).timestamp()) == before
+    store.append([PageView(visitor_id="v", at=at(30)), order("o3", minutes=20)])  # at 20: not before
+    assert store.event_fingerprint(at(20).timestamp()) == before
+    store.append([Impression(campaign="c", variant="A", visitor_id="v", at=at(15))])  # late
+    late = store.event_fingerprint(at(20).timestamp())
+    assert late != before
+    store.append([order("o4", minutes=19)])
+    assert store.event_fingerprint(at(20).timestamp()) != late
+
+
 def test_meta_round_trips_and_reserved_names_are_refused(store):
     assert store.get_meta("rfm") is None
     store.set_meta("rfm", b"\x01\x02")

@@ -84,6 +84,29 @@ def test_report_csv_and_since(capsys, config):
     assert code == 0 and 0 < later["B"] < 1000
 
 
+def test_report_resumes_from_saved_state_and_fresh_reads_everything(capsys, config, monkeypatch):
+    from segmint.engine.analytics import checkpoint
+
+    monkeypatch.setattr(checkpoint, "MIN_EVENTS", 1)
+    code, first, err = run(capsys, "report", str(config), "--json")  # saves the report state
+    assert code == 0, err
+    reads = []
+    original = SQLiteStore.iter_events
+
+    def counted(self, **options):
+        for event in original(self, **options):
+            reads.append(event)
+            yield event
+
+    monkeypatch.setattr(SQLiteStore, "iter_events", counted)
+    code, resumed, _ = run(capsys, "report", str(config), "--json")
+    assert code == 0 and reads == []  # all traffic is older than the saved state
+    code, fresh, _ = run(capsys, "report", str(config), "--json", "--fresh")
+    assert code == 0 and len(reads) > 2000
+    strip = lambda out: {k: v for k, v in json.loads(out).items() if k not in ("generated_at", "until")}  # noqa: E731
+    assert strip(first) == strip(resumed) == strip(fresh)
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (("--since", "last week"), "--since: 'last week' is not a date"),
     (("--window", "0"), "--window"),

@@ -1,0 +1,196 @@
+"""Report checkpoints: a later report reads only the events after the saved state and gives
+exactly the figures a full read gives; anything that could make it differ voids the state."""
+
+import logging
+import random
+from datetime import datetime, timedelta, timezone
+
+import msgspec
+import pytest
+
+from segmint.engine.analytics import Attributor, AttributorState, attribute, build_report
+from segmint.engine.analytics import checkpoint as checkpoint_module
+from segmint.engine.analytics.checkpoint import SETTLE_SECONDS, ReportCheckpoint
+from segmint.engine.events import Click, Identify, Impression, Order, OrderItem, PageView
+from segmint.engine.stores import MemoryStore, SQLiteStore
+
+UTC = timezone.utc
+T0 = datetime(2026, 2, 1, tzinfo=UTC)
+CAMPAIGNS = ("winback", "bundle")
+VARIANTS = ("A", "B", "control")
+
+
+def traffic(seed, first_day, days, n=1500):
+    """Random shop traffic: impressions, clicks (some without a variant), orders, logins."""
+    rng = random.Random(seed)
+    events = []
+    for i in range(n):
+        at = T0 + timedelta(days=first_day + rng.random() * days)
+        visitor = f"v{rng.randrange(120)}"
+        campaign, variant = rng.choice(CAMPAIGNS), rng.choice(VARIANTS)
+        roll = rng.random()
+        if roll < 0.6:
+            skus = [] if variant == "control" else rng.sample([f"s{k}" for k in range(12)], 3)
+            events.append(Impression(campaign=campaign, variant=variant, skus=skus, visitor_id=visitor, at=at))
+        elif roll < 0.72:
+            events.append(Click(campaign=campaign, variant=variant if roll < 0.7 else None,
+                                skus=[f"s{rng.randrange(12)}"], visitor_id=visitor, at=at))
+        elif roll < 0.86:
+            items = [OrderItem(sku=f"s{rng.randrange(12)}", price=float(rng.randrange(5, 50)))
+                     for _ in range(rng.randrange(1, 3))]
+            events.append(Order(order_id=f"o{seed}-{i}", visitor_id=visitor, at=at, items=items))
+        elif roll < 0.9:
+            events.append(Identify(visitor_id=visitor, customer_id=f"c{rng.randrange(60)}", at=at))
+        else:
+            events.append(PageView(path="/", visitor_id=visitor, at=at))
+    return events
+
+
+class Counting:
+    """The store, counting the events reports read from it."""
+
+    def __init__(self, store):
+        self.store, self.read = store, 0
+
+    def iter_events(self, **options):
+        for event in self.store.iter_events(**options):
+            self.read += 1
+            yield event
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+
+def figures(report):
+    data = report.to_dict()
+    data.pop("generated_at")
+    return data
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+def store(request, tmp_path, monkeypatch):
+    monkeypatch.setattr(checkpoint_module, "MIN_EVENTS", 1)
+    s = SQLiteStore(str(tmp_path / "events.db")) if request.param == "sqlite" else MemoryStore()
+    yield s
+    s.close()
+
+
+def day(n):
+    return T0 + timedelta(days=n)
+
+
+def attribution_events_since(store, moment):
+    return sum(1 for e in store.iter_events(types=("impression", "click", "order", "identify"))
+               if e.at.timestamp() >= moment)
+
+
+def test_a_saved_state_continues_the_pass_exactly():
+    events = sorted(traffic(1, 0, 20), key=lambda e: e.at)
+    whole = attribute(events)
+    for cut in (1, len(events) // 3, len(events) - 1):
+        first = Attributor()
+        first.feed_all(events[:cut])
+        data = msgspec.msgpack.encode(first.state())
+        resumed = Attributor.from_state(msgspec.msgpack.decode(data, type=AttributorState))
+        resumed.feed_all(events[cut:])
+        assert resumed.result() == whole
+    assert whole.totals and whole.attributed_orders  # the traffic exercises attribution
+
+
+def test_a_later_report_reads_only_the_new_events_and_agrees_with_a_full_read(store):
+    store.append(traffic(1, 0, 10))
+    build_report(store, now=day(10))  # saves the state at day 10 minus the settling time
+    store.append(traffic(2, 10, 10))
+    counting = Counting(store)
+    report = build_report(counting, now=day(21))
+    full = build_report(store, now=day(21), checkpoint=False)
+    assert figures(report) == figures(full)
+    assert counting.read == attribution_events_since(store, day(10).timestamp() - SETTLE_SECONDS)
+    assert counting.read < attribution_events_since(store, 0) * 0.6
+
+
+def test_an_event_logged_late_before_the_checkpoint_voids_it(store):
+    store.append(traffic(1, 0, 10))
+    build_report(store, now=day(10))
+    store.append(traffic(2, 10, 5))
+    store.append([Order(order_id="late", visitor_id="v3", at=day(4), items=[OrderItem(sku="s1", price=99.0)])])
+    counting = Counting(store)
+    report = build_report(counting, now=day(16))
+    assert figures(report) == figures(build_report(store, now=day(16), checkpoint=False))
+    assert counting.read == attribution_events_since(store, 0)  # the whole log, once
+    counting.read = 0
+    build_report(counting, now=day(16))  # the full read saved a fresh state
+    assert counting.read == attribution_events_since(store, day(16).timestamp() - SETTLE_SECONDS)
+
+
+def test_window_campaign_and_since_each_keep_their_own_state(store):
+    store.append(traffic(1, 0, 10))
+    kinds = [{}, {"campaign": "bundle"}, {"window_days": 2.0}, {"since": day(3)}]
+    for options in kinds:
+        build_report(store, now=day(10), **options)
+    store.append(traffic(2, 10, 10))
+    for options in kinds:
+        assert figures(build_report(store, now=day(20), **options)) == \
+            figures(build_report(store, now=day(20), checkpoint=False, **options))
+    names = {ReportCheckpoint(store, window_days=o.get("window_days", 7.0), campaign=o.get("campaign"),
+                              since=o.get("since")).meta_name for o in kinds}
+    assert len(names) == len(kinds) and all(store.get_meta(name) for name in names)
+
+
+def test_a_report_ending_before_the_checkpoint_reads_the_log_and_keeps_the_later_state(store):
+    store.append(traffic(1, 0, 20))
+    build_report(store, now=day(20))
+    name = ReportCheckpoint(store, window_days=7.0, campaign=None, since=None).meta_name
+    saved = store.get_meta(name)
+    early = build_report(store, now=day(20), until=day(8))
+    assert figures(early) == figures(build_report(store, now=day(20), until=day(8), checkpoint=False))
+    assert store.get_meta(name) == saved
+
+
+def test_fresh_reads_the_whole_log(store):
+    store.append(traffic(1, 0, 10))
+    build_report(store, now=day(10))
+    counting = Counting(store)
+    build_report(counting, now=day(11), fresh=True)
+    assert counting.read == attribution_events_since(store, 0)
+
+
+def test_an_unreadable_checkpoint_is_ignored_and_replaced(store, caplog):
+    store.append(traffic(1, 0, 10))
+    name = ReportCheckpoint(store, window_days=7.0, campaign=None, since=None).meta_name
+    store.set_meta(name, b"\x93not a checkpoint")
+    with caplog.at_level(logging.WARNING, logger="segmint.analytics"):
+        report = build_report(store, now=day(11))
+    assert "unreadable" in caplog.text
+    assert figures(report) == figures(build_report(store, now=day(11), checkpoint=False))
+    assert store.get_meta(name) != b"\x93not a checkpoint"
+
+
+def test_small_reports_save_nothing(tmp_path):
+    store = SQLiteStore(str(tmp_path / "events.db"))
+    store.append(traffic(1, 0, 10))
+    build_report(store, now=day(10))  # far fewer events than MIN_EVENTS
+    assert store.get_meta(ReportCheckpoint(store, window_days=7.0, campaign=None, since=None).meta_name) is None
+    store.close()
+
+
+def test_a_store_without_a_fingerprint_gets_no_checkpoint(monkeypatch):
+    monkeypatch.setattr(checkpoint_module, "MIN_EVENTS", 1)
+
+    class Plain:
+        def __init__(self):
+            self.inner, self.written = MemoryStore(), []
+
+        def iter_events(self, **options):
+            return self.inner.iter_events(**options)
+
+        def get_meta(self, name):
+            return None
+
+        def set_meta(self, name, value):
+            self.written.append(name)
+
+    plain = Plain()
+    plain.inner.append(traffic(1, 0, 10))
+    report = build_report(plain, now=day(10))
+    assert report.events and plain.written == []
