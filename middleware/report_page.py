@@ -257,7 +257,10 @@ async def report_endpoint(scope: MutableMapping[str, Any], receive: Receive, sen
 
     It checks the Bearer token itself (``[api] token``), so it is safe wherever it is mounted;
     the middleware's router checks it first too, with its rate limit on failed attempts.
-    The report streams the whole event log, so it runs in a worker thread.
+    The report streams the event log, so it runs in a worker thread. The unfiltered report
+    resumes from (and saves) the state an earlier report kept in the store, so it reads only
+    newer events; a filtered one (``since``, ``campaign``, ``window``) reads the whole log and
+    saves nothing, so query strings cannot fill the store with saved states.
     """
     if scope.get("method") != "GET":
         await _send(send, 405, "use GET", "text/plain; charset=utf-8", [(b"allow", b"GET")])
@@ -273,7 +276,7 @@ async def report_endpoint(scope: MutableMapping[str, Any], receive: Receive, sen
         return
 
     def build() -> str:
-        report = build_report(runtime.store, now=runtime.clock(), **options)
+        report = build_report(runtime.store, now=runtime.clock(), checkpoint=not options, **options)
         return render_report_page(report, segment_history(runtime.store))
 
     try:

@@ -176,6 +176,21 @@ def test_the_endpoint_filters_by_campaign_and_since_and_rejects_bad_values(stub_
     assert _get(stub_runtime, "/_segmint/report", auth, method="POST").status_code == 405
 
 
+def test_only_the_unfiltered_page_saves_report_state(stub_runtime, monkeypatch):
+    from segmint.engine.analytics import checkpoint
+
+    monkeypatch.setattr(checkpoint, "MIN_EVENTS", 1)
+    auth = {"authorization": f"Bearer {TOKEN}"}
+    saved = lambda: [n for n in stub_runtime.store._meta if n.startswith("report-checkpoint:")]  # noqa: E731
+    for query in ("campaign=solo", "window=3", "since=2026-03-02"):
+        assert _get(stub_runtime, f"/_segmint/report?{query}", auth).status_code == 200
+    assert saved() == []  # query strings cannot fill the store with saved states
+    first = _get(stub_runtime, "/_segmint/report", auth)
+    assert len(saved()) == 1
+    again = _get(stub_runtime, "/_segmint/report", auth)  # resumed from the saved state
+    assert first.status_code == again.status_code == 200 and first.text == again.text
+
+
 def test_segment_snapshots_show_up_on_the_page(stub_runtime):
     stub_runtime.state.segments = {}
     snapshot_segments(stub_runtime, T0 + timedelta(days=20))
