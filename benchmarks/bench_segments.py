@@ -3,7 +3,8 @@
 Profiles are the demo shop's synthetic customers and visitors (``segmint demo``'s seeder,
 folded through the store) from several seeds, evaluated at a fixed ``now`` by the runtime
 built from ``examples/segmint.toml``: documents from ``Segmint.document(profile, now)`` and
-the compiled segments of ``rt.state.segments``. The same segment filters run under the
+the segments as the runtime tests them all (``rt.state.segment_set``: one generated function
+for every segment, as ``Segmint.segments`` and segment snapshots use it). The same segment filters run under the
 GrowthBook Python SDK's ``evalCondition`` and mongoquery on the same documents.
 
 Two figures per peer, in microseconds per profile (all segments):
@@ -104,7 +105,7 @@ def _measure(rt: Segmint, profiles: list[Profile], rounds: int, chunk: int = 200
     now = NOW
     segments = rt.state.segments
     names = list(segments)
-    filters = [f.matches for f in segments.values()]
+    members = rt.state.segment_set.members  # every segment in one generated function
     peer_specs = {name: _resolve_dates(f.spec, now) for name, f in segments.items()}
     peers = _peers(peer_specs)
     document = rt.document
@@ -112,13 +113,13 @@ def _measure(rt: Segmint, profiles: list[Profile], rounds: int, chunk: int = 200
     peer_docs = [peer_view(d) for d in docs]
 
     def ours_eval(part: range) -> list[list[bool]]:
-        return [[f(docs[i], now) for f in filters] for i in part]
+        return [members(docs[i], now) for i in part]
 
     def ours_full(part: range) -> list[list[bool]]:
         out = []
         for i in part:
             doc = document(profiles[i], now)
-            out.append([f(doc, now) for f in filters])
+            out.append(members(doc, now))
         return out
 
     def peer_eval(evaluate: Callable[[dict[str, Any]], list[bool]]) -> Callable[[range], list[list[bool]]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from types import ModuleType
 from typing import Any
 
@@ -25,7 +26,7 @@ from .config_schema import Campaign, Config, FilterSpec
 from .errors import ConfigError, FilterError, PluginError
 from .field_table import default_field_catalog
 from .fields import FieldCatalog
-from .filters import compile_filter, compile_segments
+from .filters import FilterSet, compile_filter, compile_segments
 from .plugin_manager import get_plugin_manager
 from .strategy import Strategy, validate_params
 
@@ -46,6 +47,12 @@ class CompiledConfig:
     #: Enabled campaigns, by priority (higher first), ties in file order.
     campaigns: tuple[CompiledCampaign, ...]
     catalog: Catalog
+
+    @cached_property
+    def segment_set(self) -> FilterSet:
+        """Every named segment in one function (``members(document, now)``), built on first use
+        by the jobs that test them all: ``Segmint.segments``, segment snapshots, audiences."""
+        return FilterSet(self.segments)
 
 
 def config_plugin_manager(config: Config, extra_plugins: Iterable[str | ModuleType | Any] = ()) -> pluggy.PluginManager:

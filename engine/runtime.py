@@ -200,7 +200,8 @@ class Segmint:
         """Membership of every named segment."""
         state, now = self._state, now or self.clock()
         document = self._document(state, profile, now)
-        return {name: bool(f.matches(document, now)) for name, f in state.segments.items()}
+        together = state.segment_set
+        return dict(zip(together.names, together.members(document, now)))
 
     # -- decisions ------------------------------------------------------------------------------
 

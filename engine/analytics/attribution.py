@@ -109,9 +109,12 @@ class _RunState(msgspec.Struct, array_like=True):
 
 
 class _PersonState(msgspec.Struct, array_like=True):
-    key: str
     last_seen: float
     runs: list[_RunState]
+
+
+_encode_person = msgspec.msgpack.Encoder().encode
+_decode_person = msgspec.msgpack.Decoder(_PersonState).decode
 
 
 class _TotalsState(msgspec.Struct, array_like=True):
@@ -132,7 +135,12 @@ class _TotalsState(msgspec.Struct, array_like=True):
 class AttributorState(msgspec.Struct, array_like=True):
     """Everything an ``Attributor`` holds, as plain data (msgpack-encodable), so a pass can be
     continued later from where it stopped: the totals, the people active within the window
-    (in activity order) and the visitor -> customer links (oldest first)."""
+    (in activity order) and the visitor -> customer links (oldest first).
+
+    Each person is encoded on its own (``people[i]`` is ``people_keys[i]``'s msgpack): a
+    resumed pass decodes only the people it meets again, and saving it again re-encodes only
+    those, so resuming and saving cost what changed, not the size of the whole state.
+    """
 
     window_days: float
     campaign: str | None
@@ -145,7 +153,8 @@ class AttributorState(msgspec.Struct, array_like=True):
     peak_people: int
     evicted_people: int
     totals: list[_TotalsState]
-    people: list[_PersonState]
+    people_keys: list[str]
+    people: list[bytes]
     links: list[tuple[str, str]]
 
 
@@ -169,7 +178,9 @@ class Attributor:
         self.window = window_days * _DAY
         self.campaign = campaign
         self.max_people, self.max_links = max_people, max_links
-        self._people: OrderedDict[str, _Person] = OrderedDict()  # least recently active first
+        # Least recently active first. A value is ``bytes`` while a resumed person has not been
+        # met again (``_thaw`` decodes it on first use; see ``AttributorState``).
+        self._people: OrderedDict[str, _Person | bytes] = OrderedDict()
         self._links: OrderedDict[str, str] = OrderedDict()      # visitor id -> customer key
         self._result = Attribution(window_days=window_days, totals={})
 
@@ -189,12 +200,16 @@ class Attributor:
         if len(self._links) > self.max_links:
             self._links.popitem(last=False)  # the oldest link goes first
         anonymous = self._people.pop("v:" + visitor, None)
+        if type(anonymous) is bytes:
+            anonymous = self._thaw(None, anonymous)
         if anonymous is not None:
             self._merge(anonymous, self._person(key, at, create=True), at)  # type: ignore[arg-type]
 
     def _person(self, key: str, at: float, *, create: bool) -> _Person | None:
         people = self._people
         person = people.get(key)
+        if type(person) is bytes:
+            person = self._thaw(key, person)
         if person is not None:
             people.move_to_end(key)
             person.last_seen = at
@@ -211,7 +226,8 @@ class Attributor:
         cutoff, people = at - self.window, self._people
         while people:
             key = next(iter(people))
-            if people[key].last_seen >= cutoff:
+            person = people[key]
+            if (person.last_seen if type(person) is not bytes else _decode_person(person).last_seen) >= cutoff:
                 return
             del people[key]
 
@@ -283,6 +299,8 @@ class Attributor:
                 if person is None:
                     person = self._person(key, at, create=True)
                 else:
+                    if type(person) is bytes:
+                        person = self._thaw(key, person)
                     touch(key)
                     person.last_seen = at
                 variant = event.variant  # type: ignore[union-attr]
@@ -365,46 +383,58 @@ class Attributor:
 
     # -- saving and resuming -------------------------------------------------------------------
     def state(self) -> AttributorState:
-        """A copy of this attributor's state: feed more events, and the copy stays as it was."""
+        """A snapshot of this attributor: feed more events, and the snapshot stays as it was."""
         r = self._result
         totals = [_TotalsState(c, v, t.exposures, t.clicks, t.visitors, t.converted, t.orders, t.click_orders,
                                t.revenue, t.click_revenue, t.recommended_revenue,
                                [(day, n, k) for day, (n, k) in t.daily.items()])
                   for (c, v), t in r.totals.items()]
-        people = [_PersonState(key, person.last_seen,
-                               [_RunState(c, v, run.first_day, run.last_seen, run.last_click, run.converted,
-                                          dict(run.skus)) for (c, v), run in person.runs.items()])
-                  for key, person in self._people.items()]
+        people = [person if type(person) is bytes else _encode_person(_freeze(person))
+                  for person in self._people.values()]
         return AttributorState(
             window_days=r.window_days, campaign=self.campaign, events=r.events, orders=r.orders,
             revenue=r.revenue, attributed_orders=r.attributed_orders, first_at=r.first_at,
             last_at=r.last_at, peak_people=r.peak_people, evicted_people=r.evicted_people,
-            totals=totals, people=people, links=list(self._links.items()))
+            totals=totals, people_keys=list(self._people), people=people, links=list(self._links.items()))
 
     @classmethod
     def from_state(cls, state: AttributorState, *, max_people: int = 2_000_000,
                    max_links: int = 2_000_000) -> Attributor:
         """An attributor that continues the pass ``state`` was taken from."""
+        if len(state.people_keys) != len(state.people):
+            raise ValueError("people_keys and people differ in length")
         self = cls(window_days=state.window_days, campaign=state.campaign,
                    max_people=max_people, max_links=max_links)
         r = self._result
         r.events, r.orders, r.revenue = state.events, state.orders, state.revenue
         r.attributed_orders, r.first_at, r.last_at = state.attributed_orders, state.first_at, state.last_at
         r.peak_people, r.evicted_people = state.peak_people, state.evicted_people
-        totals = r.totals
         for t in state.totals:
-            totals[(t.campaign, t.variant)] = VariantTotals(
+            r.totals[(t.campaign, t.variant)] = VariantTotals(
                 t.exposures, t.clicks, t.visitors, t.converted, t.orders, t.click_orders, t.revenue,
                 t.click_revenue, t.recommended_revenue, {day: [n, k] for day, n, k in t.daily})
-        people = self._people
-        for saved in state.people:
-            person = people[saved.key] = _Person(saved.last_seen)
-            for s in saved.runs:
-                variant_key = (s.campaign, s.variant)
-                run = person.runs[variant_key] = _Run(totals[variant_key], s.first_day, s.last_seen)
-                run.last_click, run.converted, run.skus = s.last_click, s.converted, s.skus
+        self._people.update(zip(state.people_keys, state.people))  # decoded when met (``_thaw``)
         self._links.update(state.links)
         return self
+
+    def _thaw(self, key: str | None, data: bytes) -> _Person:
+        """The person a resumed state kept encoded, decoded (and kept under ``key``, if given)."""
+        saved = _decode_person(data)
+        person = _Person(saved.last_seen)
+        totals = self._result.totals
+        for s in saved.runs:
+            variant_key = (s.campaign, s.variant)
+            run = person.runs[variant_key] = _Run(totals[variant_key], s.first_day, s.last_seen)
+            run.last_click, run.converted, run.skus = s.last_click, s.converted, s.skus
+        if key is not None:
+            self._people[key] = person  # replaces the value in place: the order is kept
+        return person
+
+
+def _freeze(person: _Person) -> _PersonState:
+    return _PersonState(person.last_seen, [
+        _RunState(c, v, run.first_day, run.last_seen, run.last_click, run.converted, run.skus)
+        for (c, v), run in person.runs.items()])
 
 
 def _trim(skus: dict[str, float]) -> None:

@@ -51,7 +51,10 @@ class _Saved(msgspec.Struct, array_like=True):
     since: float | None
     position: float
     fingerprint: list[float]
-    state: AttributorState
+    #: blake2b of ``state``: people stay encoded until a resumed pass meets them, so damage
+    #: must be caught before resuming, not halfway through a report.
+    digest: bytes
+    state: msgspec.Raw  # an encoded AttributorState
 
 
 class ReportCheckpoint:
@@ -103,7 +106,10 @@ class ReportCheckpoint:
                      "reading the whole event log")
             return None
         try:
-            return Attributor.from_state(saved.state), saved.position
+            if hashlib.blake2b(saved.state, digest_size=16).digest() != saved.digest:
+                raise ValueError("its digest does not match")
+            state = msgspec.msgpack.decode(saved.state, type=AttributorState)
+            return Attributor.from_state(state), saved.position
         except (KeyError, ValueError, TypeError) as exc:
             log.warning("report checkpoint %s is inconsistent (%r); reading the whole event log",
                         self.meta_name, exc)
@@ -114,7 +120,8 @@ class ReportCheckpoint:
         checkpoint is already saved; ``fingerprint`` must be taken before the events were read."""
         if self.later_position is not None and self.later_position >= position:
             return False
+        state = msgspec.msgpack.encode(attributor.state())
         saved = _Saved(FORMAT, self.window_days, self.campaign, self.since, position, fingerprint,
-                       attributor.state())
+                       hashlib.blake2b(state, digest_size=16).digest(), msgspec.Raw(state))
         self.store.set_meta(self.meta_name, msgspec.msgpack.encode(saved))
         return True

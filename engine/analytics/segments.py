@@ -17,6 +17,7 @@ from datetime import date, datetime
 from itertools import combinations
 from typing import Any
 
+from ..filters import FilterSet
 from ..profile import Profile
 from ..stores.base import ProfileStore
 
@@ -70,11 +71,11 @@ def snapshot_segments(runtime: Any, now: datetime, *, store_result: bool = True)
     ``runtime`` is a ``Segmint`` (``store``, ``state.segments``, ``document(profile, now)``).
     """
     segments = runtime.state.segments
-    fields = frozenset().union(*(f.fields for f in segments.values()))  # what any of them reads
+    together = FilterSet(segments)  # every segment in one generated function
+    fields = together.fields  # what any of them reads
 
     def member_of(profile: Profile) -> list[str]:
-        document = runtime.document(profile, now, only=fields)
-        return [name for name, f in segments.items() if f.matches(document, now)]
+        return together.matching(runtime.document(profile, now, only=fields), now)
 
     snapshot = count_segments(runtime.store.iter_profiles(), segments, member_of, now.date())
     if store_result:

@@ -11,6 +11,6 @@ True
 """
 
 from ._explain import Explanation
-from ._filter import Filter, OperatorFactory, compile_filter, compile_segments
+from ._filter import Filter, FilterSet, OperatorFactory, compile_filter, compile_segments
 
-__all__ = ["Filter", "Explanation", "OperatorFactory", "compile_filter", "compile_segments"]
+__all__ = ["Filter", "FilterSet", "Explanation", "OperatorFactory", "compile_filter", "compile_segments"]

@@ -285,5 +285,35 @@ def build_filter_functions(
     return namespace["matches"], namespace["_inner"], source
 
 
+def build_set_function(
+    roots: list[Logical], needs_now: bool, prepare: Callable[[Any, Any], tuple[Any, Any]]
+) -> tuple[Callable[..., list[bool]], str]:
+    """``(members(doc, now=None) -> [bool per root], source)``: several filters in one function.
+
+    Evaluating every segment of a config is the common batch job (segment snapshots, an
+    audience over several segments, ``Segmint.segments``); one function pays the call, the
+    document check and the ``now`` normalization once instead of once per filter. Each filter
+    keeps its own short-circuiting (``child`` sets ``r``; big subtrees stay functions).
+    """
+    emitter = _Emitter()
+    emitter.namespace["_prepare"] = prepare
+    emitter.namespace["_normalize_now"] = normalize_now
+    head = ["if type(doc) is not dict:", "    doc, now = _prepare(doc, now)"]
+    if needs_now:
+        head += ["elif type(now) is not _datetime or now.tzinfo is not _UTC:",
+                 "    now = _normalize_now(now)"]
+        emitter.namespace["_datetime"] = datetime
+        emitter.namespace["_UTC"] = timezone.utc
+    lines, results = [], []
+    for root in roots:
+        lines += emitter.child(root)
+        result = emitter.fresh("_r")
+        lines.append(f"{result} = r is True or (r is not False and bool(r))")
+        results.append(result)
+    lines.append(f"return [{', '.join(results)}]")
+    source = "\n\n".join([*emitter.functions, "def members(doc, now=None):\n" + _indent(head + lines)])
+    return _compile(emitter, source)["members"], source
+
+
 def _indent(lines: list[str]) -> str:
     return "\n".join("    " + line for line in lines)

@@ -9,14 +9,14 @@ from typing import Any
 from ..errors import FilterError
 from ..fields import FieldCatalog
 from ._ast import FieldGroup, Logical, SegmentRef
-from ._codegen import build_filter_functions, build_inner
+from ._codegen import build_filter_functions, build_inner, build_set_function
 from ._dates import normalize_now
 from ._explain import Explanation, explain_node
 from ._names import BUILTIN_OPERATORS
 from ._parse import Parser
 from ._spec import did_you_mean, load_spec
 
-__all__ = ["Filter", "compile_filter", "compile_segments", "OperatorFactory"]
+__all__ = ["Filter", "FilterSet", "compile_filter", "compile_segments", "OperatorFactory"]
 
 OperatorFactory = Callable[[Any, str], Callable[[Any], bool]]
 
@@ -69,6 +69,45 @@ class Filter:
 
     def __repr__(self) -> str:
         return f"Filter({self.spec!r})"
+
+
+class FilterSet:
+    """Several compiled filters evaluated together: ``members(doc, now)`` is the list of
+    ``filters[name].matches(doc, now)`` in ``names`` order, from one generated function.
+
+    Built for the jobs that test every segment on every profile (segment snapshots, an
+    audience over several segments): one call per document instead of one per filter.
+
+    >>> segments = compile_segments({"buyers": {"orders.count": {"$gte": 1}},
+    ...                              "big": {"$and": [{"$segment": "buyers"}, {"spend.total": {"$gte": 100}}]}})
+    >>> both = FilterSet(segments)
+    >>> both.names, both.members({"orders": {"count": 2}, "spend": {"total": 50.0}})
+    (('buyers', 'big'), [True, False])
+    """
+
+    def __init__(self, filters: Mapping[str, Filter]) -> None:
+        self.names: tuple[str, ...] = tuple(filters)
+        self.filters = dict(filters)
+        #: The top-level document keys any of the filters reads.
+        self.fields: frozenset[str] = frozenset().union(*(f.fields for f in self.filters.values()))
+        members, source = build_set_function([f._root for f in self.filters.values()],
+                                             any(f.needs_now for f in self.filters.values()), _prepare)
+        self._source = source
+        self.members = members  # type: ignore[method-assign]  # the generated function itself
+
+    def members(self, doc: Any, now: datetime | None = None) -> list[bool]:  # replaced per instance
+        """Whether ``doc`` matches each filter, in ``names`` order."""
+        raise NotImplementedError  # pragma: no cover - __init__ installs the compiled function
+
+    def matching(self, doc: Any, now: datetime | None = None) -> list[str]:
+        """The names of the filters ``doc`` matches."""
+        return [name for name, hit in zip(self.names, self.members(doc, now)) if hit]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __repr__(self) -> str:
+        return f"FilterSet({list(self.names)!r})"
 
 
 def _top_level_fields(node: Any) -> set[str]:

@@ -84,7 +84,11 @@ def attribution_events_since(store, moment):
                if e.at.timestamp() >= moment)
 
 
-def test_a_saved_state_continues_the_pass_exactly():
+@pytest.mark.parametrize("sweep_every", [1024, 16])  # 16: people still encoded get swept too
+def test_a_saved_state_continues_the_pass_exactly(sweep_every, monkeypatch):
+    from segmint.engine.analytics import attribution
+
+    monkeypatch.setattr(attribution, "_SWEEP_EVERY", sweep_every)
     events = sorted(traffic(1, 0, 20), key=lambda e: e.at)
     whole = attribute(events)
     for cut in (1, len(events) // 3, len(events) - 1):
@@ -92,8 +96,13 @@ def test_a_saved_state_continues_the_pass_exactly():
         first.feed_all(events[:cut])
         data = msgspec.msgpack.encode(first.state())
         resumed = Attributor.from_state(msgspec.msgpack.decode(data, type=AttributorState))
-        resumed.feed_all(events[cut:])
-        assert resumed.result() == whole
+        middle = (cut + len(events)) // 2  # saved again halfway: some people still encoded
+        resumed.feed_all(events[cut:middle])
+        again = Attributor.from_state(msgspec.msgpack.decode(msgspec.msgpack.encode(resumed.state()),
+                                                             type=AttributorState))
+        again.feed_all(events[middle:])
+        resumed.feed_all(events[middle:])
+        assert resumed.result() == again.result() == whole
     assert whole.totals and whole.attributed_orders  # the traffic exercises attribution
 
 
@@ -164,6 +173,22 @@ def test_an_unreadable_checkpoint_is_ignored_and_replaced(store, caplog):
     assert "unreadable" in caplog.text
     assert figures(report) == figures(build_report(store, now=day(11), checkpoint=False))
     assert store.get_meta(name) != b"\x93not a checkpoint"
+
+
+def test_a_damaged_checkpoint_is_caught_before_resuming(store, caplog):
+    store.append(traffic(1, 0, 10))
+    build_report(store, now=day(10))
+    name = ReportCheckpoint(store, window_days=7.0, campaign=None, since=None).meta_name
+    damaged = bytearray(store.get_meta(name))
+    damaged[-40] ^= 0x01  # one bit, deep inside the saved people
+    store.set_meta(name, bytes(damaged))
+    store.append(traffic(2, 10, 5))
+    counting = Counting(store)
+    with caplog.at_level(logging.WARNING, logger="segmint.analytics"):
+        report = build_report(counting, now=day(16))
+    assert "digest" in caplog.text
+    assert figures(report) == figures(build_report(store, now=day(16), checkpoint=False))
+    assert counting.read == attribution_events_since(store, 0)
 
 
 def test_small_reports_save_nothing(tmp_path):

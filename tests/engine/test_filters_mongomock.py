@@ -38,6 +38,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from segmint.engine import compile_filter
+from segmint.engine.filters import FilterSet
 
 KEYS = ["a", "b", "c"]
 PATHS = ["a", "b", "a.b", "a.c", "b.a", "a.b.c"]
@@ -184,3 +185,10 @@ def test_json_text_and_mapping_compile_the_same(spec, doc):
     import json
 
     assert compile_filter(json.dumps(spec)).matches(doc) is compile_filter(spec).matches(doc)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(specs=st.lists(filters, min_size=1, max_size=4), doc=documents)
+def test_a_filter_set_agrees_with_each_of_its_filters(specs, doc):
+    compiled = {f"s{i}": compile_filter(spec) for i, spec in enumerate(specs)}
+    assert FilterSet(compiled).members(doc) == [bool(f.matches(doc)) for f in compiled.values()], specs
