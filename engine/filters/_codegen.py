@@ -261,20 +261,27 @@ def build_inner(node: Logical) -> Callable[[Any, Any], bool]:
     return _compile(emitter, source)["_inner"]
 
 
-def build_filter_functions(
-    node: Logical, needs_now: bool, prepare: Callable[[Any, Any], tuple[Any, Any]]
-) -> tuple[Callable[..., bool], Callable[[Any, Any], bool], str]:
-    """``(matches(doc, now=None), inner(doc, now), source)`` for a filter tree."""
-    emitter = _Emitter()
+def _entry_head(emitter: _Emitter, needs_now: bool, prepare: Callable[[Any, Any], tuple[Any, Any]]) -> list[str]:
+    """The first lines of a public entry point: build the document from a non-dict (a
+    Profile) and normalize ``now`` when some operand is relative to it."""
     emitter.namespace["_prepare"] = prepare
     emitter.namespace["_normalize_now"] = normalize_now
-    body = emitter.body(node)
     head = ["if type(doc) is not dict:", "    doc, now = _prepare(doc, now)"]
     if needs_now:
         head += ["elif type(now) is not _datetime or now.tzinfo is not _UTC:",
                  "    now = _normalize_now(now)"]
         emitter.namespace["_datetime"] = datetime
         emitter.namespace["_UTC"] = timezone.utc
+    return head
+
+
+def build_filter_functions(
+    node: Logical, needs_now: bool, prepare: Callable[[Any, Any], tuple[Any, Any]]
+) -> tuple[Callable[..., bool], Callable[[Any, Any], bool], str]:
+    """``(matches(doc, now=None), inner(doc, now), source)`` for a filter tree."""
+    emitter = _Emitter()
+    head = _entry_head(emitter, needs_now, prepare)
+    body = emitter.body(node)
     source = "\n\n".join([
         *emitter.functions,
         "def _inner(doc, now):\n" + _indent(body),
@@ -296,14 +303,7 @@ def build_set_function(
     keeps its own short-circuiting (``child`` sets ``r``; big subtrees stay functions).
     """
     emitter = _Emitter()
-    emitter.namespace["_prepare"] = prepare
-    emitter.namespace["_normalize_now"] = normalize_now
-    head = ["if type(doc) is not dict:", "    doc, now = _prepare(doc, now)"]
-    if needs_now:
-        head += ["elif type(now) is not _datetime or now.tzinfo is not _UTC:",
-                 "    now = _normalize_now(now)"]
-        emitter.namespace["_datetime"] = datetime
-        emitter.namespace["_UTC"] = timezone.utc
+    head = _entry_head(emitter, needs_now, prepare)
     lines, results = [], []
     for root in roots:
         lines += emitter.child(root)

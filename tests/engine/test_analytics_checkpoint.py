@@ -191,6 +191,18 @@ def test_a_damaged_checkpoint_is_caught_before_resuming(store, caplog):
     assert counting.read == attribution_events_since(store, 0)
 
 
+def test_a_store_that_cannot_save_still_gives_the_report(store, caplog):
+    class ReadOnly(Counting):
+        def set_meta(self, name, value):
+            raise OSError("attempt to write a readonly database")
+
+    store.append(traffic(1, 0, 10))
+    with caplog.at_level(logging.WARNING, logger="segmint.analytics"):
+        report = build_report(ReadOnly(store), now=day(11))
+    assert "could not save the report state" in caplog.text
+    assert figures(report) == figures(build_report(store, now=day(11), checkpoint=False))
+
+
 def test_small_reports_save_nothing(tmp_path):
     store = SQLiteStore(str(tmp_path / "events.db"))
     store.append(traffic(1, 0, 10))
