@@ -6,8 +6,7 @@ A/B/control variants, 6% clicks, 3% orders, 1% identify links and 12% page views
 report skips). It is bulk-inserted into a real ``SQLiteStore`` file (the store's own table and
 msgpack encoding; folding 10M events into profiles is not what is measured here).
 
-Figures (seconds, median of the repetitions), each against a floor that reads the whole log
-through the same ``store.iter_events`` call and does nothing with it:
+Figures (seconds, median of the repetitions):
 
 - the first report, run when 90% of the traffic was in: it reads the log up to then and
   saves its state in the store (``analytics/checkpoint.py``);
@@ -15,7 +14,10 @@ through the same ``store.iter_events`` call and does nothing with it:
   the events logged after it. This is the report as a shop sees it day to day (the report
   page, a nightly ``segmint report``), and the one held to the target: under 30 s for 10M
   events (quick mode: 200k events against the same target scaled to its size, 0.6 s, so
-  ``make bench-quick`` stays under two minutes). The first run's figure is shown beside it.
+  ``make bench-quick`` stays under two minutes). Its floor: a bare read (the same
+  ``store.iter_events`` call, doing nothing) of the events logged after the saved state,
+  which any report that resumes must read. The first run's figure is shown beside it,
+  against the refreshed report.
 
 The refreshed report must count exactly the impressions, clicks and orders that were
 generated, so a fast wrong answer (or a state that lost events) cannot pass.
@@ -124,9 +126,9 @@ class _Bounded:
             yield event
 
 
-def _floor(store: _Bounded) -> int:
+def _floor(store: _Bounded, since: datetime) -> int:
     n = 0
-    for _ in store.iter_events(types=ATTRIBUTION_EVENT_TYPES, batch_size=5000):
+    for _ in store.iter_events(since=since, types=ATTRIBUTION_EVENT_TYPES, batch_size=5000):
         n += 1
     return n
 
@@ -152,7 +154,7 @@ def run(quick: bool) -> list[dict]:
         try:
             for _ in range(repeats):
                 t0 = time.perf_counter()
-                read = _floor(bounded)
+                newer = _floor(bounded, saved_at)
                 floors.append(time.perf_counter() - t0)
                 t0 = time.perf_counter()
                 first = build_report(bounded, now=first_now, fresh=True)  # type: ignore[arg-type]
@@ -169,8 +171,9 @@ def run(quick: bool) -> list[dict]:
         finally:
             store.close()
     variants = [v for c in report.campaigns for v in c.variants]
+    read = n_events - counts["page_view"]
     correct = (
-        read == n_events - counts["page_view"]
+        0 < newer < read
         and sum(v.exposures for v in variants) == counts["impression"]
         and sum(v.clicks for v in variants) == counts["click"]
         and report.orders == counts["order"]
@@ -180,15 +183,15 @@ def run(quick: bool) -> list[dict]:
     return [{
         "figure": f"campaign report over {label} events, refreshed: resumes the state the first "
                   f"report saved at 90% (s)",
-        "ours": mine, "peer": "bare iter_events loop over the whole log", "peer_value": floor,
-        "ratio": floor / mine if mine else 0.0, "unit": "s",
+        "ours": mine, "peer": f"bare iter_events loop over the {newer:,} events after the saved state",
+        "peer_value": floor, "ratio": floor / mine if mine else 0.0, "unit": "s",
         "target": f"< {target:.3g} s and counts exact",
         "ok": correct and mine < target,
     }, {
         "figure": f"campaign report, first run: reads the {first.events:,} events logged by then, "
                   f"saves its state (s)",
-        "ours": cold, "peer": "bare iter_events loop over the whole log", "peer_value": floor,
-        "ratio": floor / cold if cold else 0.0, "unit": "s",
+        "ours": cold, "peer": "the refreshed report (above)", "peer_value": mine,
+        "ratio": mine / cold if cold else 0.0, "unit": "s",
         "target": "- (info)", "ok": True,
     }]
 

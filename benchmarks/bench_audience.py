@@ -6,8 +6,9 @@ turn, stream every profile through the same ``store.iter_profiles()``:
 
 - segmint: exactly what ``segmint audience`` does (``middleware/cli_commands.py``): the
   runtime built from ``examples/segmint.toml``, and per profile
-  ``target.matches(rt.document(profile, now, only=target.fields), now)`` (the document
-  sections the segment reads);
+  ``target.matches(document(profile), now)`` with
+  ``document = rt.document_builder(now, only=target.fields)`` (the document sections the
+  segment reads);
 - the floor: a hand-written loop over the same decoded profiles with a hand-written
   predicate on the ``Profile`` fields (no document).
 
@@ -56,12 +57,13 @@ def scan_child(mode: str, db_path: str) -> dict[str, Any]:
     now, ts = NOW, NOW.timestamp()
     cpu, started = time.process_time(), time.perf_counter()
     if mode == "segmint":
-        target, document = rt.state.segments[SEGMENT], rt.document
+        target = rt.state.segments[SEGMENT]
+        document = rt.document_builder(now, only=target.fields)
         for profile in store.iter_profiles():
             total += 1
             if total == mark:
                 rss_mark = peak_rss_mb()
-            if target.matches(document(profile, now, only=target.fields), now):
+            if target.matches(document(profile), now):
                 members += 1
     else:
         for profile in store.iter_profiles():

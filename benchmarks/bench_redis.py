@@ -110,7 +110,7 @@ def run(quick: bool) -> list[dict]:
         return []
     from segmint.engine.stores.redis import RedisStore
 
-    n_events, customers, repeats = (20_000, 2_000, 3) if quick else (200_000, 20_000, 5)
+    n_events, customers, repeats = (20_000, 2_000, 3) if quick else (200_000, 20_000, 3)
     events = traffic(n_events, customers)
     server = _redis_server_class()(executable).start()
     try:

@@ -67,6 +67,8 @@ def _windows(buckets: dict[int, int], today: int) -> tuple[int, int, int]:
 
 #: Top-level document keys computed together (one section of ``profile_document``).
 _VISITOR_KEYS = frozenset({"visitor", "days_since_last_visit"})
+#: Top-level keys that read the order group's shared derived values (basket, last order, ...).
+_DERIVED_ORDER_KEYS = frozenset({"orders", "returns", "customer_segment"})
 
 
 def profile_document(
@@ -112,14 +114,16 @@ def profile_document(
             doc["days_since_last_visit"] = (ts - p.last_seen) / DAY
 
     n = p.orders
-    # Values shared by several keys of the order group; each key is then built on its own
-    # when only some are wanted (a segment on spend and recency needs neither the order
-    # windows nor the returns).
-    basket = p.items / n if n else None
-    last_at = _fromts(p.last_order_at) if p.last_order_at is not None else None
-    gap = ((p.last_order_at - p.first_order_at) / DAY / (n - 1)  # type: ignore[operator]
-           if n > 1 and p.first_order_at is not None and p.last_order_at is not None else None)
-    return_ratio = min(100.0, 100.0 * p.returned_items / p.items) if p.items else None
+    # Values shared by several keys of the order group, computed only when one of those keys
+    # is wanted; each key is then built on its own (a segment on spend and recency needs
+    # neither the order windows nor the returns, nor a datetime for the last order).
+    basket = last_at = gap = return_ratio = None
+    if everything or not _DERIVED_ORDER_KEYS.isdisjoint(wanted):
+        basket = p.items / n if n else None
+        last_at = _fromts(p.last_order_at) if p.last_order_at is not None else None
+        gap = ((p.last_order_at - p.first_order_at) / DAY / (n - 1)  # type: ignore[operator]
+               if n > 1 and p.first_order_at is not None and p.last_order_at is not None else None)
+        return_ratio = min(100.0, 100.0 * p.returned_items / p.items) if p.items else None
     if everything or "orders" in wanted:
         o7, o30, o90 = _windows(p.daily_orders, today)
         orders: dict[str, Any] = {

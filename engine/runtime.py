@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -187,6 +187,19 @@ class Segmint:
         left out, which makes a scan of many profiles for one segment much cheaper.
         """
         return self._document(self._state, profile, now or self.clock(), only)
+
+    def document_builder(self, now: datetime | None = None, *,
+                         only: Collection[str] | None = None) -> Callable[[Profile], dict[str, Any]]:
+        """``build(profile) -> document`` at one ``now``, for scans over many profiles
+        (``segmint audience``, segment snapshots): the time, the RFM thresholds and whether a
+        plugin enriches documents are settled once, not per profile. Same documents as
+        ``document(profile, now, only=only)``.
+        """
+        state, now = self._state, now or self.clock()
+        if state.pm.hook.segmint_enrich_document.get_hookimpls():
+            return lambda profile: self._document(state, profile, now, only)
+        ts, rfm, keys = now.timestamp(), self.batch.rfm, frozenset(only) if only is not None else None
+        return lambda profile: profile_document(profile, ts, rfm=rfm, only=keys)
 
     def _document(self, state: CompiledConfig, profile: Profile, now: datetime,
                   only: Collection[str] | None = None) -> dict[str, Any]:

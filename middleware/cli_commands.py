@@ -178,10 +178,11 @@ def audience(args: argparse.Namespace, out: Output) -> int:
         progress = Progress(rt.store.count_profiles(), f"scanning profiles for {args.segment}")
         members = total = 0
         sample: list[dict[str, Any]] = []
+        document = rt.document_builder(now, only=target.fields)  # only the sections it reads
         for profile in rt.store.iter_profiles():
             total += 1
             progress.advance()
-            if target.matches(rt.document(profile, now, only=target.fields), now):  # what it reads
+            if target.matches(document(profile), now):
                 members += 1
                 if len(sample) < args.sample:
                     sample.append(_sample_row(profile))

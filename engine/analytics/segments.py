@@ -68,14 +68,16 @@ def count_segments(profiles: Iterable[Profile], names: Iterable[str],
 def snapshot_segments(runtime: Any, now: datetime, *, store_result: bool = True) -> SegmentSnapshot:
     """Evaluate every named segment of ``runtime`` over every stored profile; keep the day's counts.
 
-    ``runtime`` is a ``Segmint`` (``store``, ``state.segments``, ``document(profile, now)``).
+    ``runtime`` is a ``Segmint`` (``store``, ``state.segments``, ``document_builder(now, only=)``).
     """
     segments = runtime.state.segments
     together = FilterSet(segments)  # every segment in one generated function
     fields = together.fields  # what any of them reads
 
+    document = runtime.document_builder(now, only=fields)
+
     def member_of(profile: Profile) -> list[str]:
-        return together.matching(runtime.document(profile, now, only=fields), now)
+        return together.matching(document(profile), now)
 
     snapshot = count_segments(runtime.store.iter_profiles(), segments, member_of, now.date())
     if store_result:

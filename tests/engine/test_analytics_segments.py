@@ -21,7 +21,7 @@ def _runtime(store):
         "repeat": {"orders.count": {"$gte": 2}},
     })
     return SimpleNamespace(store=store, state=SimpleNamespace(segments=segments),
-                           document=lambda profile, now, only=None: profile_document(profile, now, only=only))
+                           document_builder=lambda now, only=None: lambda profile: profile_document(profile, now, only=only))
 
 
 def _order(customer, n, price):

@@ -10,6 +10,7 @@ from segmint.engine.clock import FrozenClock
 from segmint.engine.config_load import parse_config
 from segmint.engine.errors import EventError
 from segmint.engine.events import PageView
+from segmint.engine.hookspecs import hookimpl
 from segmint.engine.runtime import Segmint
 from segmint.engine.stores import MemoryStore
 
@@ -156,3 +157,22 @@ def test_from_a_config_object_with_a_given_store(clock):
         assert runtime.reload_if_changed() is False  # nothing to watch
         runtime.record([big_order()])
     assert store.load(customer_id="c1") is not None  # the caller's store is left open
+
+
+def test_document_builder_gives_the_documents_document_gives(rt):
+    """The scan helper settles now, RFM and the enrich check once; the documents are the same,
+    with and without a plugin that enriches them."""
+    rt.record([big_order("c1", days=3), big_order("c2", days=60, price=50.0)])
+    profiles = [rt.profile(customer_id=c) for c in ("c1", "c2", "nobody")]
+    for only in (None, frozenset({"spend", "days_since_last_purchase"}), frozenset({"orders"})):
+        build = rt.document_builder(NOW, only=only)
+        assert [build(p) for p in profiles] == [rt.document(p, NOW, only=only) for p in profiles]
+
+    class Enricher:
+        @hookimpl
+        def segmint_enrich_document(self, profile, document, now):
+            document["extra"] = {"seen_at": now}
+
+    rt._state.pm.register(Enricher())
+    build = rt.document_builder(NOW)
+    assert build(profiles[0])["extra"] == {"seen_at": NOW} == rt.document(profiles[0], NOW)["extra"]
