@@ -132,7 +132,7 @@ def stub_runtime():
     store.append(_events())
     rt = SimpleNamespace(store=store, config=SimpleNamespace(api=SimpleNamespace(token=TOKEN)),
                          clock=lambda: T0 + timedelta(days=20), state=SimpleNamespace(segments={}),
-                         document=lambda profile, now, only=None: {})
+                         document_builder=lambda now, only=None: lambda profile: {})
     yield rt
     store.close()
 
