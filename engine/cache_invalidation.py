@@ -68,15 +68,19 @@ class InvalidationListener:
         #: Set once subscribed (again after each reconnect); tests wait on it.
         self.subscribed = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"segmint-invalidation {name}", daemon=True)
-        self._thread.start()
 
     def add(self, callback: Callback) -> None:
+        """Call ``callback`` from now on. The thread starts with the first callback, so that
+        one cannot miss the "drop everything" of the first subscription."""
         with self._lock:
             self._callbacks.append(callback)
+            if self._thread.ident is None and not self._stop.is_set():
+                self._thread.start()
 
     def stop(self, timeout: float | None = 5.0) -> None:
         self._stop.set()
-        self._thread.join(timeout)
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
 
     def _notify(self, keys: frozenset[str] | None) -> None:
         with self._lock:
