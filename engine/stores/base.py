@@ -4,6 +4,11 @@ A store keeps profiles (by key ``c:<customer_id>`` / ``v:<visitor_id>``), the vi
 customer links made by ``identify``, the ids of stored orders (to drop retried duplicates),
 an append-only event log and a few named meta blobs (RFM thresholds, ...).
 ``append`` is atomic per batch: the events are logged and folded, or nothing is.
+
+Optional: ``event_fingerprint(until: float) -> tuple`` returns a value that changes whenever
+an event with ``at < until`` is logged or removed (the built-in stores have it). Campaign
+reports use it to know that a saved report state is still valid (``analytics/checkpoint.py``);
+a store without it gets reports that always read the whole event log.
 """
 
 from __future__ import annotations
