@@ -97,8 +97,13 @@ class SegmintMiddleware:
                 self._strip_click(scope, settings)
             state = SegmintState(self.core, scope, settings.config, scope["path"])
             scope.setdefault("state", {})["segmint"] = state
-            # Only GET pages are rewritten; other methods see request.state.segmint too.
-            responder = self._responder(state, scope, send, settings) if scope["method"] == "GET" else None
+            # Only GET pages are rewritten; other methods, and clients that said they take no
+            # HTML (``Accept: application/json``), see request.state.segmint too.
+            accept = _accept_header(scope)
+            if scope["method"] == "GET" and _may_take_html(accept):
+                responder = self._responder(state, scope, send, settings, accept)
+            else:
+                responder = None
         except Exception as exc:  # noqa: BLE001 - fail open: the app answers as if we were not here
             self.counters.failure("request", exc)
             responder = None
@@ -113,10 +118,11 @@ class SegmintMiddleware:
             raise
         await responder.close()
 
-    def _responder(self, state: SegmintState, scope: Scope, send: Send, settings: Any) -> Responder:
+    def _responder(self, state: SegmintState, scope: Scope, send: Send, settings: Any,
+                   accept: bytes | None) -> Responder:
         # Browser page loads: identify and start the profile load now, concurrently with the
         # app. Other clients (APIs, assets): only if the response turns out to be HTML.
-        if _accepts_html(scope):
+        if accept is not None and _HTML_ACCEPT in accept:
             try:
                 state.start_profile()
             except Overloaded:  # the pool is backed up: decide later, or not at all
@@ -209,8 +215,15 @@ class SegmintMiddleware:
             self.counters.failure("shutdown", error)
 
 
-def _accepts_html(scope: Scope) -> bool:
+def _accept_header(scope: Scope) -> bytes | None:
     for key, value in scope.get("headers") or ():
         if key == b"accept":
-            return _HTML_ACCEPT in value
-    return False
+            return value.lower()
+    return None
+
+
+def _may_take_html(accept: bytes | None) -> bool:
+    """False when the client's Accept header rules HTML out (``application/json``, an image
+    type): such a response is never a page to fill, so its ``send`` is not even wrapped.
+    No header, ``*/*``, ``text/*`` or an HTML type: the response may be a page."""
+    return accept is None or b"html" in accept or b"*/*" in accept or b"text/*" in accept

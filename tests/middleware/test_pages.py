@@ -304,6 +304,27 @@ def test_non_page_responses_are_not_touched(client: Any, path: str, method: str)
     assert "set-cookie" not in response.headers and "vary" not in response.headers
 
 
+@pytest.mark.parametrize("accept,filled", [
+    ("application/json", False), ("image/avif,image/webp", False), ("APPLICATION/JSON", False),
+    ("text/html,application/xhtml+xml", True), ("application/xhtml+xml", True), ("*/*", True),
+    ("application/json, text/plain, */*", True), ("text/*", True), (None, True),
+])
+def test_a_client_that_takes_no_html_gets_the_response_untouched(client: Any, accept: str | None, filled: bool):
+    """Accept ruling HTML out (an API call): the response is passed on as is, not even
+    inspected; anything that may take HTML gets its page filled."""
+    response = client.get("/", headers={"accept": accept} if accept else {})
+    assert response.status_code == 200
+    assert ('data-segmint-campaign="default"' in response.text) is filled
+    if not filled:
+        assert 'data-segmint-slot="cart"></div>' in response.text  # the slot, still empty
+        assert "set-cookie" not in response.headers and "vary" not in response.headers
+
+
+def test_request_state_is_there_for_clients_that_take_no_html(client: Any):
+    data = client.get("/state", headers={"accept": "application/json"}).json()
+    assert data["campaign"] == "default" and data["visitor"]
+
+
 def test_streaming_page_beyond_the_bound_is_untouched(client: Any):
     response = client.get("/stream")
     expected = b'<html><div data-segmint-slot="cart"></div>' + b"x" * 8192 * 20 + b"</html>"
