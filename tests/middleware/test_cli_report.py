@@ -90,6 +90,9 @@ def test_report_resumes_from_saved_state_and_fresh_reads_everything(capsys, conf
     monkeypatch.setattr(checkpoint, "MIN_EVENTS", 1)
     code, first, err = run(capsys, "report", str(config), "--json")  # saves the report state
     assert code == 0, err
+    store = SQLiteStore(str(config.parent / "shop.db"))  # under the name the report page resumes from
+    assert store.get_meta(checkpoint.ReportCheckpoint(store, window_days=7.0, campaign=None, since=None).meta_name)
+    store.close()
     reads = []
     original = SQLiteStore.iter_events
 
