@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 from segmint.engine.errors import SegmintError
 
 from .cli_commands import config_runtime, config_store
-from .cli_output import Output
+from .cli_output import Output, Progress
 
 __all__ = ["report", "segments"]
 
@@ -20,6 +22,30 @@ def _day(value: str, option: str) -> datetime:
         return datetime.combine(date.fromisoformat(value), datetime.min.time(), timezone.utc)
     except ValueError:
         raise SegmintError(f"{option}: {value!r} is not a date; give YYYY-MM-DD") from None
+
+
+class _Counted:
+    """The store, counting the events a report reads into a progress line (a first report
+    over a large log reads millions)."""
+
+    _EVERY = 4096  # events between progress updates (a power of 2)
+
+    def __init__(self, store: Any, progress: Progress) -> None:
+        self.store, self.progress = store, progress
+
+    def iter_events(self, **options: Any) -> Iterator[Any]:
+        n, mask = 0, self._EVERY - 1
+        try:
+            for event in self.store.iter_events(**options):
+                n += 1
+                if not n & mask:
+                    self.progress.advance(self._EVERY)
+                yield event
+        finally:  # also when the report stops reading early (its end time)
+            self.progress.advance(n & mask)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)  # meta and the event fingerprint (saved report state)
 
 
 def report(args: argparse.Namespace, out: Output) -> int:
@@ -34,11 +60,15 @@ def report(args: argparse.Namespace, out: Output) -> int:
         raise SegmintError(f"--window: {args.window:g} is not between 0 and 365 days")
     since = _day(args.since, "--since") if args.since else None
     with config_store(args.config) as store:
+        progress = Progress(None, "reading the event log")
         try:
-            result = build_report(store, since=since, campaign=args.campaign, window_days=args.window,
+            result = build_report(_Counted(store, progress) if progress.enabled else store, since=since,
+                                  campaign=args.campaign, window_days=args.window,
                                   now=datetime.now(timezone.utc), fresh=args.fresh)
         except ValueError as exc:
             raise SegmintError(str(exc)) from None
+        finally:
+            progress.close()
     if args.json:
         out.json(result.to_dict())
         return 0

@@ -110,6 +110,16 @@ def test_report_resumes_from_saved_state_and_fresh_reads_everything(capsys, conf
     assert strip(first) == strip(resumed) == strip(fresh)
 
 
+def test_report_shows_its_progress_on_a_terminal(capsys, config, monkeypatch):
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, out, err = run(capsys, "report", str(config), "--json", "--fresh")
+    assert code == 0 and json.loads(out)["events"] > 2000
+    counts = [int(part.split()[-1].replace(",", "")) for part in err.split("\r") if part.strip()]
+    assert counts and counts[-1] == json.loads(out)["events"]  # every event read was counted
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (("--since", "last week"), "--since: 'last week' is not a date"),
     (("--window", "0"), "--window"),
