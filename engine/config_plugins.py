@@ -28,6 +28,7 @@ __all__ = [
     "hook_results",
     "call_each",
     "failure_key",
+    "log_contained",
     "first_result",
     "collect_strategies",
     "collect_operators",
@@ -55,11 +56,16 @@ def hook_results(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> Ite
         yield impl.plugin_name, result
 
 
-def _log_contained(error: PluginError, exc: BaseException, failure_log: FailureLog | None) -> None:
+def log_contained(logger: logging.Logger, error: PluginError, exc: BaseException,
+                  failure_log: FailureLog | None, message: str | None = None) -> None:
+    """Log a plugin failure the caller contained (``message``, default the error itself):
+    through ``failure_log`` when given (counted, and logged once a minute per plugin, hook
+    and kind of error), else every time."""
+    text = message if message is not None else str(error)
     if failure_log is None:
-        log.error("%s", error, exc_info=exc)
-    else:  # counted, and logged once a minute per plugin, hook and kind of error
-        failure_log.report(log, failure_key(error, exc), str(error), exc)
+        logger.error("%s", text, exc_info=exc)
+    else:
+        failure_log.report(logger, failure_key(error, exc), text, exc)
 
 
 def failure_key(error: PluginError, exc: BaseException) -> str:
@@ -79,7 +85,7 @@ def call_each(pm: pluggy.PluginManager, hook_name: str, *, failure_log: FailureL
             impl.function(*(kwargs[name] for name in impl.argnames))
         except Exception as exc:  # noqa: BLE001 - observers and enrichers must not break a page
             error = PluginError(f"{type(exc).__name__}: {exc}", plugin=impl.plugin_name, hook=hook_name)
-            _log_contained(error, exc, failure_log)
+            log_contained(log, error, exc, failure_log)
             failures.append(error)
     return failures
 
@@ -103,7 +109,7 @@ def first_result(pm: pluggy.PluginManager, hook_name: str, *, contain: bool = Fa
                     raise
                 raise error from exc
             if isinstance(error, PluginError):
-                _log_contained(error, exc, failure_log)
+                log_contained(log, error, exc, failure_log)
             else:
                 log.error("%s", error, exc_info=exc)
             continue

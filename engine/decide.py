@@ -22,9 +22,9 @@ import msgspec
 
 from .campaigns import CompiledCampaign
 from .catalog import Catalog, Product
+from .config_plugins import log_contained
 from .config_schema import Coupon
 from .errors import PluginError
-from .config_plugins import failure_key
 from .failure_log import FailureLog
 from .product_stats import ProductStats
 from .profile import Profile
@@ -197,11 +197,7 @@ def _decide_slot(
         except Exception as exc:  # noqa: BLE001 - a broken strategy costs its campaign, not the page
             error = exc if isinstance(exc, PluginError) else PluginError(
                 f"{type(exc).__name__}: {exc}", plugin=f"strategy {variant.strategy}", hook="recommend")
-            message = f"campaign {campaign.id} skipped: {error}"
-            if failure_log is None:
-                log.error("%s", message, exc_info=exc)
-            else:
-                failure_log.report(log, failure_key(error, exc), message, exc)
+            log_contained(log, error, exc, failure_log, f"campaign {campaign.id} skipped: {error}")
             reasons.append(f"campaign {campaign.id}: strategy {variant.strategy} failed: {exc}")
             continue
         if len(products) < campaign.min_items:

@@ -1,11 +1,8 @@
 """A real ``redis-server`` on a free loopback port, for tests and benchmarks.
 
-Test modules load this file by path (pytest runs with ``--import-mode=importlib``, so test
-helpers are not importable by name) and re-export the fixture::
-
-    spec = importlib.util.spec_from_file_location("segmint_tests_redis_server", path)
-    ...
-    redis_server = helper.redis_server_fixture   # the fixture is named ``redis_server``
+``tests/conftest.py`` loads this file by path (pytest runs with ``--import-mode=importlib``,
+so test helpers are not importable by name) and offers the ``redis_server`` fixture to every
+test; benchmarks load it by path too (``bench_redis``).
 
 Without ``redis-server`` on PATH the fixture skips with the reason, except when the
 environment says ``CI=true``: CI installs it (``.ci/run``), so there a missing server fails.

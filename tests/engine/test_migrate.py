@@ -1,10 +1,7 @@
 """``migrate``: SQLite -> Redis -> SQLite copies every profile, link, order id, event, meta."""
 
-import importlib.util
 import random
-import sys
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
@@ -16,13 +13,6 @@ from segmint.engine.stores.redis import RedisStore
 
 pytestmark = pytest.mark.server
 T0 = datetime(2025, 3, 1, tzinfo=timezone.utc)
-HELPER = Path(__file__).resolve().parents[1] / "redis_server.py"
-
-if "segmint_tests_redis_server" not in sys.modules:  # loaded by path: importlib import mode
-    _spec = importlib.util.spec_from_file_location("segmint_tests_redis_server", HELPER)
-    sys.modules[_spec.name] = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(sys.modules[_spec.name])
-redis_server = sys.modules["segmint_tests_redis_server"].redis_server_fixture
 
 
 def shop_history(seed=7, customers=12, visitors=30):

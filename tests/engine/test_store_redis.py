@@ -37,8 +37,7 @@ def _load(name, path):
     return sys.modules[name]
 
 
-helper = _load("segmint_tests_redis_server", TESTS / "redis_server.py")
-redis_server = helper.redis_server_fixture
+helper = sys.modules["segmint_tests_redis_server"]  # loaded by tests/conftest.py (redis_server fixture)
 
 # -- the shared store contract, run against Redis ---------------------------------------------
 contract = _load("segmint_tests_store_contract", TESTS / "engine" / "test_store_contract.py")

@@ -2,10 +2,7 @@
 and ``Profiles.aget`` (the cache in front of it) with a fake async store."""
 
 import asyncio
-import importlib.util
-import sys
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 
@@ -16,21 +13,7 @@ from segmint.engine.profiles import Profiles
 from segmint.engine.stores import MemoryStore
 from segmint.engine.stores.redis import RedisStore
 
-TESTS = Path(__file__).resolve().parents[1]
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
-
-
-def _load(name, path):
-    if name not in sys.modules:  # importlib import mode: helpers are loaded by path, once
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-helper = _load("segmint_tests_redis_server", TESTS / "redis_server.py")
-redis_server = helper.redis_server_fixture
 
 
 @pytest.fixture

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import importlib.util
 import logging
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -26,21 +24,7 @@ from segmint.engine.stores.redis import RedisStore
 from segmint.middleware import SegmintMiddleware
 from segmint.middleware.context import Core, Overloaded
 
-TESTS = Path(__file__).resolve().parents[1]
 PAGE = '<html><body><div data-segmint-slot="cart"></div></body></html>'
-
-
-def _load(name: str, path: Path) -> Any:
-    if name not in sys.modules:  # importlib import mode: helpers are loaded by path, once
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-helper = _load("segmint_tests_redis_server", TESTS / "redis_server.py")
-redis_server = helper.redis_server_fixture
 
 
 class HeaderAuth(AuthenticationBackend):
