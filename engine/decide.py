@@ -188,10 +188,10 @@ def _decide_slot(
             reasons.append(f"campaign {campaign.id}: {why_not}")
             continue
         variant = assign_variant(campaign.seed, visitor_key, campaign.variants)
-        base = dict(slot=slot, campaign=campaign.id, variant=variant.name, segment=campaign.segment,
-                    strategy=variant.strategy, title=variant.title, coupon=variant.coupon)
         if variant.control:
-            return SlotDecision(**base, control=True, reasons=reasons)
+            return SlotDecision(slot=slot, campaign=campaign.id, variant=variant.name, segment=campaign.segment,
+                                strategy=variant.strategy, title=variant.title, coupon=variant.coupon,
+                                control=True, reasons=reasons)
         try:
             products = run_strategy(variant.strategy, context, variant.params)
         except Exception as exc:  # noqa: BLE001 - a broken strategy costs its campaign, not the page
@@ -206,7 +206,9 @@ def _decide_slot(
                 f"product{'s' if len(products) != 1 else ''}, fewer than min_items {campaign.min_items}"
             )
             continue
-        return SlotDecision(**base, products=products, reasons=reasons)
+        return SlotDecision(slot=slot, campaign=campaign.id, variant=variant.name, segment=campaign.segment,
+                            strategy=variant.strategy, title=variant.title, coupon=variant.coupon,
+                            products=products, reasons=reasons)
     if not reasons:
         reasons.append(f"no campaign targets slot {slot!r}")
     return SlotDecision(slot=slot, reasons=reasons)

@@ -51,6 +51,8 @@ def assign_variant(seed: str, visitor_key: str, variants: Sequence[V]) -> V:
     """
     if not variants:
         raise ValueError("assign_variant needs at least one variant")
+    if len(variants) == 1 and variants[0].weight > 0:  # one arm (most campaigns): no hashing
+        return variants[0]
     total = sum(v.weight for v in variants)
     if total <= 0:
         raise ValueError("variant weights sum to 0")
