@@ -39,9 +39,11 @@ log = logging.getLogger("segmint.plugins")
 
 
 def _implementations(pm: pluggy.PluginManager, hook_name: str) -> list[Any]:
-    caller = getattr(pm.hook, hook_name)
+    impls = getattr(pm.hook, hook_name).get_hookimpls()
+    if not impls:  # the usual case for observers on the request path
+        return impls
     # pluggy calls the *last* implementation first.
-    return [impl for impl in reversed(caller.get_hookimpls()) if not (impl.hookwrapper or impl.wrapper)]
+    return [impl for impl in reversed(impls) if not (impl.hookwrapper or impl.wrapper)]
 
 
 def hook_results(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> Iterator[tuple[str, Any]]:

@@ -209,7 +209,8 @@ def stamp_events(events: Sequence[Event], now: datetime | None = None) -> None:
     """Give events without ``at`` the time ``now`` and make every ``at`` aware UTC (in place)."""
     now = now or datetime.now(UTC)
     for event in events:
-        if event.at is None or event.at.tzinfo is None or event.at.utcoffset():
+        at = event.at
+        if at is None or (at.tzinfo is not UTC and (at.tzinfo is None or at.utcoffset())):
             _normalize(event, now)
 
 

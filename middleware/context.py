@@ -88,7 +88,7 @@ class Core:
         # visitor id -> customer id already linked by an identify event from this process.
         self._linked: LRUCache[str, str] = LRUCache(maxsize=50_000)
         self._linked_lock = threading.Lock()
-        self._rendered: LRUCache[tuple[Any, ...], str] = LRUCache(maxsize=1024)
+        self._rendered: LRUCache[tuple[Any, ...], Any] = LRUCache(maxsize=2048)  # str and bytes
         self._render_config: Any = None
         self._render_lock = threading.Lock()
         self._inline_until = 0.0  # the breaker: no inline decisions before this monotonic time
@@ -259,28 +259,42 @@ class Core:
         deciding; the renderer hook sees only the decision and the config, so equal inputs
         give equal HTML. The cache is dropped when a hot reload swaps the config.
         """
+        return self._cached(_render_key(slot_decision), lambda: self.runtime.render(slot_decision))
+
+    def widget(self, slot_decision: Any, charset: str) -> bytes:
+        """``render`` encoded for a page in ``charset`` (characters it lacks as references),
+        cached alongside: the bytes a page's slot is filled with."""
+        return self._cached((charset, _render_key(slot_decision)),
+                            lambda: self.render(slot_decision).encode(charset, "xmlcharrefreplace"))
+
+    def _cached(self, key: tuple[Any, ...], make: Callable[[], T]) -> T:
         config = self.runtime.config
-        key = (slot_decision.slot, slot_decision.campaign, slot_decision.variant, slot_decision.segment,
-               slot_decision.title, slot_decision.strategy, slot_decision.coupon, slot_decision.control,
-               tuple(p.sku for p in slot_decision.products))
         with self._render_lock:
             if self._render_config is not config:
                 self._rendered.clear()
                 self._render_config = config
-            html = self._rendered.get(key)
-        if html is None:
-            html = self.runtime.render(slot_decision)
+            value = self._rendered.get(key)
+        if value is None:
+            value = make()
             with self._render_lock:
                 if self._render_config is config:
-                    self._rendered[key] = html
-        return html
+                    self._rendered[key] = value
+        return value
 
     def decide(self, identity: Identity, profile: Profile, slots: Iterable[str], path: str,
-               exclude: Iterable[str] = ()) -> Any:
-        """Decide (blocking). ``exclude``: skus already on the page (a product page's own)."""
+               exclude: Iterable[str] = (), now: datetime | None = None) -> Any:
+        """Decide (blocking). ``exclude``: skus already on the page (a product page's own);
+        ``now``: the request's time when the caller has it already."""
         visitor = identity.visitor_id if identity.personalize and identity.visitor_id else _ANONYMOUS_ID
-        return self.runtime.decide(profile, list(slots), path=path, visitor_id=visitor, now=self.now(),
-                                   exclude=tuple(exclude))
+        return self.runtime.decide(profile, slots, path=path, visitor_id=visitor, now=now or self.now(),
+                                   exclude=exclude)
+
+
+def _render_key(slot_decision: Any) -> tuple[Any, ...]:
+    """What a rendered widget depends on besides the config."""
+    return (slot_decision.slot, slot_decision.campaign, slot_decision.variant, slot_decision.segment,
+            slot_decision.title, slot_decision.strategy, slot_decision.coupon, slot_decision.control,
+            tuple([p.sku for p in slot_decision.products]))
 
 
 def consume_exception(future: asyncio.Future[Any]) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import datetime
 from typing import Any
 
 from .context import Core, Overloaded, Settings
@@ -185,15 +186,16 @@ class Responder:
         slots, marked = scan_page(body)
         sku = self._path_sku() or marked
         decision, widgets, failure = None, {}, None
+        now = self.core.now()  # one time for the decision and the events it leads to
         if slots:
             names = [s.name for s in slots]
             try:
                 profile = self.state.profile_now()
                 if profile is not None and self.core.decides_inline():
-                    decision, widgets = self.core.run_inline(self._decide_and_render, profile, names, sku,
+                    decision, widgets = self.core.run_inline(self._decide_and_render, profile, names, sku, now,
                                                              budget=self.settings.budget)
                 else:
-                    decision, widgets = await asyncio.wait_for(self._personalize(names, sku, profile),
+                    decision, widgets = await asyncio.wait_for(self._personalize(names, sku, profile, now),
                                                                self.settings.budget)
             except (asyncio.TimeoutError, TimeoutError):
                 failure = "budget"
@@ -205,35 +207,38 @@ class Responder:
                 failure = "error"
                 self.core.counters.failure("decide", exc)
         out = fill_slots(body, slots, widgets) if widgets else body
-        self._track(sku, decision if failure is None else None)
+        self._track(sku, decision if failure is None else None, now)
         if out is not body:
             self.core.counters.incr("personalized")
         debug = debug_value(self.state, slots, decision, failure) if self.settings.debug and slots else None
         return self._headers(out, changed=out is not body, debug=debug), out
 
-    def _personalize(self, names: list[str], sku: str | None, profile: Any) -> Any:
+    def _personalize(self, names: list[str], sku: str | None, profile: Any, now: datetime) -> Any:
         """An awaitable of (decision, widgets) from the pool: a bare pool future when the
         profile is ready."""
         if profile is not None:
-            return self.core.submit(self._decide_and_render, profile, names, sku)
-        return self._load_and_personalize(names, sku)
+            return self.core.submit(self._decide_and_render, profile, names, sku, now)
+        return self._load_and_personalize(names, sku, now)
 
-    async def _load_and_personalize(self, names: list[str], sku: str | None) -> tuple[Any, dict[str, bytes]]:
+    async def _load_and_personalize(self, names: list[str], sku: str | None,
+                                    now: datetime) -> tuple[Any, dict[str, bytes]]:
         profile = await self.state.profile()
         if self.core.decides_inline():  # the load was the part that needed a thread
-            return self.core.run_inline(self._decide_and_render, profile, names, sku, budget=self.settings.budget)
-        return await self.core.submit(self._decide_and_render, profile, names, sku)
+            return self.core.run_inline(self._decide_and_render, profile, names, sku, now,
+                                        budget=self.settings.budget)
+        return await self.core.submit(self._decide_and_render, profile, names, sku, now)
 
-    def _decide_and_render(self, profile: Any, names: list[str], sku: str | None) -> tuple[Any, dict[str, bytes]]:
+    def _decide_and_render(self, profile: Any, names: list[str], sku: str | None,
+                           now: datetime) -> tuple[Any, dict[str, bytes]]:
         """Decide for the slots found, render each shown widget (on the loop or in the pool)."""
-        decision = self.core.decide(self.state.identity, profile, names, self.state.path, (sku,) if sku else ())
+        decision = self.core.decide(self.state.identity, profile, names, self.state.path, (sku,) if sku else (),
+                                    now)
         widgets: dict[str, bytes] = {}
-        render = self.core.render
         for name, slot_decision in decision.slots.items():
             if slot_decision.campaign and not slot_decision.control and slot_decision.products:
-                html = render(slot_decision)
+                html = self.core.widget(slot_decision, self.charset)
                 if html:
-                    widgets[name] = html.encode(self.charset, "xmlcharrefreplace")
+                    widgets[name] = html
         return decision, widgets
 
     # -- tracking ----------------------------------------------------------------------------
@@ -243,14 +248,14 @@ class Responder:
         match = pattern.match(self.state.path) if pattern is not None else None
         return match["sku"] if match else None
 
-    def _track(self, sku: str | None, decision: Any) -> None:
+    def _track(self, sku: str | None, decision: Any, now: datetime | None = None) -> None:
         """Queue page view, product view and impressions (never raises: counted instead)."""
         state, settings = self.state, self.settings
         identity = state.identity
         if not identity.track:
             return
         try:
-            now = self.core.now()
+            now = now or self.core.now()
             events: list[Any] = []
             self.core.link(identity, events)
             if settings.track_page_views:

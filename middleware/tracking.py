@@ -98,20 +98,20 @@ def _ids(identity: Identity) -> dict[str, Any]:
 
 
 def page_view_event(identity: Identity, path: str, now: datetime) -> PageView:
-    return PageView(path=path[:2048], at=now, **_ids(identity))
+    return PageView(path=path[:2048], at=now, visitor_id=identity.visitor_id, customer_id=identity.customer_id)
 
 
 def product_view_event(identity: Identity, sku: str, now: datetime) -> ProductView:
-    return ProductView(sku=sku[:128], at=now, **_ids(identity))
+    return ProductView(sku=sku[:128], at=now, visitor_id=identity.visitor_id, customer_id=identity.customer_id)
 
 
 def impression_event(identity: Identity, slot_decision: Any, now: datetime) -> Impression:
     """An impression of one slot's decision; a control-group decision records ``control``."""
-    variant = CONTROL_VARIANT if getattr(slot_decision, "control", False) else slot_decision.variant
-    skus = [p.sku for p in (slot_decision.products or ())][:100]
+    variant = CONTROL_VARIANT if slot_decision.control else slot_decision.variant
+    skus = [p.sku for p in slot_decision.products[:100]] if slot_decision.products else []
     return Impression(
         campaign=slot_decision.campaign, variant=variant, slot=slot_decision.slot, skus=skus,
-        at=now, **_ids(identity),
+        at=now, visitor_id=identity.visitor_id, customer_id=identity.customer_id,
     )
 
 

@@ -15,12 +15,11 @@ is asked first and wins. The rules here:
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import threading
+import re
 from collections.abc import Iterable, MutableMapping
 from typing import Any
-
-from cachetools import LRUCache
 
 from segmint.engine.hookspecs import hookimpl
 from segmint.engine.identity import Identity
@@ -41,20 +40,23 @@ def _bot_needles(needles: tuple[str, ...]) -> tuple[bytes, ...]:
 
 # Verified cookie values -> visitor id. Verifying is an HMAC per request; a returning visitor
 # sends the same value each time. Keyed by (secret, value): only values that verified are
-# stored, so a forged value can never be answered from here. Bounded; shared across threads.
-_verified: LRUCache[tuple[str, str], str] = LRUCache(maxsize=20_000)
-_verified_lock = threading.Lock()
+# stored, so a forged value can never be answered from here, nor push good ones out. A plain
+# dict (reads and writes are atomic under the GIL: no lock on the request path), bounded by
+# dropping the oldest entry.
+_VERIFIED_MAX = 20_000
+_verified: dict[tuple[str, str], str] = {}
 
 
 def _verify(token: str, secret: str) -> str | None:
     key = (secret, token)
-    with _verified_lock:
-        visitor_id = _verified.get(key)
+    visitor_id = _verified.get(key)
     if visitor_id is None:
         visitor_id = verify(token, secret)
         if visitor_id is not None:
-            with _verified_lock:
-                _verified[key] = visitor_id
+            _verified[key] = visitor_id
+            if len(_verified) > _VERIFIED_MAX:
+                with contextlib.suppress(KeyError, RuntimeError, StopIteration):  # raced another thread
+                    del _verified[next(iter(_verified))]
     return visitor_id
 
 
@@ -65,16 +67,22 @@ def _header(scope: MutableMapping[str, Any], name: bytes) -> bytes | None:
     return None
 
 
+@functools.lru_cache(maxsize=16)
+def _cookie_pattern(name: str) -> re.Pattern[bytes]:
+    """``name=value`` as the first cookie of that exact name in a Cookie header."""
+    return re.compile(rb"(?:^|;)[ \t]*" + re.escape(name.encode("latin-1")) + rb"[ \t]*=([^;]*)")
+
+
 def read_cookie(scope: MutableMapping[str, Any], name: str) -> str | None:
     """The value of cookie ``name`` in the request, or None (first occurrence wins)."""
-    wanted = name.encode("latin-1")
+    pattern = None
     for key, value in scope.get("headers") or ():
-        if key != b"cookie" or wanted not in value:
+        if key != b"cookie":
             continue
-        for part in value.split(b";"):
-            cookie_name, eq, cookie_value = part.partition(b"=")
-            if eq and cookie_name.strip() == wanted:
-                return cookie_value.strip().strip(b'"').decode("latin-1")
+        pattern = pattern or _cookie_pattern(name)
+        match = pattern.search(value)
+        if match is not None:
+            return match[1].strip().strip(b'"').decode("latin-1")
     return None
 
 
