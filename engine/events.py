@@ -207,10 +207,10 @@ def _normalize(event: Event, now: datetime) -> None:
 
 def stamp_events(events: Sequence[Event], now: datetime | None = None) -> None:
     """Give events without ``at`` the time ``now`` and make every ``at`` aware UTC (in place)."""
-    now = now or datetime.now(UTC)
     for event in events:
         at = event.at
         if at is None or (at.tzinfo is not UTC and (at.tzinfo is None or at.utcoffset())):
+            now = now or datetime.now(UTC)  # read the clock only when an event needs it
             _normalize(event, now)
 
 

@@ -278,13 +278,13 @@ class Segmint:
     # -- events ---------------------------------------------------------------------------------
 
     def _events(self, events: Iterable[Event | Mapping[str, Any]]) -> list[Event]:
-        now = self.clock()
         items = list(events)
         if all(isinstance(e, msgspec.Struct) for e in items):
-            stamp_events(items, now)  # type: ignore[arg-type]
+            # Events built in process usually carry their time: the clock only when one does not.
+            stamp_events(items, self.clock() if any(e.at is None for e in items) else None)  # type: ignore[arg-type, union-attr]
             return items  # type: ignore[return-value]
         decoded, errors = decode_events([e if isinstance(e, Mapping) else msgspec.to_builtins(e) for e in items],
-                                        now=now)
+                                        now=self.clock())
         if errors:
             raise errors[0] if len(errors) == 1 else EventError(
                 f"{len(errors)} invalid events; first: {errors[0]}", index=errors[0].index, field=errors[0].field)

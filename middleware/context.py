@@ -41,6 +41,8 @@ _IDENTIFY_ARGS = ("scope", "config")
 INLINE_LIMIT = 0.005
 INLINE_STRIKES = 3
 INLINE_COOLDOWN = 60.0
+#: Rendered widgets kept (str and page bytes); the cache starts over when full.
+RENDER_CACHE_SIZE = 2048
 
 
 class Overloaded(Exception):
@@ -88,9 +90,8 @@ class Core:
         # visitor id -> customer id already linked by an identify event from this process.
         self._linked: LRUCache[str, str] = LRUCache(maxsize=50_000)
         self._linked_lock = threading.Lock()
-        self._rendered: LRUCache[tuple[Any, ...], Any] = LRUCache(maxsize=2048)  # str and bytes
+        self._rendered: dict[tuple[Any, ...], Any] = {}  # widget HTML (str) and its bytes
         self._render_config: Any = None
-        self._render_lock = threading.Lock()
         self._inline_until = 0.0  # the breaker: no inline decisions before this monotonic time
         self._strikes: deque[float] = deque(maxlen=INLINE_STRIKES)  # when slow ones happened
 
@@ -268,17 +269,19 @@ class Core:
                             lambda: self.render(slot_decision).encode(charset, "xmlcharrefreplace"))
 
     def _cached(self, key: tuple[Any, ...], make: Callable[[], T]) -> T:
+        # A plain dict swapped whole on reload or when full: a read is one atomic ``get``
+        # under the GIL, with no lock and no LRU bookkeeping on the request path.
         config = self.runtime.config
-        with self._render_lock:
-            if self._render_config is not config:
-                self._rendered.clear()
-                self._render_config = config
-            value = self._rendered.get(key)
+        cache = self._rendered
+        if self._render_config is not config:
+            cache = self._rendered = {}
+            self._render_config = config
+        value = cache.get(key)
         if value is None:
             value = make()
-            with self._render_lock:
-                if self._render_config is config:
-                    self._rendered[key] = value
+            if len(cache) >= RENDER_CACHE_SIZE:
+                cache = self._rendered = {}
+            cache[key] = value
         return value
 
     def decide(self, identity: Identity, profile: Profile, slots: Iterable[str], path: str,

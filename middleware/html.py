@@ -46,6 +46,9 @@ _ELEMENT_SLOT = re.compile(
 _COMMENT_SLOT = re.compile(rb"<!--\s{0,16}segmint:slot\s{1,16}(?P<name>[^\s<>]{1,256})\s{0,16}-->")
 _PRODUCT = re.compile(rb"\sdata-segmint-product\s*=\s*" + _ATTR_VALUE)
 _NEEDLE = b"segmint"
+#: Slot elements up to this many bytes are memoized (``_element_slot``), this many of them.
+_MEMO_BYTES, _MEMO_SIZE = 512, 256
+_memo: dict[tuple[int, bytes], tuple[SlotMatch | None, int]] = {}
 
 
 class SlotMatch(msgspec.Struct, frozen=True):
@@ -81,18 +84,45 @@ def _decode_name(raw: bytes) -> str | None:
 
 
 def _element_slot(body: bytes, pos: int) -> tuple[SlotMatch | None, int]:
-    """The element slot whose ``data-segmint-slot`` attribute is at ``pos``; where to go on."""
+    """The element slot whose ``data-segmint-slot`` attribute is at ``pos``; where to go on.
+
+    Pages of one template repeat the same slot markup on every view, so the answer is
+    memoized on the element's own bytes (from its ``<`` to the ``>`` that would close it):
+    a match lies within them, so equal bytes give the same match, shifted.
+    """
     start = body.rfind(b"<", max(0, pos - _MAX_TAG), pos)
-    m = _ELEMENT_SLOT.match(body, start) if start != -1 else None
-    if m is None or not m.start("before") <= pos <= m.end("after"):
+    if start == -1:
         return None, pos + 1
+    open_end = body.find(b">", pos)
+    inner_end = body.find(b"<", open_end) if open_end != -1 else -1
+    close_end = body.find(b">", inner_end) if inner_end != -1 else -1
+    end = (close_end if close_end != -1 else open_end) + 1
+    key = (pos - start, body[start:end]) if 0 < end - start <= _MEMO_BYTES else None
+    found = _memo.get(key) if key is not None else None
+    if found is None:
+        found = _element_at(body, start, pos)
+        if key is not None:
+            if len(_memo) >= _MEMO_SIZE:
+                _memo.clear()
+            _memo[key] = found
+    slot, resume = found
+    if slot is None:
+        return None, start + resume
+    return SlotMatch(slot.name, start + slot.start, start + slot.end, slot.prefix, slot.suffix), start + resume
+
+
+def _element_at(body: bytes, start: int, pos: int) -> tuple[SlotMatch | None, int]:
+    """``_element_slot`` without the memo; offsets relative to ``start``."""
+    m = _ELEMENT_SLOT.match(body, start)
+    if m is None or not m.start("before") <= pos <= m.end("after"):
+        return None, pos + 1 - start
     name = _decode_name(_attr(m))
     if name is None:
-        return None, m.end()
+        return None, m.end() - start
     tag = m["tag"]
     end_of_open = m.start("selfclose") if m["selfclose"] else m.start("inner") - 1
     open_tag = b"<" + tag + body[m.end("tag") : end_of_open].rstrip() + b">"
-    return SlotMatch(name, m.start(), m.end(), open_tag, b"</" + tag + b">"), m.end()
+    return SlotMatch(name, 0, m.end() - start, open_tag, b"</" + tag + b">"), m.end() - start
 
 
 def _comment_slot(body: bytes, pos: int) -> tuple[SlotMatch | None, int]:

@@ -90,3 +90,54 @@ def test_hostile_page_is_fast_enough_to_finish():
     # Many unterminated tags: each match attempt is bounded, so this completes promptly.
     body = b"<div data-segmint-slot=x " * 20_000
     assert find_slots(body) == []
+
+
+_SNIPPETS = [
+    b'<div data-segmint-slot="cart"></div>', b"<DIV data-segmint-slot='home'>loading</div >",
+    b'<section class="w" data-segmint-slot=side/>', b'<div data-segmint-slot="cart" data-segmint-slot="x"></div>',
+    b'<div data-segmint-slot="bad name"></div>', b'<div data-segmint-slot="n"><p>nested</p></div>',
+    b'<span data-segmint-product="sku-1"></span>', b"<!-- segmint:slot cmt -->",
+    b'<div data-segmint-slot="cart">', b"<div ", b"data-segmint-slot=", b'"x"', b">", b"</div>", b"</p>",
+    b"<", b"text ", b"<p>", b"\n",
+]
+
+
+@settings(max_examples=300)
+@given(st.lists(st.sampled_from(_SNIPPETS), max_size=12), st.integers(min_value=0, max_value=3))
+def test_memoized_slot_elements_match_a_fresh_scan(parts: list[bytes], pad: int):
+    # The same slot markup seen again (at another offset, after other markup) answers from the
+    # memo; it must give exactly what matching the page afresh gives.
+    from segmint.middleware import html
+
+    body = b"".join(parts)
+    pages = [body, b"<p>" * pad + body, b"<b>x</b>" + body + body]
+    remembered = [html.scan_page(page) for page in pages for _ in range(2)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(html, "_element_slot", _unmemoized_element_slot)
+        fresh = [html.scan_page(page) for page in pages for _ in range(2)]
+    assert remembered == fresh
+
+
+def _unmemoized_element_slot(body: bytes, pos: int):  # the matcher as it was before the memo
+    from segmint.middleware import html
+
+    start = body.rfind(b"<", max(0, pos - html._MAX_TAG), pos)
+    m = html._ELEMENT_SLOT.match(body, start) if start != -1 else None
+    if m is None or not m.start("before") <= pos <= m.end("after"):
+        return None, pos + 1
+    name = html._decode_name(html._attr(m))
+    if name is None:
+        return None, m.end()
+    tag = m["tag"]
+    end_of_open = m.start("selfclose") if m["selfclose"] else m.start("inner") - 1
+    open_tag = b"<" + tag + body[m.end("tag"):end_of_open].rstrip() + b">"
+    return html.SlotMatch(name, m.start(), m.end(), open_tag, b"</" + tag + b">"), m.end()
+
+
+def test_the_slot_memo_stays_bounded():
+    from segmint.middleware import html
+
+    for i in range(html._MEMO_SIZE * 3):
+        body = f'<p>{i}</p><div data-segmint-slot="s{i}"></div>'.encode()
+        assert [s.name for s in find_slots(body)] == [f"s{i}"]
+        assert len(html._memo) <= html._MEMO_SIZE
