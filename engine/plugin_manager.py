@@ -58,6 +58,26 @@ def _import_plugin(name: str) -> ModuleType:
         raise PluginError(f"cannot import plugin module: {exc}", plugin=name) from exc
 
 
+class SegmintPluginManager(pluggy.PluginManager):
+    """pluggy's manager, counting registrations: ``generation`` changes whenever the set of
+    plugins may have, so a per-request check (``Segmint.decides_on_loop``) can tell that
+    nothing changed without listing every plugin."""
+
+    generation = 0
+
+    def register(self, plugin: Any, name: str | None = None) -> str | None:
+        self.generation += 1
+        return super().register(plugin, name)
+
+    def unregister(self, plugin: Any = None, name: str | None = None) -> Any:
+        self.generation += 1
+        return super().unregister(plugin, name)
+
+    def set_blocked(self, name: str) -> None:
+        self.generation += 1
+        super().set_blocked(name)
+
+
 def get_plugin_manager(
     extra_plugins: Iterable[str | ModuleType | Any] = (),
     *,
@@ -70,7 +90,7 @@ def get_plugin_manager(
     plugin objects. ``check_pending()`` runs last, so a misspelled ``segmint_*`` hook name in
     any plugin fails here, naming the plugin.
     """
-    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm = SegmintPluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     for name in builtins:
         pm.register(_import_plugin(name), name=name)

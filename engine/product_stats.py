@@ -217,7 +217,11 @@ class ProductStats:
 
     def bestsellers(self, window_days: int | None = 30, category: str | None = None) -> list[str]:
         """Skus by units sold in the last ``window_days`` (None: all time), best first."""
-        return list(self._rank.get((self._window(window_days), category), ()))
+        return list(self.ranked(window_days, category))
+
+    def ranked(self, window_days: int | None = 30, category: str | None = None) -> tuple[str, ...]:
+        """``bestsellers`` without the copy (the stats' own tuple): for the request path."""
+        return self._rank.get((self._window(window_days), category), ())
 
     def units(self, sku: str, window_days: int | None = None) -> int:
         return self._units[self._window(window_days)].get(sku, 0)

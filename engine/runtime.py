@@ -167,7 +167,10 @@ class Segmint:
         memory (the caller checks the cache). The middleware then decides without a thread hop.
         """
         state = self._state
-        registered = len(state.pm.get_plugins())  # a plugin registered after startup counts too
+        # A plugin registered after startup counts too.
+        registered = getattr(state.pm, "generation", None)
+        if registered is None:  # a plain pluggy manager: count its plugins
+            registered = len(state.pm.get_plugins())
         cached = self._loop_check
         if cached is None or cached[0] is not state or cached[1] != registered:
             cached = self._loop_check = (state, registered, not blocking_plugins(state.pm))

@@ -24,7 +24,7 @@ def products_for(catalog: Catalog, skus: Iterable[str]) -> Iterator[Product]:
 
 def bestseller_products(ctx: StrategyContext, window_days: int | None = 30,
                         category: str | None = None) -> Iterator[Product]:
-    return products_for(ctx.catalog, ctx.stats.bestsellers(window_days, category))
+    return products_for(ctx.catalog, ctx.stats.ranked(window_days, category))
 
 
 def top_categories(counts: Mapping[str, int | float], n: int = 3) -> list[str]:
