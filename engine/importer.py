@@ -91,16 +91,35 @@ def _time(value: str) -> datetime:
 
 
 class _Counter:
-    """Iterate a binary file as text lines, counting bytes for the progress callback."""
+    """Iterate a binary file as text lines, counting bytes for the progress callback.
+
+    A line that is not UTF-8 is passed on decoded with replacement characters and its number
+    noted in ``undecodable``, so the reader rejects that line (naming it) instead of the
+    whole import stopping at it.
+    """
 
     def __init__(self, handle) -> None:
         self.handle = handle
         self.bytes = 0
+        self.undecodable: set[int] = set()
 
     def __iter__(self) -> Iterator[str]:
-        for raw in self.handle:
+        for number, raw in enumerate(self.handle, 1):
             self.bytes += len(raw)
-            yield raw.decode("utf-8-sig" if self.bytes == len(raw) else "utf-8")
+            try:
+                text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError:
+                self.undecodable.add(number)
+                text = raw.decode("utf-8", "replace")
+            yield text
+
+    def bad_text(self, last_line: int) -> bool:
+        """True when a line up to ``last_line`` (the end of the current row) was not UTF-8;
+        those lines are forgotten, so each counts for one row."""
+        if not self.undecodable or min(self.undecodable) > last_line:
+            return False
+        self.undecodable = {n for n in self.undecodable if n > last_line}
+        return True
 
 
 def _csv_orders(lines: _Counter, report: ImportReport) -> Iterator[Order]:
@@ -122,6 +141,8 @@ def _csv_orders(lines: _Counter, report: ImportReport) -> Iterator[Order]:
         line = reader.line_num
         report.lines += 1
         try:
+            if lines.bad_text(line):
+                raise _Bad("not UTF-8 text")
             if len(row) != width:
                 raise _Bad(f"expected {width} columns, got {len(row)}")
             order_id = _id(row[i_order], "order_id")
@@ -166,6 +187,9 @@ def _jsonl_orders(lines: _Counter, report: ImportReport) -> Iterator[Order]:
         if not text.strip():
             continue
         report.lines += 1
+        if lines.bad_text(number):
+            report.reject(number, "not UTF-8 text")
+            continue
         try:
             order = _order_decoder.decode(text)
         except msgspec.ValidationError as exc:

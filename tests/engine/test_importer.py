@@ -148,3 +148,25 @@ def test_a_sqlite_import_syncs_once_at_the_end_and_restores_full_durability(tmp_
     raw = sqlite3.connect(tmp_path / "p.db")  # checkpointed: readable from the main file
     assert raw.execute("SELECT count(*) FROM orders").fetchone()[0] == 1
     raw.close()
+
+
+def test_a_line_that_is_not_utf8_is_rejected_by_number_and_the_rest_imported(tmp_path):
+    # A file exported with a legacy encoding: the bad line is reported, the import goes on.
+    path = tmp_path / "orders.csv"
+    path.write_bytes(HEADER.encode()
+                     + b"o1,c1,2025-01-01T10:00:00Z,serum,skincare,1,30.0,,\n"
+                     + b"o2,c1,2025-01-02T10:00:00Z,cr\xe8me,skincare,1,20.0,,\n"   # line 3: latin-1
+                     + b"o3,c2,2025-01-03T10:00:00Z,sock,basics,2,2,,\n")
+    store = MemoryStore()
+    report = import_orders(path, store)
+    assert report.rejected == [(3, "not UTF-8 text (order skipped)")]
+    assert (report.lines, report.orders) == (3, 2)
+    assert store.load(customer_id="c1").purchased_skus == ["serum"]
+
+    jsonl = tmp_path / "orders.jsonl"
+    good = json.dumps({"order_id": "j1", "customer_id": "c9", "at": "2025-01-01T10:00:00Z",
+                       "items": [{"sku": "a", "price": 1.0}]}).encode()
+    jsonl.write_bytes(good + b"\n" + good.replace(b'"a"', b'"\xff"').replace(b"j1", b"j2") + b"\n")
+    report = import_orders(jsonl, store)
+    assert report.rejected == [(2, "not UTF-8 text")]
+    assert report.orders == 1
