@@ -38,7 +38,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 logger = logging.getLogger("segmint.middleware")
 _CLICK_NEEDLE = CLICK_PARAM.encode() + b"="
-_HTML_ACCEPT = b"text/html"
 
 
 class SegmintMiddleware:
@@ -93,17 +92,15 @@ class SegmintMiddleware:
         if scope["path"].startswith(settings.prefix) and await self.endpoints.handle(scope, receive, send, settings):
             return
         try:
-            if _CLICK_NEEDLE in scope.get("query_string", b""):
+            query = scope.get("query_string")
+            if query and _CLICK_NEEDLE in query:
                 self._strip_click(scope, settings)
             state = SegmintState(self.core, scope, settings.config, scope["path"])
             scope.setdefault("state", {})["segmint"] = state
             # Only GET pages are rewritten; other methods, and clients that said they take no
             # HTML (``Accept: application/json``), see request.state.segmint too.
-            accept = _accept_header(scope)
-            if scope["method"] == "GET" and _may_take_html(accept):
-                responder = self._responder(state, scope, send, settings, accept)
-            else:
-                responder = None
+            accept = _accept_kind(scope) if scope["method"] == "GET" else _NO_HTML
+            responder = self._responder(state, scope, send, settings, accept) if accept else None
         except Exception as exc:  # noqa: BLE001 - fail open: the app answers as if we were not here
             self.counters.failure("request", exc)
             responder = None
@@ -119,10 +116,10 @@ class SegmintMiddleware:
         await responder.close()
 
     def _responder(self, state: SegmintState, scope: Scope, send: Send, settings: Any,
-                   accept: bytes | None) -> Responder:
+                   accept: int) -> Responder:
         # Browser page loads: identify and start the profile load now, concurrently with the
         # app. Other clients (APIs, assets): only if the response turns out to be HTML.
-        if accept is not None and _HTML_ACCEPT in accept:
+        if accept == _PAGE:
             try:
                 state.start_profile()
             except Overloaded:  # the pool is backed up: decide later, or not at all
@@ -215,15 +212,32 @@ class SegmintMiddleware:
             self.counters.failure("shutdown", error)
 
 
-def _accept_header(scope: Scope) -> bytes | None:
+#: What a request's Accept header says of HTML (``_accept_kind``): none of it (the response
+#: is never a page to fill), maybe (no header, ``*/*``, ``text/*``), or a page load.
+_NO_HTML, _MAYBE, _PAGE = 0, 1, 2
+_ACCEPT_KINDS: dict[bytes, int] = {}
+_ACCEPT_KINDS_MAX = 512
+
+
+def _accept_kind(scope: Scope) -> int:
+    """``_NO_HTML`` when the client's Accept header rules HTML out (``application/json``, an
+    image type): such a response's ``send`` is not even wrapped. ``_PAGE`` when it asks for
+    HTML by name (a browser's page load), else ``_MAYBE``.
+
+    Clients send a handful of distinct Accept values, so the answer is remembered per value.
+    """
     for key, value in scope.get("headers") or ():
         if key == b"accept":
-            return value.lower()
-    return None
-
-
-def _may_take_html(accept: bytes | None) -> bool:
-    """False when the client's Accept header rules HTML out (``application/json``, an image
-    type): such a response is never a page to fill, so its ``send`` is not even wrapped.
-    No header, ``*/*``, ``text/*`` or an HTML type: the response may be a page."""
-    return accept is None or b"html" in accept or b"*/*" in accept or b"text/*" in accept
+            break
+    else:
+        return _MAYBE
+    kind = _ACCEPT_KINDS.get(value)
+    if kind is None:
+        lower = value.lower()
+        kind = (_PAGE if b"text/html" in lower
+                else _MAYBE if b"html" in lower or b"*/*" in lower or b"text/*" in lower
+                else _NO_HTML)
+        if len(_ACCEPT_KINDS) >= _ACCEPT_KINDS_MAX:
+            _ACCEPT_KINDS.clear()
+        _ACCEPT_KINDS[value] = kind
+    return kind
