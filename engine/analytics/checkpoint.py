@@ -115,10 +115,11 @@ class ReportCheckpoint:
                         self.meta_name, exc)
             return None
 
-    def save(self, attributor: Attributor, position: float, fingerprint: list[float]) -> bool:
-        """Save ``attributor`` (fed every event before ``position``) unless a later valid
-        checkpoint is already saved; ``fingerprint`` must be taken before the events were read."""
-        if self.later_position is not None and self.later_position >= position:
+    def save(self, attributor: Attributor, position: float, fingerprint: list[float], *, read: int) -> bool:
+        """Save ``attributor`` (fed every event before ``position``) when this pass ``read`` at
+        least ``MIN_EVENTS`` events and no later valid checkpoint is saved already;
+        ``fingerprint`` must be taken before the events were read."""
+        if read < MIN_EVENTS or (self.later_position is not None and self.later_position >= position):
             return False
         state = msgspec.msgpack.encode(attributor.state())
         saved = _Saved(FORMAT, self.window_days, self.campaign, self.since, position, fingerprint,

@@ -20,7 +20,6 @@ from typing import Any
 
 from ..config_schema import CONTROL_VARIANT  # the name holdout exposures are recorded under
 from ..stores.base import ProfileStore
-from . import checkpoint as checkpoint_module
 from .attribution import ATTRIBUTION_EVENT_TYPES, DEFAULT_WINDOW_DAYS, Attributor, VariantTotals
 from .checkpoint import SETTLE_SECONDS, ReportCheckpoint
 from .stats import METHOD, Lift, two_proportion_test
@@ -261,8 +260,7 @@ def build_report(store: ProfileStore, *, since: datetime | None = None, until: d
         fingerprint = saved.fingerprint(position)  # before reading: an event added meanwhile voids it
         read_before = attributor.result().events
         read(start, datetime.fromtimestamp(position, timezone.utc))
-        if attributor.result().events - read_before >= checkpoint_module.MIN_EVENTS:
-            saved.save(attributor, position, fingerprint)
+        saved.save(attributor, position, fingerprint, read=attributor.result().events - read_before)
         start = position
     read(start, limit)
     return report_from_attribution(attributor.result(), now=now, since=since, until=limit, control=control)
