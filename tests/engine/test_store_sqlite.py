@@ -167,3 +167,41 @@ def test_a_writer_waits_for_busy_timeout_then_fails_clearly_while_readers_go_on(
     store.append([order("o2")])
     assert store.load(customer_id="c1").orders == 2
     store.close()
+
+
+def test_a_replaced_file_refuses_the_write_and_drops_this_threads_connections(tmp_path):
+    path = tmp_path / "p.db"
+    store = SQLiteStore(str(path))
+    store.append([order("o1")])
+    assert store.load(customer_id="c1").orders == 1  # opens this thread's lookup connection
+    lookup = store._lookup_connection()
+
+    other = SQLiteStore(str(tmp_path / "other.db"))
+    other.append([order("x1", customer="c2")])
+    other.close()
+    (tmp_path / "other.db").replace(path)
+
+    with pytest.raises(StoreError, match="removed or replaced"):
+        store.append([order("o2")])  # not acknowledged into the removed file
+    # Both of this thread's connections read the removed file: both are reopened.
+    assert store._lookup_connection() is not lookup
+    with pytest.raises(sqlite3.ProgrammingError):
+        lookup.execute("SELECT 1")
+    store.close()
+
+
+def test_lookups_read_through_a_memory_map_and_bulk_reads_do_not(tmp_path):
+    path = str(tmp_path / "p.db")
+    mapped = SQLiteStore(path, mmap_size=2**20)
+    mapped.append([order("o1")])
+    assert mapped.load(customer_id="c1").orders == 1
+    assert mapped._lookup_connection().execute("PRAGMA mmap_size").fetchone()[0] == 2**20
+    assert mapped._thread_connection().execute("PRAGMA mmap_size").fetchone()[0] == 0
+    mapped.close()
+    plain = SQLiteStore(path, mmap_size=0)
+    assert plain.load(customer_id="c1").orders == 1
+    assert plain._lookup_connection().execute("PRAGMA mmap_size").fetchone()[0] == 0
+    plain.close()
+    for bad in (-1, 1.5, True, "256M"):
+        with pytest.raises(ValueError, match="mmap_size"):
+            SQLiteStore(path, mmap_size=bad)
