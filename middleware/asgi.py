@@ -91,6 +91,7 @@ class SegmintMiddleware:
         # segmint's own API (errors there are segmint's own responses, not the app's).
         if scope["path"].startswith(settings.prefix) and await self.endpoints.handle(scope, receive, send, settings):
             return
+        state: SegmintState | None = None
         try:
             query = scope.get("query_string")
             if query and _CLICK_NEEDLE in query:
@@ -104,16 +105,20 @@ class SegmintMiddleware:
         except Exception as exc:  # noqa: BLE001 - fail open: the app answers as if we were not here
             self.counters.failure("request", exc)
             responder = None
-        if responder is None:
-            await self.app(scope, receive, send)
-            return
         try:
-            await self.app(scope, receive, responder)
-        except BaseException:
-            with contextlib.suppress(Exception):  # the app's error is the one that matters
-                await responder.close()
-            raise
-        await responder.close()
+            if responder is None:
+                await self.app(scope, receive, send)
+                return
+            try:
+                await self.app(scope, receive, responder)
+            except BaseException:
+                with contextlib.suppress(Exception):  # the app's error is the one that matters
+                    await responder.close()
+                raise
+            await responder.close()
+        finally:
+            if state is not None:
+                state.release()
 
     def _responder(self, state: SegmintState, scope: Scope, send: Send, settings: Any,
                    accept: int) -> Responder:

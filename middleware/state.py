@@ -101,6 +101,19 @@ class SegmintState:
         """The HTML widget of one slot's decision (escaped by the renderer; "" for none)."""
         return self._core.render(slot_decision)
 
+    def release(self) -> None:
+        """The request is over: leave the scope.
+
+        The scope holds this object (``scope["state"]["segmint"]``) and this object holds the
+        scope, so every request would be a reference cycle, freed only by the cyclic garbage
+        collector (a collection every ~140 requests, and survivors promoted to the older
+        generations, whose collections walk every cached profile). Removing the entry breaks
+        the cycle; whoever kept a reference to this object can still use it.
+        """
+        state = self._scope.get("state")
+        if state is not None and state.get("segmint") is self:
+            del state["segmint"]
+
     def refresh_identity(self) -> None:
         """Re-identify when an inner middleware authenticated the request after we looked.
 

@@ -152,3 +152,38 @@ def test_messages_before_the_start_are_forwarded_and_the_page_still_filled(mw: A
     sent = mw.run_http(wrap(mw.scripted_app([debug, mw.html_start(len(mw.PAGE)), body(mw.PAGE)])), mw.http_scope())
     assert sent[0] == debug
     assert b'data-segmint-campaign="default"' in sent[2]["body"]
+
+
+@pytest.mark.parametrize(("path", "accept", "messages"), [
+    ("/api", b"application/json", [{"type": "http.response.start", "status": 200,
+                                    "headers": [(b"content-type", b"application/json")]}, body(b"{}")]),
+    ("/", b"text/html", None),  # a page with a slot: identify, decide, fill, track
+])
+def test_a_request_leaves_no_reference_cycle_behind(mw: Any, wrap: Any, path: str, accept: bytes,
+                                                    messages: Any):
+    """Requests must be freed by reference counting: garbage cycles make the collector run
+    every few hundred requests and walk the cached profiles when they reach old generations."""
+    import gc
+
+    app = wrap(mw.scripted_app(messages or [mw.html_start(len(mw.PAGE)), body(mw.PAGE)]))
+    scope = mw.http_scope(path, headers=[(b"accept", accept)])
+    sent = mw.run_http(app, dict(scope))  # warm up: imports, caches, the pool's threads
+    if messages is None:
+        assert b"data-segmint-campaign" in sent[-1]["body"]  # the slot was filled: the full path ran
+    seen: list[Any] = []
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for _ in range(3):
+            request = dict(scope)
+            mw.run_http(app, request)
+            seen.append(request["state"].get("segmint"))
+        gc.collect()
+        cycles = [o for o in gc.garbage if type(o).__name__ in ("SegmintState", "Responder")]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert cycles == []
+    assert seen == [None, None, None]  # the request is over: the scope no longer holds it
