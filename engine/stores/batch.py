@@ -56,20 +56,28 @@ def fold_batch(
     events = _order_by_time(list(events), now)
     plan = BatchPlan()
     result = plan.result
-    order_ids = {e.order_id for e in events if isinstance(e, Order)}
+    # One pass for the three bulk questions: which orders, which visitors, which customers.
+    order_ids: set[str] = set()
+    visitor_ids: set[str] = set()  # routed by visitor id, or an identify to merge
+    customer_ids: set[str] = set()
+    for e in events:
+        if isinstance(e, Order):
+            order_ids.add(e.order_id)
+        customer = e.customer_id
+        if customer:
+            customer_ids.add(customer)
+            if e.visitor_id and isinstance(e, Identify):
+                visitor_ids.add(e.visitor_id)
+        elif e.visitor_id:
+            visitor_ids.add(e.visitor_id)
     existing = source.existing_orders(order_ids) if order_ids else set()
-    visitor_ids = {e.visitor_id for e in events if e.visitor_id and not e.customer_id}
-    visitor_ids |= {e.visitor_id for e in events if isinstance(e, Identify) and e.visitor_id}
     links = source.links(visitor_ids) if visitor_ids else {}
 
-    wanted: set[str] = set()
-    for e in events:
-        if e.customer_id:
-            wanted.add(f"c:{e.customer_id}")
-        if e.visitor_id in visitor_ids:  # routed by visitor id, or an identify to merge
-            wanted.add(f"v:{e.visitor_id}")
-            if e.visitor_id in links:
-                wanted.add(f"c:{links[e.visitor_id]}")
+    wanted = {f"c:{c}" for c in customer_ids}
+    for visitor in visitor_ids:
+        wanted.add(f"v:{visitor}")
+        if visitor in links:
+            wanted.add(f"c:{links[visitor]}")
     profiles = source.load_many(wanted) if wanted else {}
     deleted = plan.deleted
 

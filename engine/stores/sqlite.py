@@ -321,7 +321,7 @@ class SQLiteStore:
             conn.executemany("INSERT OR REPLACE INTO links VALUES (?, ?)", plan.links.items())
             conn.executemany("DELETE FROM profiles WHERE key = ?", [(k,) for k in plan.deleted])
             conn.executemany(
-                "INSERT OR REPLACE INTO profiles VALUES (?, ?)",
+                "INSERT INTO profiles VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET data = excluded.data",
                 [(k, _encode(p)) for k, p in plan.profiles.items()],
             )
         return plan.result
