@@ -88,7 +88,7 @@ def clone(template: Profile, number: int) -> Profile:
         cid = f"bench-{number:07d}"
         return msgspec.structs.replace(template, key=f"c:{cid}", customer_id=cid)
     vid = f"bench-v{number:07d}"
-    return msgspec.structs.replace(template, key=f"v:{vid}", visitor_ids=[vid])
+    return msgspec.structs.replace(template, key=f"v:{vid}", visitor_ids=(vid,))
 
 
 def write_profiles_db(path: str | os.PathLike[str], n: int, templates: list[Profile],

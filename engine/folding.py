@@ -35,17 +35,13 @@ VISIT_GAP = 30 * 60.0
 DAY = 86400.0
 
 
-def _push_front(items: list, value, bound: int) -> None:
-    """Move or insert ``value`` at the front of a bounded, deduplicated recent list."""
+def _push_front(items: tuple, value, bound: int) -> tuple:
+    """``items`` with ``value`` moved or inserted at the front, deduplicated, bounded."""
     if items and items[0] == value:
-        return
-    try:
-        items.remove(value)
-    except ValueError:
-        pass
-    items.insert(0, value)
-    if len(items) > bound:
-        del items[bound:]
+        return items
+    if value in items:
+        return (value, *(item for item in items if item != value))
+    return (value, *items[:bound - 1])
 
 
 def _bump_day(buckets: dict[int, int], day: int) -> None:
@@ -81,7 +77,7 @@ def fold(profile: Profile, event: Event) -> None:
     if previous is None or at > previous:
         profile.last_seen = at
     if event.visitor_id:
-        _push_front(profile.visitor_ids, event.visitor_id, MAX_VISITOR_IDS)
+        profile.visitor_ids = _push_front(profile.visitor_ids, event.visitor_id, MAX_VISITOR_IDS)
     if event.customer_id and profile.key.startswith("c:"):
         profile.customer_id = event.customer_id
 
@@ -94,13 +90,13 @@ def fold(profile: Profile, event: Event) -> None:
         profile.product_views += 1
         if event.category:
             profile.category_views[event.category] = profile.category_views.get(event.category, 0) + 1
-        _push_front(profile.viewed_skus, event.sku, MAX_VIEWED_SKUS)
+        profile.viewed_skus = _push_front(profile.viewed_skus, event.sku, MAX_VIEWED_SKUS)
     elif isinstance(event, CartUpdate):
         if profile.cart_updated_at is None or at >= profile.cart_updated_at:
-            profile.cart = [
+            profile.cart = tuple(
                 CartItem(sku=i.sku, quantity=i.quantity, price=i.price, category=i.category)
                 for i in event.items
-            ]
+            )
             profile.cart_value = (
                 event.value if event.value is not None
                 else sum(i.quantity * i.price for i in event.items)
@@ -123,6 +119,7 @@ def _fold_order(profile: Profile, event: Order, at: float) -> None:
     discount = 0.0
     category_items = profile.category_items
     category_spend = profile.category_spend
+    purchased = profile.purchased_skus
     for line in event.items:
         quantity = line.quantity
         items += quantity
@@ -132,7 +129,8 @@ def _fold_order(profile: Profile, event: Order, at: float) -> None:
         if line.category:
             category_items[line.category] = category_items.get(line.category, 0) + quantity
             category_spend[line.category] = category_spend.get(line.category, 0.0) + value
-        _push_front(profile.purchased_skus, line.sku, MAX_PURCHASED_SKUS)
+        purchased = _push_front(purchased, line.sku, MAX_PURCHASED_SKUS)
+    profile.purchased_skus = purchased
     profile.orders += 1
     profile.items += items
     profile.spend += event.total if event.total is not None else net
@@ -147,7 +145,7 @@ def _fold_order(profile: Profile, event: Order, at: float) -> None:
         profile.last_order_at = at
     _bump_day(profile.daily_orders, int(at // DAY))
     if profile.cart_updated_at is None or profile.cart_updated_at <= at:
-        profile.cart = []
+        profile.cart = ()
         profile.cart_value = 0.0
         profile.cart_updated_at = at
 
@@ -170,12 +168,9 @@ def _fold_exposure(profile: Profile, event: Impression | Click, at: float) -> No
             stats.last_variant = event.variant
     recent = stats.recent
     if not recent or at >= recent[0]:
-        recent.insert(0, at)
-    else:  # out of order: keep the list sorted, most recent first
-        recent.append(at)
-        recent.sort(reverse=True)
-    if len(recent) > MAX_CAMPAIGN_EXPOSURES:
-        del recent[MAX_CAMPAIGN_EXPOSURES:]
+        stats.recent = (at, *recent[:MAX_CAMPAIGN_EXPOSURES - 1])
+    else:  # out of order: keep them sorted, most recent first
+        stats.recent = tuple(sorted((*recent, at), reverse=True)[:MAX_CAMPAIGN_EXPOSURES])
 
 
 # -- merging (identify) ----------------------------------------------------------------------
@@ -194,12 +189,8 @@ def _add_counts(into: dict, other: dict) -> None:
         into[key] = into.get(key, 0) + value
 
 
-def _merge_recent(first: list, second: list, bound: int) -> list:
-    merged: list = []
-    for value in first + second:
-        if value not in merged:
-            merged.append(value)
-    return merged[:bound]
+def _merge_recent(first: tuple, second: tuple, bound: int) -> tuple:
+    return tuple(dict.fromkeys((*first, *second)))[:bound]
 
 
 def _merge_buckets(into: dict[int, int], other: dict[int, int]) -> None:
@@ -255,6 +246,6 @@ def merge_profiles(into: Profile, other: Profile) -> None:
             ours.last_variant = theirs.last_variant or ours.last_variant
         ours.last_at = _max(ours.last_at, theirs.last_at)
         ours.last_click_at = _max(ours.last_click_at, theirs.last_click_at)
-        ours.recent = sorted(ours.recent + theirs.recent, reverse=True)[:MAX_CAMPAIGN_EXPOSURES]
+        ours.recent = tuple(sorted((*ours.recent, *theirs.recent), reverse=True)[:MAX_CAMPAIGN_EXPOSURES])
     for name, value in other.extra.items():
         into.extra.setdefault(name, value)

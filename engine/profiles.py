@@ -90,7 +90,7 @@ class Profiles:
         unless an invalidation happened since ``_lookup``: then the load may be stale."""
         profile = share_repeated_values(found) if found is not None else Profile(
             key=profile_key(customer_id=customer_id, visitor_id=visitor_id),
-            customer_id=customer_id or None, visitor_ids=[visitor_id] if visitor_id else [])
+            customer_id=customer_id or None, visitor_ids=(visitor_id,) if visitor_id else ())
         with self._lock:
             if generation == self._generation:
                 self._cache[key] = profile

@@ -227,7 +227,7 @@ class Core:
             return Profile(key=ANONYMOUS_PROFILE_KEY)
         if identity.is_new and not identity.customer_id:  # a fresh random id has no history
             assert identity.visitor_id is not None
-            return Profile(key=f"v:{identity.visitor_id}", visitor_ids=[identity.visitor_id])
+            return Profile(key=f"v:{identity.visitor_id}", visitor_ids=(identity.visitor_id,))
         peek = getattr(getattr(self.runtime, "profiles", None), "peek", None)
         if peek is not None:
             return peek(visitor_id=identity.visitor_id, customer_id=identity.customer_id)

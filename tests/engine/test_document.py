@@ -199,7 +199,7 @@ def test_the_document_does_not_alias_the_profile():
     doc["category"]["items"]["x"] = 99
     doc["viewed"]["skus"].append("zzz")
     doc["extra"]["tier"] = "changed"
-    assert profile.category_items == {"x": 1} and profile.viewed_skus == ["a"] and profile.extra == {"tier": "gold"}
+    assert profile.category_items == {"x": 1} and profile.viewed_skus == ("a",) and profile.extra == {"tier": "gold"}
 
 
 def test_rfm_group_with_thresholds():

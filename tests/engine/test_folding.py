@@ -156,7 +156,7 @@ def test_recent_lists_are_most_recent_first_deduplicated_and_bounded():
         fold(profile, ProductView(visitor_id="v", sku=f"s{i}", at=BASE + timedelta(seconds=i)))
     fold(profile, ProductView(visitor_id="v", sku="s15", at=BASE + timedelta(hours=1)))
     assert len(profile.viewed_skus) == MAX_VIEWED_SKUS
-    assert profile.viewed_skus[:2] == ["s15", f"s{MAX_VIEWED_SKUS + 9}"]
+    assert profile.viewed_skus[:2] == ("s15", f"s{MAX_VIEWED_SKUS + 9}")
     assert len(set(profile.viewed_skus)) == MAX_VIEWED_SKUS
 
 
@@ -180,7 +180,7 @@ def test_cart_is_replaced_by_updates_and_cleared_by_an_order():
     assert [i.sku for i in profile.cart] == ["b"] and profile.cart_value == 2.5
     fold(profile, Order(customer_id="c", order_id="o", at=BASE + timedelta(minutes=2),
                         items=[OrderItem(sku="b", price=3.0)]))
-    assert profile.cart == [] and profile.cart_value == 0.0
+    assert profile.cart == () and profile.cart_value == 0.0
 
 
 def test_discounted_orders_count_line_discounts_and_coupons():
@@ -205,4 +205,4 @@ def test_impressions_and_clicks_update_campaign_stats():
     assert stats.last_at == (BASE + timedelta(minutes=5)).timestamp()
     assert stats.first_at == (BASE + timedelta(minutes=1)).timestamp()
     assert stats.last_variant == "x5"
-    assert stats.recent == sorted(stats.recent, reverse=True)
+    assert stats.recent == tuple(sorted(stats.recent, reverse=True))

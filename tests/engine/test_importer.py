@@ -161,7 +161,7 @@ def test_a_line_that_is_not_utf8_is_rejected_by_number_and_the_rest_imported(tmp
     report = import_orders(path, store)
     assert report.rejected == [(3, "not UTF-8 text (order skipped)")]
     assert (report.lines, report.orders) == (3, 2)
-    assert store.load(customer_id="c1").purchased_skus == ["serum"]
+    assert store.load(customer_id="c1").purchased_skus == ("serum",)
 
     jsonl = tmp_path / "orders.jsonl"
     good = json.dumps({"order_id": "j1", "customer_id": "c9", "at": "2025-01-01T10:00:00Z",

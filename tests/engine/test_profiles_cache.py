@@ -44,7 +44,7 @@ def setup():
 def test_unknown_ids_give_an_empty_profile_with_the_right_key(setup):
     _, _, profiles = setup
     assert profiles.get(visitor_id="v9").key == "v:v9"
-    assert profiles.get(visitor_id="v9").visitor_ids == ["v9"]
+    assert profiles.get(visitor_id="v9").visitor_ids == ("v9",)
     customer = profiles.get(customer_id="c9", visitor_id="v9")
     assert (customer.key, customer.customer_id, customer.orders) == ("c:c9", "c9", 0)
     with pytest.raises(ValueError):
@@ -179,11 +179,44 @@ def test_cached_profiles_share_sku_strings_and_day_numbers(tmp_path):
     assert uncached[0].viewed_skus[0] is not uncached[1].viewed_skus[0]  # what decoding gives
     profiles = Profiles(store, maxsize=10, ttl=60.0)
     a, b = (profiles.get(visitor_id=v) for v in ("a", "b"))
-    assert a.viewed_skus == b.viewed_skus == [sku]
+    assert a.viewed_skus == b.viewed_skus == (sku,)
     assert a.viewed_skus[0] is b.viewed_skus[0]
     day_a, day_b = (next(iter(p.daily_visits)) for p in (a, b))
     assert day_a == day_b == int(T0.timestamp() // 86400) and day_a is day_b
     c, d = (profiles.get(customer_id=v) for v in ("c", "d"))
-    assert c.purchased_skus == [sku] and c.purchased_skus[0] is d.purchased_skus[0]
+    assert c.purchased_skus == (sku,) and c.purchased_skus[0] is d.purchased_skus[0]
     assert next(iter(c.daily_orders)) is next(iter(d.daily_orders))
+    store.close()
+
+
+def test_cached_profiles_leave_the_cyclic_garbage_collector_almost_nothing_to_walk(tmp_path):
+    """A full collection stops the serving thread and walks every tracked object: cached
+    profiles (structs with ``gc=False``, recent lists as tuples) must add next to none."""
+    import gc
+
+    from segmint.engine.events import CartLine, CartUpdate, Impression, ProductView
+    from segmint.engine.stores.sqlite import SQLiteStore
+
+    store = SQLiteStore(str(tmp_path / "p.db"))
+    n = 300
+    events = []
+    for i in range(n):
+        who = {"customer_id": f"c{i}", "visitor_id": f"v{i}"}
+        events += [ProductView(sku=f"s{i % 7}", at=T0, **who), ProductView(sku="s9", at=T0, **who),
+                   Impression(campaign="summer", at=T0, **who),
+                   CartUpdate(items=[CartLine(sku="s1", price=3.0)], at=T0, **who),
+                   Order(order_id=f"o{i}", at=T0, items=[OrderItem(sku="s2", price=5.0)], **who)]
+    store.append(events)
+    profiles = Profiles(store, maxsize=n + 10, ttl=60.0)
+    gc.collect()
+    before = len(gc.get_objects())
+    cached = [profiles.get(customer_id=f"c{i}") for i in range(n)]
+    gc.collect()
+    grown = len(gc.get_objects()) - before
+    assert cached[0].viewed_skus == ("s9", "s0") and cached[0].campaigns["summer"].recent
+    assert not any(gc.is_tracked(o) for p in cached[:5]
+                   for o in (p, p.viewed_skus, p.purchased_skus, p.visitor_ids, p.campaigns["summer"]))
+    # The cache's own bookkeeping (cachetools links) is about all that remains; profiles with
+    # lists and tracked structs added over 9 objects each here, lists walked element by element.
+    assert grown < 2 * n, grown
     store.close()

@@ -154,7 +154,7 @@ def test_aget_of_unknown_ids_is_an_empty_profile_that_is_cached():
         return visitor, customer
 
     visitor, customer = asyncio.run(scenario())
-    assert visitor == Profile(key="v:v9", visitor_ids=["v9"])
+    assert visitor == Profile(key="v:v9", visitor_ids=("v9",))
     assert customer == Profile(key="c:c9", customer_id="c9")
     assert store.aloads == 2
     with pytest.raises(ValueError, match="visitor_id or a customer_id"):
