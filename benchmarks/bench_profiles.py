@@ -18,7 +18,9 @@ to fill a SQLite file of 100,000 profiles (quick: 20,000). Figures:
 - memory: heap (``RssAnon``) growth of a child process that loads 100,000 profiles into
   ``Profiles`` (cache sized to hold all). Target: < 300 MB. The peer column is their msgpack
   size. The whole RSS growth is in the note: it adds the pages of the database file that
-  ``load`` read through its memory map, which are the kernel's shared page cache.
+  ``load`` read through its memory map, which are the kernel's shared page cache. An info
+  row gives the time of a full garbage-collector pass with that cache (it stops the thread
+  serving pages).
 
 Lookups alternate between contenders chunk by chunk; each figure is the median over the
 chunks (the machine is shared and noisy). Every contender must return the same profiles.
@@ -361,7 +363,13 @@ def memory_child(path: str, n: int) -> dict[str, Any]:
     cached = profiles.stats["size"]
     encoded = store._thread_connection().execute(
         "SELECT sum(length(data)) FROM (SELECT data FROM profiles LIMIT ?)", (n,)).fetchone()[0]
+    pauses = []
+    for _ in range(3):  # a full collection stops the serving thread: how long, with this cache
+        started = time.perf_counter()
+        gc.collect()
+        pauses.append((time.perf_counter() - started) * 1000)
     return {"cached": cached, "delta_mb": after_anon - before_anon, "rss_delta_mb": after - before,
+            "gc_pause_ms": statistics.median(pauses), "tracked": len(gc.get_objects()),
             "peak_mb": peak_rss_mb(),
             "encoded_mb": encoded / 2**20}
 
@@ -376,7 +384,9 @@ def _memory(path: Path, n: int) -> list[dict[str, Any]]:
                 "their msgpack size in SQLite", result["encoded_mb"], result["encoded_mb"] / delta, "MB",
                 f"< {MEMORY_TARGET_MB:g} MB", delta < MEMORY_TARGET_MB,
                 note=f"RSS grew {result['rss_delta_mb']:.0f} MB, {mapped:.0f} MB of it the memory-mapped "
-                     f"database file (shared page cache); child peak RSS {result['peak_mb']:.0f} MB")]
+                     f"database file (shared page cache); child peak RSS {result['peak_mb']:.0f} MB"),
+            row(f"full garbage-collector pass with {n:,} profiles cached", result["gc_pause_ms"], "-", 0.0, 0.0,
+                "ms", "- (info)", True, note=f"{result['tracked']:,} objects tracked by the collector")]
 
 
 def run(quick: bool) -> list[dict[str, Any]]:

@@ -77,8 +77,9 @@ def share_repeated_values(profile: Profile) -> Profile:
 # serving thread, walks every tracked object it holds, and every element of every list. The
 # structs hold only strings, numbers and containers of those, never a reference back, so
 # they opt out of the collector (``gc=False``); their recent lists are tuples, which the
-# collector stops tracking after its first look. A full pass over 100,000 cached profiles:
-# ~210 ms with lists and tracked structs, ~12 ms this way (benchmarks/bench_profiles.py).
+# collector stops tracking after its first look. A full pass with 100,000 profiles cached
+# (``Profiles``): ~270 ms with lists and tracked structs, ~35 ms this way, ~13 ms of which is
+# the interpreter's and libraries' own objects (benchmarks/bench_profiles.py has the figure).
 class CartItem(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     sku: str
     quantity: int = 1

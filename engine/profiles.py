@@ -23,9 +23,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 
-from cachetools import LRUCache, TTLCache
+from cachetools import LRUCache
 
 from .events import Event
+from .expiring_cache import ExpiringLRU
 from .profile import Profile, profile_key, share_repeated_values
 from .stores.base import AppendResult, ProfileStore
 
@@ -38,7 +39,7 @@ class Profiles:
         timer: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
-        self._cache: TTLCache[str, Profile] = TTLCache(maxsize=maxsize, ttl=ttl, timer=timer)
+        self._cache: ExpiringLRU[str, Profile] = ExpiringLRU(maxsize=maxsize, ttl=ttl, timer=timer)
         # profile key -> lookup keys caching it under another name (visitor -> customer)
         self._aliases: LRUCache[str, set[str]] = LRUCache(maxsize=maxsize)
         self._lock = threading.Lock()

@@ -198,7 +198,7 @@ def test_cached_profiles_leave_the_cyclic_garbage_collector_almost_nothing_to_wa
     from segmint.engine.stores.sqlite import SQLiteStore
 
     store = SQLiteStore(str(tmp_path / "p.db"))
-    n = 300
+    n = 1000
     events = []
     for i in range(n):
         who = {"customer_id": f"c{i}", "visitor_id": f"v{i}"}
@@ -208,15 +208,18 @@ def test_cached_profiles_leave_the_cyclic_garbage_collector_almost_nothing_to_wa
                    Order(order_id=f"o{i}", at=T0, items=[OrderItem(sku="s2", price=5.0)], **who)]
     store.append(events)
     profiles = Profiles(store, maxsize=n + 10, ttl=60.0)
+    cached = [profiles.get(customer_id=f"c{i}") for i in range(50)]  # connections, statements
     gc.collect()
     before = len(gc.get_objects())
-    cached = [profiles.get(customer_id=f"c{i}") for i in range(n)]
+    cached += [profiles.get(customer_id=f"c{i}") for i in range(50, n)]
     gc.collect()
     grown = len(gc.get_objects()) - before
     assert cached[0].viewed_skus == ("s9", "s0") and cached[0].campaigns["summer"].recent
     assert not any(gc.is_tracked(o) for p in cached[:5]
                    for o in (p, p.viewed_skus, p.purchased_skus, p.visitor_ids, p.campaigns["summer"]))
-    # The cache's own bookkeeping (cachetools links) is about all that remains; profiles with
-    # lists and tracked structs added over 9 objects each here, lists walked element by element.
-    assert grown < 2 * n, grown
+    # Profiles with lists and tracked structs in a cachetools TTLCache added over 9 tracked
+    # objects each here (the lists walked element by element, a linked-list node per entry).
+    # What remains is bounded bookkeeping of sqlite3 (a weak reference per cursor, dropped in
+    # batches of 200), not a cost per profile.
+    assert grown < n // 4, grown
     store.close()
