@@ -91,7 +91,11 @@ def _check(tree: Any, *, inside_repeat: bool, path: str, pattern: str) -> int:
             if inside_repeat and high > low:
                 raise _danger(pattern, path, "a nested quantifier such as (a+)+")
             if op == sre.POSSESSIVE_REPEAT:
-                continue  # possessive repeats never backtrack into their body
+                # It never gives back an iteration, so its width does not multiply; but each
+                # iteration's body still searches for its first match, with its own repeats.
+                cost *= _check(body, inside_repeat=False, path=path, pattern=pattern)
+                cost = min(cost, MAX_BACKTRACK + 1)
+                continue
             cost *= min(high, MAX_TEXT) - min(low, MAX_TEXT) + 1
             cost *= _check(body, inside_repeat=high > 1, path=path, pattern=pattern)
         elif op == sre.BRANCH:
