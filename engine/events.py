@@ -38,7 +38,7 @@ Example::
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Annotated, Any, Union
 
@@ -205,12 +205,17 @@ def _normalize(event: Event, now: datetime) -> None:
         event.at = at.astimezone(UTC)
 
 
-def stamp_events(events: Sequence[Event], now: datetime | None = None) -> None:
-    """Give events without ``at`` the time ``now`` and make every ``at`` aware UTC (in place)."""
+def stamp_events(events: Sequence[Event], now: datetime | None = None, *,
+                 clock: Callable[[], datetime] | None = None) -> None:
+    """Give events without ``at`` the time ``now`` and make every ``at`` aware UTC (in place).
+
+    Without ``now``, the time is read from ``clock`` (default: the system clock), and only
+    when an event needs it: events built in process usually carry their time.
+    """
     for event in events:
         at = event.at
         if at is None or (at.tzinfo is not UTC and (at.tzinfo is None or at.utcoffset())):
-            now = now or datetime.now(UTC)  # read the clock only when an event needs it
+            now = now or (clock() if clock is not None else datetime.now(UTC))
             _normalize(event, now)
 
 

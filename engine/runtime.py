@@ -283,8 +283,7 @@ class Segmint:
     def _events(self, events: Iterable[Event | Mapping[str, Any]]) -> list[Event]:
         items = list(events)
         if all(isinstance(e, msgspec.Struct) for e in items):
-            # Events built in process usually carry their time: the clock only when one does not.
-            stamp_events(items, self.clock() if any(e.at is None for e in items) else None)  # type: ignore[arg-type, union-attr]
+            stamp_events(items, clock=self.clock)  # type: ignore[arg-type]
             return items  # type: ignore[return-value]
         decoded, errors = decode_events([e if isinstance(e, Mapping) else msgspec.to_builtins(e) for e in items],
                                         now=self.clock())

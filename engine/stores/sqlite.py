@@ -176,21 +176,16 @@ class SQLiteStore:
         self._all.add(conn)
         return conn
 
-    def _thread_connection(self) -> sqlite3.Connection:
+    def _thread_connection(self, *, lookup: bool = False) -> sqlite3.Connection:
+        """This thread's connection; with ``lookup``, the one ``load`` reads through the
+        memory map (a separate one, so bulk reads do not map the whole file)."""
         if self._closed:
             raise StoreError("the store is closed", store=self.url)
-        conn = getattr(self._local, "conn", None)
+        slot = "lookup" if lookup else "conn"
+        conn = getattr(self._local, slot, None)
         if conn is None:
-            conn = self._local.conn = self._connect()
-        return conn
-
-    def _lookup_connection(self) -> sqlite3.Connection:
-        """This thread's connection for ``load``: reads through the memory map."""
-        conn = getattr(self._local, "lookup", None)
-        if conn is None:
-            if self._closed:
-                raise StoreError("the store is closed", store=self.url)
-            conn = self._local.lookup = self._connect(mmap=self._mmap_size > 0)
+            conn = self._connect(mmap=lookup and self._mmap_size > 0)
+            setattr(self._local, slot, conn)
         return conn
 
     @contextmanager
@@ -299,7 +294,7 @@ class SQLiteStore:
             raise ValueError("load() needs a visitor_id or a customer_id")
         if self._lock is None:  # the hot path: no context manager, one statement
             try:
-                row = self._lookup_connection().execute(sql, args).fetchone()
+                row = self._thread_connection(lookup=True).execute(sql, args).fetchone()
             except sqlite3.Error as exc:
                 raise StoreError(f"database error: {exc}", store=self.url) from exc
         else:

@@ -174,7 +174,7 @@ def test_a_replaced_file_refuses_the_write_and_drops_this_threads_connections(tm
     store = SQLiteStore(str(path))
     store.append([order("o1")])
     assert store.load(customer_id="c1").orders == 1  # opens this thread's lookup connection
-    lookup = store._lookup_connection()
+    lookup = store._thread_connection(lookup=True)
 
     other = SQLiteStore(str(tmp_path / "other.db"))
     other.append([order("x1", customer="c2")])
@@ -184,7 +184,7 @@ def test_a_replaced_file_refuses_the_write_and_drops_this_threads_connections(tm
     with pytest.raises(StoreError, match="removed or replaced"):
         store.append([order("o2")])  # not acknowledged into the removed file
     # Both of this thread's connections read the removed file: both are reopened.
-    assert store._lookup_connection() is not lookup
+    assert store._thread_connection(lookup=True) is not lookup
     with pytest.raises(sqlite3.ProgrammingError):
         lookup.execute("SELECT 1")
     store.close()
@@ -195,12 +195,12 @@ def test_lookups_read_through_a_memory_map_and_bulk_reads_do_not(tmp_path):
     mapped = SQLiteStore(path, mmap_size=2**20)
     mapped.append([order("o1")])
     assert mapped.load(customer_id="c1").orders == 1
-    assert mapped._lookup_connection().execute("PRAGMA mmap_size").fetchone()[0] == 2**20
+    assert mapped._thread_connection(lookup=True).execute("PRAGMA mmap_size").fetchone()[0] == 2**20
     assert mapped._thread_connection().execute("PRAGMA mmap_size").fetchone()[0] == 0
     mapped.close()
     plain = SQLiteStore(path, mmap_size=0)
     assert plain.load(customer_id="c1").orders == 1
-    assert plain._lookup_connection().execute("PRAGMA mmap_size").fetchone()[0] == 0
+    assert plain._thread_connection(lookup=True).execute("PRAGMA mmap_size").fetchone()[0] == 0
     plain.close()
     for bad in (-1, 1.5, True, "256M"):
         with pytest.raises(ValueError, match="mmap_size"):

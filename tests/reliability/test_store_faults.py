@@ -36,8 +36,8 @@ def on_all_connections(store: SQLiteStore, monkeypatch: Any, sql: str) -> None:
         conn.execute(sql)
     connect = store._connect
 
-    def connect_and_apply() -> Any:
-        conn = connect()
+    def connect_and_apply(**options: Any) -> Any:
+        conn = connect(**options)
         conn.execute(sql)
         return conn
 
