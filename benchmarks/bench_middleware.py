@@ -29,10 +29,11 @@ group). The JSON groups run first, and after every segmint page run the benchmar
 until segmint's event writer has folded the run's page views (``/_segmint/health``): under
 wrk they arrive faster than the writer folds them, and the backlog would otherwise be folded
 on the CPU of the next run, whichever server it measures. That wait is reported (row note)
-and an info row gives the pages per second with it counted. Checks: the segmint page contains the widget
-(``data-segmint-campaign``), the floor's page its replacement, gzip decodes to the page,
-JSON bodies are identical, wrk saw no errors, and the store logged an impression for at
-least 95% of the segmint page views (so segmint personalized under load, not failed open).
+and an info row gives the pages per second with it counted. Checks: the segmint page
+contains the widget (``data-segmint-campaign``), the floor's page its replacement, gzip
+decodes to the page, JSON bodies are identical, wrk saw no errors, and the store logged an
+impression for at least 95% of the segmint page views (so segmint personalized under load,
+not failed open).
 
 Run alone: ``python -m benchmarks.bench_middleware [--quick]``.
 """
