@@ -17,13 +17,13 @@ The page is 20 KB of HTML with one ``<div data-segmint-slot="home"></div>``; eve
 carries the same signed visitor cookie (warm profile cache), ``Accept: text/html`` (JSON:
 ``application/json``) and ``Accept-Encoding: gzip``. ``wrk`` (Debian's ``apt-get install
 wrk``) drives each server in turn with 8 connections, the variants alternating, 3 repetitions
-of 6 s (quick: 2 s); figures are medians. Without ``wrk`` a bounded httpx client in a
+of 6 s (quick: 2 of 2 s); figures are medians. Without ``wrk`` a bounded httpx client in a
 separate process does the same job.
 
 Figures: req/s relative to bare (target >= 0.80x), added p99 latency over bare at the same
 concurrency (target < 1 ms), and a JSON response passing through segmint untouched
 (target >= 0.97x bare; a few percent is less than the machine drifts between runs, so this
-one is 8 groups of 2 s runs (quick: 6 of 1 s), bare, segmint and the do-nothing passthrough
+one is 8 groups of 2 s runs (quick: 4 of 1 s), bare, segmint and the do-nothing passthrough
 back to back in rotating order, and the median of each one's ratios to the bare run of its
 group). The JSON groups run first, and after every segmint page run the benchmark waits
 until segmint's event writer has folded the run's page views (``/_segmint/health``): under
@@ -381,8 +381,8 @@ def _impressions(db: Path) -> int:
 
 
 def run(quick: bool) -> list[dict[str, Any]]:
-    seconds, rounds = (2, 3) if quick else (6, 3)  # whole seconds: wrk takes no fractions
-    json_seconds, json_groups = (1, 6) if quick else (2, 8)
+    seconds, rounds = (2, 2) if quick else (6, 3)  # whole seconds: wrk takes no fractions
+    json_seconds, json_groups = (1, 4) if quick else (2, 8)
     load = _wrk if shutil.which("wrk") else _httpx_load
     generator = "wrk" if load is _wrk else "httpx (wrk not installed)"
     runs: dict[tuple[str, str], list[dict[str, float]]] = {}
