@@ -5,10 +5,9 @@ Why not ``cachetools.TTLCache`` (which it replaces in ``Profiles``): TTLCache ke
 ``_Link`` object per entry (a doubly linked list in expiry order), and the cyclic garbage
 collector walks every one of them in each full collection, which stops the thread serving
 pages. With 100,000 profiles cached a full pass took ~125 ms here with TTLCache, ~35 ms
-with this map. This map keeps
-``(value, expires_at)`` tuples in an ``OrderedDict``, whose order is kept in C, so an entry
-costs the collector nothing once its tuple is untracked (the profile structs opt out of the
-collector themselves). Nothing else changes: an entry expires ``ttl`` seconds after it was
+with this map. This map keeps ``(value, expires_at)`` tuples in an ``OrderedDict``, whose
+order is kept in C, so an entry costs the collector nothing once its tuple is untracked (the
+profile structs opt out of the collector themselves). Nothing else changes: an entry expires ``ttl`` seconds after it was
 set (a hit does not extend it), a hit makes it the most recently used, and a full map
 evicts its least recently used entry.
 
