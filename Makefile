@@ -1,27 +1,45 @@
 # Two commands do all set-up on a fresh clone: `make demo` and `make test`.
+# Tests, the demo and CI install the pinned versions in .ci/constraints.txt (the lock);
+# pyproject.toml keeps version ranges for library users. `make lock` refreshes the lock,
+# `make test-latest` runs the tests on the newest releases the ranges allow.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
+LOCK   := .ci/constraints.txt
 STAMP  := $(VENV)/.installed-dev
+# PIP_CONSTRAINT (not only -c) so that the isolated build environment gets the pinned
+# setuptools too.
+# Install output goes to a log, shown only when the install fails: setuptools prints an
+# informational note on every editable install of a package-dir layout like ours.
+PIP    := PIP_CONSTRAINT=$(CURDIR)/$(LOCK) $(PY) -m pip install --quiet -c $(LOCK)
+QUIET  := > $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
 
-.PHONY: test demo bench bench-quick check lint clean
+.PHONY: test test-latest demo bench bench-quick check schema lock clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PIP) pip $(QUIET)
 
-$(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[dev]'
+$(STAMP): pyproject.toml $(LOCK) | $(PY)
+	@echo "installing segmint and its pinned dev dependencies into $(VENV)"
+	@$(PIP) -e '.[dev]' $(QUIET)
 	touch $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The newest releases pyproject.toml allows, in a venv of their own: upgrades seen on purpose.
+test-latest:
+	$(PYTHON) -m venv .venv-latest
+	.venv-latest/bin/python -m pip install --quiet --upgrade pip
+	PIP_CONSTRAINT= .venv-latest/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[dev]'
+	.venv-latest/bin/python -m pytest $(PYTEST_ARGS)
+
 demo: $(STAMP)
 	$(VENV)/bin/segmint demo $(DEMO_ARGS)
 
 bench: $(STAMP)
-	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(PIP) -e '.[dev,bench]' $(QUIET)
 	$(PY) -m benchmarks $(BENCH_ARGS)
 
 bench-quick:
@@ -30,5 +48,16 @@ bench-quick:
 check: $(STAMP)
 	$(VENV)/bin/segmint check examples/segmint.toml
 
+# docs/config.schema.json is generated from the config structs (a test compares it).
+schema: $(STAMP)
+	$(PY) -c 'import json; from segmint.engine.config import config_json_schema; print(json.dumps(config_json_schema(), indent=2, sort_keys=True))' > docs/config.schema.json
+
+# Refresh the lock: pip-compile (pip-tools) in a throwaway venv, every extra, Python 3.11.
+lock:
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet pip-tools
+	.venv-lock/bin/pip-compile --quiet --upgrade --all-extras --allow-unsafe --strip-extras \
+		--no-emit-index-url --no-emit-find-links --output-file $(LOCK) pyproject.toml .ci/build.in
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) .venv-latest .venv-lock build *.egg-info .pytest_cache

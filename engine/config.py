@@ -23,6 +23,7 @@ Campaign order: a higher ``priority`` is asked first; equal priorities keep file
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
@@ -121,9 +122,23 @@ def config_json_schema() -> dict[str, Any]:
 
     Loader-only fields (``source_path``) are left out: they are not file keys.
     """
-    schema = msgspec.json.schema(Config)
+    schema = _clean_descriptions(msgspec.json.schema(Config))
     config_def = schema["$defs"]["Config"]
     config_def["properties"].pop("source_path", None)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "segmint config"
     return schema
+
+
+def _clean_descriptions(node: Any) -> Any:
+    """Docstrings dedented the same way whatever msgspec version made the schema.
+
+    msgspec 0.23 dedents docstrings and older releases did not; the published schema should
+    change only when a description's words do.
+    """
+    if isinstance(node, dict):
+        return {key: inspect.cleandoc(value) if key == "description" and isinstance(value, str)
+                else _clean_descriptions(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_clean_descriptions(item) for item in node]
+    return node

@@ -249,10 +249,48 @@ def test_every_example_config_is_valid(path):
     assert len(state.catalog) >= 50
 
 
+def _meaning(node):
+    """A schema with description whitespace folded: a library's formatting is not a change."""
+    if isinstance(node, dict):
+        return {key: " ".join(value.split()) if key == "description" and isinstance(value, str)
+                else _meaning(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_meaning(item) for item in node]
+    return node
+
+
 def test_json_schema_snapshot_matches_docs():
     published = json.loads((ROOT / "docs" / "config.schema.json").read_text())
-    assert published == config_json_schema(), (
-        "docs/config.schema.json is stale: regenerate it from segmint.engine.config.config_json_schema()")
+    assert _meaning(published) == _meaning(config_json_schema()), (
+        "docs/config.schema.json is stale: regenerate it with `make schema`")
+
+
+def test_json_schema_snapshot_compares_meaning_not_whitespace():
+    schema = config_json_schema()
+    reflowed = json.loads(json.dumps(schema).replace("The whole config file.", "The whole\\n    config   file."))
+    assert reflowed != schema
+    assert _meaning(reflowed) == _meaning(schema)
+    reworded = json.loads(json.dumps(schema).replace("The whole config file.", "The entire config file."))
+    assert _meaning(reworded) != _meaning(schema)
+
+
+def test_json_schema_descriptions_are_dedented_whatever_msgspec_does():
+    descriptions = []
+
+    def collect(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "description" and isinstance(value, str):
+                    descriptions.append(value)
+                else:
+                    collect(value)
+        elif isinstance(node, list):
+            for item in node:
+                collect(item)
+
+    collect(config_json_schema())
+    assert descriptions
+    assert not [d for d in descriptions if "\n    " in d]
 
 
 def test_json_schema_describes_the_file_not_the_loader():
