@@ -52,16 +52,20 @@ def is_safe_url(url: str | None) -> bool:
 class Product(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One product. ``stock=None`` means unknown, which counts as in stock."""
 
-    sku: Annotated[str, msgspec.Meta(min_length=1)]
-    name: str
-    url: str
-    price: Annotated[float, msgspec.Meta(ge=0)]
-    category: str
-    image: str | None = None
-    compare_at_price: Annotated[float, msgspec.Meta(ge=0)] | None = None
-    created_at: datetime | None = None
-    tags: tuple[str, ...] = ()
-    stock: int | None = None
+    sku: Annotated[str, msgspec.Meta(min_length=1, description="The product's id in the shop.")]
+    name: Annotated[str, msgspec.Meta(description="The name shown in widgets.")]
+    url: Annotated[str, msgspec.Meta(description="The product page: an http(s) or site-relative URL.")]
+    price: Annotated[float, msgspec.Meta(ge=0, description="The current price.")]
+    category: Annotated[str, msgspec.Meta(description="The product's category.")]
+    image: Annotated[str | None, msgspec.Meta(description="An image URL: http(s) or site-relative.")] = None
+    compare_at_price: Annotated[Annotated[float, msgspec.Meta(ge=0)] | None, msgspec.Meta(description=(
+        "The price before a markdown; above `price` makes the product a markdown."))] = None
+    created_at: Annotated[datetime | None, msgspec.Meta(description=(
+        "When the product was added (for new arrivals); without an offset: UTC."))] = None
+    tags: Annotated[tuple[str, ...], msgspec.Meta(description="Free-form labels.")] = ()
+    stock: Annotated[int | None, msgspec.Meta(description=(
+        "Units in stock; 0 or less is out of stock (never recommended), null is unknown "
+        "(counts as in stock)."))] = None
 
     def __post_init__(self) -> None:
         # msgspec turns these ValueErrors into ValidationErrors with the field path.

@@ -100,9 +100,11 @@ class Segment(ConfigBase):
 
 
 class Coupon(ConfigBase):
-    code: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-    percent: Annotated[float, msgspec.Meta(gt=0, le=100)] | None = None
-    amount: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    code: Annotated[str, msgspec.Meta(min_length=1, max_length=64, description="The code the shopper enters.")]
+    percent: Annotated[Annotated[float, msgspec.Meta(gt=0, le=100)] | None, msgspec.Meta(
+        description="Percent off (give `percent` or `amount`).")] = None
+    amount: Annotated[Annotated[float, msgspec.Meta(gt=0)] | None, msgspec.Meta(
+        description="Money off.")] = None
 
     def __post_init__(self) -> None:
         if self.percent is not None and self.amount is not None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -39,19 +39,22 @@ log = logging.getLogger("segmint.decide")
 class SlotDecision(msgspec.Struct, kw_only=True, frozen=True):
     """What one slot shows. ``campaign`` is None when no campaign admitted the visitor."""
 
-    slot: str
-    campaign: str | None = None
-    variant: str | None = None
-    #: The visitor is in the campaign's holdout: nothing is shown, the exposure is recorded.
-    control: bool = False
-    strategy: str | None = None
-    products: list[Product] = []
-    title: str | None = None
-    coupon: Coupon | None = None
-    #: The named segment that admitted the visitor (None: inline filter or everyone).
-    segment: str | None = None
-    #: Why earlier campaigns for this slot were passed over, in the order they were asked.
-    reasons: list[str] = []
+    slot: Annotated[str, msgspec.Meta(description="The slot's name.")]
+    campaign: Annotated[str | None, msgspec.Meta(
+        description="The campaign that won the slot; null when none admitted the visitor.")] = None
+    variant: Annotated[str | None, msgspec.Meta(description="The campaign's variant the visitor is in.")] = None
+    control: Annotated[bool, msgspec.Meta(description=(
+        "The visitor is in the campaign's holdout: nothing is shown, the exposure is "
+        "recorded."))] = False
+    strategy: Annotated[str | None, msgspec.Meta(description="The strategy that picked the products.")] = None
+    products: Annotated[list[Product], msgspec.Meta(description="The products to show, best first.")] = []
+    title: Annotated[str | None, msgspec.Meta(description="The widget's heading.")] = None
+    coupon: Annotated[Coupon | None, msgspec.Meta(description="The coupon the widget shows.")] = None
+    segment: Annotated[str | None, msgspec.Meta(description=(
+        "The named segment that admitted the visitor (null: inline filter or everyone)."))] = None
+    reasons: Annotated[list[str], msgspec.Meta(description=(
+        "Why earlier campaigns for this slot were passed over, in the order they were "
+        "asked."))] = []
 
     @property
     def shown(self) -> bool:

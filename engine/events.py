@@ -1,32 +1,12 @@
 """Events: the facts segmint folds into profiles, and their public JSON form.
 
-Every event is a JSON object with a ``type`` tag, an optional ``at`` (ISO-8601; a time
-without an offset is UTC; missing means "now") and a ``visitor_id`` and/or ``customer_id``
-(at least one; ``identify`` needs both). Ids are 1-128 characters. Unknown fields are
-rejected so that a typo is reported instead of silently ignored.
-
-| type | field | JSON type | notes |
-| --- | --- | --- | --- |
-| (all) | ``type`` | string | one of the types below (required) |
-| (all) | ``at`` | string | ISO-8601 time; default: when received |
-| (all) | ``visitor_id``, ``customer_id`` | string | 1-128 chars; at least one |
-| page_view | ``path`` | string | default ``"/"``; <= 2048 chars |
-| product_view | ``sku`` (required), ``category`` | string | |
-| cart_update | ``items`` | list of ``{sku, quantity=1, price=0, category}`` | the new cart, <= 500 lines |
-| cart_update | ``value`` | number | default: sum of quantity * price |
-| order | ``order_id`` (required) | string | dedupe key |
-| order | ``items`` (required) | list of ``{sku, category, quantity=1, price=0, discount=0}`` | 1-500 lines; ``discount`` is money off per unit, <= price |
-| order | ``total`` | number | default: sum of quantity * (price - discount) |
-| order | ``coupon`` | string | a coupon makes the order "discounted" |
-| return | ``order_id`` (required), ``items`` | list of ``{sku, quantity=1}`` | |
-| identify | ``visitor_id`` and ``customer_id`` | string | both required: links the two |
-| impression, click | ``campaign`` (required), ``variant``, ``slot`` | string | written by the middleware |
-| impression, click | ``skus`` | list of string | products shown / clicked, <= 100 |
-
-Money values (``price``, ``discount`` = money off per unit, ``total``, ``value``) and
-quantities are non-negative; ``total``/``value`` default to the sum of the lines
-(``quantity * (price - discount)``). An order has 1-500 lines, a cart or return 0-500.
-An ``order_id`` already stored is a duplicate and is not counted twice (shops retry).
+Every event is a JSON object with a ``type`` tag; what each field means, its type and
+default are given here (``Meta(description=...)`` and each struct's docstring), and
+``docs/events.md`` is generated from them (``make docs``; a test keeps it in sync).
+Unknown fields are rejected so that a typo is reported instead of silently ignored.
+``validate_event`` adds the checks one field cannot express: an event needs a
+``visitor_id`` or a ``customer_id`` (``identify`` needs both), and an order line's
+``discount`` is at most its ``price``.
 
 Example::
 
@@ -79,81 +59,120 @@ Money = Annotated[float, msgspec.Meta(ge=0, le=1e12)]
 Quantity = Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
 
 
+def _doc(text: str) -> msgspec.Meta:
+    """The meaning of a field, for ``docs/events.md`` and the JSON Schema (no constraint)."""
+    return msgspec.Meta(description=text)
+
+
 class _Base(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=True,
             tag_field="type"):
-    at: datetime | None = None
-    visitor_id: Id | None = None
-    customer_id: Id | None = None
+    at: Annotated[datetime | None, _doc(
+        "When it happened; a time without an offset is UTC. Left out: the time the intake "
+        "receives the event (imported orders must have it).")] = None
+    visitor_id: Annotated[Id | None, _doc(
+        "The browser's visitor id (the middleware's cookie). An event needs a visitor_id "
+        "or a customer_id.")] = None
+    customer_id: Annotated[Id | None, _doc(
+        "The shop's customer id: events of one customer on several devices fold into one "
+        "profile.")] = None
 
 
 class PageView(_Base, tag="page_view"):
-    path: Path = "/"
+    """A page of the shop was shown (the middleware records one per HTML page itself)."""
+
+    path: Annotated[Path, _doc("The page's path.")] = "/"
 
 
 class ProductView(_Base, tag="product_view"):
-    sku: Id
-    category: Text | None = None
+    """A product page was shown (the middleware records these on product pages itself)."""
+
+    sku: Annotated[Id, _doc("The product, as in the catalog.")]
+    category: Annotated[Text | None, _doc(
+        "The product's category: counted in the visitor's category views.")] = None
 
 
 class CartLine(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=True):
-    sku: Id
-    quantity: Quantity = 1
-    price: Money = 0.0
-    category: Text | None = None
+    """One line of a cart."""
+
+    sku: Annotated[Id, _doc("The product in the cart.")]
+    quantity: Annotated[Quantity, _doc("Units of it.")] = 1
+    price: Annotated[Money, _doc("Price per unit.")] = 0.0
+    category: Annotated[Text | None, _doc("The product's category.")] = None
 
 
 class CartUpdate(_Base, tag="cart_update"):
-    items: Annotated[list[CartLine], msgspec.Meta(max_length=MAX_LINES)] = msgspec.field(
-        default_factory=list
-    )
-    value: Money | None = None
+    """The visitor's cart changed; the event carries the whole new cart."""
+
+    items: Annotated[list[CartLine], msgspec.Meta(max_length=MAX_LINES, description=(
+        "Every line of the cart after the change, not the difference; an empty list empties "
+        "the cart."))] = msgspec.field(default_factory=list)
+    value: Annotated[Money | None, _doc(
+        "The cart's value. Left out: the sum of quantity * price.")] = None
 
 
 class OrderItem(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=True):
-    sku: Id
-    category: Text | None = None
-    quantity: Quantity = 1
-    price: Money = 0.0
-    #: Money off per unit (0 if none).
-    discount: Money = 0.0
+    """One line of an order."""
+
+    sku: Annotated[Id, _doc("The product bought.")]
+    category: Annotated[Text | None, _doc(
+        "The product's category: counted in the customer's category items and spend.")] = None
+    quantity: Annotated[Quantity, _doc("Units bought.")] = 1
+    price: Annotated[Money, _doc("Price per unit, before the discount.")] = 0.0
+    discount: Annotated[Money, _doc(
+        "Money off per unit (0 if none), at most the price. A discounted line makes the "
+        "order count as discounted.")] = 0.0
 
 
 class Order(_Base, tag="order"):
-    order_id: Id
-    items: Annotated[list[OrderItem], msgspec.Meta(min_length=1, max_length=MAX_LINES)]
-    total: Money | None = None
-    coupon: Text | None = None
+    """An order was placed: sent by the shop's backend, or imported from order history."""
+
+    order_id: Annotated[Id, _doc(
+        "The shop's order number. An order_id already stored is a duplicate and is not "
+        "counted again (shops retry).")]
+    items: Annotated[list[OrderItem], msgspec.Meta(
+        min_length=1, max_length=MAX_LINES, description="The order's lines.")]
+    total: Annotated[Money | None, _doc(
+        "What the customer paid. Left out: the sum of quantity * (price - discount).")] = None
+    coupon: Annotated[Text | None, _doc(
+        "The coupon code used; a coupon makes the order count as discounted.")] = None
 
 
 class ReturnItem(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=True):
-    sku: Id
-    quantity: Quantity = 1
+    """One returned line."""
+
+    sku: Annotated[Id, _doc("The product returned.")]
+    quantity: Annotated[Quantity, _doc("Units returned.")] = 1
 
 
 class Return(_Base, tag="return"):
-    order_id: Id
-    items: Annotated[list[ReturnItem], msgspec.Meta(max_length=MAX_LINES)] = msgspec.field(
+    """Products of an order came back."""
+
+    order_id: Annotated[Id, _doc("The order the products were bought in.")]
+    items: Annotated[list[ReturnItem], msgspec.Meta(max_length=MAX_LINES, description=(
+        "The returned lines: their quantities count as returned items."))] = msgspec.field(
         default_factory=list
     )
 
 
 class Identify(_Base, tag="identify"):
-    pass
+    """A visitor logged in or was recognized: links ``visitor_id`` to ``customer_id``
+    (both required), and the visitor's profile is merged into the customer's."""
 
 
 class _Exposure(_Base):
-    campaign: Id
-    variant: Text | None = None
-    slot: Text | None = None
-    skus: Annotated[list[Id], msgspec.Meta(max_length=100)] = msgspec.field(default_factory=list)
+    campaign: Annotated[Id, _doc("The campaign whose widget it was.")]
+    variant: Annotated[Text | None, _doc("The campaign's variant the visitor is in.")] = None
+    slot: Annotated[Text | None, _doc("The slot the widget filled.")] = None
+    skus: Annotated[list[Id], msgspec.Meta(max_length=100, description=(
+        "The products shown (impression) or clicked (click)."))] = msgspec.field(default_factory=list)
 
 
 class Impression(_Exposure, tag="impression"):
-    pass
+    """A campaign's widget was shown, or its holdout applied (the middleware writes these)."""
 
 
 class Click(_Exposure, tag="click"):
-    pass
+    """A product in a widget was clicked (the middleware writes these)."""
 
 
 Event = Union[PageView, ProductView, CartUpdate, Order, Return, Identify, Impression, Click]

@@ -42,20 +42,22 @@ class StrategyParams(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, f
     """Params every strategy accepts; a strategy's ``Params`` subclasses this.
 
     A subclass may change a default (``cart_reminder`` sets ``exclude_in_cart = False``).
+    Each field's ``Meta(description=...)`` is its meaning in ``docs/strategies.md``
+    (generated); a subclass that redeclares a field without one keeps this meaning.
     """
 
-    #: How many products to return at most.
-    limit: Annotated[int, msgspec.Meta(ge=1, le=50)] = 8
-    #: Only products in these categories.
-    categories: tuple[str, ...] | None = None
-    min_price: Price | None = None
-    max_price: Price | None = None
-    #: Leave out what the visitor already bought.
-    exclude_purchased: bool = False
-    #: Leave out what is in the visitor's cart.
-    exclude_in_cart: bool = True
-    #: Another strategy that fills the list when this one returns fewer than ``limit``.
-    fallback: str | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=50, description="How many products to show at most.")] = 8
+    categories: Annotated[tuple[str, ...] | None, msgspec.Meta(
+        description="Only products in these categories.")] = None
+    min_price: Annotated[Price | None, msgspec.Meta(description="Only products priced at least this.")] = None
+    max_price: Annotated[Price | None, msgspec.Meta(description="Only products priced at most this.")] = None
+    exclude_purchased: Annotated[bool, msgspec.Meta(
+        description="Leave out what the visitor already bought.")] = False
+    exclude_in_cart: Annotated[bool, msgspec.Meta(
+        description="Leave out what is in the visitor's cart.")] = True
+    fallback: Annotated[str | None, msgspec.Meta(description=(
+        "Another strategy that fills the list when this one finds fewer than `limit` "
+        "products."))] = None
 
     #: Fields of this struct that name other strategies (checked for typos and cycles).
     strategy_fields: ClassVar[tuple[str, ...]] = ("fallback",)

@@ -51,6 +51,11 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 #: Failed token attempts allowed per client address per window before answering 429.
 MAX_FAILED_ATTEMPTS = 10
 FAILED_WINDOW_SECONDS = 60.0
+#: Keys of a ``/recommendations`` slot that describe the shop's targeting, not the visitor's
+#: widget: sent only when ``[middleware] debug_header`` is on.
+DEBUG_ONLY_KEYS = ("reasons", "segment", "strategy")
+#: The ``/recommendations`` answer when deciding fails (fail open: the page keeps its defaults).
+FALLBACK_ANSWER = {"slots": {}, "fallback": True}
 _json = msgspec.json.Encoder()
 # Characters kept as they are in a redirect target; anything else (non-ASCII) is %-encoded.
 _URL_SAFE = "/?&=#%:+;,@!$'()*[]~-._"
@@ -170,6 +175,19 @@ class Endpoints:
     # -- GET /recommendations ----------------------------------------------------------------
     async def _recommendations(self, scope: MutableMapping[str, Any], receive: Receive, send: Send,
                                settings: Settings) -> None:
+        """The decision for the request's visitor, as JSON for client-rendered pages.
+
+        The meanings below are those of ``docs/recommendations.md`` (generated); the other
+        keys of a slot are ``SlotDecision``'s fields.
+
+        :query slot: A slot to decide, named as in the page's ``data-segmint-slot``
+            (e.g. ``slot=home``); repeat it for several slots.
+        :query path: The path of the page the widgets are for (campaigns' ``pages`` patterns
+            match it); must start with ``/``; default ``/``.
+        :key slots: The decision per requested slot, by slot name.
+        :key html: The rendered, escaped widget; empty when nothing is shown.
+        :key fallback: Present (true) only when deciding failed: show the page's defaults.
+        """
         query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), max_num_fields=100)
         slots = list(dict.fromkeys(v for k, v in query if k == "slot"))
         path = next((v for k, v in query if k == "path"), "/")
@@ -188,7 +206,7 @@ class Endpoints:
             payload = await self.core.run(_public_decision, self.core, decision, settings.debug)
         except Exception as exc:  # noqa: BLE001 - fail open: the page shows its defaults
             self.core.counters.failure("recommendations", exc)
-            await _respond(send, 200, {"slots": {}, "fallback": True}, extra)
+            await _respond(send, 200, FALLBACK_ANSWER, extra)
             return
         if identity.track:
             now = self.core.now()
@@ -259,7 +277,7 @@ def _public_decision(core: Core, decision: Any, debug: bool) -> dict[str, Any]:
     for name, slot_decision in decision.slots.items():
         data = slot_decision.to_dict()
         if not debug:
-            for private in ("reasons", "segment", "strategy"):
+            for private in DEBUG_ONLY_KEYS:
                 data.pop(private, None)
         data["html"] = core.render(slot_decision) if slot_decision.campaign and not slot_decision.control else ""
         slots[name] = data

@@ -15,11 +15,11 @@ from ._common import bestseller_products
 
 
 class BestsellersParams(StrategyParams, kw_only=True, forbid_unknown_fields=True, frozen=True):
-    #: Units sold in the last N days (7, 30 or 90 are precomputed; others use the next larger
-    #: window); omit for all time.
-    window_days: Annotated[int, msgspec.Meta(ge=1)] | None = 30
-    #: Only this category's bestsellers (``categories`` also works, for several).
-    category: str | None = None
+    window_days: Annotated[Annotated[int, msgspec.Meta(ge=1)] | None, msgspec.Meta(description=(
+        "Rank by units sold in the last N days (7, 30 and 90 are precomputed; other values use "
+        "the next larger window); null (JSON or YAML config): all time."))] = 30
+    category: Annotated[str | None, msgspec.Meta(description=(
+        "Only this category's bestsellers (`categories` also works, for several)."))] = None
 
 
 class Bestsellers:

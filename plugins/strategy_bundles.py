@@ -21,10 +21,13 @@ from segmint.engine.strategy import StrategyContext, StrategyParams, candidate_f
 
 class BundlesParams(StrategyParams, kw_only=True, forbid_unknown_fields=True, frozen=True):
     limit: Annotated[int, msgspec.Meta(ge=1, le=50)] = 3
-    #: The summed price of the bundle is at most this.
-    max_total: Annotated[float, msgspec.Meta(gt=0)] = 100.0
-    min_items: Annotated[int, msgspec.Meta(ge=1)] = 2
-    window_days: Annotated[int, msgspec.Meta(ge=1)] | None = 90
+    max_total: Annotated[float, msgspec.Meta(gt=0, description=(
+        "The summed price of the bundle is at most this."))] = 100.0
+    min_items: Annotated[int, msgspec.Meta(ge=1, description=(
+        "Fewer picks than this under `max_total` is no bundle at all."))] = 2
+    window_days: Annotated[Annotated[int, msgspec.Meta(ge=1)] | None, msgspec.Meta(description=(
+        "Candidates are ranked by units sold in the last N days; null (JSON or YAML config): "
+        "all time."))] = 90
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -21,8 +21,10 @@ from ._common import as_datetime, products_for
 
 
 class CartReminderParams(StrategyParams, kw_only=True, forbid_unknown_fields=True, frozen=True):
-    idle_minutes: Annotated[float, msgspec.Meta(ge=0)] = 15.0
-    exclude_in_cart: bool = False  # the cart is the point
+    idle_minutes: Annotated[float, msgspec.Meta(ge=0, description=(
+        "Show the cart once it has not changed for this many minutes."))] = 15.0
+    exclude_in_cart: Annotated[bool, msgspec.Meta(description=(
+        "Off by default here: the cart's products are the point."))] = False
 
 
 def cart_is_idle(ctx: StrategyContext, idle_minutes: float) -> bool:

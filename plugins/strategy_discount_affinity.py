@@ -24,9 +24,11 @@ DEFAULT_THRESHOLD = 0.3
 
 
 class DiscountAffinityParams(StrategyParams, kw_only=True, forbid_unknown_fields=True, frozen=True):
-    threshold: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
-    high: str = "markdowns"
-    low: str = "new_arrivals"
+    threshold: Annotated[Annotated[float, msgspec.Meta(ge=0, le=1)] | None, msgspec.Meta(description=(
+        "Share of orders bought on discount from which a visitor counts as a discount seeker; "
+        "left out: the document's `discount.band` decides when present, else 0.3."))] = None
+    high: Annotated[str, msgspec.Meta(description="The strategy for discount seekers.")] = "markdowns"
+    low: Annotated[str, msgspec.Meta(description="The strategy for everyone else.")] = "new_arrivals"
 
     strategy_fields = ("fallback", "high", "low")
 

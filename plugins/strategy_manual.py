@@ -19,7 +19,8 @@ from ._common import products_for
 
 
 class ManualParams(StrategyParams, kw_only=True, forbid_unknown_fields=True, frozen=True):
-    skus: Annotated[tuple[Annotated[str, msgspec.Meta(min_length=1)], ...], msgspec.Meta(min_length=1)]
+    skus: Annotated[tuple[Annotated[str, msgspec.Meta(min_length=1)], ...], msgspec.Meta(
+        min_length=1, description="The products to show, in this order.")]
 
 
 class Manual:

@@ -21,8 +21,8 @@ _FAR_FUTURE = datetime.max.replace(tzinfo=timezone.utc)
 
 
 class MarkdownsParams(StrategyParams, kw_only=True, forbid_unknown_fields=True, frozen=True):
-    #: Only products at least this many percent off.
-    min_discount_pct: Annotated[float, msgspec.Meta(ge=0, le=100)] = 0.0
+    min_discount_pct: Annotated[float, msgspec.Meta(ge=0, le=100, description=(
+        "Only products at least this many percent off `compare_at_price`."))] = 0.0
 
 
 def _deepest_first(catalog: Catalog) -> tuple[Product, ...]:

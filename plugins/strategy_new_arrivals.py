@@ -15,8 +15,8 @@ from segmint.engine.strategy import StrategyContext, StrategyParams
 
 
 class NewArrivalsParams(StrategyParams, kw_only=True, forbid_unknown_fields=True, frozen=True):
-    #: Only products created in the last N days (omit: any age).
-    max_age_days: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    max_age_days: Annotated[Annotated[int, msgspec.Meta(ge=1)] | None, msgspec.Meta(description=(
+        "Only products created in the last N days; left out: any age."))] = None
 
 
 def _newest_first(catalog: Catalog) -> tuple[Product, ...]:

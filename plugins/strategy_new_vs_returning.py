@@ -10,6 +10,10 @@ New visitors get ``new`` (bestsellers: social proof), returning ones ``returning
 
 from __future__ import annotations
 
+from typing import Annotated
+
+import msgspec
+
 from segmint.engine.catalog import Product
 from segmint.engine.hookspecs import hookimpl
 from segmint.engine.strategy import StrategyContext, StrategyParams, delegate
@@ -18,8 +22,8 @@ from ._common import document_value
 
 
 class NewVsReturningParams(StrategyParams, kw_only=True, forbid_unknown_fields=True, frozen=True):
-    new: str = "bestsellers"
-    returning: str = "viewed_based"
+    new: Annotated[str, msgspec.Meta(description="The strategy for new visitors.")] = "bestsellers"
+    returning: Annotated[str, msgspec.Meta(description="The strategy for returning visitors.")] = "viewed_based"
 
     strategy_fields = ("fallback", "new", "returning")
 

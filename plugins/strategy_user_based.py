@@ -20,11 +20,13 @@ from ._common import bestseller_products, products_for, related_skus, top_catego
 
 
 class UserBasedParams(StrategyParams, kw_only=True, forbid_unknown_fields=True, frozen=True):
-    exclude_purchased: bool = True
-    #: How many of the latest purchases seed the recommendations.
-    seeds: Annotated[int, msgspec.Meta(ge=1, le=100)] = 20
-    #: Bestseller window for the visitor's-top-categories part.
-    window_days: Annotated[int, msgspec.Meta(ge=1)] | None = 90
+    exclude_purchased: Annotated[bool, msgspec.Meta(description=(
+        "On by default here: win-back shows what they have not bought yet."))] = True
+    seeds: Annotated[int, msgspec.Meta(ge=1, le=100, description=(
+        "How many of the latest purchases seed the recommendations."))] = 20
+    window_days: Annotated[Annotated[int, msgspec.Meta(ge=1)] | None, msgspec.Meta(description=(
+        "Bestseller window (days) for the visitor's-top-categories part; null (JSON or YAML "
+        "config): all time."))] = 90
 
 
 class UserBased:

@@ -20,11 +20,12 @@ from ._common import bestseller_products, products_for, related_skus, top_catego
 
 
 class ViewedBasedParams(StrategyParams, kw_only=True, forbid_unknown_fields=True, frozen=True):
-    #: How many of the latest views seed the recommendations.
-    seeds: Annotated[int, msgspec.Meta(ge=1, le=30)] = 10
-    #: Bestseller window for the same-category part.
-    window_days: Annotated[int, msgspec.Meta(ge=1)] | None = 30
-    include_viewed: bool = False
+    seeds: Annotated[int, msgspec.Meta(ge=1, le=30, description=(
+        "How many of the latest views seed the recommendations."))] = 10
+    window_days: Annotated[Annotated[int, msgspec.Meta(ge=1)] | None, msgspec.Meta(description=(
+        "Bestseller window (days) for the same-category part; null (JSON or YAML config): all time."))] = 30
+    include_viewed: Annotated[bool, msgspec.Meta(description=(
+        "Also show the products the visitor viewed (`recently_viewed` shows those)."))] = False
 
 
 class ViewedBased:
