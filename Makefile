@@ -14,7 +14,7 @@ STAMP  := $(VENV)/.installed-dev
 PIP    := PIP_CONSTRAINT=$(CURDIR)/$(LOCK) $(PY) -m pip install --quiet -c $(LOCK)
 QUIET  := > $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
 
-.PHONY: test test-latest demo bench bench-quick check schema lock clean
+.PHONY: test test-latest demo bench bench-quick check docs schema lock clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -48,9 +48,13 @@ bench-quick:
 check: $(STAMP)
 	$(VENV)/bin/segmint check examples/segmint.toml
 
-# docs/config.schema.json is generated from the config structs (a test compares it).
-schema: $(STAMP)
-	$(PY) -c 'import json; from segmint.engine.config import config_json_schema; print(json.dumps(config_json_schema(), indent=2, sort_keys=True))' > docs/config.schema.json
+# The reference docs generated from the code (config.schema.json, fields.md, events.md,
+# imports.md, strategies.md, recommendations.md: segmint.middleware.refdocs.PAGES); a test
+# fails when one differs from what the code generates.
+docs: $(STAMP)
+	$(PY) -m segmint.middleware.refdocs docs
+
+schema: docs
 
 # Refresh the lock: pip-compile (pip-tools) in a throwaway venv, every extra, Python 3.11.
 lock:

@@ -1,0 +1,5 @@
+"""``python -m segmint.middleware.refdocs docs``: regenerate the reference docs."""
+
+from . import main
+
+raise SystemExit(main())
