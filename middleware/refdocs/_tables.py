@@ -16,10 +16,10 @@ from typing import Any
 import msgspec
 import msgspec.inspect as mi
 
-__all__ = ["FieldDoc", "struct_fields", "type_text", "default_text", "table", "docstring", "field_list",
+__all__ = ["FieldDoc", "struct_fields", "type_text", "description", "default_text", "table", "docstring", "field_list",
            "json_block"]
 
-_BYTES = re.compile(r"``([^`]+)``")
+_RST_CODE = re.compile(r"``([^`]+)``")
 
 
 class FieldDoc(msgspec.Struct, frozen=True):
@@ -35,7 +35,7 @@ class FieldDoc(msgspec.Struct, frozen=True):
 
 def docstring(obj: Any) -> str:
     """``obj``'s docstring, dedented, with reST ````code```` turned into markdown `code`."""
-    return _BYTES.sub(r"`\1`", inspect.getdoc(obj) or "")
+    return _RST_CODE.sub(r"`\1`", inspect.getdoc(obj) or "")
 
 
 def field_list(obj: Any, kind: str) -> dict[str, str]:
@@ -149,7 +149,7 @@ def struct_fields(cls: type, *, inherit_from: type | None = None) -> list[FieldD
 
 
 def _code(text: str) -> str:
-    return _BYTES.sub(r"`\1`", text).replace("|", "\\|")
+    return _RST_CODE.sub(r"`\1`", text).replace("|", "\\|")
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:

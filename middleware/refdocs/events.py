@@ -78,9 +78,13 @@ def _rows(fields: list[FieldDoc]) -> list[list[str]]:
     return [[f"`{f.name}`", f.type, f.default, f.meaning] for f in fields]
 
 
+def _common_fields() -> set[str]:
+    """The fields every event type has (documented once, at the top)."""
+    return set.intersection(*({f.name for f in msgspec.structs.fields(cls)} for cls in ev.EVENT_TYPES.values()))
+
+
 def _event_section(name: str, cls: type) -> list[str]:
-    common = {f.name for f in msgspec.structs.fields(ev._Base)}  # noqa: SLF001 - documented above
-    own = [f for f in struct_fields(cls) if f.name not in common]
+    own = [f for f in struct_fields(cls) if f.name not in _common_fields()]
     lines = [f"## `{name}`", "", docstring(cls), ""]
     if own:
         lines += [*table(["field", "type", "default", "meaning"], _rows(own)), ""]
@@ -108,8 +112,9 @@ def events_markdown() -> str:
     """The content of ``docs/events.md``."""
     _check_examples()
     types = ", ".join(f"`{name}`" for name in ev.EVENT_TYPES)
+    first = next(iter(ev.EVENT_TYPES.values()))
     common = [FieldDoc("type", "string", "required", f"The event's type: one of {types}."),
-              *struct_fields(ev._Base)]  # noqa: SLF001 - the fields every event has
+              *(f for f in struct_fields(first) if f.name in _common_fields())]
     lines = [
         "# Events",
         "",
