@@ -72,11 +72,8 @@ def exported_variables(text: str) -> dict[str, str]:
     """``export NAME=value`` lines of the ```sh blocks: what a page tells the reader to set."""
     found = {}
     for _, block in code_blocks(text, "sh"):
-        for line in block.splitlines():
-            words = shlex.split(line, comments=True)
-            if len(words) == 2 and words[0] == "export" and "=" in words[1]:
-                name, value = words[1].split("=", 1)
-                found[name] = value
+        for match in re.finditer(r"^export ([A-Za-z_]\w*)=(.+)$", block, re.M):
+            found[match[1]] = shlex.split(match[2], comments=True)[0]
     return found
 
 
