@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from importlib.metadata import version
 
 from segmint.engine.errors import SegmintError
 
@@ -25,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="segmint",
         description="Server-side segment targeting and recommendation widgets for ASGI shops.",
     )
+    parser.add_argument("--version", action="version", version=f"segmint {version('segmint')}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -50,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--path", default="/", help="page path for campaign page patterns")
 
     p = command("audience", "how many profiles are in a segment, with a sample", cli_commands.audience)
-    p.add_argument("segment", metavar="SEGMENT")
+    p.add_argument("segment", metavar="SEGMENT", help="a segment name of the config")
     p.add_argument("--sample", type=int, default=10, metavar="N", help="sample size (default 10)")
 
     p = command("import", "import historic orders from CSV or JSONL (streaming)", cli_commands.import_orders)
@@ -81,9 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     command("schema", "print the JSON Schema of the config file", cli_commands.schema, config=False, json=False)
 
     p = command("demo", "serve the demo shop (what `make demo` runs)", cli_commands.demo, config=False, json=False)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--db", default=None, help="demo database file (default: .demo/segmint-demo.db)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    p.add_argument("--db", default=None,
+                   help="demo database file (default: the config's store, which `segmint explain CONFIG` reads)")
     p.add_argument("--config", dest="config", default=None, help="config (default: examples/segmint.toml)")
     p.add_argument("--reseed", action="store_true", help="rebuild the demo database even if it exists")
     return parser

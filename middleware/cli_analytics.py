@@ -10,7 +10,7 @@ from typing import Any
 from segmint.engine.errors import SegmintError
 
 from .cli_commands import config_runtime, config_store
-from .cli_output import Output, Progress
+from .cli_output import Output, Progress, plural
 
 __all__ = ["report", "segments"]
 
@@ -75,7 +75,7 @@ def report(args: argparse.Namespace, out: Output) -> int:
     if args.csv:
         out.stream.write(result.to_csv())
         return 0
-    out.line(f"{result.orders:,} orders ({result.attributed_orders:,} attributed to a campaign), "
+    out.line(f"{plural(result.orders, 'order')} ({result.attributed_orders:,} attributed to a campaign), "
              f"attribution window {result.window_days:g} days")
     if not result.campaigns:
         out.line("no campaign exposures in this period" + (f" for campaign {args.campaign!r}" if args.campaign else ""))
@@ -122,7 +122,7 @@ def segments(args: argparse.Namespace, out: Output) -> int:
               ((name, *(h.sizes.get(name, 0) for h in recent)) for name in names))
     if latest and latest.overlap:
         out.line()
-        out.line(out.paint(f"overlap on {latest.day.isoformat()} ({latest.profiles:,} profiles)", "bold"))
+        out.line(out.paint(f"overlap on {latest.day.isoformat()} ({plural(latest.profiles, 'profile')})", "bold"))
         out.table(("segment", "and", "in both"),
                   ((a, b, n) for (a, b), n in sorted(latest.overlap.items(), key=lambda item: -item[1])))
     return 0

@@ -14,7 +14,7 @@ import msgspec
 
 from segmint.engine.errors import ConfigError, SegmintError
 
-from .cli_output import Output, Progress
+from .cli_output import Output, Progress, number, plural
 
 __all__ = ["check", "explain", "audience", "import_orders", "rfm", "migrate", "schema", "demo", "flatten",
            "config_runtime", "config_store"]
@@ -38,7 +38,7 @@ def check(args: argparse.Namespace, out: Output) -> int:
             for p in problems:
                 hint = f" (did you mean {p.suggestion!r}?)" if p.suggestion else ""
                 out.line(f"{out.paint(p.location(), 'bold')}: {p.message}{hint}")
-            out.line(out.paint(f"{len(problems)} problem(s) found", "red"))
+            out.line(out.paint(f"{plural(len(problems), 'problem')} found", "red"))
         return 1
     slots = sorted({s for c in state.campaigns for s in c.slots})
     summary = {
@@ -53,8 +53,9 @@ def check(args: argparse.Namespace, out: Output) -> int:
         out.json(summary)
     else:
         out.line(out.paint("ok", "green") + f": {args.config}")
-        out.line(f"  {len(summary['segments'])} segments, {len(summary['campaigns'])} campaigns, "
-                 f"{len(slots)} slots ({', '.join(slots) or 'none'}), {summary['products']} products")
+        out.line(f"  {plural(len(summary['segments']), 'segment')}, {plural(len(summary['campaigns']), 'campaign')}, "
+                 f"{plural(len(slots), 'slot')} ({', '.join(slots) or 'none'}), "
+                 f"{plural(summary['products'], 'product')}")
     return 0
 
 
@@ -130,13 +131,13 @@ def explain(args: argparse.Namespace, out: Output) -> int:
         out.json(data)
         return 0
     out.line(out.paint(f"profile {profile.key}", "bold"))
-    out.table(("field", "value"), ((k, _short(v)) for k, v in flatten(first.document)))
+    out.table(("field", "value"), ((k, _short(v, k)) for k, v in flatten(first.document)))
     out.line()
     out.line(out.paint("segments", "bold"))
     rows = []
     for name, ex in first.segments.items():
         verdict = out.paint("matched", "green") if ex.matched else out.paint("no", "red")
-        why = "; ".join(str(c).strip().splitlines()[0] for c in _failing_clauses(ex)[:3])
+        why = "; ".join(_clause(c) for c in _failing_clauses(ex)[:3])
         rows.append((name, verdict, why))
     out.table(("segment", "in", "failing clause (actual value)"), rows)
     out.line()
@@ -155,9 +156,22 @@ def explain(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
-def _short(value: Any, width: int = 80) -> str:
+def _clause(explanation: Any) -> str:
+    """One failing clause and the value it saw, rounded like the field table."""
+    data = explanation.to_dict()
+    if data.get("missing"):
+        return f"{data['label']} (missing)"
+    if "actual" not in data:
+        return data["label"]
+    return f"{data['label']} (actual: {_short(data['actual'], data.get('path') or '')})"
+
+
+def _short(value: Any, field: str = "", width: int = 80) -> str:
     if isinstance(value, datetime):
-        return value.isoformat()
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, float):
+        # Day counts to a tenth (a visit a minute ago is 0.0 days, not 6.9e-04); others to cents.
+        return number(value, 1 if "days" in field else 2)
     text = json.dumps(value, default=str) if isinstance(value, (list, dict)) else str(value)
     return text if len(text) <= width else text[: width - 3] + "..."
 
@@ -171,8 +185,9 @@ def audience(args: argparse.Namespace, out: Output) -> int:
             import difflib
 
             close = difflib.get_close_matches(args.segment, list(segments), n=1)
-            raise ConfigError(f"unknown segment {args.segment!r}", path="$.segments",
-                              suggestion=close[0] if close else None, file=args.config)
+            known = ", ".join(sorted(segments)) or "none: the config defines no segments"
+            raise ConfigError(f"unknown segment {args.segment!r}; the config's segments: {known}",
+                              path="$.segments", suggestion=close[0] if close else None, file=args.config)
         target = segments[args.segment]
         now = rt.clock()
         progress = Progress(rt.store.count_profiles(), f"scanning profiles for {args.segment}")
@@ -194,7 +209,7 @@ def audience(args: argparse.Namespace, out: Output) -> int:
         out.json({"segment": args.segment, "members": members, "profiles": total, "share": share,
                   "sample": sample})
         return 0
-    out.line(f"{out.paint(args.segment, 'bold')}: {members:,} of {total:,} profiles ({share:.1%})")
+    out.line(f"{out.paint(args.segment, 'bold')}: {members:,} of {plural(total, 'profile')} ({share:.1%})")
     if sample:
         out.table(("profile", "orders", "spend", "last order", "visits"),
                   ((s["key"], s["orders"], s["spend"], s["last_order_at"] or "-", s["visits"]) for s in sample))
@@ -230,10 +245,10 @@ def import_orders(args: argparse.Namespace, out: Output) -> int:
     if args.json:
         out.json(asdict(report))
     else:
-        out.line(f"imported {report.orders:,} orders ({report.lines:,} lines) in {report.seconds:.1f} s; "
-                 f"{report.duplicates:,} duplicates skipped")
+        out.line(f"imported {plural(report.orders, 'order')} ({plural(report.lines, 'line')}) in "
+                 f"{report.seconds:.1f} s; {plural(report.duplicates, 'duplicate')} skipped")
         if report.rejected_count:
-            out.line(out.paint(f"{report.rejected_count:,} rejected line(s):", "yellow"))
+            out.line(out.paint(f"{plural(report.rejected_count, 'rejected line')}:", "yellow"))
             for line, message in report.rejected[:50]:
                 out.line(f"  line {line}: {message}")
     return 1 if report.rejected_count else 0
@@ -253,7 +268,8 @@ def rfm(args: argparse.Namespace, out: Output) -> int:
     if args.json:
         out.json(msgspec.to_builtins(thresholds))
     else:
-        out.line(f"RFM thresholds from {thresholds.customers:,} customers (sample {thresholds.sample_size:,})")
+        out.line(f"RFM thresholds from {plural(thresholds.customers, 'customer')} "
+                 f"(sample {thresholds.sample_size:,})")
         out.table(("score cut", "20%", "40%", "60%", "80%"), [
             ("recency (days)", *thresholds.recency_days),
             ("frequency (orders)", *thresholds.frequency),

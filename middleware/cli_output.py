@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
-__all__ = ["Output", "Progress"]
+__all__ = ["Output", "Progress", "plural", "number"]
 
 _COLOURS = {"red": "31", "green": "32", "yellow": "33", "blue": "34", "dim": "2", "bold": "1"}
 
@@ -53,8 +53,27 @@ def _cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return number(value)
     return str(value)
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """The count and the word, plural unless the count is 1.
+
+    >>> plural(1, "problem"), plural(1200, "order"), plural(2, "entry", "entries")
+    ('1 problem', '1,200 orders', '2 entries')
+    """
+    return f"{count:,} {word if count == 1 else many or word + 's'}"
+
+
+def number(value: float, digits: int = 2) -> str:
+    """A float for people: fixed decimals, never ``9.73e-05``.
+
+    >>> number(9.73e-05, 1), number(540.0), number(-0.001)
+    ('0.0', '540.00', '0.00')
+    """
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and not text.strip("-0.") else text  # no "-0.00"
 
 
 class Progress:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -11,7 +13,7 @@ import pytest
 
 from segmint.engine.config import config_json_schema
 from segmint.engine.runtime import Segmint
-from segmint.middleware.cli import main
+from segmint.middleware.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -75,6 +77,40 @@ def test_check_reports_bad_input_with_location_and_exit_1(capsys, tmp_path, name
     assert "segmint.toml" in out and needle in out
     if suggestion:
         assert f"did you mean {suggestion!r}" in out
+
+
+def test_counts_are_singular_for_one(capsys, tmp_path):
+    config = write_config(tmp_path, BAD_INPUTS["unknown strategy"][0])
+    code, out, _ = run(capsys, "check", str(config))
+    assert code == 1 and "1 problem found" in out
+    config = write_config(tmp_path, '[segments.a]\nfilter = {"spend.total" = {"$gte" = 1}}\n'
+                                    '[[campaigns]]\nid = "c"\nslots = ["home"]\nstrategy = "bestsellers"\n')
+    code, out, _ = run(capsys, "check", str(config))
+    assert code == 0 and "1 segment, 1 campaign, 1 slot (home)" in out
+
+
+def test_version(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"segmint {version('segmint')}"
+
+
+def _arguments(parser: argparse.ArgumentParser, prefix: str = "segmint"):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _arguments(sub, f"{prefix} {name}")
+        elif action.help != argparse.SUPPRESS and not isinstance(action, argparse._HelpAction):
+            yield f"{prefix} {'/'.join(action.option_strings) or action.dest}", action.help
+
+
+def test_every_argument_has_help_text():
+    arguments = list(_arguments(build_parser()))
+    assert len(arguments) > 30
+    assert [name for name, help in arguments if not help] == []
 
 
 def test_check_json_lists_problems_with_path(capsys, tmp_path):
@@ -167,10 +203,21 @@ def test_audience_counts_members_and_samples(capsys, seeded_config):
     assert [s["key"] for s in data["sample"]] == ["c:vip-1"]
 
 
-def test_audience_unknown_segment_suggests(capsys, seeded_config):
+def test_audience_unknown_segment_suggests_and_lists_the_known_ones(capsys, seeded_config):
     code, out, err = run(capsys, "audience", str(seeded_config), "lapsed_vips")
     assert code == 1
     assert "did you mean 'lapsed_vip'" in err
+    assert "discount_seekers, frequent_low_spenders, frequent_low_value_buyers" in err
+
+
+def test_explain_rounds_numbers_for_people(capsys, seeded_config):
+    code, out, err = run(capsys, "explain", str(seeded_config), "--customer", "small-1", "--slot", "home")
+    assert code == 0, err
+    assert not re.search(r"\de-\d", out), "a number in scientific notation"
+    assert re.search(r"(?m)^days_since_last_purchase +\d+\.\d$", out)  # days to a tenth
+    assert re.search(r"(?m)^spend\.total +20\.00$", out)
+    lapsed = next(line for line in out.splitlines() if line.startswith("lapsed_vip"))
+    assert "spend.total >= 2000 (actual: 20.00)" in lapsed
 
 
 def test_import_reports_rejected_lines_and_stores_good_ones(capsys, seeded_config, tmp_path):
@@ -183,6 +230,7 @@ def test_import_reports_rejected_lines_and_stores_good_ones(capsys, seeded_confi
     )
     code, out, _ = run(capsys, "import", str(seeded_config), str(orders))
     assert code == 1  # one rejected line
+    assert "imported 1 order (3 lines)" in out and "1 rejected line:" in out
     assert "line 4" in out
     rt = Segmint.from_config(seeded_config, watch=False, clock=lambda: NOW)
     try:
