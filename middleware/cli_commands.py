@@ -313,5 +313,26 @@ def demo(args: argparse.Namespace, out: Output) -> int:
     """Seed the demo database if needed and serve the demo shop."""
     from .demo import run_demo
 
-    run_demo(host=args.host, port=args.port, db_path=args.db, config=args.config, reseed=args.reseed)
+    run_demo(host=args.host, port=args.port, db_path=args.db, config=args.config, reseed=args.reseed,
+             program=_program())
     return 0
+
+
+def _program() -> str:
+    """How to run this ``segmint`` again from the current directory, for printed commands:
+    ``segmint`` when that is the one on PATH, else the path that ran (``make demo`` runs
+    ``.venv/bin/segmint`` without activating the venv)."""
+    import shutil
+    import sys
+
+    ran = Path(sys.argv[0])
+    if ran.name != "segmint":
+        return "segmint"
+    on_path = shutil.which("segmint")
+    if on_path and Path(on_path).resolve() == ran.resolve():
+        return "segmint"
+    try:
+        shown = str(ran.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(ran)
+    return shown if "/" in shown else f"./{shown}"

@@ -4,6 +4,8 @@ A small Starlette shop (fashion, cosmetics, electronics) with ``SegmintMiddlewar
 the config ``examples/segmint.toml`` and a database seeded with synthetic order history, so
 that every segment of the config has members. A persona switcher shows the same page giving
 each kind of shopper a different widget, and a panel says which segment and campaign chose it.
+The database is the config's own store, so ``segmint explain examples/segmint.toml ...``
+reads what the shop shows; ``run_demo`` prints that command for each persona.
 
     seed_demo_database("examples/segmint.toml", "/tmp/demo.db")
     app = build_demo_app("examples/segmint.toml", db_path="/tmp/demo.db")   # any ASGI server
@@ -16,6 +18,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import shlex
 import sys
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import datetime, timedelta
@@ -23,16 +26,16 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from segmint.engine.clock import Clock, as_utc, system_clock
-from segmint.engine.errors import ConfigError
+from segmint.engine.errors import ConfigError, SegmintError
 from segmint.engine.stores import ProfileStore, open_store
 
 from .personas import PERSONAS, Persona
 from .seed import SeedReport, count_orders, generate_history, read_seed_meta, write_history
+from .switcher import landing_page
 
 __all__ = ["build_demo_app", "seed_demo_database", "run_demo", "DemoApp", "SeedReport", "PERSONAS",
-           "Persona", "default_config_path", "DEFAULT_DB_PATH"]
+           "Persona", "default_config_path", "demo_database_path", "explain_commands"]
 
-DEFAULT_DB_PATH = Path(".demo") / "segmint-demo.db"
 #: A demo database seeded longer ago than this is re-seeded: its "days ago" have drifted.
 RESEED_AFTER = timedelta(days=1)
 
@@ -147,6 +150,44 @@ def build_demo_app(
     return DemoApp(wrap_shop(runtime, login_secret=_login_secret(runtime)), runtime, store)
 
 
+def demo_database_path(config_path: str | os.PathLike[str]) -> Path:
+    """The SQLite file of the config's store: where the demo seeds, and what the CLI reads."""
+    from segmint.engine.config import load_config
+
+    config = load_config(Path(config_path), validate=False)
+    location = config.store_location
+    if config.store.url or location == ":memory:":
+        raise ConfigError(f"the demo seeds a SQLite file, and this config's store is {location!r}; "
+                          "pass --db PATH", path="$.store", file=str(config_path))
+    return Path(location)
+
+
+def _shown(path: Path) -> str:
+    # Relative to where the command runs when it is under it, so the printed line stays short.
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def explain_commands(config_path: str | os.PathLike[str], catalog: Any,
+                     program: str = "segmint") -> list[tuple[Persona, str]]:
+    """For each persona, the ``segmint explain`` command that shows why it gets its widget.
+
+    ``program`` is how to call the CLI from the current directory (``.venv/bin/segmint``).
+    A new visitor has no stored events: any visitor id not seen before shows its decision.
+    """
+    base = [program, "explain", _shown(Path(config_path))]
+    commands = []
+    for persona in PERSONAS:
+        who = (["--customer", persona.customer_id] if persona.customer_id
+               else ["--visitor", persona.visitor_id or f"{persona.key}-0"])
+        page = landing_page(persona, catalog)
+        where = ["--slot", persona.slot] + (["--path", page] if page != "/" else [])
+        commands.append((persona, shlex.join(base + who + where)))
+    return commands
+
+
 def _needs_seeding(db_path: Path, now: datetime) -> bool:
     stamp = read_seed_meta(db_path)
     if stamp is None:
@@ -166,17 +207,23 @@ def run_demo(
     *,
     reseed: bool = False,
     out: TextIO | None = None,
+    program: str = "segmint",
 ) -> None:
     """Seed the demo database if needed, print the URL and serve the shop with uvicorn.
 
-    The database is (re)seeded when it is missing, was seeded more than a day ago (its
-    "days ago" have drifted), or ``reseed`` is set.
+    The database is the config's store unless ``db_path`` names another file. It is
+    (re)seeded when it is missing, was seeded more than a day ago (its "days ago" have
+    drifted), or ``reseed`` is set. ``program`` is how the printed commands call the CLI.
     """
-    import uvicorn
+    try:
+        import uvicorn
+    except ModuleNotFoundError:
+        raise SegmintError('the demo shop is served by uvicorn, which is not installed: '
+                           'pip install "segmint[serve]"') from None
 
     out = out or sys.stdout
     config_path = Path(config) if config else default_config_path()
-    db = Path(db_path) if db_path else DEFAULT_DB_PATH
+    db = Path(db_path) if db_path is not None else demo_database_path(config_path)
     now = system_clock()
     if reseed or not db.exists() or _needs_seeding(db, now):
         print(f"Seeding the demo database {db} ...", file=out, flush=True)
@@ -186,6 +233,13 @@ def run_demo(
         for name, size in report.segment_sizes.items():
             print(f"  segment {name:<28} {size:>4} members", file=out)
     app = build_demo_app(config_path, db_path=db)
+    if Path(app.runtime.config.store_location).resolve() == db.resolve():
+        print("\nWhy each persona sees its widget (run in this directory):", file=out)
+        for persona, command in explain_commands(config_path, app.runtime.catalog, program):
+            print(f"  {persona.label + ':':<28} {command}", file=out)
+    else:  # `segmint explain CONFIG` would read another database than the one served
+        print(f"\nThe segmint commands read the config's store ({app.runtime.config.store_location}), "
+              f"not {db}: run the demo without --db to ask them why each persona sees its widget.", file=out)
     url_host = f"[{host}]" if ":" in host else host
     print(f"\nsegmint demo shop: http://{url_host}:{port}/   (config {config_path}; Ctrl+C to stop)",
           file=out, flush=True)

@@ -104,15 +104,24 @@ def read_seed_meta(db_path: str | os.PathLike[str]) -> dict | None:
     return json.loads(raw) if raw else None
 
 
+def _holds_data(path: Path) -> bool:
+    store = open_store(str(path))
+    try:
+        return store.count_profiles() > 0 or next(iter(store.iter_events(batch_size=1)), None) is not None
+    finally:
+        store.close()
+
+
 def write_history(db_path: str | os.PathLike[str], events: Iterable[Event], now: datetime, *,
                   seed: int) -> int:
     """Replace the demo database at ``db_path`` with ``events``; returns how many were stored.
 
     Refuses to overwrite a database that is not a seeded demo database: ``--db`` pointing at
-    a real store must not wipe it.
+    a real store must not wipe it. An empty store is no loss (``segmint explain`` run before
+    the first ``segmint demo`` creates the config's store empty).
     """
     path = Path(db_path)
-    if path.exists() and read_seed_meta(path) is None:
+    if path.exists() and read_seed_meta(path) is None and _holds_data(path):
         raise StoreError("exists and is not a segmint demo database; refusing to overwrite it "
                          "(choose another demo database path)", store=str(path))
     path.parent.mkdir(parents=True, exist_ok=True)

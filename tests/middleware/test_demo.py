@@ -26,7 +26,7 @@ from segmint.engine.catalog import Product, load_catalog_file
 from segmint.engine.clock import FrozenClock
 from segmint.engine.config import load_config
 from segmint.engine.errors import StoreError
-from segmint.engine.events import encode_events
+from segmint.engine.events import decode_events, encode_events
 from segmint.engine.runtime import Segmint
 from segmint.engine.stores import open_store
 from segmint.middleware.demo import PERSONAS, DemoApp, Persona, build_demo_app, seed_demo_database
@@ -152,9 +152,18 @@ def test_history_is_deterministic_for_a_seed_and_now() -> None:
 def test_seeding_refuses_to_overwrite_a_database_that_is_not_a_demo(tmp_path: Path, config: Path) -> None:
     db = tmp_path / "shop.db"
     store = open_store(str(db))
+    events, _ = decode_events([{"type": "page_view", "visitor_id": "someone", "at": NOW.isoformat()}])
+    store.append(events)
     store.close()
     with pytest.raises(StoreError, match="not a segmint demo database"):
         seed_demo_database(config, db, now=NOW)
+
+
+def test_seeding_takes_over_an_empty_store(tmp_path: Path, config: Path) -> None:
+    # What `segmint explain CONFIG` leaves when it runs before the first `segmint demo`.
+    db = tmp_path / "shop.db"
+    open_store(str(db)).close()
+    assert seed_demo_database(config, db, now=NOW).customers > 0
 
 
 # -- personas and widgets ------------------------------------------------------------------------
@@ -299,6 +308,54 @@ def test_run_demo_seeds_prints_the_url_and_serves(tmp_path: Path, monkeypatch: p
     assert isinstance(served["app"], DemoApp)
     assert "http://127.0.0.1:8123/" in out.getvalue()
     assert read_seed_meta(db) is not None
+
+
+def _fake_uvicorn(monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", lambda app, **_: None)
+
+
+def test_the_demo_serves_the_configs_store_and_its_explain_commands_work(
+    tmp_path: Path, config: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`segmint demo` seeds the database the config names and prints, for each persona, an
+    explain command that (run verbatim in the same directory) shows the persona's segment and
+    campaign."""
+    import shlex
+
+    from segmint.middleware.cli import main
+
+    shop = tmp_path / "shop"
+    shop.mkdir()
+    shutil.copy(config, shop / "segmint.toml")
+    monkeypatch.chdir(tmp_path)
+    _fake_uvicorn(monkeypatch)
+    assert main(["demo", "--config", "shop/segmint.toml"]) == 0
+    printed = capsys.readouterr().out
+    assert (shop / "segmint.db").is_file()
+    commands = {label.strip(): command.strip()
+                for label, command in re.findall(r"(?m)^  ([^:\n]+):\s+(segmint explain .*)$", printed)}
+    assert set(commands) == {persona.label for persona in PERSONAS}
+    for persona in PERSONAS:
+        argv = shlex.split(commands[persona.label])
+        assert argv[:3] == ["segmint", "explain", "shop/segmint.toml"]
+        assert main(argv[1:]) == 0
+        out = capsys.readouterr().out
+        assert re.search(rf"(?m)^{persona.segment} +matched", out), (persona.key, out)
+        assert re.search(rf"(?m)^  {persona.slot}: campaign {persona.campaign},", out), (persona.key, out)
+
+
+def test_the_demo_without_uvicorn_names_the_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    from segmint.middleware.cli import main
+
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # import uvicorn fails as when not installed
+    assert main(["demo"]) == 1
+    assert 'pip install "segmint[serve]"' in capsys.readouterr().err
 
 
 def test_product_names_are_escaped_in_pictures() -> None:
