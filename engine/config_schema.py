@@ -232,6 +232,12 @@ class CacheConfig(ConfigBase):
 class RenderConfig(ConfigBase):
     #: A template file overriding the built-in widget, relative to the config file.
     template: str | None = None
+    #: ISO 4217 code of the catalog's prices, e.g. ``"EUR"``: widget prices read ``€1,299.00``.
+    currency: str = "USD"
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z]{3}", self.currency):
+            raise ValueError(f"`currency` is an ISO 4217 code such as 'USD' or 'EUR', not {self.currency!r}")
 
 
 class StatsConfig(ConfigBase):

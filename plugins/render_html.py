@@ -5,7 +5,8 @@ everything; product URLs that are not ``http(s)`` or site-relative become ``#`` 
 loader rejects them too: defence in depth). Each product link carries
 ``?_sgm=<campaign>.<variant>.<slot>`` so the middleware can record the click (and strip the
 parameter) without JavaScript. A config can point ``[render] template`` at its own template
-file (see ``DEFAULT_TEMPLATE`` for the names it may use).
+file (see ``DEFAULT_TEMPLATE`` for the names it may use). Prices reach the template formatted
+in the config's ``[render] currency`` (``$1,299.00``), so the page needs no CSS to show them.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from segmint.engine.hookspecs import hookimpl
 from ._template import Template, load_template
 
 __all__ = ["CLICK_PARAM", "DEFAULT_TEMPLATE", "WIDGET_SCHEMA", "click_token", "parse_click_token",
-           "add_click_param", "compile_widget_template", "widget_context", "render_widget"]
+           "add_click_param", "compile_widget_template", "widget_context", "render_widget", "format_money"]
 
 #: Query parameter carrying the click-tracking token on product links.
 CLICK_PARAM = "_sgm"
@@ -91,15 +92,36 @@ def _get(obj: Any, name: str) -> Any:
     return obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
 
 
-def _money(value: float) -> str:
-    return f"{value:.2f}"
+# Symbols and minor-unit digits of common ISO 4217 currencies, as English-language shops
+# write them (CLDR "en"); other codes are written before the amount ("CHF 1,299.00").
+_SYMBOLS = {
+    "USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "CNY": "CN¥", "INR": "₹", "KRW": "₩",
+    "CAD": "CA$", "AUD": "A$", "NZD": "NZ$", "HKD": "HK$", "SGD": "S$", "TWD": "NT$", "MXN": "MX$",
+    "BRL": "R$", "ILS": "₪", "PHP": "₱", "VND": "₫", "NGN": "₦", "UAH": "₴", "TRY": "₺",
+}
+_DECIMALS = {"JPY": 0, "KRW": 0, "VND": 0, "CLP": 0, "ISK": 0, "UGX": 0, "PYG": 0,
+             "BHD": 3, "KWD": 3, "JOD": 3, "OMR": 3, "TND": 3, "IQD": 3, "LYD": 3}
+
+
+def format_money(amount: float, currency: str = "USD") -> str:
+    """An amount as a shopper reads it: symbol, thousands grouped, the currency's decimals.
+
+    >>> format_money(1299, "USD"), format_money(1299.5, "eur"), format_money(1299, "JPY")
+    ('$1,299.00', '€1,299.50', '¥1,299')
+    >>> format_money(1299, "CHF")
+    'CHF 1,299.00'
+    """
+    code = currency.upper()
+    symbol = _SYMBOLS.get(code, code + " ")
+    sign = "-" if amount < 0 else ""
+    return f"{sign}{symbol}{abs(amount):,.{_DECIMALS.get(code, 2)}f}"
 
 
 def _number(value: float) -> str:
     return f"{value:g}"
 
 
-def _coupon(coupon: Any) -> dict[str, str] | None:
+def _coupon(coupon: Any, currency: str) -> dict[str, str] | None:
     if not coupon or not _get(coupon, "code"):
         return None
     code, percent, amount = _get(coupon, "code"), _get(coupon, "percent"), _get(coupon, "amount")
@@ -108,13 +130,14 @@ def _coupon(coupon: Any) -> dict[str, str] | None:
         context["percent"] = _number(percent)
         context["text"] += f" for {_number(percent)}% off"
     elif amount:
-        context["amount"] = _money(amount)
-        context["text"] += f" for {_money(amount)} off"
+        context["amount"] = format_money(amount, currency)
+        context["text"] += f" for {context['amount']} off"
     return context
 
 
-def widget_context(slot_decision: Any) -> dict[str, Any]:
-    """The plain values a template sees (strings, lists and dicts only)."""
+def widget_context(slot_decision: Any, currency: str = "USD") -> dict[str, Any]:
+    """The plain values a template sees (strings, lists and dicts only); prices and coupon
+    amounts formatted in ``currency`` (an ISO 4217 code)."""
     campaign, variant, slot = (_get(slot_decision, n) for n in ("campaign", "variant", "slot"))
     token = click_token(campaign, variant, slot)
     title = _get(slot_decision, "title")
@@ -127,8 +150,8 @@ def widget_context(slot_decision: Any) -> dict[str, Any]:
             "name": product.name,
             "url": url,
             "image": product.image if is_safe_url(product.image) else None,
-            "price": _money(product.price),
-            "compare_at_price": _money(product.compare_at_price) if markdown else None,
+            "price": format_money(product.price, currency),
+            "compare_at_price": format_money(product.compare_at_price, currency) if markdown else None,
             "discount_pct": _number(product.discount_pct) if markdown else None,
             "category": product.category,
             "position": str(position),
@@ -137,21 +160,22 @@ def widget_context(slot_decision: Any) -> dict[str, Any]:
         "slot": slot or "", "campaign": campaign or "", "variant": variant or "",
         "segment": _get(slot_decision, "segment") or "",
         "title": title or "", "label": title or "Recommended products", "tracking": token,
-        "coupon": _coupon(_get(slot_decision, "coupon")),
+        "coupon": _coupon(_get(slot_decision, "coupon"), currency),
         "products": products,
     }
 
 
-def render_widget(slot_decision: Any, template: Template | str | None = None) -> str:
+def render_widget(slot_decision: Any, template: Template | str | None = None, *, currency: str = "USD") -> str:
     """The widget HTML for one slot decision; ``""`` for a control variant or no products.
 
     ``template`` is a compiled template or template text; None uses ``DEFAULT_TEMPLATE``.
+    ``currency`` is the ISO 4217 code prices are shown in (``[render] currency``).
     """
     if _get(slot_decision, "control") or not _get(slot_decision, "products"):
         return ""
     if isinstance(template, str):
         template = compile_widget_template(template)
-    return (template or _DEFAULT).render(widget_context(slot_decision))
+    return (template or _DEFAULT).render(widget_context(slot_decision, currency))
 
 
 # Compiled config templates by (path, mtime): an edited template is picked up on the next
@@ -181,4 +205,4 @@ def config_template(config: Any) -> Template | None:
 
 @hookimpl(trylast=True)
 def segmint_render_widget(slot_decision: Any, config: Any) -> str:
-    return render_widget(slot_decision, config_template(config))
+    return render_widget(slot_decision, config_template(config), currency=config.render.currency)

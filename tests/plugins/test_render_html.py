@@ -61,12 +61,12 @@ def test_widget_structure_and_tracking_attributes():
     assert [img["alt"] for img in page.find("img")] == ["Vitamin C Serum"]  # the scarf has no image
     text = "".join(page.text)
     assert "We Miss You" in text and "Use code MISSYOU15 for 15% off" in text
-    assert "52.00" in text and "35.00" in text
+    assert "$52.00" in text and "$35.00" in text
 
 
 def test_markdown_shows_the_compare_at_price_struck_through():
     out = render_widget(decision())
-    assert re.search(r"<s[^>]*>70\.00</s> 35\.00", out)
+    assert re.search(r"<s[^>]*>\$70\.00</s> \$35\.00", out)
     assert len(Parsed(out).find("s")) == 1  # the serum is not marked down
 
 
@@ -106,7 +106,7 @@ def test_every_text_and_attribute_is_escaped():
     assert page.find("a")[0]["href"].startswith("/p/x?a=1&b=2&_sgm=")
     assert "&amp;b=2" in out
     assert '<script>alert("name")</script>' in html.unescape(out)
-    assert "Use code <CODE> for 5.00 off" in "".join(page.text)
+    assert "Use code <CODE> for $5.00 off" in "".join(page.text)
 
 
 @pytest.mark.parametrize("url", ["javascript:alert(1)", "JAVASCRIPT:alert(1)", "data:text/html,x", "java\nscript:x"])
@@ -128,7 +128,40 @@ def test_no_title_still_has_an_accessible_name():
 
 def test_coupon_as_an_object():
     coupon = SimpleNamespace(code="SAVE10", percent=None, amount=10)
-    assert "Use code SAVE10 for 10.00 off" in render_widget(decision(coupon=coupon))
+    assert "Use code SAVE10 for $10.00 off" in render_widget(decision(coupon=coupon))
+
+
+LAMP = Product(sku="L1", name="Floor Lamp", url="/p/l1", price=1299, compare_at_price=1499.5, category="home")
+
+
+@pytest.mark.parametrize("currency,price,was,coupon", [
+    ("USD", "$1,299.00", "$1,499.50", "$10.00"),
+    ("eur", "€1,299.00", "€1,499.50", "€10.00"),
+    ("JPY", "¥1,299", "¥1,500", "¥10"),
+    ("KWD", "KWD 1,299.000", "KWD 1,499.500", "KWD 10.000"),
+])
+def test_prices_are_written_in_the_configs_currency(currency, price, was, coupon):
+    """The widget's own text carries the symbol and grouping (no page CSS adds a "$")."""
+    config = msgspec.convert({"render": {"currency": currency}}, Config)
+    pm = get_plugin_manager()
+    coupon_ = {"code": "TEN", "amount": 10}
+    out = pm.hook.segmint_render_widget(slot_decision=decision([LAMP], coupon=coupon_), config=config)
+    text = html.unescape("".join(Parsed(out).text))
+    assert f"{was} {price}" in text
+    assert f"Use code TEN for {coupon} off" in text
+
+
+@pytest.mark.parametrize("bad", ["US$", "dollar", "", "12"])
+def test_a_currency_that_is_not_an_iso_code_is_a_config_error(tmp_path, bad):
+    from segmint.engine.config import load_config
+
+    path = tmp_path / "segmint.toml"
+    path.write_text(f'[render]\ncurrency = "{bad}"\n')
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    problem = (error.value.problems or [error.value])[0]
+    assert problem.path == "$.render" and problem.line == 1 and str(path) in str(problem.file)
+    assert "ISO 4217 code such as 'USD'" in problem.message and repr(bad) in problem.message
 
 
 def test_template_override_is_escaped_too():
