@@ -129,6 +129,6 @@ def test_readme_quickstart_runs_verbatim_in_a_fresh_venv(tmp_path):
     assert run.returncode == 0, output
     assert 'data-segmint-campaign="vip-picks"' in run.stdout
     assert "ok: segmint.toml" in run.stdout
-    assert "big_spenders: 1 of 1 profiles" in run.stdout
+    assert "big_spenders: 1 of 1 profile (100.0%)" in run.stdout
     # A Python warning (not pip's notes about its indexes) on a first run is a defect too.
     assert not re.search(r"\w+Warning: ", run.stderr), run.stderr
