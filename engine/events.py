@@ -211,6 +211,10 @@ def _error(index: int, exc: msgspec.ValidationError) -> EventError:
     named = _NAMED.search(message)
     if named and ("missing required field" in message or "unknown field" in message):
         path = f"{path}.{named[1]}" if path else named[1]
+    if path == "type":  # a misspelt, missing or non-string tag: say which types exist
+        if message.startswith("Invalid value "):
+            message = "unknown event type " + message[len("Invalid value "):]
+        message += "; valid types: " + ", ".join(EVENT_TYPES)
     return EventError(message, index=index, field=path or None)
 
 

@@ -68,7 +68,7 @@ def test_missing_at_defaults_to_now_and_offsets_become_utc():
     ({"type": "page_view"}, "visitor_id", "visitor_id or a customer_id"),
     ({"type": "identify", "visitor_id": "v"}, "customer_id", "both"),
     ({"type": "identify", "customer_id": "c"}, "visitor_id", "both"),
-    ({"type": "page_vew", "visitor_id": "v"}, "type", "Invalid value"),
+    ({"type": "page_vew", "visitor_id": "v"}, "type", "unknown event type 'page_vew'"),
     ({"visitor_id": "v"}, "type", "missing"),
     ({"type": "page_view", "visitor_id": "v", "pth": "/"}, "pth", "unknown field"),
     ({"type": "page_view", "visitor_id": "v", "at": "yesterday"}, "at", "datetime"),
@@ -82,6 +82,15 @@ def test_a_bad_event_is_rejected_by_index_and_field_and_the_good_ones_are_kept(e
         assert [(e.index, e.field) for e in errors] == [(1, field)]
         assert words in errors[0].message
         assert errors[0].to_dict()["field"] == field
+
+
+@pytest.mark.parametrize("event", [{"type": "pageview", "visitor_id": "v"}, {"visitor_id": "v"},
+                                   {"type": 5, "visitor_id": "v"}])
+def test_a_bad_or_missing_type_lists_the_valid_types(event):
+    _, errors = decode_events([event], now=NOW)
+    assert errors[0].field == "type"
+    assert errors[0].message.endswith("; valid types: page_view, product_view, cart_update, order, return, "
+                                      "identify, impression, click")
 
 
 def test_a_single_object_body_is_one_event():
