@@ -106,7 +106,11 @@ class Segmint:
         wire_invalidation(store, self.profiles)
         self.writer = EventWriter(self.profiles, on_recorded=self._events_recorded)
         self._threads: list[PeriodicThread] = []
-        self.refresh_stats()
+        try:
+            self.refresh_stats()
+        except BaseException:
+            self.writer.close(timeout=1.0)  # nothing was queued; the caller closes the store
+            raise
         if watch:
             if self._reloader.watching:
                 self._threads.append(PeriodicThread(self.reload_if_changed, lambda: RELOAD_INTERVAL,
@@ -139,8 +143,15 @@ class Segmint:
         owns_store = store is None
         if store is None:
             store = open_store(state.config.store_location, clock=clock)
-        return cls(state, store=store, clock=clock, extra_plugins=extra_plugins, watch=watch,
-                   owns_store=owns_store)
+        try:
+            return cls(state, store=store, clock=clock, extra_plugins=extra_plugins, watch=watch,
+                       owns_store=owns_store)
+        except BaseException:
+            # A start that fails half-way (the store opens, its first read fails) is retried
+            # while the app runs (``RuntimeStarter``): each attempt must not leak a connection.
+            if owns_store:
+                store.close()
+            raise
 
     # -- the current state --------------------------------------------------------------------
 
