@@ -75,6 +75,7 @@ __all__ = [
     "parse_config",
     "compile_config",
     "config_json_schema",
+    "config_warnings",
     "parse_duration",
 ]
 
@@ -110,6 +111,21 @@ def load_compiled(
     config = parse_config(text, fmt=fmt, file=_file_name(path))
     return compile_config(config, pm=pm, extra_plugins=extra_plugins, text=text, fmt=fmt,
                           load_catalog=load_catalog)
+
+
+def config_warnings(config: Config) -> list[str]:
+    """What a valid config leaves switched off without saying so: shown by ``segmint check``,
+    logged once when the middleware starts, and listed by ``GET {prefix}/health``.
+
+    >>> [w.split(":")[0] for w in config_warnings(Config())]
+    ['no [identity] secret']
+    """
+    warnings = []
+    if not config.identity.secret:
+        # The built-in identify plugin cannot sign visitor ids, so it personalizes for nobody.
+        warnings.append("no [identity] secret: anonymous visitors will get no cookie and no personalization, "
+                        'nor will logged-in customers (set secret = "env:SEGMINT_SECRET", 16+ characters)')
+    return warnings
 
 
 def _file_name(path: str | Path) -> str:

@@ -25,8 +25,9 @@ def _problems(exc: ConfigError) -> list[ConfigError]:
 
 
 def check(args: argparse.Namespace, out: Output) -> int:
-    """Validate the config (and its catalog); print every problem with file, path and suggestion."""
-    from segmint.engine.config import load_compiled
+    """Validate the config (and its catalog); print every problem with file, path and suggestion,
+    and warnings for what a valid config leaves switched off (exit code 0)."""
+    from segmint.engine.config import config_warnings, load_compiled
 
     try:
         state = load_compiled(args.config)
@@ -48,6 +49,7 @@ def check(args: argparse.Namespace, out: Output) -> int:
         "slots": slots,
         "products": len(state.catalog),
         "strategies": sorted(state.strategies),
+        "warnings": config_warnings(state.config),
     }
     if args.json:
         out.json(summary)
@@ -56,6 +58,8 @@ def check(args: argparse.Namespace, out: Output) -> int:
         out.line(f"  {plural(len(summary['segments']), 'segment')}, {plural(len(summary['campaigns']), 'campaign')}, "
                  f"{plural(len(slots), 'slot')} ({', '.join(slots) or 'none'}), "
                  f"{plural(summary['products'], 'product')}")
+        for warning in summary["warnings"]:
+            out.line(out.paint(f"warning: {warning}", "yellow"))
     return 0
 
 

@@ -113,6 +113,19 @@ def test_every_argument_has_help_text():
     assert [name for name, help in arguments if not help] == []
 
 
+def test_check_warns_when_no_identity_secret_is_set(capsys, tmp_path):
+    # Valid, but visitors get no cookie: a silent mode made loud (exit code stays 0).
+    config = write_config(tmp_path, "")
+    code, out, _ = run(capsys, "check", str(config))
+    assert code == 0 and out.startswith("ok")
+    assert "warning: no [identity] secret: anonymous visitors will get no cookie and no personalization" in out
+    code, out, _ = run(capsys, "check", str(config), "--json")
+    assert code == 0 and json.loads(out)["warnings"][0].startswith("no [identity] secret")
+    config.write_text(config.read_text() + '[identity]\nsecret = "0123456789abcdef0123"\n')
+    code, out, _ = run(capsys, "check", str(config), "--json")
+    assert code == 0 and json.loads(out)["warnings"] == []
+
+
 def test_check_json_lists_problems_with_path(capsys, tmp_path):
     config = write_config(tmp_path, BAD_INPUTS["unknown strategy"][0])
     code, out, _ = run(capsys, "check", str(config), "--json")
