@@ -9,7 +9,11 @@ A pure ASGI middleware (not ``BaseHTTPMiddleware``): everything that does not de
 request is computed in ``__init__``; per-request state lives in a ``Responder`` and a
 ``SegmintState``. Non-HTTP scopes, non-GET requests and responses that are not HTML pass through
 untouched. segmint fails open: any exception inside segmint leaves the app's response as it
-was; an exception raised by the app propagates as usual.
+was; an exception raised by the app propagates as usual. That includes the start: when the
+runtime cannot be built from the config (config, catalog, plugins, store), the middleware is
+"not started": every request goes to the app as if segmint were not there (with an inert
+``request.state.segmint``), ``{prefix}/health`` answers 503 with the cause, and a
+``RuntimeStarter`` retries until the files are mended or the store answers.
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ from os import PathLike
 from typing import Any
 
 from .context import Core, Overloaded
-from .endpoints import Endpoints, record_click
+from .counters import Counters
+from .endpoints import Endpoints, NotStarted, record_click
 from .responder import Responder
-from .state import SegmintState
+from .state import InactiveState, SegmintState
 from .tracking import CLICK_PARAM, parse_click, split_click_param
 
 __all__ = ["SegmintMiddleware"]
@@ -62,17 +67,48 @@ class SegmintMiddleware:
     ) -> None:
         if (config is None) == (runtime is None):
             raise TypeError("SegmintMiddleware needs exactly one of config=... or runtime=...")
-        if runtime is None:
-            from segmint.engine.runtime import Segmint
-
-            runtime = Segmint.from_config(config)
         self.app = app
-        self.runtime = runtime
-        self.core = Core(runtime, max_workers=max_workers)
-        self.endpoints = Endpoints(self.core)
-        self.counters = self.core.counters
+        self.counters = Counters()
         self.shutdown_timeout = shutdown_timeout
         self._closed = False
+        self._max_workers = max_workers
+        self._start_lock = threading.Lock()
+        #: Set while the runtime has not started (``config=`` only); see ``_started``.
+        self._starter: Any = None
+        self._not_started: NotStarted | None = None
+        #: The runtime, its ``Core`` and ``Endpoints``; None until the runtime has started.
+        self.runtime: Any = None
+        self.core: Core | None = None
+        self.endpoints: Endpoints | None = None
+        if runtime is None:
+            from segmint.engine.startup import RuntimeStarter
+
+            # Never raises: a runtime that cannot start is retried while the app is served.
+            self._starter = RuntimeStarter(config)
+            runtime = self._starter.runtime
+            if runtime is None:
+                self._not_started = NotStarted(self._starter, self.counters)
+        if runtime is not None:
+            self._adopt(runtime)
+
+    def _adopt(self, runtime: Any) -> Core:
+        """Serve with ``runtime`` from now on; say once what its config leaves switched off."""
+        core = Core(runtime, max_workers=self._max_workers, counters=self.counters)
+        self.runtime, self.endpoints = runtime, Endpoints(core)
+        self.core = core  # last: a request that sees a Core sees its endpoints too
+        from segmint.engine.config import config_warnings
+
+        for warning in config_warnings(runtime.config):
+            logger.warning("segmint: %s", warning)
+        return core
+
+    def _started(self) -> Core | None:
+        """The ``Core`` once the starter has a runtime (adopted here, once), else None."""
+        runtime = self._starter.runtime if self._starter is not None else None
+        if runtime is None:
+            return None
+        with self._start_lock:
+            return self.core if self.core is not None else self._adopt(runtime)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -82,8 +118,12 @@ class SegmintMiddleware:
             else:
                 await self.app(scope, receive, send)
             return
+        core = self.core
+        if core is None and (core := self._started()) is None:
+            await self._serve_not_started(scope, receive, send)
+            return
         try:
-            settings = self.core.settings()
+            settings = core.settings()
         except Exception as exc:  # noqa: BLE001 - fail open
             self.counters.failure("settings", exc)
             await self.app(scope, receive, send)
@@ -96,7 +136,7 @@ class SegmintMiddleware:
             query = scope.get("query_string")
             if query and _CLICK_NEEDLE in query:
                 self._strip_click(scope, settings)
-            state = SegmintState(self.core, scope, settings.config, scope["path"])
+            state = SegmintState(core, scope, settings.config, scope["path"])
             scope.setdefault("state", {})["segmint"] = state
             # Only GET pages are rewritten; other methods, and clients that said they take no
             # HTML (``Accept: application/json``), see request.state.segmint too.
@@ -119,6 +159,16 @@ class SegmintMiddleware:
         finally:
             if state is not None:
                 state.release()
+
+    async def _serve_not_started(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The app's own response, as if segmint were not installed, except segmint's API
+        paths (``NotStarted``). The app still finds ``request.state.segmint`` (inert)."""
+        assert self._not_started is not None  # set when the first attempt failed
+        if await self._not_started.handle(scope, receive, send):
+            return
+        self.counters.incr("skipped.not_started")
+        scope.setdefault("state", {})["segmint"] = InactiveState(scope["path"])
+        await self.app(scope, receive, send)
 
     def _responder(self, state: SegmintState, scope: Scope, send: Send, settings: Any,
                    accept: int) -> Responder:
@@ -202,7 +252,10 @@ class SegmintMiddleware:
         def close() -> None:
             error: BaseException | None = None
             try:
-                self.runtime.close()
+                if self._starter is not None:
+                    self._starter.close()  # stops retrying; closes the runtime it started, if any
+                else:
+                    self.runtime.close()
             except Exception as exc:  # noqa: BLE001 - reported on the loop
                 error = exc
             with contextlib.suppress(RuntimeError):  # the loop may be gone already

@@ -15,9 +15,13 @@
 ``GET {prefix}/click?_sgm=..&to=/x``
                             records a widget click and redirects (303) to ``to`` if it is a
                             site-relative path, else to ``/``: never an open redirect.
-``GET {prefix}/health``     failure and traffic counters (Bearer token).
+``GET {prefix}/health``     failure and traffic counters, config warnings (Bearer token).
 ``GET {prefix}/report``     the campaign report as an HTML page (Bearer token; ``report_page``).
 ==========================  =========================================================================
+
+Before the runtime has started (``NotStarted``: the config, catalog, plugins or store could not
+be loaded) ``/health`` answers ``503`` with the cause, ``/events`` and ``/report`` ``503`` (retry),
+``/recommendations`` the fallback (no slots) and ``/click`` its redirect, recording nothing.
 
 Errors are JSON objects ``{"error": "...", "rejected": [{"index", "field", "error"}]}``.
 """
@@ -34,16 +38,18 @@ from urllib.parse import parse_qsl, quote
 import msgspec
 from cachetools import TTLCache
 
+from segmint.engine.config import ApiConfig, config_warnings
 from segmint.engine.errors import EventError
 from segmint.engine.events import decode_events
 
 from .context import Core, Overloaded, Settings
+from .counters import Counters
 from .html import MAX_SLOTS, valid_slot_name
 from .state import SegmintState
 from .report_page import report_endpoint
 from .tracking import CLICK_PARAM, click_event, impression_event, parse_click
 
-__all__ = ["Endpoints", "safe_redirect_target"]
+__all__ = ["Endpoints", "NotStarted", "safe_redirect_target"]
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -118,28 +124,7 @@ class Endpoints:
 
     # -- auth --------------------------------------------------------------------------------
     async def _authorized(self, scope: MutableMapping[str, Any], send: Send, settings: Settings) -> bool:
-        """Check the Bearer token in constant time; answer 401/429 and return False if not."""
-        client = (scope.get("client") or ("?",))[0]
-        if self.failed.blocked(client):
-            self.core.counters.incr("api.rate_limited")
-            await _respond(send, 429, {"error": "too many failed attempts; retry later"},
-                           [(b"retry-after", str(int(FAILED_WINDOW_SECONDS)).encode())])
-            return False
-        expected = (settings.config.api.token or "").encode()
-        given = b""
-        for key, value in scope.get("headers") or ():
-            if key.lower() == b"authorization":
-                scheme, _, token = value.partition(b" ")
-                if scheme.lower() == b"bearer":
-                    given = token.strip()
-                break
-        if expected and given and hmac.compare_digest(given, expected):
-            return True
-        self.failed.failed(client)
-        self.core.counters.incr("api.unauthorized")
-        message = "missing or invalid bearer token" if expected else "the API is disabled: set [api] token"
-        await _respond(send, 401, {"error": message}, [(b"www-authenticate", b'Bearer realm="segmint"')])
-        return False
+        return await _check_token(scope, send, settings.config.api.token, self.failed, self.core.counters)
 
     # -- POST /events ------------------------------------------------------------------------
     async def _events(self, scope: MutableMapping[str, Any], receive: Receive, send: Send, settings: Settings) -> None:
@@ -157,8 +142,11 @@ class Endpoints:
             return
         rejected = [e.to_dict() for e in errors]
         if not events:
-            status = 400 if rejected else 200
-            await _respond(send, status, {"stored": 0, "duplicates": 0, "rejected": rejected})
+            if rejected:  # nothing usable: a client error, not a success that stored nothing
+                await _respond(send, 400, {"error": f"every event was rejected ({len(rejected)}); nothing was stored",
+                                           "stored": 0, "duplicates": 0, "rejected": rejected})
+            else:
+                await _respond(send, 200, {"stored": 0, "duplicates": 0, "rejected": []})
             return
         try:
             result = await self.core.run(self.core.runtime.record, events)
@@ -228,17 +216,15 @@ class Endpoints:
         click = parse_click(query.get(CLICK_PARAM, ""), match["sku"] if match else None)
         if click is not None:
             record_click(self.core, scope, settings, click)
-        await send({"type": "http.response.start", "status": 303,
-                    "headers": [(b"location", target.encode("utf-8")), (b"content-length", b"0"),
-                                (b"cache-control", b"no-store")]})
-        await send({"type": "http.response.body", "body": b""})
+        await _redirect(send, target)
 
     # -- GET /health -------------------------------------------------------------------------
     async def _health(self, scope: MutableMapping[str, Any], receive: Receive, send: Send, settings: Settings) -> None:
         if not await self._authorized(scope, send, settings):
             return
+        runtime = self.core.runtime
         await _respond(send, 200, {"status": "ok", "counters": self.core.counters.snapshot(),
-                                   **_runtime_health(self.core.runtime)},
+                                   "warnings": config_warnings(runtime.config), **_runtime_health(runtime)},
                        [(b"cache-control", b"no-store")])
 
     # -- GET /report -------------------------------------------------------------------------
@@ -246,6 +232,83 @@ class Endpoints:
         if not await self._authorized(scope, send, settings):
             return
         await report_endpoint(scope, receive, send, self.core.runtime)
+
+
+class NotStarted:
+    """segmint's API while the runtime has not started (a ``RuntimeStarter`` retries).
+
+    Without a started runtime only the decoded config is known, and only when it decodes:
+    its ``[api] prefix`` and ``token`` apply as usual. When the config itself cannot be read
+    or decoded, the prefix is the default one and no token can be checked, so ``/health``
+    answers anyone, with the cause only: that text never holds a secret (config errors
+    name the file, line and key, never a value of ``secret``, ``token`` or a store URL's
+    password; store URLs are shown without credentials).
+    """
+
+    def __init__(self, starter: Any, counters: Counters, *, timer: Callable[[], float] = time.monotonic) -> None:
+        self.starter = starter
+        self.counters = counters
+        self.failed = _FailedAttempts(timer)
+
+    async def handle(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> bool:
+        """Answer a request under segmint's prefix; False for any other path (the app's)."""
+        config = self.starter.config
+        api = config.api if config is not None else ApiConfig()
+        prefix = api.prefix.rstrip("/")
+        path = scope["path"]
+        if not path.startswith(prefix + "/"):
+            return False
+        route = path[len(prefix):]
+        if route == "/health" and scope["method"] == "GET":
+            if config is None or await _check_token(scope, send, api.token, self.failed, self.counters):
+                await self._health(send)
+        elif route == "/recommendations" and scope["method"] == "GET":
+            await _respond(send, 200, {"slots": {}, "fallback": True}, [(b"cache-control", b"private, no-store")])
+        elif route == "/click" and scope["method"] == "GET":
+            query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), max_num_fields=20))
+            await _redirect(send, safe_redirect_target(query.get("to")))
+        elif route in ("/events", "/report"):
+            await _respond(send, 503, {"error": "segmint has not started (see /health); retry"},
+                           [(b"retry-after", b"30")])
+        else:
+            return False
+        return True
+
+    async def _health(self, send: Send) -> None:
+        starter = self.starter
+        retry_in = starter.retry_in
+        await _respond(send, 503, {
+            "status": "not_started", "error": starter.cause, "attempts": starter.attempts,
+            "retry_in_seconds": None if retry_in is None else round(retry_in, 1),
+            "counters": self.counters.snapshot(),
+            "warnings": config_warnings(starter.config) if starter.config is not None else [],
+        }, [(b"cache-control", b"no-store")])
+
+
+async def _check_token(scope: MutableMapping[str, Any], send: Send, token: str | None, failed: _FailedAttempts,
+                      counters: Counters) -> bool:
+    """Check the Bearer token in constant time; answer 401/429 and return False if not."""
+    client = (scope.get("client") or ("?",))[0]
+    if failed.blocked(client):
+        counters.incr("api.rate_limited")
+        await _respond(send, 429, {"error": "too many failed attempts; retry later"},
+                       [(b"retry-after", str(int(FAILED_WINDOW_SECONDS)).encode())])
+        return False
+    expected = (token or "").encode()
+    given = b""
+    for key, value in scope.get("headers") or ():
+        if key.lower() == b"authorization":
+            scheme, _, presented = value.partition(b" ")
+            if scheme.lower() == b"bearer":
+                given = presented.strip()
+            break
+    if expected and given and hmac.compare_digest(given, expected):
+        return True
+    failed.failed(client)
+    counters.incr("api.unauthorized")
+    message = "missing or invalid bearer token" if expected else "the API is disabled: set [api] token"
+    await _respond(send, 401, {"error": message}, [(b"www-authenticate", b'Bearer realm="segmint"')])
+    return False
 
 
 def _runtime_health(runtime: Any) -> dict[str, Any]:
@@ -317,6 +380,13 @@ async def _read_body(scope: MutableMapping[str, Any], receive: Receive, limit: i
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+async def _redirect(send: Send, target: str) -> None:
+    await send({"type": "http.response.start", "status": 303,
+                "headers": [(b"location", target.encode("utf-8")), (b"content-length", b"0"),
+                            (b"cache-control", b"no-store")]})
+    await send({"type": "http.response.body", "body": b""})
 
 
 async def _respond(send: Send, status: int, payload: Any, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:

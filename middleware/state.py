@@ -14,17 +14,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, MutableMapping
+from datetime import datetime, timezone
 from typing import Any
 
+from segmint.engine.decide import Decision, SlotDecision
 from segmint.engine.identity import Identity
 from segmint.engine.profile import Profile
 
-from .context import Core
+from .context import ANONYMOUS_PROFILE_KEY, Core
 
-__all__ = ["SegmintState", "UNIDENTIFIED"]
+__all__ = ["SegmintState", "InactiveState", "UNIDENTIFIED", "NOT_STARTED"]
 
 #: The identity used when identification failed: no cookie, no tracking, defaults only.
 UNIDENTIFIED = Identity(personalize=False, track=False, reason="identification failed")
+#: The identity of every request while segmint has not started.
+NOT_STARTED = Identity(personalize=False, track=False, reason="segmint has not started")
 
 
 class SegmintState:
@@ -142,3 +146,38 @@ class SegmintState:
         if self._profile_task is not None:
             self._profile_task.cancel()
             self._profile_task = None
+
+
+class InactiveState:
+    """``request.state.segmint`` while segmint has not started: the same interface, and the
+    answers of a visitor segmint knows nothing about (no slot shows anything), so an app that
+    renders widgets itself serves its page without them instead of failing."""
+
+    __slots__ = ("path",)
+
+    identity = NOT_STARTED
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def start_profile(self) -> None:
+        pass
+
+    def profile_now(self) -> Profile:
+        return Profile(key=ANONYMOUS_PROFILE_KEY)
+
+    async def profile(self) -> Profile:
+        return self.profile_now()
+
+    async def decision(self, *slots: str, path: str | None = None, exclude: Iterable[str] = ()) -> Decision:
+        return Decision(slots={slot: SlotDecision(slot=slot) for slot in slots}, visitor_key=ANONYMOUS_PROFILE_KEY,
+                        now=datetime.now(timezone.utc))
+
+    def render(self, slot_decision: Any) -> str:
+        return ""
+
+    def release(self) -> None:
+        pass
+
+    def refresh_identity(self) -> None:
+        pass

@@ -83,6 +83,22 @@ def test_intake_names_the_bad_event_index_and_field(client: Any, auth: Any, runt
     assert runtime.profile(customer_id="c-2").orders == 0
 
 
+def test_a_batch_with_every_event_rejected_is_a_400_naming_each_one(client: Any, auth: Any):
+    batch = [{"type": "pageview", "visitor_id": "v"}, {"type": "order", "customer_id": "c"}]
+    response = client.post("/_segmint/events", json=batch, headers=auth)
+    assert response.status_code == 400
+    data = response.json()
+    assert data["error"] == "every event was rejected (2); nothing was stored"
+    assert data["stored"] == 0
+    unknown, missing = data["rejected"]
+    assert (unknown["index"], unknown["field"]) == (0, "type")
+    assert unknown["error"] == ("unknown event type 'pageview'; valid types: page_view, product_view, "
+                                "cart_update, order, return, identify, impression, click")
+    assert (missing["index"], missing["field"]) == (1, "order_id") and "missing" in missing["error"]
+    assert client.post("/_segmint/events", json=[], headers=auth).json() == {"stored": 0, "duplicates": 0,
+                                                                            "rejected": []}
+
+
 def test_failed_token_attempts_are_rate_limited_per_client(client: Any, auth: Any):
     for _ in range(10):
         assert client.post("/_segmint/events", json=[], headers={"authorization": "Bearer nope-nope"}).status_code == 401
@@ -171,3 +187,20 @@ def test_health_needs_the_token_and_reports_counters(client: Any, auth: Any):
     assert client.get("/_segmint/health").status_code == 401
     data = client.get("/_segmint/health", headers=auth).json()
     assert data["status"] == "ok" and data["counters"]["api.unauthorized"] == 1
+    assert data["warnings"] == []
+
+
+def test_health_and_the_start_log_warn_when_no_identity_secret_is_set(mw: Any, tmp_path: Any, auth: Any,
+                                                                       caplog: Any):
+    config = mw.write_config(tmp_path)
+    config.write_text(config.read_text().replace(f'secret = "{mw.SECRET}"', ""))
+    app = Starlette(routes=[Route("/{path:path}", fallback)])
+    with caplog.at_level("WARNING", logger="segmint.middleware"):
+        with mw.TestClient(SegmintMiddleware(app, config=config)) as client:  # lifespan closes it
+            for _ in range(3):
+                page = client.get("/", headers={"accept": "text/html"})
+                assert page.text == "app" and "set-cookie" not in page.headers
+            warnings = client.get("/_segmint/health", headers=auth).json()["warnings"]
+    assert len(warnings) == 1 and warnings[0].startswith("no [identity] secret: anonymous visitors")
+    logged = [r.getMessage() for r in caplog.records if "no [identity] secret" in r.getMessage()]
+    assert logged == [f"segmint: {warnings[0]}"]  # once, at start, not per request
