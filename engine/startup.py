@@ -7,12 +7,13 @@ first attempt at once; when it fails it keeps the cause (``error``, ``cause``), 
 logs nothing), and tries again in a daemon thread, by the same path as the first attempt
 (``Segmint.from_config``):
 
-- when the config file or the catalog file it names changes (the ``FileWatch`` hot reload
-  uses), for every cause;
-- on a timer with back-off (``RETRY_BACKOFF``: 5, 10, 20, then every 30 s), for causes outside
-  those files: a store that cannot be reached, a plugin not installed yet, an unexpected error.
-  A ``ConfigError`` (config or catalog content) waits for a file to change: the same files
-  give the same answer.
+- at once when the config file or the catalog file it names changes (the ``FileWatch`` hot
+  reload uses): the usual fix;
+- on a timer with back-off (``RETRY_BACKOFF``: 5, 10, 20, then every 30 s), for what no
+  watched file shows: a store that comes back, a plugin package installed meanwhile (an
+  unknown strategy or field in the config may be a plugin not installed yet, so config
+  errors are retried too; each attempt builds a new plugin manager, which reads the entry
+  points again).
 
 Once a runtime starts, the thread stops; the runtime's own hot reload takes over.
 
@@ -33,7 +34,7 @@ from typing import Any
 
 from .config import load_config
 from .config_schema import Config
-from .errors import ConfigError, SegmintError
+from .errors import SegmintError
 from .reload import FileWatch, PeriodicThread, watched_paths
 from .runtime import RELOAD_INTERVAL, Segmint
 
@@ -64,7 +65,7 @@ class RuntimeStarter:
         self._lock = threading.Lock()
         self._closed = False
         self._logged: str | None = None
-        self._timed_failures = 0
+        self._failures = 0
         self._retry_at: float | None = None
         self._watch = FileWatch(())
         self._thread: PeriodicThread | None = None
@@ -92,7 +93,7 @@ class RuntimeStarter:
 
     @property
     def retry_in(self) -> float | None:
-        """Seconds until the next timed retry; None when only a file change retries."""
+        """Seconds until the next timed retry (None once started)."""
         if self._retry_at is None:
             return None
         return max(0.0, self._retry_at - self._timer())
@@ -129,17 +130,16 @@ class RuntimeStarter:
 
     def _failed(self, exc: Exception) -> None:
         self.error = exc
-        if isinstance(exc, ConfigError):
-            self._retry_at, when = None, "when the file changes"
-        else:
-            delay = RETRY_BACKOFF[min(self._timed_failures, len(RETRY_BACKOFF) - 1)]
-            self._timed_failures += 1
-            self._retry_at, when = self._timer() + delay, f"in {delay:.0f} s and when the config changes"
+        delay = RETRY_BACKOFF[min(self._failures, len(RETRY_BACKOFF) - 1)]
+        self._failures += 1
+        self._retry_at = self._timer() + delay
         cause = self.cause
-        if cause != self._logged:
+        if cause != self._logged:  # a retry that fails the same way says nothing new
             self._logged = cause
-            log.error("segmint: could not start; the app is served without segmint, retrying %s:\n%s",
-                      when, cause, exc_info=None if isinstance(exc, SegmintError) else exc)
+            log.error("segmint: could not start; the app is served without segmint until this is fixed "
+                      "(retrying when the config or catalog file changes, and every %.0f-%.0f s):\n%s",
+                      RETRY_BACKOFF[0], RETRY_BACKOFF[-1], cause,
+                      exc_info=None if isinstance(exc, SegmintError) else exc)
 
     def close(self) -> None:
         """Stop retrying and close the runtime started here (if any). Idempotent."""

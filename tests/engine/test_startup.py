@@ -98,13 +98,15 @@ def test_a_broken_catalog_waits_for_the_file_to_change_then_starts(tmp_path: Pat
         starter = starters(path, timer)
         assert starter.runtime is None and isinstance(starter.error, ConfigError)
         assert str(catalog) in starter.cause
-        assert starter.retry_in is None  # the same file gives the same answer: no timer
-        timer.now += 3600
-        assert starter.poll() is False and starter.attempts == 1
-    assert [r.getMessage().splitlines()[-1] for r in caplog.records] == [starter.cause]
+        assert starter.retry_in == RETRY_BACKOFF[0]
+        timer.now += 1
+        assert starter.poll() is False and starter.attempts == 1  # nothing changed, not due yet
+        timer.now += starter.retry_in
+        assert starter.poll() is False and starter.attempts == 2  # the timed retry: the same cause
+    assert [r.getMessage().splitlines()[-1] for r in caplog.records] == [starter.cause]  # logged once
     catalog.write_text(json.dumps(CATALOG))
-    assert starter.poll() is True
-    assert starter.attempts == 2 and starter.error is None and starter.cause is None
+    assert starter.retry_in > 0 and starter.poll() is True  # a changed file: at once, not on the timer
+    assert starter.attempts == 3 and starter.error is None and starter.cause is None
     assert len(starter.runtime.catalog) == 1
 
 
@@ -173,6 +175,41 @@ def test_a_plugin_installed_later_is_found_on_the_next_timed_retry(tmp_path: Pat
         assert starter.poll() is True
     finally:
         monkeypatch.delitem(sys.modules, "segmint_late_plugin", raising=False)
+
+
+def test_a_strategy_plugin_package_installed_later_starts_segmint(tmp_path: Path, timer: Timer, starters: Any,
+                                                                  monkeypatch: Any):
+    # The config names a strategy that an entry-point plugin provides: not installed yet, the
+    # config is invalid; installed (a module and its dist-info), the next timed retry starts.
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    path = write_config(tmp_path)
+    path.write_text(path.read_text().replace('strategy = "manual"', 'strategy = "late_pick"'))
+    starter = starters(path, timer)
+    assert isinstance(starter.error, ConfigError) and "late_pick" in starter.cause
+    (site / "segmint_late_strategy.py").write_text(
+        "from segmint.engine import hookimpl, StrategyParams\n"
+        "class Params(StrategyParams, kw_only=True, frozen=True, forbid_unknown_fields=True):\n"
+        "    skus: list[str] = []\n"
+        "class LatePick:\n"
+        "    name, Params = 'late_pick', Params\n"
+        "    def recommend(self, ctx, params):\n"
+        "        return list(ctx.catalog)\n"
+        "@hookimpl\n"
+        "def segmint_register_strategies():\n"
+        "    return [LatePick()]\n")
+    dist = site / "segmint_late_strategy-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: segmint-late-strategy\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[segmint]\nlate = segmint_late_strategy\n")
+    timer.now += starter.retry_in
+    try:
+        assert starter.poll() is True, starter.cause
+        slot = starter.runtime.decide(starter.runtime.profile(visitor_id="v"), ["home"]).slots["home"]
+        assert slot.strategy == "late_pick" and slot.skus == ["serum-1"]
+    finally:
+        monkeypatch.delitem(sys.modules, "segmint_late_strategy", raising=False)
 
 
 def test_closing_stops_retrying_and_closes_what_started(tmp_path: Path, timer: Timer):
