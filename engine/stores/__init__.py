@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from ..errors import StoreError
-from .base import AppendResult, ProfileStore
+from .base import AppendResult, ProfileStore, redacted_url
 from .memory import MemoryStore
 from .sqlite import SCHEMA_VERSION, SQLiteStore
 
@@ -40,6 +40,6 @@ def open_store(url: str, *, clock: Callable[[], datetime] | None = None) -> Prof
         scheme = url.split("://", 1)[0]
         raise StoreError(
             f"unsupported store URL scheme {scheme!r}: use memory://, sqlite:///path.db, redis://host:6379/0 or a file path",
-            store=url,
+            store=redacted_url(url),  # shown in logs and on /health
         )
     return SQLiteStore(url, clock=clock)

@@ -17,11 +17,26 @@ from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
+from urllib.parse import urlsplit, urlunsplit
 
 from ..events import Event
 from ..profile import Profile
 
-__all__ = ["ProfileStore", "AppendResult", "RESERVED_META"]
+__all__ = ["ProfileStore", "AppendResult", "RESERVED_META", "redacted_url"]
+
+def redacted_url(url: str) -> str:
+    """``url`` with its password replaced by ``***``: how a store URL appears in ``store.url``,
+    errors, logs and ``/health``.
+
+    >>> redacted_url("redis://:s3cret@cache:6379/0")
+    'redis://:***@cache:6379/0'
+    """
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        parts = parts._replace(netloc=netloc)
+    return urlunsplit(parts)
+
 
 #: Meta names the stores use themselves; ``set_meta`` refuses them.
 RESERVED_META = frozenset({"schema_version"})

@@ -59,7 +59,7 @@ import msgspec
 from ..errors import StoreError
 from ..events import Event
 from ..profile import Profile
-from .base import RESERVED_META, AppendResult
+from .base import RESERVED_META, AppendResult, redacted_url
 from .batch import fold_batch
 
 try:  # redis-py is optional: ``pip install segmint[redis]``
@@ -120,14 +120,6 @@ def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
         yield values[start:start + _CHUNK]
 
 
-def _redacted(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-        parts = parts._replace(netloc=netloc)
-    return urlunsplit(parts)
-
-
 class _WatchedSource:
     """The ``BatchSource`` of one append: every key read is WATCHed first."""
 
@@ -169,7 +161,7 @@ class RedisStore:
         self, url: str = "redis://127.0.0.1:6379/0", *, prefix: str = DEFAULT_PREFIX,
         socket_timeout: float = 0.5, clock: Callable[[], datetime] | None = None,
     ) -> None:
-        self.url = _redacted(url)
+        self.url = redacted_url(url)
         if _redis is None:
             raise StoreError("the Redis store needs redis-py: pip install segmint[redis]", store=self.url)
         parts = urlsplit(url)

@@ -20,6 +20,7 @@ from segmint.engine.errors import StoreError
 from segmint.engine.events import Order, OrderItem, PageView
 from segmint.engine.profiles import Profiles
 from segmint.engine.stores import MemoryStore, open_store
+from segmint.engine.stores.base import redacted_url
 from segmint.engine.stores import redis as redis_module
 from segmint.engine.stores.redis import RedisStore, decode_event_member, encode_event_member
 from segmint.engine.writer import EventWriter
@@ -75,8 +76,8 @@ def test_open_store_selects_redis_and_keys_carry_the_prefix(redis_server):
 
 
 def test_a_password_in_the_url_is_not_shown():
-    assert "s3cret" not in redis_module._redacted("redis://user:s3cret@example.org:6380/1")
-    assert redis_module._redacted("redis://user:s3cret@example.org:6380/1") == "redis://user:***@example.org:6380/1"
+    assert "s3cret" not in redacted_url("redis://user:s3cret@example.org:6380/1")
+    assert redacted_url("redis://user:s3cret@example.org:6380/1") == "redis://user:***@example.org:6380/1"
 
 
 def test_data_from_a_newer_version_is_a_clear_error(redis_server):

@@ -64,6 +64,9 @@ def test_open_store_urls(tmp_path, monkeypatch):
     assert {p.name for p in tmp_path.glob("*.db")} == {"rel.db", "rel2.db", "abs.db", "plain.db"}
     with pytest.raises(StoreError, match="unsupported store URL"):
         open_store("mongodb://localhost/profiles")
+    with pytest.raises(StoreError) as info:  # the error is logged and shown on /health
+        open_store("postgres://shop:pa55word@db:5432/profiles")
+    assert info.value.store == "postgres://shop:***@db:5432/profiles" and "pa55word" not in str(info.value)
     with pytest.raises(StoreError, match="needs a file path"):
         open_store("sqlite://")
 
