@@ -136,3 +136,19 @@ def test_lifespan_shutdown_stops_the_retries(mw: Any, broken_catalog: Path):
     mw.write_config(broken_catalog.parent)
     starter = segmint._starter
     assert starter.poll() is False and starter.attempts == 1 and starter.runtime is None
+
+
+def test_the_health_answers_in_operations_md_have_the_real_keys(mw: Any, broken_catalog: Path):
+    import json
+    import re
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    section = doc[doc.index("## How to monitor it"):]
+    running, not_started = (json.loads(block) for block in re.findall(r"```json\n(.*?)\n```", section, re.S)[:2])
+    auth = {"authorization": f"Bearer {mw.TOKEN}"}
+    segmint = SegmintMiddleware(shop(), config=broken_catalog)
+    with mw.TestClient(segmint) as client:
+        assert set(client.get("/_segmint/health", headers=auth).json()) == set(not_started)
+        mw.write_config(broken_catalog.parent)
+        assert wait_for(lambda: client.get("/_segmint/health", headers=auth).status_code == 200)
+        assert set(client.get("/_segmint/health", headers=auth).json()) == set(running)
