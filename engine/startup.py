@@ -109,8 +109,9 @@ class RuntimeStarter:
 
     def _attempt(self) -> None:
         self.attempts += 1
-        # The files' state before they are read: an edit during the attempt triggers another.
         self.config = _decoded(self.path)
+        # The baseline is taken before the start reads the files: an edit made while this
+        # attempt runs triggers another one.
         self._watch.watch(watched_paths(self.config) if self.config is not None else [self.path])
         importlib.invalidate_caches()  # a plugin module installed since the last attempt is found
         try:
