@@ -58,6 +58,9 @@ _INTAKE = [
         body=_body([EXAMPLES["page_view"], _NO_ORDER_ID, _BAD_PATH]))),
     ("every event invalid: nothing stored", _shop.request(
         "POST", "/_segmint/events", headers=[_AUTH, _JSON], body=_body([_NO_ORDER_ID]))),
+    ("an unknown type: the valid types are listed", _shop.request(
+        "POST", "/_segmint/events", headers=[_AUTH, _JSON],
+        body=_body([{"type": "pageview", "visitor_id": "v-7f3a"}]))),
     ("not a list of events", _shop.request(
         "POST", "/_segmint/events", headers=[_AUTH, _JSON], body=b'[{"type": "page_view",')),
     ("no token, or a wrong one", _shop.request(
@@ -139,12 +142,18 @@ def events_markdown() -> str:
         "The shop's backend posts a JSON list of events (a single object is taken as a list of one),",
         f"at most {ev.MAX_BATCH_EVENTS:,} per request, with the `[api] token` as a Bearer token. Valid",
         "events are stored before the answer. Each invalid event is rejected on its own, named by its",
-        "`index` in the list and the `field` at fault. Below, the answers of the real intake (an",
-        "example shop with the token `" + _shop.TOKEN + "`) to a few requests, in this order.",
+        "`index` in the list, the `field` at fault and the reason (`error`); an unknown, missing or",
+        "non-string `type` lists the valid types. A batch with some events rejected answers `200`",
+        "(the valid ones are stored: resend only the rejected ones); a batch with every event",
+        "rejected answers `400` (nothing is stored; resending it unchanged is refused again).",
+        "Below, the answers of the real intake (an example shop with the token",
+        "`" + _shop.TOKEN + "`) to a few requests, in this order.",
         "",
         "Other answers: a body larger than `[middleware] max_body_bytes` is `413`; too many wrong",
         "tokens from one address is `429` (retry after the `Retry-After` seconds); a store that",
-        "cannot write is `503` with `Retry-After` (nothing was stored: send the batch again).",
+        "cannot write is `503` with `Retry-After` (nothing was stored: send the batch again), and",
+        "so is every batch while segmint has not started (see",
+        "[operations.md](operations.md#start-up-failures)).",
         "",
     ]
     for (heading, _), exchange in zip(_INTAKE, _shop.exchanges([req for _, req in _INTAKE]), strict=True):

@@ -74,9 +74,12 @@ def test_each_event_type_has_a_section_with_every_field(name, pages):
 def test_the_intake_answers_on_the_page_are_the_real_intakes(pages):
     text = section(pages["events.md"], "## The intake: `POST /_segmint/events`")
     answers = re.findall(r"^Answer: `(\d+)`$", text, re.M)
-    assert answers == ["200", "200", "200", "400", "400", "401"]
+    assert answers == ["200", "200", "200", "400", "400", "400", "401"]
     all_rejected = section(text, "### every event invalid: nothing stored")
     assert '"stored": 0' in all_rejected and '"index": 0' in all_rejected
+    assert '"error": "every event was rejected (1); nothing was stored"' in all_rejected
+    unknown = section(text, "### an unknown type: the valid types are listed")
+    assert "valid types: page_view, product_view, cart_update" in unknown
 
 
 def test_a_field_without_a_meaning_stops_the_generator():
