@@ -50,14 +50,14 @@ RETRY_BACKOFF: tuple[float, ...] = (5.0, 10.0, 20.0, 30.0)
 class RuntimeStarter:
     """Starts ``Segmint.from_config(path)`` now, or later when it can (see the module docstring).
 
-    :param path: the config file.
+    :param path: the config file (or an already decoded ``Config``: nothing to watch then).
     :param start: builds the runtime from ``path`` (default ``Segmint.from_config``).
     :param retry: retry in a background thread after a failed first attempt; tests pass False
         and call ``poll()`` themselves.
     :param timer: monotonic seconds (injectable, so tests check the back-off without sleeping).
     """
 
-    def __init__(self, path: str | Path, *, start: Callable[[str | Path], Any] = Segmint.from_config,
+    def __init__(self, path: str | Path | Config, *, start: Callable[[Any], Any] = Segmint.from_config,
                  retry: bool = True, timer: Callable[[], float] = time.monotonic) -> None:
         self.path = path
         self._start = start
@@ -153,8 +153,10 @@ class RuntimeStarter:
             runtime.close()
 
 
-def _decoded(path: str | Path) -> Config | None:
+def _decoded(path: str | Path | Config) -> Config | None:
     """The config's structure and types only (no plugins, catalog or store), or None."""
+    if isinstance(path, Config):  # ``Segmint.from_config`` takes a decoded config too
+        return path
     try:
         return load_config(path, validate=False)
     except SegmintError:

@@ -69,7 +69,7 @@ def timer() -> Timer:
 def starters() -> Any:
     made: list[RuntimeStarter] = []
 
-    def make(path: Path, timer: Timer) -> RuntimeStarter:
+    def make(path: Any, timer: Timer) -> RuntimeStarter:
         starter = RuntimeStarter(path, start=start, retry=False, timer=timer)
         made.append(starter)
         return starter
@@ -263,3 +263,14 @@ def test_a_start_that_fails_after_opening_the_store_closes_it(tmp_path: Path, mo
     assert starter.runtime is None and "reading the event log failed" in starter.cause
     assert starter.retry_in == RETRY_BACKOFF[0]  # not a file's fault: retried on the timer
     assert [store.closed for store in opened] == [True]
+
+
+def test_a_decoded_config_is_started_the_same_way(tmp_path: Path, timer: Timer, starters: Any):
+    from segmint.engine.config import load_config
+
+    config = load_config(write_config(tmp_path), validate=False)
+    (tmp_path / "catalog.json").unlink()
+    starter = starters(config, timer)  # no raise: the cause is kept, the catalog file watched
+    assert starter.runtime is None and "cannot read catalog file" in starter.cause
+    (tmp_path / "catalog.json").write_text(json.dumps(CATALOG))
+    assert starter.poll() is True
