@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -36,6 +36,7 @@ __all__ = [
     "CacheConfig",
     "RenderConfig",
     "StatsConfig",
+    "AnalyticsConfig",
     "Config",
     "parse_duration",
     "DEFAULT_BOT_USER_AGENTS",
@@ -246,6 +247,30 @@ class StatsConfig(ConfigBase):
     window_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = 30
 
 
+class AnalyticsConfig(ConfigBase):
+    """How the campaign report reads its experiments (``segmint report``, the report page).
+
+    The defaults are GrowthBook's: alpha 0.05, sequential testing with tuning 5,000,
+    Holm-Bonferroni across a campaign's variants, sample ratio mismatch flagged at p < 0.001.
+    """
+
+    #: The false positive rate of each verdict (two-sided).
+    alpha: Annotated[float, msgspec.Meta(gt=0, le=0.2)] = 0.05
+    #: Always-valid confidence sequences, so the report may be read daily; false: a fixed-horizon
+    #: t-test, valid only when read once at a sample size planned in advance.
+    sequential: bool = True
+    #: Visitors (both arms) at which you expect to decide: the confidence sequence is tightest there.
+    sequential_tuning: Annotated[float, msgspec.Meta(ge=1)] = 5000.0
+    #: Across a campaign's variants: "holm-bonferroni", "benjamini-hochberg" or "none".
+    correction: Literal["holm-bonferroni", "benjamini-hochberg", "none"] = "holm-bonferroni"
+    #: The smallest relative lift worth detecting (0.1 = 10%): "visitors needed" plans for it.
+    mde: Annotated[float, msgspec.Meta(gt=0, le=10)] = 0.10
+    #: The chance of detecting a lift of ``mde`` when it is there.
+    power: Annotated[float, msgspec.Meta(ge=0.5, lt=1)] = 0.80
+    #: The chi-square p-value below which a campaign's split is a sample ratio mismatch.
+    srm_threshold: Annotated[float, msgspec.Meta(gt=0, le=0.05)] = 0.001
+
+
 class Config(ConfigBase):
     """The whole config file.
 
@@ -264,6 +289,7 @@ class Config(ConfigBase):
     cache: CacheConfig = CacheConfig()
     render: RenderConfig = RenderConfig()
     stats: StatsConfig = StatsConfig()
+    analytics: AnalyticsConfig = AnalyticsConfig()
     source_path: str | None = None
 
     @property

@@ -52,19 +52,22 @@ def report(args: argparse.Namespace, out: Output) -> int:
     """Campaign report from one streamed pass over the event log (table, --json or --csv)."""
     from datetime import timezone
 
-    from segmint.engine.analytics import build_report
+    from segmint.engine.analytics import build_report, configured_splits
+    from segmint.engine.config import load_config
 
     if args.json and args.csv:
         raise SegmintError("give --json or --csv, not both")
     if not 0 < args.window <= 365:
         raise SegmintError(f"--window: {args.window:g} is not between 0 and 365 days")
     since = _day(args.since, "--since") if args.since else None
+    config = load_config(args.config, validate=False)  # [analytics] and the variants' weights
     with config_store(args.config) as store:
         progress = Progress(None, "reading the event log")
         try:
             result = build_report(_Counted(store, progress) if progress.enabled else store, since=since,
                                   campaign=args.campaign, window_days=args.window,
-                                  now=datetime.now(timezone.utc), fresh=args.fresh)
+                                  now=datetime.now(timezone.utc), fresh=args.fresh,
+                                  analysis=config.analytics, splits=configured_splits(config.campaigns))
         except ValueError as exc:
             raise SegmintError(str(exc)) from None
         finally:
@@ -77,6 +80,7 @@ def report(args: argparse.Namespace, out: Output) -> int:
         return 0
     out.line(f"{plural(result.orders, 'order')} ({result.attributed_orders:,} attributed to a campaign), "
              f"attribution window {result.window_days:g} days")
+    out.line(out.paint(f"method: {result.method}", "dim"))
     if not result.campaigns:
         out.line("no campaign exposures in this period" + (f" for campaign {args.campaign!r}" if args.campaign else ""))
     for campaign in result.campaigns:
@@ -87,10 +91,16 @@ def report(args: argparse.Namespace, out: Output) -> int:
                   ((v.variant, v.exposures, v.visitors, v.clicks, f"{v.ctr:.2%}", v.orders,
                     f"{v.conversion_rate:.2%}", f"{v.revenue:,.2f}", f"{v.revenue_per_visitor:,.2f}",
                     f"{v.average_order_value:,.2f}", f"{v.recommended_revenue:,.2f}") for v in campaign.variants))
+        if campaign.srm is not None and campaign.srm.mismatch:
+            out.line(out.paint("  " + campaign.srm.message, "red"))
         for v in campaign.variants:
             if not v.is_control:
                 colour = "green" if v.lift and v.lift.significant and v.lift.absolute > 0 else "dim"
-                out.line(f"  {v.variant}: " + out.paint(v.statement, colour))
+                out.line(f"  {v.variant}: " + out.paint(v.statement, "red" if not campaign.trusted else colour))
+        tested = sum(1 for v in campaign.variants if v.lift is not None)
+        if tested > 1:
+            out.line(out.paint(f"  {tested} variants against control: p-values corrected "
+                               f"({campaign.correction})", "dim"))
     return 0
 
 

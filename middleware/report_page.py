@@ -21,7 +21,14 @@ from html import escape
 from typing import Any
 from urllib.parse import parse_qsl
 
-from segmint.engine.analytics import CampaignReport, Report, SegmentSnapshot, build_report, segment_history
+from segmint.engine.analytics import (
+    CampaignReport,
+    Report,
+    SegmentSnapshot,
+    build_report,
+    configured_splits,
+    segment_history,
+)
 
 __all__ = ["render_report_page", "render_chart", "report_endpoint", "parse_report_query"]
 
@@ -41,6 +48,7 @@ table{border-collapse:collapse;margin:8px 0 12px;font-variant-numeric:tabular-nu
 th,td{border:1px solid #dee2e6;padding:4px 8px;text-align:right}th{background:#f1f3f5}
 td.name,th.name{text-align:left}td.statement{text-align:left;max-width:360px}
 tr.control td{color:#495057;background:#f8f9fa}.sig{color:#2b8a3e;font-weight:600}
+p.srm.mismatch{color:#fff;background:#c92a2a;padding:6px 10px;font-weight:600}
 svg.chart{border:1px solid #dee2e6;background:#fff}svg text{font:12px system-ui,sans-serif;fill:#343a40}
 """
 
@@ -62,12 +70,13 @@ def _lift_cell(variant: Any) -> str:
     if lift is None or lift.relative is None or lift.relative_ci is None:
         return "-"
     low, high = lift.relative_ci
-    return f"{lift.relative * 100:+.1f}% [{low * 100:+.1f}%, {high * 100:+.1f}%]"
+    return (f"{lift.relative * 100:+.1f}% [{low * 100:+.1f}%, {high * 100:+.1f}%] "
+            f"({lift.confidence * 100:.3g}%)")
 
 
 def _campaign_table(campaign: CampaignReport) -> str:
     head = ("variant", "exposures", "visitors", "clicks", "CTR", "orders", "conversion", "revenue",
-            "revenue / visitor", "avg order", "recommended revenue", "lift vs control (95% CI)", "verdict")
+            "revenue / visitor", "avg order", "recommended revenue", "lift vs control (interval)", "verdict")
     rows = []
     for v in campaign.variants:
         cls = ' class="control"' if v.is_control else ""
@@ -83,6 +92,19 @@ def _campaign_table(campaign: CampaignReport) -> str:
         rows.append(f"<tr{cls}>{''.join(cells)}</tr>")
     header = "".join(f'<th{" class=name" if h == "variant" else ""}>{escape(h)}</th>' for h in head)
     return f'<table class="variants"><thead><tr>{header}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _campaign_checks(campaign: CampaignReport) -> str:
+    """The sample ratio check and the correction across variants, above the campaign's table."""
+    html = ""
+    if campaign.srm is not None:
+        cls = "srm mismatch" if campaign.srm.mismatch else "srm meta"
+        html += f'<p class="{cls}">{escape(campaign.srm.message)}</p>'
+    tested = sum(1 for v in campaign.variants if v.lift is not None)
+    if tested > 1:
+        html += (f'<p class="meta correction">{tested} variants against control: p-values corrected '
+                 f"({escape(campaign.correction)}); each interval is at the level the correction leaves it.</p>")
+    return html
 
 
 def _nice_max(value: float) -> float:
@@ -196,6 +218,7 @@ def render_report_page(report: Report, segments: Sequence[SegmentSnapshot] | Non
         body.append("<p>No campaign exposures in this period.</p>")
     for campaign in report.campaigns:
         body.append(f'<section class="campaign"><h2>Campaign {escape(campaign.campaign)}</h2>')
+        body.append(_campaign_checks(campaign))
         body.append(_campaign_table(campaign))
         body.append(render_chart(campaign))
         body.append("</section>")
@@ -276,7 +299,9 @@ async def report_endpoint(scope: MutableMapping[str, Any], receive: Receive, sen
         return
 
     def build() -> str:
-        report = build_report(runtime.store, now=runtime.clock(), checkpoint=not options, **options)
+        config = runtime.config
+        report = build_report(runtime.store, now=runtime.clock(), checkpoint=not options,
+                              analysis=config.analytics, splits=configured_splits(config.campaigns), **options)
         return render_report_page(report, segment_history(runtime.store))
 
     try:

@@ -8,6 +8,9 @@ A conversion rate is converted visitors / exposed visitors (see ``attribution`` 
 visitor run is). Revenue is per campaign: an order attributed to two campaigns counts in
 both, so revenue does not add up across campaigns. The control variant is the one the
 middleware records for the holdout (``control``); a campaign without one gets no lift.
+How the lift is read (sequential or fixed, the correction, alpha, the minimum detectable
+effect) is ``[analytics]`` (``AnalyticsConfig``); with the campaigns' configured weights
+(``configured_splits``) each campaign's split is checked for a sample ratio mismatch.
 """
 
 from __future__ import annotations
@@ -16,21 +19,24 @@ import csv
 import io
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..config_schema import CONTROL_VARIANT  # the name holdout exposures are recorded under
+from ..config_schema import Campaign
 from ..stores.base import ProfileStore
 from .attribution import ATTRIBUTION_EVENT_TYPES, DEFAULT_WINDOW_DAYS, Attributor, VariantTotals
 from .checkpoint import SETTLE_SECONDS, ReportCheckpoint
-from .stats import METHOD, Lift, two_proportion_test
+from .stats import AnalyticsConfig, Lift, SampleRatio, compare_variants, describe_method, srm_test
 
 __all__ = ["CONTROL_VARIANT", "Report", "CampaignReport", "VariantReport", "DailyPoint",
-           "build_report", "report_from_attribution", "lift_statement"]
+           "build_report", "report_from_attribution", "lift_statement", "configured_splits"]
 
 CSV_COLUMNS = ("campaign", "variant", "is_control", "exposures", "visitors", "clicks", "ctr", "orders",
                "converted", "conversion_rate", "revenue", "revenue_per_visitor", "average_order_value",
                "recommended_revenue", "click_orders", "lift_relative", "lift_relative_low",
-               "lift_relative_high", "lift_absolute", "p_value", "significant", "statement")
+               "lift_relative_high", "lift_absolute", "p_value", "significant", "statement",
+               "p_value_adjusted", "confidence", "srm_p_value", "srm_mismatch")
 _EPOCH = date(1970, 1, 1)
 
 
@@ -83,9 +89,21 @@ class CampaignReport:
     campaign: str
     control: str | None
     variants: tuple[VariantReport, ...]
+    #: The split checked against the configured weights; None when there are no weights to
+    #: check against (a campaign no longer in the config, or with one arm).
+    srm: SampleRatio | None = None
+    #: The correction applied across this campaign's variants (see ``AnalyticsConfig``).
+    correction: str = "holm-bonferroni"
+
+    @property
+    def trusted(self) -> bool:
+        """False on a sample ratio mismatch: the lift must not be trusted."""
+        return self.srm is None or not self.srm.mismatch
 
     def to_dict(self) -> dict[str, Any]:
-        return {"campaign": self.campaign, "control": self.control,
+        srm = None if self.srm is None else {**self.srm.to_dict(), "message": self.srm.message}
+        return {"campaign": self.campaign, "control": self.control, "trusted": self.trusted,
+                "srm": srm, "correction": self.correction,
                 "variants": [v.to_dict() for v in self.variants]}
 
 
@@ -101,8 +119,10 @@ class Report:
     revenue: float = 0.0
     attributed_orders: int = 0
     events: int = 0
-    method: str = METHOD
+    method: str = field(default_factory=lambda: describe_method(AnalyticsConfig()))
     notes: tuple[str, ...] = field(default=())
+    #: The settings the lifts were read with.
+    analysis: AnalyticsConfig = field(default_factory=AnalyticsConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -113,6 +133,7 @@ class Report:
             "orders": self.orders, "revenue": self.revenue,
             "attributed_orders": self.attributed_orders, "events": self.events,
             "method": self.method, "notes": list(self.notes),
+            "analysis": {name: getattr(self.analysis, name) for name in self.analysis.__struct_fields__},
             "campaigns": [c.to_dict() for c in self.campaigns],
         }
 
@@ -136,6 +157,10 @@ class Report:
                     "p_value": lift.p_value if lift else None,
                     "significant": lift.significant if lift else None,
                     "statement": v.statement,
+                    "p_value_adjusted": lift.p_value_adjusted if lift else None,
+                    "confidence": lift.confidence if lift else None,
+                    "srm_p_value": campaign.srm.p_value if campaign.srm else None,
+                    "srm_mismatch": campaign.srm.mismatch if campaign.srm else None,
                 })
         return rows
 
@@ -170,16 +195,15 @@ def lift_statement(variant: str, lift: Lift | None, *, has_control: bool = True)
 
 
 def _variant_report(campaign: str, variant: str, t: VariantTotals, control: VariantTotals | None,
-                    is_control: bool, has_control: bool) -> VariantReport:
-    lift = None
-    if control is not None and not is_control and control.visitors and t.visitors:
-        lift = two_proportion_test(control.converted, control.visitors, t.converted, t.visitors)
+                    is_control: bool, has_control: bool, lift: Lift | None, trusted: bool) -> VariantReport:
     if is_control:
         statement = "control (baseline)"
     elif has_control and (control is None or not control.visitors or not t.visitors):
         statement = "not enough data yet: no visitors in one of the groups"
     else:
         statement = lift_statement(variant, lift, has_control=has_control)
+        if has_control and not trusted:
+            statement = f"do not trust (sample ratio mismatch): {statement}"
     daily = tuple(DailyPoint(_EPOCH + timedelta(days=d), n, c) for d, (n, c) in sorted(t.daily.items()))
     return VariantReport(
         campaign=campaign, variant=variant, is_control=is_control, exposures=t.exposures,
@@ -193,9 +217,33 @@ def _variant_report(campaign: str, variant: str, t: VariantTotals, control: Vari
     )
 
 
+def configured_splits(campaigns: Iterable[Campaign]) -> dict[str, dict[str, float]]:
+    """Each campaign's configured weights by the variant names the log records (the holdout
+    as ``control``), for the sample ratio check; campaigns with one arm have nothing to check."""
+    return {c.id: {(CONTROL_VARIANT if v.control else v.name): v.weight for v in c.variants}
+            for c in campaigns if len(c.variants) > 1}
+
+
+def _lifts(variants: Mapping[str, VariantTotals], control: str,
+           analysis: AnalyticsConfig) -> dict[str, Lift]:
+    """Every variant with visitors against a control with visitors, corrected together."""
+    base = variants.get(control)
+    if base is None or not base.visitors:
+        return {}
+    arms = {name: (t.converted, t.visitors) for name, t in variants.items() if name != control and t.visitors}
+    return compare_variants((base.converted, base.visitors), arms, analysis) if arms else {}
+
+
 def report_from_attribution(attribution: Any, *, now: datetime, since: datetime | None = None,
-                            until: datetime | None = None, control: str = CONTROL_VARIANT) -> Report:
-    """Turn attribution totals into the report (per campaign, control first)."""
+                            until: datetime | None = None, control: str = CONTROL_VARIANT,
+                            analysis: AnalyticsConfig | None = None,
+                            splits: Mapping[str, Mapping[str, float]] | None = None) -> Report:
+    """Turn attribution totals into the report (per campaign, control first).
+
+    ``splits``: configured weights per campaign (``configured_splits(config.campaigns)``),
+    for the sample ratio mismatch check; campaigns not in it are not checked.
+    """
+    analysis = analysis or AnalyticsConfig()
     by_campaign: dict[str, dict[str, VariantTotals]] = {}
     for (campaign, variant), totals in attribution.totals.items():
         by_campaign.setdefault(campaign, {})[variant] = totals
@@ -204,11 +252,17 @@ def report_from_attribution(attribution: Any, *, now: datetime, since: datetime 
         variants = by_campaign[campaign]
         control_totals = variants.get(control)
         names = sorted(variants, key=lambda name: (name != control, name))
+        weights = (splits or {}).get(campaign)
+        srm = None if not weights else srm_test({name: t.visitors for name, t in variants.items()}, weights,
+                                                threshold=analysis.srm_threshold)
+        trusted = srm is None or not srm.mismatch
+        lifts = _lifts(variants, control, analysis)
         campaigns.append(CampaignReport(
             campaign=campaign, control=control if control_totals is not None else None,
             variants=tuple(_variant_report(campaign, name, variants[name], control_totals,
-                                           name == control, control_totals is not None)
+                                           name == control, control_totals is not None, lifts.get(name), trusted)
                            for name in names),
+            srm=srm, correction=analysis.correction,
         ))
     notes = []
     if getattr(attribution, "evicted_people", 0):
@@ -217,7 +271,7 @@ def report_from_attribution(attribution: Any, *, now: datetime, since: datetime 
     return Report(generated_at=now, since=since, until=until or now, window_days=attribution.window_days,
                   campaigns=tuple(campaigns), orders=attribution.orders, revenue=attribution.revenue,
                   attributed_orders=attribution.attributed_orders, events=attribution.events,
-                  notes=tuple(notes))
+                  method=describe_method(analysis), notes=tuple(notes), analysis=analysis)
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -229,7 +283,8 @@ def _utc(moment: datetime | None) -> datetime | None:
 def build_report(store: ProfileStore, *, since: datetime | None = None, until: datetime | None = None,
                  campaign: str | None = None, window_days: float = DEFAULT_WINDOW_DAYS, now: datetime,
                  control: str = CONTROL_VARIANT, batch_size: int = 5000, checkpoint: bool = True,
-                 fresh: bool = False) -> Report:
+                 fresh: bool = False, analysis: AnalyticsConfig | None = None,
+                 splits: Mapping[str, Mapping[str, float]] | None = None) -> Report:
     """Stream the store's event log once (``since`` <= at < ``until``, default ``now``) and report.
 
     Exposures before ``since`` are not read, so orders just after it may lack their credit;
@@ -238,6 +293,8 @@ def build_report(store: ProfileStore, *, since: datetime | None = None, until: d
     ``checkpoint``: resume from the state an earlier report saved in the store and save a new
     one when this report read many events (see ``checkpoint.py``; the figures are the same
     either way). ``fresh``: ignore the saved state, read the whole log (and save anew).
+    ``analysis`` and ``splits``: see ``report_from_attribution`` (the config's ``analytics``
+    and ``configured_splits(config.campaigns)``).
     """
     since, until, now = _utc(since), _utc(until), _utc(now)
     assert now is not None
@@ -263,7 +320,8 @@ def build_report(store: ProfileStore, *, since: datetime | None = None, until: d
         saved.save(attributor, position, fingerprint, read=attributor.result().events - read_before)
         start = position
     read(start, limit)
-    return report_from_attribution(attributor.result(), now=now, since=since, until=limit, control=control)
+    return report_from_attribution(attributor.result(), now=now, since=since, until=limit, control=control,
+                                   analysis=analysis, splits=splits)
 
 
 def _timestamp(moment: datetime | float) -> float:

@@ -1,53 +1,86 @@
-"""Lift of a variant against the control: a two-proportion z-test, confidence intervals and
-the sample size still needed, with ``math`` only (no scipy).
+"""Experiment statistics as GrowthBook's frequentist engine computes them, with ``math`` only.
 
-The method, stated once so the report can say what it did:
+Everything starts from one number and its one standard error (``Difference``): the relative
+lift of a variant over the control, ``(mean_v - mean_c) / mean_c``, with the delta-method
+variance ``var_c mean_v^2 / (mean_c^4 n_c) + var_v / (mean_c^2 n_v)``. The p-value, the
+verdict and the interval all come from that estimate and that standard error, so they cannot
+disagree. Means and per-unit variances go in, so the same core serves any metric: a
+conversion rate (variance ``p (1 - p)``) now, revenue per visitor (the sample variance) later.
 
-* **Test**: two-sided two-proportion z-test with the *pooled* rate under the null hypothesis
-  "same conversion rate": ``z = (p_v - p_c) / sqrt(p (1 - p) (1/n_c + 1/n_v))``; significant
-  when the p-value ``2 (1 - Phi(|z|))`` is below ``alpha`` (0.05).
-* **Absolute lift** ``p_v - p_c`` with a Wald interval from the *unpooled* standard error.
-* **Relative lift** ``p_v / p_c - 1`` with a delta-method interval (symmetric, so it can be
-  read as "12% +/- 5%").
-* **Sample size**: visitors per arm for 80% power at alpha 0.05 (Fleiss' formula without
-  continuity correction), using the observed control rate and the observed relative effect,
-  or a minimum detectable effect of 10% relative when the observed one is smaller.
+Two ways to read it (``AnalyticsConfig.sequential``):
 
-The normal quantile uses Acklam's rational approximation (relative error < 1.2e-9).
+* **fixed horizon**: Welch's t-test, ``p = 2 (1 - F_t(|d / se|, nu))`` with Welch-Satterthwaite
+  degrees of freedom ``nu``, and the interval ``d +/- F_t^-1(1 - alpha / 2, nu) se``. Valid when
+  the result is read once, at a sample size fixed in advance.
+* **sequential** (default): GrowthBook's asymptotic confidence sequences (Waudby-Smith et al.),
+  valid however often the report is read. With ``n`` the visitors of both arms and ``N*`` the
+  tuning parameter (the sample size at which the sequence is tightest),
+  ``rho = sqrt((-2 ln alpha + ln(-2 ln alpha + 1)) / N*)``, the half-width is
+  ``se sqrt(n) sqrt(2 (n rho^2 + 1) ln(sqrt(n rho^2 + 1) / alpha) / (n rho)^2)`` and the
+  always-valid p-value ``min(1, sqrt(n rho^2 + 1) exp(-rho^2 n z^2 / (2 (n rho^2 + 1))))``
+  with ``z = d / se``: the sequence excludes 0 exactly when ``p < alpha``.
+
+With several variants against one control, the p-values are adjusted across the campaign's
+variants (Holm-Bonferroni by default, or Benjamini-Hochberg), the verdict is "adjusted p <
+alpha", and each interval is drawn at the level ``alpha p / p_adjusted`` that the correction
+spends on that variant (Bonferroni's ``alpha / m`` when Holm is at its strictest), so a
+significant verdict always comes with an interval that excludes 0. (GrowthBook leaves its
+intervals unadjusted; ``p_value`` here is the unadjusted one.)
+
+Sample ratio mismatch: a chi-square goodness-of-fit test of the observed visitors per
+variant against the configured weights (``srm_test``). Visitors needed: the visitors per
+arm that give the configured power to detect the configured minimum detectable effect,
+by GrowthBook's power formula for relative lifts (``visitors_per_arm``).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..config_schema import AnalyticsConfig
+
 __all__ = [
-    "ALPHA",
-    "POWER",
-    "MIN_DETECTABLE_EFFECT",
-    "METHOD",
+    "AnalyticsConfig",
+    "CORRECTIONS",
+    "Sample",
+    "Difference",
     "Lift",
+    "SampleRatio",
     "norm_cdf",
     "norm_ppf",
+    "t_cdf",
+    "t_ppf",
+    "chi2_sf",
+    "relative_difference",
+    "absolute_difference",
+    "sequential_rho",
+    "sequential_halfwidth",
+    "sequential_p_value",
+    "adjust_p_values",
+    "compare_variants",
     "two_proportion_test",
+    "srm_test",
     "visitors_per_arm",
+    "describe_method",
 ]
 
-ALPHA = 0.05
-POWER = 0.80
-#: The smallest relative effect worth waiting for when the observed one is smaller.
-MIN_DETECTABLE_EFFECT = 0.10
-METHOD = ("two-sided two-proportion z-test (pooled), 95% Wald CI for the absolute lift, "
-          "delta-method CI for the relative lift; sample size for 80% power at alpha 0.05")
+#: Multiple-comparison corrections across a campaign's variants, as ``[analytics] correction``.
+CORRECTIONS = ("holm-bonferroni", "benjamini-hochberg", "none")
+_CORRECTION_NAMES = {"holm-bonferroni": "Holm-Bonferroni", "benjamini-hochberg": "Benjamini-Hochberg",
+                     "none": "no correction"}
 
+
+# -- distributions -------------------------------------------------------------------------------
 
 def norm_cdf(x: float) -> float:
     """The standard normal CDF, Phi(x)."""
-    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+    return 0.5 * math.erfc(-x / math.sqrt(2.0))
 
 
-# Acklam's coefficients for the inverse normal CDF.
+# Acklam's coefficients for the inverse normal CDF (relative error < 1.2e-9).
 _A = (-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02,
       1.383577518672690e02, -3.066479806614716e01, 2.506628277459239e00)
 _B = (-5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02,
@@ -74,29 +107,250 @@ def norm_ppf(p: float) -> float:
             / (((((_B[0] * r + _B[1]) * r + _B[2]) * r + _B[3]) * r + _B[4]) * r + 1.0))
 
 
-def visitors_per_arm(control_rate: float, relative_effect: float, *, alpha: float = ALPHA,
-                     power: float = POWER) -> int:
-    """Visitors each arm needs to detect ``relative_effect`` (e.g. 0.10) over ``control_rate``.
+def _beta_fraction(a: float, b: float, x: float) -> float:
+    """The continued fraction of the incomplete beta function (modified Lentz)."""
+    tiny = 1e-300
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 100_000):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))  # the even step
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))  # the odd step
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < 1e-15:
+            break
+    return h
 
-    >>> visitors_per_arm(0.02, 0.30)   # 2.0% -> 2.6%
-    9798
-    """
-    if not 0.0 < control_rate < 1.0:
-        raise ValueError(f"control_rate must be between 0 and 1 (exclusive), got {control_rate!r}")
-    p1 = control_rate
-    p2 = min(max(p1 * (1.0 + relative_effect), 1e-12), 1.0 - 1e-12)
-    if p2 == p1:
-        raise ValueError("relative_effect must not be 0")
-    z_alpha, z_beta = norm_ppf(1.0 - alpha / 2.0), norm_ppf(power)
-    mean = (p1 + p2) / 2.0
-    top = (z_alpha * math.sqrt(2.0 * mean * (1.0 - mean))
-           + z_beta * math.sqrt(p1 * (1.0 - p1) + p2 * (1.0 - p2)))
-    return math.ceil(top * top / ((p2 - p1) ** 2))
+
+def _beta_inc(a: float, b: float, x: float) -> float:
+    """The regularized incomplete beta function I_x(a, b)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+                     + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1.0) / (a + b + 2.0):
+        return front * _beta_fraction(a, b, x) / a
+    return 1.0 - front * _beta_fraction(b, a, 1.0 - x) / b
+
+
+#: Past this many degrees of freedom Student's t is the normal to within 1e-6 (and the fraction loses digits).
+_T_AS_NORMAL = 2e5
+
+
+def _t_tail(t: float, dof: float) -> float:
+    """P(T > t) for t >= 0 (computed in the tail, so small tails keep their digits)."""
+    if dof >= _T_AS_NORMAL or math.isinf(dof):
+        return 0.5 * math.erfc(t / math.sqrt(2.0))
+    return 0.5 * _beta_inc(dof / 2.0, 0.5, dof / (dof + t * t))
+
+
+def t_cdf(t: float, dof: float) -> float:
+    """Student's t CDF with (possibly fractional) ``dof`` degrees of freedom."""
+    tail = _t_tail(abs(t), dof)
+    return 1.0 - tail if t > 0 else tail
+
+
+def _t_pdf(t: float, dof: float) -> float:
+    return math.exp(math.lgamma((dof + 1.0) / 2.0) - math.lgamma(dof / 2.0) - 0.5 * math.log(dof * math.pi)
+                    - (dof + 1.0) / 2.0 * math.log1p(t * t / dof))
+
+
+def t_ppf(p: float, dof: float) -> float:
+    """Student's t quantile, the inverse of ``t_cdf``: Newton on the tail from Cornish-Fisher's
+    start, kept inside a bracket that bisection narrows whenever a step would leave it."""
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"t_ppf needs 0 < p < 1, got {p!r}")
+    if p < 0.5:
+        return -t_ppf(1.0 - p, dof)
+    z = norm_ppf(p)
+    if dof >= _T_AS_NORMAL or math.isinf(dof):
+        return z
+    # The start is within ~1e-6 for the large dof of a web experiment, so Newton takes a step
+    # or two; the bracket keeps small dof (heavy tails) safe.
+    x = z + (z ** 3 + z) / (4.0 * dof) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96.0 * dof * dof)
+    target, low, high = 1.0 - p, 0.0, math.inf
+    for _ in range(200):
+        error = _t_tail(x, dof) - target
+        if error > 0:
+            low = x
+        else:
+            high = x
+        step = x + error / _t_pdf(x, dof)
+        x_next = step if low < step < high else (low + high) / 2.0 if high < math.inf else 2.0 * x
+        if abs(x_next - x) <= 1e-13 * x:
+            return x_next
+        x = x_next
+    return x
+
+
+def chi2_sf(x: float, df: int) -> float:
+    """P(X >= x) for a chi-square variable with integer ``df`` (closed forms, no series cut-off)."""
+    if df < 1:
+        raise ValueError(f"chi2_sf needs df >= 1, got {df!r}")
+    if x <= 0.0:
+        return 1.0
+    half = x / 2.0
+    if df % 2 == 0:  # e^-h sum_{i < df/2} h^i / i!
+        term = total = math.exp(-half)
+        for i in range(1, df // 2):
+            term *= half / i
+            total += term
+        return min(1.0, total)
+    total = math.erfc(math.sqrt(half))  # df = 1, then the odd terms h^(i-1/2) e^-h / Gamma(i+1/2)
+    term = math.exp(-half) * math.sqrt(half) / math.gamma(1.5) if df > 1 else 0.0
+    for i in range(1, (df - 1) // 2 + 1):
+        total += term
+        term *= half / (i + 0.5)
+    return min(1.0, total)
+
+
+# -- one estimate, one standard error ----------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One arm of one metric: its mean, the per-unit variance and the number of units."""
+
+    mean: float
+    variance: float
+    n: int
+
+    @classmethod
+    def proportion(cls, converted: int, visitors: int) -> Sample:
+        """A conversion rate: variance ``p (1 - p)`` (as GrowthBook's proportion metrics)."""
+        p = converted / visitors
+        return cls(p, p * (1.0 - p), visitors)
 
 
 @dataclass(frozen=True, slots=True)
+class Difference:
+    """An effect with its one standard error; ``dof`` (Welch) for the t-test, ``n`` (both arms)
+    for the sequential bound."""
+
+    estimate: float
+    se: float
+    dof: float
+    n: int
+
+    @property
+    def z(self) -> float:
+        return self.estimate / self.se if self.se > 0 else 0.0
+
+
+def _welch_dof(control: Sample, variant: Sample) -> float:
+    top = (control.variance / control.n + variant.variance / variant.n) ** 2
+    bottom = sum(s.variance ** 2 / (s.n ** 2 * (s.n - 1)) for s in (control, variant) if s.n > 1)
+    return top / bottom if bottom > 0 else math.inf
+
+
+def relative_difference(control: Sample, variant: Sample) -> Difference | None:
+    """``mean_v / mean_c - 1`` with its delta-method standard error; None when the control's
+    mean is 0 (a relative change of 0 is undefined)."""
+    if control.mean == 0:
+        return None
+    mc, mv = control.mean, variant.mean
+    var = control.variance * mv * mv / (mc ** 4 * control.n) + variant.variance / (mc * mc * variant.n)
+    return Difference((mv - mc) / mc, math.sqrt(var), _welch_dof(control, variant), control.n + variant.n)
+
+
+def absolute_difference(control: Sample, variant: Sample) -> Difference:
+    """``mean_v - mean_c`` with its (unpooled) standard error."""
+    var = control.variance / control.n + variant.variance / variant.n
+    return Difference(variant.mean - control.mean, math.sqrt(var), _welch_dof(control, variant),
+                      control.n + variant.n)
+
+
+# -- reading it: fixed horizon or sequential ------------------------------------------------------
+
+def sequential_rho(alpha: float, tuning: float) -> float:
+    """GrowthBook's mixing parameter from the tuning parameter ``N*`` (two-sided)."""
+    log_alpha = math.log(alpha)
+    return math.sqrt((-2.0 * log_alpha + math.log(-2.0 * log_alpha + 1.0)) / tuning)
+
+
+def sequential_halfwidth(se: float, n: int, rho: float, alpha: float) -> float:
+    """Half-width of the asymptotic confidence sequence at ``n`` units (both arms)."""
+    nr2 = n * rho * rho
+    return se * math.sqrt(n) * math.sqrt(2.0 * (nr2 + 1.0) * math.log(math.sqrt(nr2 + 1.0) / alpha)
+                                         / (n * rho) ** 2)
+
+
+def sequential_p_value(estimate: float, se: float, n: int, rho: float) -> float:
+    """The always-valid p-value: 1 / e-value, capped at 1 (GrowthBook's reparameterization)."""
+    nr2p1 = n * rho * rho + 1.0
+    exponent = rho * rho * n * (estimate / se) ** 2 / (2.0 * nr2p1)
+    return min(1.0, math.sqrt(nr2p1) * math.exp(-exponent))
+
+
+def _p_value(d: Difference, settings: AnalyticsConfig) -> float:
+    if d.se <= 0:
+        return 1.0  # no variance: GrowthBook's "default output"
+    if settings.sequential:
+        return sequential_p_value(d.estimate, d.se, d.n, sequential_rho(settings.alpha, settings.sequential_tuning))
+    return 2.0 * (1.0 - t_cdf(abs(d.z), d.dof))
+
+
+def _halfwidth(d: Difference, alpha: float, settings: AnalyticsConfig) -> float:
+    if d.se <= 0:
+        return 0.0
+    if settings.sequential:
+        # rho stays the configured one, so the sequence at ``alpha`` excludes 0 iff p < alpha.
+        return sequential_halfwidth(d.se, d.n, sequential_rho(settings.alpha, settings.sequential_tuning), alpha)
+    return t_ppf(1.0 - alpha / 2.0, d.dof) * d.se
+
+
+def adjust_p_values(p_values: Sequence[float], correction: str) -> list[float]:
+    """Adjusted p-values across a family (one campaign's variants), in the input order.
+
+    >>> [round(p, 3) for p in adjust_p_values([0.01, 0.04, 0.03], "holm-bonferroni")]
+    [0.03, 0.06, 0.06]
+    >>> [round(p, 3) for p in adjust_p_values([0.01, 0.04, 0.03], "benjamini-hochberg")]
+    [0.03, 0.04, 0.04]
+    """
+    if correction not in CORRECTIONS:
+        raise ValueError(f"unknown correction {correction!r}; one of {', '.join(CORRECTIONS)}")
+    m = len(p_values)
+    if correction == "none" or m < 2:
+        return list(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted = [0.0] * m
+    if correction == "holm-bonferroni":  # step down: running max of (m - rank) p
+        running = 0.0
+        for rank, i in enumerate(order):
+            running = max(running, min(1.0, (m - rank) * p_values[i]))
+            adjusted[i] = running
+    else:  # Benjamini-Hochberg, step up: running min from the largest of m p / (rank + 1)
+        running = 1.0
+        for rank in range(m - 1, -1, -1):
+            i = order[rank]
+            running = min(running, m * p_values[i] / (rank + 1))
+            adjusted[i] = running
+    return adjusted
+
+
+# -- the lift of each variant ------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
 class Lift:
-    """A variant against the control. Rates and lifts are fractions (0.12 = 12%)."""
+    """A variant against the control. Rates and lifts are fractions (0.12 = 12%).
+
+    The verdict (``significant``) and both intervals come from the same standard errors at the
+    same level (``confidence``), so a significant lift's ``relative_ci`` excludes 0 and a
+    non-significant one's contains it.
+    """
 
     control_rate: float
     variant_rate: float
@@ -105,59 +359,220 @@ class Lift:
     #: None when the control converted nobody (a relative change of 0 is undefined).
     relative: float | None
     relative_ci: tuple[float, float] | None
+    #: The relative lift over its standard error (the t statistic).
     z: float
+    #: Unadjusted: the t-test's, or the always-valid one when sequential.
     p_value: float
     significant: bool
-    #: Visitors per arm for 80% power (None when the control has no conversions yet).
+    #: Visitors per arm to detect the configured minimum detectable effect (None: no rate yet).
     needed_per_arm: int | None
     #: About how many more visitors (both arms, at the current split) until then; 0 if reached.
     more_visitors: int | None
+    #: The standard error of ``relative`` (0 when undefined).
+    se: float = 0.0
+    #: After the correction across the campaign's variants (equal to ``p_value`` for one variant).
+    p_value_adjusted: float | None = None
+    #: The level of both intervals: 1 - alpha, or narrower when a correction spends less on it.
+    confidence: float = 0.95
+    #: ``"sequential"`` or ``"fixed"``.
+    method: str = "sequential"
+    correction: str = "holm-bonferroni"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def two_proportion_test(
-    control_converted: int, control_visitors: int, variant_converted: int, variant_visitors: int,
-    *, alpha: float = ALPHA, power: float = POWER,
-) -> Lift:
-    """Compare conversion ``variant_converted / variant_visitors`` with the control's.
+def _check_counts(name: str, converted: int, visitors: int) -> None:
+    if visitors <= 0 or not 0 <= converted <= visitors:
+        raise ValueError(f"{name}: need 0 <= converted <= visitors and visitors > 0, "
+                         f"got {converted} of {visitors}")
+
+
+def compare_variants(control: tuple[int, int], variants: Mapping[str, tuple[int, int]],
+                     settings: AnalyticsConfig | None = None) -> dict[str, Lift]:
+    """Each variant's conversion ``(converted, visitors)`` against the control's, corrected
+    across the variants.
+
+    >>> lifts = compare_variants((1000, 50_000), {"B": (1300, 50_000), "C": (1010, 50_000)})
+    >>> [(name, round(lift.relative, 2), lift.significant) for name, lift in lifts.items()]
+    [('B', 0.3, True), ('C', 0.01, False)]
+    """
+    settings = settings or AnalyticsConfig()
+    _check_counts("control", *control)
+    for name, counts in variants.items():
+        _check_counts(f"variant {name}", *counts)
+    base = Sample.proportion(*control)
+    samples = {name: Sample.proportion(*counts) for name, counts in variants.items()}
+    relatives = {name: relative_difference(base, s) for name, s in samples.items()}
+    absolutes = {name: absolute_difference(base, s) for name, s in samples.items()}
+    raw = {name: _p_value(d, settings) if d is not None else 1.0 for name, d in relatives.items()}
+    tested = [name for name, d in relatives.items() if d is not None]
+    adjusted = dict(zip(tested, adjust_p_values([raw[n] for n in tested], settings.correction)))
+    arms = max(1, len(variants))
+    # The more arms, the stricter each comparison: plan for alpha / arms (Bonferroni).
+    plan_alpha = settings.alpha / arms if settings.correction != "none" else settings.alpha
+    needed = None
+    if 0.0 < base.mean < 1.0:
+        needed = visitors_per_arm(base.mean, settings.mde, alpha=plan_alpha, power=settings.power,
+                                  tuning=settings.sequential_tuning if settings.sequential else None)
+    lifts = {}
+    for name, sample in samples.items():
+        rel, ab = relatives[name], absolutes[name]
+        p, p_adj = raw[name], adjusted.get(name, 1.0)
+        # The level the correction spends on this variant: the interval excludes 0 iff p_adj < alpha.
+        alpha = settings.alpha * p / p_adj if p > 0 and p_adj > 0 else settings.alpha / arms
+        half = _halfwidth(ab, alpha, settings)
+        relative_ci = None
+        if rel is not None:
+            rel_half = _halfwidth(rel, alpha, settings)
+            relative_ci = (rel.estimate - rel_half, rel.estimate + rel_half)
+        more = None
+        if needed is not None:
+            # Traffic keeps its current split: the smaller arm decides how long it takes.
+            total = control[1] + sample.n
+            more = max(0, math.ceil(total * max(needed / control[1], needed / sample.n)) - total)
+        lifts[name] = Lift(
+            control_rate=base.mean, variant_rate=sample.mean, absolute=ab.estimate,
+            absolute_ci=(ab.estimate - half, ab.estimate + half),
+            relative=rel.estimate if rel is not None else None, relative_ci=relative_ci,
+            z=rel.z if rel is not None else 0.0, p_value=p,
+            significant=rel is not None and rel.se > 0 and p_adj < settings.alpha,
+            needed_per_arm=needed, more_visitors=more, se=rel.se if rel is not None else 0.0,
+            p_value_adjusted=p_adj, confidence=1.0 - alpha,
+            method="sequential" if settings.sequential else "fixed", correction=settings.correction,
+        )
+    return lifts
+
+
+def two_proportion_test(control_converted: int, control_visitors: int, variant_converted: int,
+                        variant_visitors: int, *, settings: AnalyticsConfig | None = None) -> Lift:
+    """One variant's conversion against the control's (``compare_variants`` for one arm).
 
     >>> lift = two_proportion_test(1000, 50_000, 1300, 50_000)
     >>> round(lift.relative, 2), lift.significant
     (0.3, True)
     """
-    for name, converted, visitors in (("control", control_converted, control_visitors),
-                                      ("variant", variant_converted, variant_visitors)):
-        if visitors <= 0 or not 0 <= converted <= visitors:
-            raise ValueError(f"{name}: need 0 <= converted <= visitors and visitors > 0, "
-                             f"got {converted} of {visitors}")
-    pc, pv = control_converted / control_visitors, variant_converted / variant_visitors
-    z_crit = norm_ppf(1.0 - alpha / 2.0)
-    pooled = (control_converted + variant_converted) / (control_visitors + variant_visitors)
-    se0 = math.sqrt(pooled * (1.0 - pooled) * (1.0 / control_visitors + 1.0 / variant_visitors))
-    diff = pv - pc
-    z = diff / se0 if se0 > 0 else 0.0
-    p_value = 2.0 * (1.0 - norm_cdf(abs(z)))
-    var_c, var_v = pc * (1.0 - pc) / control_visitors, pv * (1.0 - pv) / variant_visitors
-    half = z_crit * math.sqrt(var_c + var_v)
-    relative = relative_ci = None
-    if pc > 0:
-        relative = pv / pc - 1.0
-        # Delta method for the ratio pv / pc: Var ~= var_v / pc^2 + pv^2 var_c / pc^4.
-        rel_half = z_crit * math.sqrt(var_v / pc ** 2 + pv * pv * var_c / pc ** 4)
-        relative_ci = (relative - rel_half, relative + rel_half)
-    needed = more = None
-    if 0.0 < pc < 1.0:
-        effect = relative if relative is not None and abs(relative) >= MIN_DETECTABLE_EFFECT \
-            else MIN_DETECTABLE_EFFECT
-        needed = visitors_per_arm(pc, effect, alpha=alpha, power=power)
-        # Traffic keeps its current split: the smaller arm decides how long it takes.
-        total = control_visitors + variant_visitors
-        scale = max(needed / control_visitors, needed / variant_visitors)
-        more = max(0, math.ceil(total * scale) - total)
-    return Lift(
-        control_rate=pc, variant_rate=pv, absolute=diff, absolute_ci=(diff - half, diff + half),
-        relative=relative, relative_ci=relative_ci, z=z, p_value=p_value,
-        significant=p_value < alpha and se0 > 0, needed_per_arm=needed, more_visitors=more,
-    )
+    return compare_variants((control_converted, control_visitors),
+                            {"variant": (variant_converted, variant_visitors)}, settings)["variant"]
+
+
+# -- sample ratio mismatch -----------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class SampleRatio:
+    """The chi-square test of the observed split against the configured weights."""
+
+    observed: dict[str, int]
+    #: Configured shares (the weights normalized to sum to 1).
+    expected: dict[str, float]
+    chi2: float
+    p_value: float
+    #: p < the threshold: something assigns or records visitors unevenly.
+    mismatch: bool
+    threshold: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def message(self) -> str:
+        split = " / ".join(f"{name} {self.observed[name]:,} ({self.expected[name]:.0%} expected)"
+                           for name in self.expected)
+        if not self.mismatch:
+            return f"split as configured (chi-square p = {self.p_value:.3g}): {split}"
+        return (f"SAMPLE RATIO MISMATCH (chi-square p = {self.p_value:.2g} < {self.threshold:g}): {split}. "
+                "Visitors are assigned or recorded unevenly, so this campaign's lift must not be trusted.")
+
+
+def srm_test(observed: Mapping[str, int], weights: Mapping[str, float], *,
+             threshold: float = 0.001) -> SampleRatio | None:
+    """Chi-square goodness of fit of visitors per variant against the configured weights.
+
+    None when there is nothing to test (fewer than two weighted arms, or no visitors).
+    A variant seen but not configured counts as expected share 0, which is a mismatch.
+
+    >>> srm_test({"control": 5000, "B": 5400}, {"control": 1, "B": 1}).mismatch
+    True
+    """
+    names = list(dict.fromkeys([*weights, *observed]))
+    total_weight = sum(max(0.0, weights.get(n, 0.0)) for n in names)
+    counts = {n: int(observed.get(n, 0)) for n in names}
+    total = sum(counts.values())
+    arms = [n for n in names if weights.get(n, 0.0) > 0]
+    if len(arms) < 2 or total <= 0 or total_weight <= 0:
+        return None
+    shares = {n: max(0.0, weights.get(n, 0.0)) / total_weight for n in names}
+    chi2, df = 0.0, -1
+    for n in names:
+        expected = shares[n] * total
+        if expected > 0:
+            chi2 += (counts[n] - expected) ** 2 / expected
+            df += 1
+        elif counts[n]:
+            chi2 = math.inf  # visitors in an arm that should get none
+    p = 0.0 if math.isinf(chi2) else chi2_sf(chi2, df)
+    return SampleRatio(observed=counts, expected=shares, chi2=chi2, p_value=p, mismatch=p < threshold,
+                       threshold=threshold)
+
+
+# -- visitors needed ------------------------------------------------------------------------------
+
+def _unit_variance(control_rate: float, effect: float) -> tuple[float, float]:
+    """The relative lift's delta-method variance times the visitors per arm, and the lift."""
+    mu_a = control_rate
+    mu_b = min(max(mu_a * (1.0 + effect), 1e-12), 1.0 - 1e-12)
+    return mu_a * (1 - mu_a) * mu_b * mu_b / mu_a ** 4 + mu_b * (1 - mu_b) / mu_a ** 2, mu_b / mu_a - 1.0
+
+
+def _power(unit_variance: float, lift: float, per_arm: int, alpha: float, tuning: float | None) -> float:
+    """GrowthBook's two-sided power for a relative ``lift`` with ``per_arm`` visitors per arm."""
+    z = norm_ppf(1.0 - alpha / 2.0)
+    sigma = math.sqrt(unit_variance / per_arm)
+    if tuning is not None:  # the sequence's half-width, read as z sigma-tilde
+        sigma = sequential_halfwidth(sigma, 2 * per_arm, sequential_rho(alpha, tuning), alpha) / z
+    shift = lift / sigma
+    return 1.0 - norm_cdf(z - shift) + norm_cdf(-z - shift)
+
+
+def visitors_per_arm(control_rate: float, relative_effect: float, *, alpha: float = 0.05,
+                     power: float = 0.80, tuning: float | None = None) -> int:
+    """Visitors each arm needs for ``power`` to detect ``relative_effect`` over ``control_rate``
+    (GrowthBook's power for the delta-method relative lift; ``tuning``: sequential with that N*).
+
+    >>> visitors_per_arm(0.10, 0.20)   # 10% -> 12%, fixed horizon
+    4616
+    """
+    if not 0.0 < control_rate < 1.0:
+        raise ValueError(f"control_rate must be between 0 and 1 (exclusive), got {control_rate!r}")
+    if relative_effect == 0:
+        raise ValueError("relative_effect must not be 0")
+    unit, lift = _unit_variance(control_rate, relative_effect)
+    # The one-sided closed form is a hair above the answer for a fixed horizon and below it for
+    # a sequential one (wider intervals), so the search starts there.
+    start = (norm_ppf(1.0 - alpha / 2.0) + norm_ppf(power)) ** 2 * unit / (lift * lift)
+    low, high = max(1, math.floor(start) - 1), max(2, math.ceil(start))
+    while low > 1 and _power(unit, lift, low, alpha, tuning) >= power:
+        low //= 2
+    while _power(unit, lift, high, alpha, tuning) < power:
+        low, high = high, high * 2
+    while high - low > 1:  # power rises with the sample: the smallest n that reaches it
+        middle = (low + high) // 2
+        if _power(unit, lift, middle, alpha, tuning) < power:
+            low = middle
+        else:
+            high = middle
+    return high
+
+
+def describe_method(settings: AnalyticsConfig) -> str:
+    """One sentence naming what the report computed (the report's ``method``)."""
+    if settings.sequential:
+        reading = (f"sequential: GrowthBook's asymptotic confidence sequences (tuning N* = "
+                   f"{settings.sequential_tuning:g}), valid however often the report is read")
+    else:
+        reading = "fixed horizon: Welch's t-test and t interval, valid when read once at a planned size"
+    return (f"relative lift with its delta-method standard error, one for test and interval; {reading}; "
+            f"alpha {settings.alpha:g}; {_CORRECTION_NAMES[settings.correction]} across a campaign's "
+            f"variants; sample ratio mismatch by chi-square against the configured weights at p < "
+            f"{settings.srm_threshold:g}; visitors needed for a {settings.mde:.0%} relative minimum "
+            f"detectable effect at {settings.power:.0%} power")

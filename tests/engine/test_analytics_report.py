@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from segmint.engine.analytics import Lift, build_report, lift_statement, two_proportion_test
+from segmint.engine.analytics import AnalyticsConfig, Lift, build_report, lift_statement, two_proportion_test
 from segmint.engine.events import Click, Impression, Order, OrderItem
 from segmint.engine.stores import MemoryStore
 
@@ -80,15 +80,19 @@ def test_lift_statement_wording():
         "not enough data yet: about 1,234 more visitors needed"
     assert lift_statement("B", _lift(False, -0.01, 0.02)) == "no significant difference: B vs control -1% +/- 2%"
     assert lift_statement("B", None, has_control=False) == "no control variant: lift cannot be measured"
+    # The sequential interval (the default) is wider than the fixed-horizon one: the price of peeking.
     real = two_proportion_test(1000, 50_000, 1300, 50_000)
-    assert lift_statement("B", real) == "B beats control by 30% +/- 10.6%, significant"
+    assert lift_statement("B", real) == "B beats control by 30% +/- 18%, significant"
+    fixed = two_proportion_test(1000, 50_000, 1300, 50_000, settings=AnalyticsConfig(sequential=False))
+    assert lift_statement("B", fixed) == "B beats control by 30% +/- 10.6%, significant"
 
 
 def test_json_and_csv_output(report):
     data = json.loads(json.dumps(report.to_dict()))
     assert data["campaigns"][0]["variants"][1]["lift"]["relative"] == pytest.approx(-0.5)
     assert data["campaigns"][0]["variants"][1]["daily"][0] == {"day": "2026-03-01", "visitors": 4, "converted": 1}
-    assert "z-test" in data["method"]
+    assert "confidence sequences" in data["method"] and data["analysis"]["sequential"] is True
+    assert data["campaigns"][0]["srm"] is None and data["campaigns"][0]["trusted"] is True
     rows = list(csv.DictReader(io.StringIO(report.to_csv())))
     assert [(r["campaign"], r["variant"]) for r in rows] == [("promo", "control"), ("promo", "B"), ("solo", "default")]
     assert rows[1]["visitors"] == "4" and rows[1]["revenue"] == "60.0"

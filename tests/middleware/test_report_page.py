@@ -15,7 +15,13 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
-from segmint.engine.analytics import CampaignReport, attribute, report_from_attribution, snapshot_segments
+from segmint.engine.analytics import (
+    AnalyticsConfig,
+    CampaignReport,
+    attribute,
+    report_from_attribution,
+    snapshot_segments,
+)
 from segmint.engine.analytics.segments import SegmentSnapshot
 from segmint.engine.events import Click, Impression, Order, OrderItem
 from segmint.engine.stores import MemoryStore
@@ -130,7 +136,8 @@ def test_the_page_renders_in_headless_chromium(browser, tmp_path):
 def stub_runtime():
     store = MemoryStore(clock=lambda: T0)
     store.append(_events())
-    rt = SimpleNamespace(store=store, config=SimpleNamespace(api=SimpleNamespace(token=TOKEN)),
+    config = SimpleNamespace(api=SimpleNamespace(token=TOKEN), analytics=AnalyticsConfig(), campaigns=[])
+    rt = SimpleNamespace(store=store, config=config,
                          clock=lambda: T0 + timedelta(days=20), state=SimpleNamespace(segments={}),
                          document_builder=lambda now, only=None: lambda profile: {})
     yield rt
