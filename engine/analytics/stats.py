@@ -55,7 +55,6 @@ __all__ = [
     "t_ppf",
     "chi2_sf",
     "relative_difference",
-    "absolute_difference",
     "sequential_rho",
     "sequential_halfwidth",
     "sequential_p_value",
@@ -266,13 +265,6 @@ def relative_difference(control: Sample, variant: Sample) -> Difference | None:
     return Difference((mv - mc) / mc, math.sqrt(var), _welch_dof(control, variant), control.n + variant.n)
 
 
-def absolute_difference(control: Sample, variant: Sample) -> Difference:
-    """``mean_v - mean_c`` with its (unpooled) standard error."""
-    var = control.variance / control.n + variant.variance / variant.n
-    return Difference(variant.mean - control.mean, math.sqrt(var), _welch_dof(control, variant),
-                      control.n + variant.n)
-
-
 # -- reading it: fixed horizon or sequential ------------------------------------------------------
 
 def sequential_rho(alpha: float, tuning: float) -> float:
@@ -355,7 +347,8 @@ class Lift:
     control_rate: float
     variant_rate: float
     absolute: float
-    absolute_ci: tuple[float, float]
+    #: ``relative_ci`` times the control's rate (None with it): the same interval in points.
+    absolute_ci: tuple[float, float] | None
     #: None when the control converted nobody (a relative change of 0 is undefined).
     relative: float | None
     relative_ci: tuple[float, float] | None
@@ -404,7 +397,6 @@ def compare_variants(control: tuple[int, int], variants: Mapping[str, tuple[int,
     base = Sample.proportion(*control)
     samples = {name: Sample.proportion(*counts) for name, counts in variants.items()}
     relatives = {name: relative_difference(base, s) for name, s in samples.items()}
-    absolutes = {name: absolute_difference(base, s) for name, s in samples.items()}
     raw = {name: _p_value(d, settings) if d is not None else 1.0 for name, d in relatives.items()}
     tested = [name for name, d in relatives.items() if d is not None]
     adjusted = dict(zip(tested, adjust_p_values([raw[n] for n in tested], settings.correction)))
@@ -417,23 +409,25 @@ def compare_variants(control: tuple[int, int], variants: Mapping[str, tuple[int,
                                   tuning=settings.sequential_tuning if settings.sequential else None)
     lifts = {}
     for name, sample in samples.items():
-        rel, ab = relatives[name], absolutes[name]
+        rel = relatives[name]
         p, p_adj = raw[name], adjusted.get(name, 1.0)
         # The level the correction spends on this variant: the interval excludes 0 iff p_adj < alpha.
         alpha = settings.alpha * p / p_adj if p > 0 and p_adj > 0 else settings.alpha / arms
-        half = _halfwidth(ab, alpha, settings)
-        relative_ci = None
+        absolute = sample.mean - base.mean
+        relative_ci = absolute_ci = None
         if rel is not None:
-            rel_half = _halfwidth(rel, alpha, settings)
-            relative_ci = (rel.estimate - rel_half, rel.estimate + rel_half)
+            half = _halfwidth(rel, alpha, settings)
+            relative_ci = (rel.estimate - half, rel.estimate + half)
+            # The same interval in percentage points (absolute = relative x the control's rate),
+            # so the two intervals and the verdict tell one story.
+            absolute_ci = (relative_ci[0] * base.mean, relative_ci[1] * base.mean)
         more = None
         if needed is not None:
             # Traffic keeps its current split: the smaller arm decides how long it takes.
             total = control[1] + sample.n
             more = max(0, math.ceil(total * max(needed / control[1], needed / sample.n)) - total)
         lifts[name] = Lift(
-            control_rate=base.mean, variant_rate=sample.mean, absolute=ab.estimate,
-            absolute_ci=(ab.estimate - half, ab.estimate + half),
+            control_rate=base.mean, variant_rate=sample.mean, absolute=absolute, absolute_ci=absolute_ci,
             relative=rel.estimate if rel is not None else None, relative_ci=relative_ci,
             z=rel.z if rel is not None else 0.0, p_value=p,
             significant=rel is not None and rel.se > 0 and p_adj < settings.alpha,
