@@ -233,6 +233,9 @@ def _type_problems(value: Any, target: Any, path: str) -> list[Problem]:
         structs = [a for a in args if isinstance(a, type) and issubclass(a, msgspec.Struct)]
         if len(structs) == 1:
             return _type_problems(value, structs[0], path)
+    if origin is typing.Literal and value not in args:  # msgspec's "Invalid enum value" names no choice
+        choices = ", ".join(repr(a) for a in args)
+        return [Problem(path, f"{value!r} is not one of {choices}", _suggest(str(value), map(str, args)))]
     return _convert_problems(value, target, path)
 
 

@@ -247,6 +247,10 @@ class StatsConfig(ConfigBase):
     window_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = 30
 
 
+#: Multiple-comparison corrections across a campaign's variants.
+Correction = Literal["holm-bonferroni", "benjamini-hochberg", "none"]
+
+
 class AnalyticsConfig(ConfigBase):
     """How the campaign report reads its experiments (``segmint report``, the report page).
 
@@ -262,7 +266,7 @@ class AnalyticsConfig(ConfigBase):
     #: Visitors (both arms) at which you expect to decide: the confidence sequence is tightest there.
     sequential_tuning: Annotated[float, msgspec.Meta(ge=1)] = 5000.0
     #: Across a campaign's variants: "holm-bonferroni", "benjamini-hochberg" or "none".
-    correction: Literal["holm-bonferroni", "benjamini-hochberg", "none"] = "holm-bonferroni"
+    correction: Correction = "holm-bonferroni"
     #: The smallest relative lift worth detecting (0.1 = 10%): "visitors needed" plans for it.
     mde: Annotated[float, msgspec.Meta(gt=0, le=10)] = 0.10
     #: The chance of detecting a lift of ``mde`` when it is there.

@@ -38,9 +38,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, get_args
 
-from ..config_schema import AnalyticsConfig
+from ..config_schema import AnalyticsConfig, Correction
 
 __all__ = [
     "AnalyticsConfig",
@@ -67,7 +67,7 @@ __all__ = [
 ]
 
 #: Multiple-comparison corrections across a campaign's variants, as ``[analytics] correction``.
-CORRECTIONS = ("holm-bonferroni", "benjamini-hochberg", "none")
+CORRECTIONS: tuple[str, ...] = get_args(Correction)
 _CORRECTION_NAMES = {"holm-bonferroni": "Holm-Bonferroni", "benjamini-hochberg": "Benjamini-Hochberg",
                      "none": "no correction"}
 

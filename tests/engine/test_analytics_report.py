@@ -7,7 +7,18 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from segmint.engine.analytics import AnalyticsConfig, Lift, build_report, lift_statement, two_proportion_test
+from segmint.engine.analytics import (
+    AnalyticsConfig,
+    Lift,
+    build_report,
+    configured_splits,
+    lift_statement,
+    two_proportion_test,
+    visitors_per_arm,
+)
+from segmint.engine.config import load_config
+from segmint.engine.config_schema import Campaign, Variant
+from segmint.engine.errors import ConfigError
 from segmint.engine.events import Click, Impression, Order, OrderItem
 from segmint.engine.stores import MemoryStore
 
@@ -138,3 +149,73 @@ def test_sqlite_and_memory_stores_give_the_same_report(tmp_path):
     finally:
         memory.close()
         sqlite.close()
+
+
+# -- sample ratio mismatch and the [analytics] table -----------------------------------------------
+
+def _split_events(control: int, b: int):
+    events = [Impression(campaign="promo", variant="control", visitor_id=f"c{i}", at=T0) for i in range(control)]
+    events += [Impression(campaign="promo", variant="B", skus=["s1"], visitor_id=f"b{i}", at=T0) for i in range(b)]
+    events += [Order(order_id=f"o{i}", visitor_id=f"b{i}", at=T0 + timedelta(hours=1),
+                     items=[OrderItem(sku="s1", price=10.0)]) for i in range(0, b, 10)]
+    events += [Order(order_id=f"p{i}", visitor_id=f"c{i}", at=T0 + timedelta(hours=1),
+                     items=[OrderItem(sku="s1", price=10.0)]) for i in range(0, control, 12)]
+    return events
+
+
+def _campaign(weights):
+    return Campaign(id="promo", slots=["home"], strategy="bestsellers",
+                    variants=[Variant(name=name, weight=w, control=name == "holdout") for name, w in weights.items()])
+
+
+def test_configured_splits_name_the_holdout_as_it_is_recorded():
+    campaigns = [_campaign({"holdout": 1, "B": 3}), Campaign(id="solo", slots=["home"], strategy="bestsellers")]
+    assert configured_splits(campaigns) == {"promo": {"control": 1, "B": 3}}
+
+
+def test_a_sample_ratio_mismatch_flags_the_campaign_in_statements_json_and_csv():
+    store = MemoryStore(clock=lambda: T0)
+    store.append(_split_events(1000, 1200))
+    splits = configured_splits([_campaign({"holdout": 1, "B": 1})])
+    report = build_report(store, now=T0 + timedelta(days=10), splits=splits)
+    (promo,) = report.campaigns
+    assert promo.srm.mismatch and not promo.trusted
+    assert promo.srm.observed == {"control": 1000, "B": 1200} and promo.srm.expected == {"control": 0.5, "B": 0.5}
+    assert promo.variants[1].statement.startswith("do not trust (sample ratio mismatch): ")
+    data = json.loads(json.dumps(report.to_dict()))["campaigns"][0]
+    assert data["trusted"] is False and data["srm"]["mismatch"] is True
+    assert "must not be trusted" in data["srm"]["message"]
+    rows = list(csv.DictReader(io.StringIO(report.to_csv())))
+    assert rows[1]["srm_mismatch"] == "True" and float(rows[1]["srm_p_value"]) < 0.001
+    # The configured 1:1.2 split is what was observed: trusted, and no flag in the statement.
+    fine = build_report(store, now=T0 + timedelta(days=10), splits=configured_splits([_campaign({"holdout": 5, "B": 6})]))
+    assert fine.campaigns[0].trusted and not fine.campaigns[0].variants[1].statement.startswith("do not trust")
+    store.close()
+
+
+def test_the_analytics_table_sets_how_the_report_reads_lifts(tmp_path):
+    path = tmp_path / "segmint.toml"
+    path.write_text('[analytics]\nsequential = false\ncorrection = "benjamini-hochberg"\nmde = 0.05\n'
+                    'sequential_tuning = 20000\n')
+    analysis = load_config(path).analytics
+    assert (analysis.sequential, analysis.correction, analysis.mde, analysis.alpha) == (False, "benjamini-hochberg", 0.05, 0.05)
+    store = MemoryStore(clock=lambda: T0)
+    store.append(_split_events(1000, 1000))
+    report = build_report(store, now=T0 + timedelta(days=10), analysis=analysis)
+    assert report.analysis == analysis and "fixed horizon" in report.method and "Benjamini-Hochberg" in report.method
+    lift = report.campaigns[0].variants[1].lift
+    assert lift.method == "fixed" and lift.correction == "benjamini-hochberg"
+    assert lift.control_rate == 0.084 and lift.needed_per_arm == visitors_per_arm(0.084, 0.05)  # the mde, fixed
+    assert json.loads(json.dumps(report.to_dict(), default=str))["analysis"]["mde"] == 0.05
+    store.close()
+
+
+def test_a_bad_analytics_value_names_the_field_line_and_the_accepted_values(tmp_path):
+    path = tmp_path / "segmint.toml"
+    path.write_text('[analytics]\ncorrection = "bonferroni"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    (problem,) = info.value.problems or [info.value]
+    assert problem.path == "$.analytics.correction" and problem.line == 2
+    assert "'holm-bonferroni', 'benjamini-hochberg', 'none'" in str(info.value)
+    assert "did you mean 'holm-bonferroni'" in str(info.value)

@@ -84,6 +84,21 @@ def test_report_csv_and_since(capsys, config):
     assert code == 0 and 0 < later["B"] < 1000
 
 
+def test_report_flags_a_sample_ratio_mismatch_and_states_its_method(capsys, config):
+    # The log splits winback 1:1; a config that says 1:3 makes that a mismatch.
+    config.write_text(config.read_text() + '[[campaigns]]\nid = "winback"\nslots = ["home"]\n'
+                      'strategy = "bestsellers"\nvariants = [{ name = "holdout", control = true, weight = 1 },'
+                      ' { name = "B", weight = 3 }]\n[analytics]\nsequential = false\n')
+    code, out, err = run(capsys, "report", str(config), "--campaign", "winback")
+    assert code == 0, err
+    assert "SAMPLE RATIO MISMATCH" in out and "must not be trusted" in out
+    assert "B: do not trust (sample ratio mismatch): B beats control by" in out
+    assert "method: relative lift" in out and "fixed horizon" in out
+    code, out, _ = run(capsys, "report", str(config), "--json", "--campaign", "winback")
+    (campaign,) = json.loads(out)["campaigns"]
+    assert campaign["trusted"] is False and campaign["srm"]["expected"] == {"control": 0.25, "B": 0.75}
+
+
 def test_report_resumes_from_saved_state_and_fresh_reads_everything(capsys, config, monkeypatch):
     from segmint.engine.analytics import checkpoint
 

@@ -77,6 +77,22 @@ def test_page_has_tables_a_chart_per_campaign_and_escapes_everything():
     assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")  # no CDN, no links out
 
 
+def test_page_shows_a_sample_ratio_mismatch_the_correction_and_each_intervals_level():
+    splits = {"winback": {"control": 1, "B": 1, EVIL: 2}}  # the log splits 1:1:1
+    report = report_from_attribution(attribute(_events()), now=T0 + timedelta(days=20), splits=splits)
+    html = render_report_page(report)
+    assert "<script" not in html.lower()
+    (flag,) = re.findall(r'<p class="srm mismatch">([^<]*)</p>', html)
+    assert "SAMPLE RATIO MISMATCH" in flag and "must not be trusted" in flag and "&lt;script&gt;" in flag
+    assert "2 variants against control: p-values corrected (holm-bonferroni)" in html
+    assert "do not trust (sample ratio mismatch)" in html
+    assert "confidence sequences" in html  # the method line
+    assert re.search(r"\] \(9[5-9](\.\d+)?%\)</td>", html)  # each lift's interval names its level
+    fine = render_report_page(report_from_attribution(attribute(_events()), now=T0 + timedelta(days=20),
+                                                      splits={"winback": {"control": 1, "B": 1, EVIL: 1}}))
+    assert 'class="srm mismatch"' not in fine and 'class="srm meta"' in fine
+
+
 def test_a_campaign_with_a_single_day_still_gets_a_chart_and_an_empty_one_a_note():
     solo = _report().campaigns[0]
     chart = render_chart(solo)
