@@ -27,7 +27,7 @@ def test_every_schema_key_has_a_table_row(struct, key):
 
 
 def test_the_documented_defaults_match_the_schema():
-    for section in ("middleware", "cache", "stats", "identity", "api", "store", "render"):
+    for section in ("middleware", "cache", "stats", "analytics", "identity", "api", "store", "render"):
         defaults = SCHEMA["$defs"]["Config"]["properties"][section]["default"]
         for key, value in defaults.items():
             if isinstance(value, (bool, int, float, str)) and not isinstance(value, list):
