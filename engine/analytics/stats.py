@@ -456,6 +456,7 @@ def two_proportion_test(control_converted: int, control_visitors: int, variant_c
 class SampleRatio:
     """The chi-square test of the observed split against the configured weights."""
 
+    #: Visitors per variant with a configured weight above 0 (the arms tested).
     observed: dict[str, int]
     #: Configured shares (the weights normalized to sum to 1).
     expected: dict[str, float]
@@ -464,6 +465,9 @@ class SampleRatio:
     #: p < the threshold: something assigns or records visitors unevenly.
     mismatch: bool
     threshold: float
+    #: Visitors of variants the config no longer assigns (removed, renamed or at weight 0):
+    #: history, left out of the test.
+    left_out: dict[str, int]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -472,6 +476,9 @@ class SampleRatio:
     def message(self) -> str:
         split = " / ".join(f"{name} {self.observed[name]:,} ({self.expected[name]:.0%} expected)"
                            for name in self.expected)
+        if self.left_out:
+            split += "; left out, not assigned by the config: " + ", ".join(
+                f"{name} {n:,}" for name, n in self.left_out.items())
         if not self.mismatch:
             return f"split as configured (chi-square p = {self.p_value:.3g}): {split}"
         return (f"SAMPLE RATIO MISMATCH (chi-square p = {self.p_value:.2g} < {self.threshold:g}): {split}. "
@@ -482,31 +489,25 @@ def srm_test(observed: Mapping[str, int], weights: Mapping[str, float], *,
              threshold: float = 0.001) -> SampleRatio | None:
     """Chi-square goodness of fit of visitors per variant against the configured weights.
 
-    None when there is nothing to test (fewer than two weighted arms, or no visitors).
-    A variant seen but not configured counts as expected share 0, which is a mismatch.
+    Variants the config does not assign (not in ``weights``, or at weight 0) are history, for
+    instance the ``default`` arm of a campaign that has since been split: they are left out.
+    None when there is nothing to test (fewer than two weighted arms, or no visitors in them).
 
     >>> srm_test({"control": 5000, "B": 5400}, {"control": 1, "B": 1}).mismatch
     True
     """
-    names = list(dict.fromkeys([*weights, *observed]))
-    total_weight = sum(max(0.0, weights.get(n, 0.0)) for n in names)
-    counts = {n: int(observed.get(n, 0)) for n in names}
+    arms = [name for name, weight in weights.items() if weight > 0]
+    counts = {name: int(observed.get(name, 0)) for name in arms}
     total = sum(counts.values())
-    arms = [n for n in names if weights.get(n, 0.0) > 0]
-    if len(arms) < 2 or total <= 0 or total_weight <= 0:
+    if len(arms) < 2 or total <= 0:
         return None
-    shares = {n: max(0.0, weights.get(n, 0.0)) / total_weight for n in names}
-    chi2, df = 0.0, -1
-    for n in names:
-        expected = shares[n] * total
-        if expected > 0:
-            chi2 += (counts[n] - expected) ** 2 / expected
-            df += 1
-        elif counts[n]:
-            chi2 = math.inf  # visitors in an arm that should get none
-    p = 0.0 if math.isinf(chi2) else chi2_sf(chi2, df)
+    total_weight = sum(weights[name] for name in arms)
+    shares = {name: weights[name] / total_weight for name in arms}
+    chi2 = sum((counts[name] - shares[name] * total) ** 2 / (shares[name] * total) for name in arms)
+    p = chi2_sf(chi2, len(arms) - 1)
+    left_out = {name: int(n) for name, n in observed.items() if name not in counts and n}
     return SampleRatio(observed=counts, expected=shares, chi2=chi2, p_value=p, mismatch=p < threshold,
-                       threshold=threshold)
+                       threshold=threshold, left_out=left_out)
 
 
 # -- visitors needed ------------------------------------------------------------------------------

@@ -177,9 +177,14 @@ def test_srm_is_a_chi_square_test_against_the_configured_weights():
     assert three.p_value == pytest.approx(chi2_sf(three.chi2, 2))
 
 
-def test_srm_flags_visitors_in_an_arm_that_should_get_none_and_skips_what_it_cannot_test():
-    assert srm_test({"control": 10, "B": 10, "old": 3}, {"control": 1, "B": 1}).mismatch
-    assert srm_test({"control": 10, "B": 0}, {"control": 1, "B": 0}) is None  # one weighted arm
+def test_srm_leaves_out_variants_the_config_no_longer_assigns_and_skips_what_it_cannot_test():
+    # A campaign split after running alone: its old "default" visitors are history, not a mismatch.
+    split = srm_test({"control": 1000, "B": 1010, "default": 5000, "paused": 40},
+                     {"control": 1, "B": 1, "paused": 0})
+    assert not split.mismatch and split.observed == {"control": 1000, "B": 1010}
+    assert split.left_out == {"default": 5000, "paused": 40}
+    assert "left out, not assigned by the config: default 5,000, paused 40" in split.message
+    assert srm_test({"control": 10, "B": 10}, {"control": 1, "B": 0}) is None  # one weighted arm
     assert srm_test({}, {"control": 1, "B": 1}) is None
 
 
