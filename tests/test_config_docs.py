@@ -62,7 +62,7 @@ SECTIONS = {
     "Schedule": "### `coupon`, `schedule`, `frequency_cap`",
     "FrequencyCap": "### `coupon`, `schedule`, `frequency_cap`", "Variant": "### `variants`",
     "MiddlewareConfig": "## `[middleware]`", "CacheConfig": "## `[cache]`", "RenderConfig": "## `[render]`",
-    "StatsConfig": "## `[stats]`",
+    "StatsConfig": "## `[stats]`", "AnalyticsConfig": "## `[analytics]`",
 }
 CONFIG_STRUCTS = [cls for name, cls in vars(config_schema).items()
                   if isinstance(cls, type) and issubclass(cls, config_schema.ConfigBase)
