@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..config_schema import CONTROL_VARIANT  # the name holdout exposures are recorded under
-from ..config_schema import Campaign
+from ..config_schema import CONTROL_VARIANT, Campaign  # CONTROL_VARIANT: how holdout exposures are recorded
 from ..stores.base import ProfileStore
 from .attribution import ATTRIBUTION_EVENT_TYPES, DEFAULT_WINDOW_DAYS, Attributor, VariantTotals
 from .checkpoint import SETTLE_SECONDS, ReportCheckpoint

@@ -25,7 +25,8 @@ variants (Holm-Bonferroni by default, or Benjamini-Hochberg), the verdict is "ad
 alpha", and each interval is drawn at the level ``alpha p / p_adjusted`` that the correction
 spends on that variant (Bonferroni's ``alpha / m`` when Holm is at its strictest), so a
 significant verdict always comes with an interval that excludes 0. (GrowthBook leaves its
-intervals unadjusted; ``p_value`` here is the unadjusted one.)
+intervals unadjusted; ``p_value`` here is the unadjusted one.) The absolute lift's interval
+is the relative one times the control's rate, so it tells the same story in points.
 
 Sample ratio mismatch: a chi-square goodness-of-fit test of the observed visitors per
 variant against the configured weights (``srm_test``). Visitors needed: the visitors per

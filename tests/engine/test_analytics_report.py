@@ -188,7 +188,8 @@ def test_a_sample_ratio_mismatch_flags_the_campaign_in_statements_json_and_csv()
     rows = list(csv.DictReader(io.StringIO(report.to_csv())))
     assert rows[1]["srm_mismatch"] == "True" and float(rows[1]["srm_p_value"]) < 0.001
     # The configured 1:1.2 split is what was observed: trusted, and no flag in the statement.
-    fine = build_report(store, now=T0 + timedelta(days=10), splits=configured_splits([_campaign({"holdout": 5, "B": 6})]))
+    splits = configured_splits([_campaign({"holdout": 5, "B": 6})])
+    fine = build_report(store, now=T0 + timedelta(days=10), splits=splits)
     assert fine.campaigns[0].trusted and not fine.campaigns[0].variants[1].statement.startswith("do not trust")
     store.close()
 
@@ -198,7 +199,8 @@ def test_the_analytics_table_sets_how_the_report_reads_lifts(tmp_path):
     path.write_text('[analytics]\nsequential = false\ncorrection = "benjamini-hochberg"\nmde = 0.05\n'
                     'sequential_tuning = 20000\n')
     analysis = load_config(path).analytics
-    assert (analysis.sequential, analysis.correction, analysis.mde, analysis.alpha) == (False, "benjamini-hochberg", 0.05, 0.05)
+    assert (analysis.sequential, analysis.correction, analysis.mde, analysis.alpha) == \
+        (False, "benjamini-hochberg", 0.05, 0.05)
     store = MemoryStore(clock=lambda: T0)
     store.append(_split_events(1000, 1000))
     report = build_report(store, now=T0 + timedelta(days=10), analysis=analysis)
