@@ -187,9 +187,10 @@ def lift_statement(variant: str, lift: Lift | None, *, has_control: bool = True)
     if lift.significant:
         verb = "beats" if lift.relative > 0 else "trails"
         return f"{variant} {verb} control by {size}, significant"
-    if lift.more_visitors:
-        return f"not enough data yet: about {lift.more_visitors:,} more visitors needed"
     sign = "+" if lift.relative >= 0 else "-"
+    if lift.more_visitors:  # the estimate too, so the reader sees an interval that spans 0
+        return (f"not enough data yet: {variant} vs control {sign}{size}, "
+                f"about {lift.more_visitors:,} more visitors needed")
     return f"no significant difference: {variant} vs control {sign}{size}"
 
 

@@ -74,7 +74,7 @@ def test_metrics_per_variant(report):
 def test_statements(report):
     promo, solo = report.campaigns
     assert promo.variants[0].statement == "control (baseline)"
-    assert promo.variants[1].statement.startswith("not enough data yet: about ")
+    assert promo.variants[1].statement.startswith("not enough data yet: B vs control -50% +/- ")
     assert solo.variants[0].statement == "no control variant: lift cannot be measured"
 
 
@@ -88,7 +88,7 @@ def test_lift_statement_wording():
     assert lift_statement("B", _lift(True, 0.12, 0.05)) == "B beats control by 12% +/- 5%, significant"
     assert lift_statement("B", _lift(True, -0.08, 0.031)) == "B trails control by 8% +/- 3.1%, significant"
     assert lift_statement("B", _lift(False, 0.01, 0.2, more=1234)) == \
-        "not enough data yet: about 1,234 more visitors needed"
+        "not enough data yet: B vs control +1% +/- 20%, about 1,234 more visitors needed"
     assert lift_statement("B", _lift(False, -0.01, 0.02)) == "no significant difference: B vs control -1% +/- 2%"
     assert lift_statement("B", None, has_control=False) == "no control variant: lift cannot be measured"
     # The sequential interval (the default) is wider than the fixed-horizon one: the price of peeking.
