@@ -254,8 +254,9 @@ Correction = Literal["holm-bonferroni", "benjamini-hochberg", "none"]
 class AnalyticsConfig(ConfigBase):
     """How the campaign report reads its experiments (``segmint report``, the report page).
 
-    The defaults are GrowthBook's: alpha 0.05, sequential testing with tuning 5,000,
-    Holm-Bonferroni across a campaign's variants, sample ratio mismatch flagged at p < 0.001.
+    alpha 0.05, the sequential tuning 5,000 and the SRM threshold 0.001 are GrowthBook's
+    defaults. Sequential testing and Holm-Bonferroni are on by default here (GrowthBook leaves
+    both off), so reading the report daily and comparing several variants stay honest.
     """
 
     #: The false positive rate of each verdict (two-sided).
