@@ -140,7 +140,10 @@ def profile_document(
             orders["avg_days_between"] = gap
         doc["orders"] = orders
     if everything or "spend" in wanted:
-        doc["spend"] = {"total": p.spend, "avg_order_value": p.spend / n} if n else {"total": p.spend}
+        spend: dict[str, Any] = {"total": p.spend, "refunded": p.refunded, "net": p.spend - p.refunded}
+        if n:
+            spend["avg_order_value"] = p.spend / n
+        doc["spend"] = spend
     if everything or "discount" in wanted or "affinity" in wanted:
         discount: dict[str, Any] = {"orders": p.discounted_orders, "total": p.discount_total}
         doc["discount"] = discount

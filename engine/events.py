@@ -152,6 +152,9 @@ class Return(_Base, tag="return"):
         "The returned lines: their quantities count as returned items."))] = msgspec.field(
         default_factory=list
     )
+    amount: Annotated[Money | None, _doc(
+        "Money refunded for this return, when the shop knows it: summed in spend.refunded and "
+        "subtracted in spend.net. Left out: nothing counts as refunded.")] = None
 
 
 class Identify(_Base, tag="identify"):

@@ -50,6 +50,9 @@ DEFAULT_FIELDS: tuple[FieldDef, ...] = (
     _f("orders.avg_basket_size", N, "Average items per order; absent without orders."),
     _f("orders.avg_value", N, "Average order value (spend / orders); absent without orders."),
     _f("spend.total", N, "Total spend (order totals, after discounts)."),
+    _f("spend.refunded", N, "Money refunded: the sum of the optional `amount` of return events (a "
+       "return without one adds nothing)."),
+    _f("spend.net", N, "Spend minus refunds (spend.total - spend.refunded)."),
     _f("spend.avg_order_value", N, "Average order value; absent without orders.", alias_of="orders.avg_value"),
     _f("days_since_last_purchase", N, "Days (fractional) since the latest order; absent without orders."),
     # returns and discounts

@@ -8,14 +8,20 @@ Rules (the derived fields in ``document.py`` rely on them):
 - Daily buckets (``daily_visits``, ``daily_orders``) are keyed by UTC day number and pruned
   to the last ``BUCKET_DAYS`` days before the newest bucket, so they stay bounded.
 - Recent lists are most recent first, deduplicated and bounded (``MAX_*`` in profile.py).
+  ``purchased_at`` holds, aligned with ``purchased_skus``, when each sku was last bought.
 - ``cart_update`` replaces the cart; an ``order`` clears a cart that is not newer than it.
 - An order counts as *discounted* when any line has a discount > 0 or it has a coupon.
 - ``impression``/``click`` update ``profile.campaigns[campaign]``.
+- A ``return`` with an ``amount`` adds it to ``refunded``.
 
 Work per event is bounded by the list bounds and the event's own size, never by history.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+
+import msgspec
 
 from .events import CartUpdate, Click, Event, Identify, Impression, Order, PageView, ProductView, Return
 from .profile import (
@@ -27,9 +33,10 @@ from .profile import (
     CampaignStats,
     CartItem,
     Profile,
+    purchase_times,
 )
 
-__all__ = ["fold", "merge_profiles", "VISIT_GAP"]
+__all__ = ["fold", "folded", "merge_profiles", "VISIT_GAP"]
 
 VISIT_GAP = 30 * 60.0
 DAY = 86400.0
@@ -42,6 +49,16 @@ def _push_front(items: tuple, value, bound: int) -> tuple:
     if value in items:
         return (value, *(item for item in items if item != value))
     return (value, *items[:bound - 1])
+
+
+def _push_bought(skus: tuple[str, ...], times: tuple[float, ...], sku: str,
+                 at: float) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    """``_push_front`` for the purchased skus and, aligned, when each was last bought."""
+    if sku in skus:
+        i = skus.index(sku)
+        at = max(at, times[i])  # an older order folded late does not make a purchase older
+        return (sku, *skus[:i], *skus[i + 1:]), (at, *times[:i], *times[i + 1:])
+    return (sku, *skus[:MAX_PURCHASED_SKUS - 1]), (at, *times[:MAX_PURCHASED_SKUS - 1])
 
 
 def _bump_day(buckets: dict[int, int], day: int) -> None:
@@ -107,10 +124,39 @@ def fold(profile: Profile, event: Event) -> None:
     elif isinstance(event, Return):
         profile.returns += 1
         profile.returned_items += sum(i.quantity for i in event.items)
+        if event.amount is not None:
+            profile.refunded += event.amount
     elif isinstance(event, (Impression, Click)):
         _fold_exposure(profile, event, at)
     elif isinstance(event, Identify):
         pass  # linking and merging are the store's job; the ids were recorded above
+
+
+def folded(profile: Profile, events: Iterable[Event]) -> Profile:
+    """The profile as it will be once ``events`` are stored; ``profile`` is left unchanged.
+
+    The request path uses it to decide on the profile *including* the request's own page
+    view, which the writer stores only later: the first page of a new visit already counts
+    that visit. It is the same ``fold`` the store runs, applied to a copy (cached profiles
+    are shared and must not change), so the event counts once when the store's copy arrives.
+    Events must be stamped (``at`` set), as for ``fold``.
+    """
+    events = tuple(events)
+    if not events:
+        return profile
+    # ``fold`` replaces tuples and scalars but updates dicts and campaign stats in place:
+    # those are copied (campaign stats only for exposures: a page view has many campaigns
+    # in its history and changes none), the rest is shared with ``profile``.
+    copy = msgspec.structs.replace(
+        profile, daily_visits=dict(profile.daily_visits), daily_orders=dict(profile.daily_orders),
+        category_views=dict(profile.category_views), category_items=dict(profile.category_items),
+        category_spend=dict(profile.category_spend),
+    )
+    if any(isinstance(event, (Impression, Click)) for event in events):
+        copy.campaigns = {name: msgspec.structs.replace(stats) for name, stats in profile.campaigns.items()}
+    for event in sorted(events, key=lambda e: e.at):  # type: ignore[arg-type, return-value]
+        fold(copy, event)
+    return copy
 
 
 def _fold_order(profile: Profile, event: Order, at: float) -> None:
@@ -119,7 +165,7 @@ def _fold_order(profile: Profile, event: Order, at: float) -> None:
     discount = 0.0
     category_items = profile.category_items
     category_spend = profile.category_spend
-    purchased = profile.purchased_skus
+    purchased, bought_at = profile.purchased_skus, purchase_times(profile)
     for line in event.items:
         quantity = line.quantity
         items += quantity
@@ -129,8 +175,8 @@ def _fold_order(profile: Profile, event: Order, at: float) -> None:
         if line.category:
             category_items[line.category] = category_items.get(line.category, 0) + quantity
             category_spend[line.category] = category_spend.get(line.category, 0.0) + value
-        purchased = _push_front(purchased, line.sku, MAX_PURCHASED_SKUS)
-    profile.purchased_skus = purchased
+        purchased, bought_at = _push_bought(purchased, bought_at, line.sku, at)
+    profile.purchased_skus, profile.purchased_at = purchased, bought_at
     profile.orders += 1
     profile.items += items
     profile.spend += event.total if event.total is not None else net
@@ -193,6 +239,16 @@ def _merge_recent(first: tuple, second: tuple, bound: int) -> tuple:
     return tuple(dict.fromkeys((*first, *second)))[:bound]
 
 
+def _merge_bought(first: Profile, second: Profile) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    """Purchased skus interleaved like ``_merge_recent``, each with its latest purchase time."""
+    latest: dict[str, float] = {}
+    for profile in (first, second):
+        for sku, at in zip(profile.purchased_skus, purchase_times(profile)):
+            latest[sku] = max(at, latest.get(sku, at))
+    kept = list(latest.items())[:MAX_PURCHASED_SKUS]
+    return tuple(sku for sku, _ in kept), tuple(at for _, at in kept)
+
+
 def _merge_buckets(into: dict[int, int], other: dict[int, int]) -> None:
     _add_counts(into, other)
     _sort_buckets(into)
@@ -212,16 +268,14 @@ def merge_profiles(into: Profile, other: Profile) -> None:
     first, second = (other, into) if other_newer else (into, other)
     into.visitor_ids = _merge_recent(first.visitor_ids, second.visitor_ids, MAX_VISITOR_IDS)
     into.viewed_skus = _merge_recent(first.viewed_skus, second.viewed_skus, MAX_VIEWED_SKUS)
-    into.purchased_skus = _merge_recent(
-        first.purchased_skus, second.purchased_skus, MAX_PURCHASED_SKUS
-    )
+    into.purchased_skus, into.purchased_at = _merge_bought(first, second)
     into.first_seen = _min(into.first_seen, other.first_seen)
     into.last_seen = _max(into.last_seen, other.last_seen)
     into.first_order_at = _min(into.first_order_at, other.first_order_at)
     into.last_order_at = _max(into.last_order_at, other.last_order_at)
     for name in (
         "visits", "page_views", "product_views", "orders", "items", "spend",
-        "discounted_orders", "discount_total", "coupon_orders", "returns", "returned_items",
+        "discounted_orders", "discount_total", "coupon_orders", "returns", "returned_items", "refunded",
     ):
         setattr(into, name, getattr(into, name) + getattr(other, name))
     _merge_buckets(into.daily_visits, other.daily_visits)

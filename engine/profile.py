@@ -21,7 +21,9 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["Profile", "CartItem", "CampaignStats", "profile_key", "share_repeated_values"]
+__all__ = [
+    "Profile", "CartItem", "CampaignStats", "profile_key", "purchase_times", "share_repeated_values",
+]
 
 #: Bounds of the recent lists kept on a profile (most recent first).
 MAX_VIEWED_SKUS = 30
@@ -70,6 +72,20 @@ def share_repeated_values(profile: Profile) -> Profile:
     if profile.daily_orders:
         profile.daily_orders = {days(day, day): n for day, n in profile.daily_orders.items()}
     return profile
+
+
+def purchase_times(profile: Profile) -> tuple[float, ...]:
+    """When each of ``profile.purchased_skus`` was last bought, aligned with it.
+
+    A profile stored before purchase times were kept lists skus without times: those count
+    as bought at the latest order (the latest they can have been bought), so they are
+    treated as recent purchases until that order is old.
+    """
+    times = profile.purchased_at
+    missing = len(profile.purchased_skus) - len(times)
+    if missing > 0:
+        times = (*times, *(profile.last_order_at or 0.0,) * missing)
+    return times
 
 
 # Why tuples and ``gc=False``: cached profiles live long and there are many of them (100,000
@@ -128,10 +144,15 @@ class Profile(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     category_items: dict[str, int] = msgspec.field(default_factory=dict)
     category_spend: dict[str, float] = msgspec.field(default_factory=dict)
     purchased_skus: tuple[str, ...] = ()
+    #: When each of ``purchased_skus`` was last bought (epoch seconds, same order). Profiles
+    #: stored before it existed have fewer entries: see ``purchase_times``.
+    purchased_at: tuple[float, ...] = ()
 
     # returns
     returns: int = 0
     returned_items: int = 0
+    #: Money refunded: the ``amount`` of return events that carry one.
+    refunded: float = 0.0
 
     # cart
     cart: tuple[CartItem, ...] = ()

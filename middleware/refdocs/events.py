@@ -29,7 +29,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                          "discount": 3.0}],
               "coupon": "SPRING"},
     "return": {"type": "return", "customer_id": "c-42", "order_id": "A-1001", "at": "2026-03-09T16:00:00Z",
-               "items": [{"sku": "serum-1", "quantity": 1}]},
+               "items": [{"sku": "serum-1", "quantity": 1}], "amount": 27.0},
     "impression": {"type": "impression", "visitor_id": "v-7f3a", "at": "2026-03-01T10:00:00Z",
                    "campaign": "welcome", "variant": "default", "slot": "home", "skus": ["serum-1", "cream-1"]},
     "click": {"type": "click", "visitor_id": "v-7f3a", "at": "2026-03-01T10:00:09Z", "campaign": "welcome",

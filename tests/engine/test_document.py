@@ -115,6 +115,15 @@ def test_frequent_returner_ratio_is_a_percentage():
     assert doc["customer_segment"]["returns_articles_ratio"] == 40.0
 
 
+def test_net_spend_subtracts_the_refunded_amounts_of_returns():
+    events = [order(1, 30, [("dress", "dresses", 2, 50.0, 0.0)]),
+              Return(customer_id="c", order_id="o1", at=ago(25), items=[ReturnItem(sku="dress")], amount=45.0),
+              Return(customer_id="c", order_id="o1", at=ago(20), items=[ReturnItem(sku="dress")])]  # amount unknown
+    doc = profile_document(build(events), NOW)
+    assert doc["spend"] == {"total": 100.0, "refunded": 45.0, "net": 55.0, "avg_order_value": 100.0}
+    assert profile_document(Profile(key="v:v"), NOW)["spend"] == {"total": 0.0, "refunded": 0.0, "net": 0.0}
+
+
 def test_new_and_returning_visitors():
     first = build([PageView(visitor_id="v", at=ago(minutes=10))], key="v:v")
     doc = profile_document(first, NOW)

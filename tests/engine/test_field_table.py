@@ -34,7 +34,7 @@ def rich_profiles():
               items=[OrderItem(sku="a", category="skincare", quantity=2, price=10.0, discount=1.0)]),
         Order(customer_id="1", order_id="o2", at=ago(5),
               items=[OrderItem(sku="b", category="makeup", quantity=1, price=20.0)]),
-        Return(customer_id="1", order_id="o1", at=ago(4), items=[ReturnItem(sku="a")]),
+        Return(customer_id="1", order_id="o1", at=ago(4), items=[ReturnItem(sku="a")], amount=9.0),
         CartUpdate(customer_id="1", at=ago(1), items=[CartLine(sku="c", price=3.0)]),
         Impression(customer_id="1", campaign="winback", at=ago(1)),
         Click(customer_id="1", campaign="winback", at=ago(1)),
@@ -114,7 +114,7 @@ def test_aliases_point_at_fields_with_the_same_value():
 
 def test_the_issue_names_are_present():
     catalog = default_field_catalog()
-    for name in ("visitor.visits", "visitor.is_returning", "orders.count", "orders.last_at", "spend.total",
+    for name in ("visitor.visits", "visitor.is_returning", "orders.count", "orders.last_at", "spend.total", "spend.net", "spend.refunded",
                  "customer_segment.outbounds_avg_time_delta", "customer_segment.returns_articles_ratio",
                  "customer_segment.last_purchase_date", "customer_segment.outbounds_value_total",
                  "customer_segment.basket_size_avg", "customer_segment.outbounds_count",

@@ -3,14 +3,15 @@
 import random
 from datetime import datetime, timedelta, timezone
 
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from segmint.engine.events import (
-    CartLine, CartUpdate, Click, Impression, Order, OrderItem, PageView, ProductView, Return,
+    CartLine, CartUpdate, Click, Impression, Order, OrderItem, PageView, ProductView, Return, ReturnItem,
 )
-from segmint.engine.folding import VISIT_GAP, fold, merge_profiles
-from segmint.engine.profile import BUCKET_DAYS, MAX_VIEWED_SKUS, Profile
+from segmint.engine.folding import VISIT_GAP, fold, folded, merge_profiles
+from segmint.engine.profile import BUCKET_DAYS, MAX_PURCHASED_SKUS, MAX_VIEWED_SKUS, Profile, purchase_times
 from segmint.engine.stores import MemoryStore
 
 UTC = timezone.utc
@@ -51,7 +52,7 @@ def event_lists(draw, ids):
             e = Order(at=at, order_id=f"o{n}", items=draw(order_items()),
                       coupon=draw(st.sampled_from([None, "SALE"])))
         elif kind == "return":
-            e = Return(at=at, order_id="o0", items=[])
+            e = Return(at=at, order_id="o0", items=[], amount=draw(st.sampled_from([None, 12.5])))
         else:
             cls = Impression if kind == "impression" else Click
             e = cls(at=at, campaign=draw(st.sampled_from(["a", "b"])), variant="x")
@@ -101,6 +102,12 @@ def test_merging_a_visitor_into_a_customer_loses_nothing(customer_events, visito
     for name in COUNTERS:
         assert getattr(merged, name) == getattr(customer, name) + getattr(visitor, name), name
     assert abs(merged.spend - customer.spend - visitor.spend) < 1e-6
+    assert abs(merged.refunded - customer.refunded - visitor.refunded) < 1e-6
+    bought = {}
+    for profile in (customer, visitor):
+        for sku, at in zip(profile.purchased_skus, profile.purchased_at):
+            bought[sku] = max(at, bought.get(sku, at))
+    assert dict(zip(merged.purchased_skus, merged.purchased_at)) == bought
     for name in ("category_items", "category_views"):
         mine, theirs = getattr(customer, name), getattr(visitor, name)
         assert getattr(merged, name) == {k: mine.get(k, 0) + theirs.get(k, 0) for k in {*mine, *theirs}}
@@ -131,6 +138,62 @@ def test_identify_in_the_store_merges_the_visitor_profile_into_the_customer(visi
         assert getattr(merged, name) == getattr(customer_before, name) + getattr(visitor_before, name)
     assert "v1" in merged.visitor_ids
     assert store.count_profiles() == 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(event_lists([{"customer_id": "c1"}]), event_lists([{"customer_id": "c1"}]))
+def test_folded_is_the_profile_the_store_will_hold_and_leaves_its_input_alone(history, new):
+    for event in new:  # new orders (the store drops a resent order_id; a request sends none)
+        if isinstance(event, Order):
+            event.order_id = f"new-{event.order_id}"
+    store = MemoryStore()
+    store.append(history)
+    before = store.load(customer_id="c1")
+    snapshot = msgspec.msgpack.encode(before)
+    after = folded(before, new)
+    store.append(new)
+    expected = store.load(customer_id="c1")
+    assert after == expected
+    assert msgspec.msgpack.encode(before) == snapshot  # the cached profile is shared: untouched
+    assert folded(before, []) is before
+
+
+def test_folded_counts_the_visit_of_a_page_view_once_the_gap_has_passed():
+    seen = Profile(key="c:c")
+    fold(seen, PageView(customer_id="c", at=BASE))
+    now = BASE + timedelta(days=2)
+    assert folded(seen, [PageView(customer_id="c", at=now)]).visits == 2
+    assert folded(seen, [PageView(customer_id="c", at=BASE + timedelta(minutes=5))]).visits == 1
+    assert seen.visits == 1 and list(seen.daily_visits.values()) == [1]
+
+
+def test_purchase_times_follow_the_skus_and_keep_the_latest_purchase():
+    profile = Profile(key="c:c")
+    for day, skus in [(0, ["a", "b"]), (5, ["c"]), (3, ["a"])]:  # day 3 arrives late
+        fold(profile, Order(customer_id="c", order_id=f"o{day}", at=BASE + timedelta(days=day),
+                            items=[OrderItem(sku=s) for s in skus]))
+    times = {sku: (at - BASE.timestamp()) / 86400 for sku, at in zip(profile.purchased_skus, profile.purchased_at)}
+    assert times == {"a": 3, "b": 0, "c": 5}
+    for i in range(MAX_PURCHASED_SKUS + 5):
+        fold(profile, Order(customer_id="c", order_id=f"x{i}", at=BASE + timedelta(days=10, seconds=i),
+                            items=[OrderItem(sku=f"s{i}")]))
+    assert len(profile.purchased_skus) == len(profile.purchased_at) == MAX_PURCHASED_SKUS
+
+
+def test_profiles_stored_before_purchase_times_count_their_skus_as_bought_at_the_last_order():
+    old = Profile(key="c:c", purchased_skus=("a", "b"), last_order_at=1000.0)
+    assert purchase_times(old) == (1000.0, 1000.0)
+    fold(old, Order(customer_id="c", order_id="o", at=datetime.fromtimestamp(2000.0, UTC),
+                    items=[OrderItem(sku="b")]))
+    assert (old.purchased_skus, old.purchased_at) == (("b", "a"), (2000.0, 1000.0))
+
+
+def test_a_return_with_an_amount_counts_as_refunded():
+    profile = Profile(key="c:c")
+    fold(profile, Order(customer_id="c", order_id="o", at=BASE, items=[OrderItem(sku="a", price=80.0)]))
+    fold(profile, Return(customer_id="c", order_id="o", at=BASE, items=[ReturnItem(sku="a")], amount=30.0))
+    fold(profile, Return(customer_id="c", order_id="o", at=BASE, items=[ReturnItem(sku="a")]))
+    assert (profile.spend, profile.refunded, profile.returns) == (80.0, 30.0, 2)
 
 
 def test_a_page_view_after_a_30_minute_gap_starts_a_new_visit():
