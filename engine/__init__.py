@@ -15,7 +15,7 @@ from .filters import Explanation, Filter, compile_filter, compile_segments
 from .document import profile_document
 from .events import Event, decode_events, encode_events, event_to_dict
 from .field_table import DEFAULT_FIELDS, default_field_catalog
-from .folding import fold, merge_profiles
+from .folding import fold, folded, merge_profiles
 from .importer import ImportReport, import_orders
 from .profiles import Profiles
 from .rfm import RfmThresholds, compute_rfm_thresholds, load_rfm_thresholds, rfm_scores
@@ -73,6 +73,7 @@ __all__ = [
     "encode_events",
     "event_to_dict",
     "fold",
+    "folded",
     "merge_profiles",
     "profile_document",
     "DEFAULT_FIELDS",

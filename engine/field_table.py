@@ -35,9 +35,10 @@ DEFAULT_FIELDS: tuple[FieldDef, ...] = (
     _f("visitor.visits_7d", I, "Visits started in the last 7 days."),
     _f("visitor.visits_30d", I, "Visits started in the last 30 days."),
     _f("visitor.visits_90d", I, "Visits started in the last 90 days."),
-    _f("visitor.first_seen", T, "First event of this visitor or customer; absent when none."),
-    _f("visitor.last_seen", T, "Latest event of this visitor or customer; absent when none."),
-    _f("days_since_last_visit", N, "Days (fractional) since the latest event; absent when none."),
+    _f("visitor.first_seen", T, "First activity of this visitor or customer (a view, cart, order or "
+       "return; not segmint's impressions, clicks or identify links); absent when none."),
+    _f("visitor.last_seen", T, "Latest activity of this visitor or customer; absent when none."),
+    _f("days_since_last_visit", N, "Days (fractional) since the latest activity; absent when none."),
     # orders and spend
     _f("orders.count", I, "Orders placed."),
     _f("orders.items", I, "Items bought (sum of line quantities)."),

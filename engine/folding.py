@@ -5,6 +5,11 @@ Rules (the derived fields in ``document.py`` rely on them):
 - *Visits* are sessions: a ``page_view`` more than ``VISIT_GAP`` (30 min) after the
   profile's previous activity starts a new visit. Events folded out of time order never
   start a visit (the store folds each batch sorted by time; late stragglers are rare).
+- *Activity* (``first_seen``, ``last_seen``) is what the visitor did: views, cart, orders,
+  returns. ``identify``, ``impression`` and ``click`` are segmint's records around a page
+  view, written with the same time or just before it; were they activity, one folded
+  first (same time, an earlier writer batch, a widget click before the page it opens)
+  would keep that page view from starting its visit.
 - Daily buckets (``daily_visits``, ``daily_orders``) are keyed by UTC day number and pruned
   to the last ``BUCKET_DAYS`` days before the newest bucket, so they stay bounded.
 - Recent lists are most recent first, deduplicated and bounded (``MAX_*`` in profile.py).
@@ -40,6 +45,8 @@ __all__ = ["fold", "folded", "merge_profiles", "VISIT_GAP"]
 
 VISIT_GAP = 30 * 60.0
 DAY = 86400.0
+#: Events that are not the visitor's activity (see the module docstring).
+_RECORDS = (Identify, Impression, Click)
 
 
 def _push_front(items: tuple, value, bound: int) -> tuple:
@@ -89,10 +96,11 @@ def fold(profile: Profile, event: Event) -> None:
     """Fold one event into ``profile`` in place. ``event.at`` must be set (see ``stamp_events``)."""
     at = event.at.timestamp()  # type: ignore[union-attr]
     previous = profile.last_seen
-    if profile.first_seen is None or at < profile.first_seen:
-        profile.first_seen = at
-    if previous is None or at > previous:
-        profile.last_seen = at
+    if not isinstance(event, _RECORDS):
+        if profile.first_seen is None or at < profile.first_seen:
+            profile.first_seen = at
+        if previous is None or at > previous:
+            profile.last_seen = at
     if event.visitor_id:
         profile.visitor_ids = _push_front(profile.visitor_ids, event.visitor_id, MAX_VISITOR_IDS)
     if event.customer_id and profile.key.startswith("c:"):
@@ -154,7 +162,9 @@ def folded(profile: Profile, events: Iterable[Event]) -> Profile:
     )
     if any(isinstance(event, (Impression, Click)) for event in events):
         copy.campaigns = {name: msgspec.structs.replace(stats) for name, stats in profile.campaigns.items()}
-    for event in sorted(events, key=lambda e: e.at):  # type: ignore[arg-type, return-value]
+    if len(events) > 1:  # in time order, as the store folds a batch
+        events = tuple(sorted(events, key=lambda e: e.at))  # type: ignore[arg-type, return-value]
+    for event in events:
         fold(copy, event)
     return copy
 

@@ -10,8 +10,10 @@
 ``GET {prefix}/recommendations?slot=a&slot=b&path=/x``
                             the decision for the visitor (cookie) as JSON, for client-rendered
                             pages: per slot campaign, variant, control, title, coupon, products
-                            and the rendered ``html``; impressions are recorded for the slots
-                            that show something (or are in a control group).
+                            and the rendered ``html``. Records a page view of ``path`` (the
+                            client-rendered page asking: it may start a visit, and the decision
+                            counts it) and impressions for the slots that show something (or
+                            are in a control group).
 ``GET {prefix}/click?_sgm=..&to=/x``
                             records a widget click and redirects (303) to ``to`` if it is a
                             site-relative path, else to ``/``: never an open redirect.
@@ -200,6 +202,9 @@ class Endpoints:
             now = self.core.now()
             events: list[Any] = []
             self.core.link(identity, events)
+            view = state.page_view(now)  # a client-rendered page is a page view: it may start a visit
+            if view is not None:
+                events.append(view)
             events += [impression_event(identity, sd, now) for sd in decision.slots.values()
                        if sd.campaign and (sd.control or sd.products)]
             try:

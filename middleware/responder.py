@@ -19,7 +19,7 @@ from .context import Core, Overloaded, Settings
 from .headers import debug_value, html_charset, merge_vary, private_cache_control
 from .html import fill_slots, scan_page
 from .state import UNIDENTIFIED, SegmintState
-from .tracking import impression_event, page_view_event, product_view_event
+from .tracking import impression_event, product_view_event
 
 __all__ = ["Responder"]
 
@@ -231,8 +231,9 @@ class Responder:
     def _decide_and_render(self, profile: Any, names: list[str], sku: str | None,
                            now: datetime) -> tuple[Any, dict[str, bytes]]:
         """Decide for the slots found, render each shown widget (on the loop or in the pool)."""
-        decision = self.core.decide(self.state.identity, profile, names, self.state.path, (sku,) if sku else (),
-                                    now)
+        state = self.state
+        decision = self.core.decide(state.identity, state.seen_profile(profile, now), names, state.path,
+                                    (sku,) if sku else (), now)
         widgets: dict[str, bytes] = {}
         for name, slot_decision in decision.slots.items():
             if slot_decision.campaign and not slot_decision.control and slot_decision.products:
@@ -250,7 +251,7 @@ class Responder:
 
     def _track(self, sku: str | None, decision: Any, now: datetime | None = None) -> None:
         """Queue page view, product view and impressions (never raises: counted instead)."""
-        state, settings = self.state, self.settings
+        state = self.state
         identity = state.identity
         if not identity.track:
             return
@@ -258,8 +259,9 @@ class Responder:
             now = now or self.core.now()
             events: list[Any] = []
             self.core.link(identity, events)
-            if settings.track_page_views:
-                events.append(page_view_event(identity, state.path, now))
+            view = state.page_view(now)  # as the decision saw it (same ``now``)
+            if view is not None:
+                events.append(view)
             if sku:
                 events.append(product_view_event(identity, sku, now))
             if decision is not None:

@@ -18,10 +18,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 from segmint.engine.decide import Decision, SlotDecision
+from segmint.engine.events import PageView
+from segmint.engine.folding import folded
 from segmint.engine.identity import Identity
 from segmint.engine.profile import Profile
 
 from .context import ANONYMOUS_PROFILE_KEY, Core
+from .tracking import page_view_event
 
 __all__ = ["SegmintState", "InactiveState", "UNIDENTIFIED", "NOT_STARTED"]
 
@@ -96,10 +99,28 @@ class SegmintState:
         return await asyncio.shield(self._profile_task)
 
     async def decision(self, *slots: str, path: str | None = None, exclude: Iterable[str] = ()) -> Any:
-        """The decision for ``slots`` on this page (blocking work runs in the pool)."""
+        """The decision for ``slots`` on this page (blocking work runs in the pool), made on
+        the profile including this request's page view (``seen_profile``)."""
         profile = await self.profile()
-        return await self._core.submit(self._core.decide, self.identity, profile, slots, path or self.path,
-                                       tuple(exclude))
+        now = self._core.now()
+        return await self._core.submit(self._core.decide, self.identity, self.seen_profile(profile, now), slots,
+                                       path or self.path, tuple(exclude), now)
+
+    def page_view(self, now: datetime) -> PageView | None:
+        """The page view this request records (None when the visitor or page views are not
+        tracked)."""
+        identity = self.identity
+        if not identity.track or not self._core.settings().track_page_views:
+            return None
+        return page_view_event(identity, self.path, now)
+
+    def seen_profile(self, profile: Profile, now: datetime) -> Profile:
+        """``profile`` as it will be once this request's page view is stored: decisions see
+        the visit this page starts (the first page of a second visit is a returning
+        visitor's) without waiting for the background writer. A copy: the cached profile is
+        shared, and the store counts the page view once when it folds it."""
+        view = self.page_view(now)
+        return folded(profile, (view,)) if view is not None else profile
 
     def render(self, slot_decision: Any) -> str:
         """The HTML widget of one slot's decision (escaped by the renderer; "" for none)."""

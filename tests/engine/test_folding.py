@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from segmint.engine.events import (
-    CartLine, CartUpdate, Click, Impression, Order, OrderItem, PageView, ProductView, Return, ReturnItem,
+    CartLine, CartUpdate, Click, Identify, Impression, Order, OrderItem, PageView, ProductView, Return, ReturnItem,
 )
 from segmint.engine.folding import VISIT_GAP, fold, folded, merge_profiles
 from segmint.engine.profile import BUCKET_DAYS, MAX_PURCHASED_SKUS, MAX_VIEWED_SKUS, Profile, purchase_times
@@ -116,7 +116,7 @@ def test_merging_a_visitor_into_a_customer_loses_nothing(customer_events, visito
         assert merged.campaigns[campaign].impressions == sum(s.impressions for s in stats)
         assert merged.campaigns[campaign].clicks == sum(s.clicks for s in stats)
     firsts = [p.first_seen for p in (customer, visitor) if p.first_seen is not None]
-    assert merged.first_seen == min(firsts)
+    assert merged.first_seen == min(firsts, default=None)
     assert set(merged.viewed_skus) <= set(customer.viewed_skus) | set(visitor.viewed_skus)
 
 
@@ -203,6 +203,21 @@ def test_a_page_view_after_a_30_minute_gap_starts_a_new_visit():
     for t in times:
         fold(profile, PageView(visitor_id="v", at=BASE + timedelta(seconds=t)))
     assert (profile.page_views, profile.visits) == (6, 3)
+
+
+def test_segmints_own_records_do_not_keep_a_visit_from_starting():
+    profile = Profile(key="c:c")
+    fold(profile, PageView(customer_id="c", at=BASE))
+    later = BASE + timedelta(days=2)
+    # Written with the page view (same time), folded first: an earlier writer batch, or a
+    # widget click just before the page it opens.
+    for record in (Identify(customer_id="c", visitor_id="v", at=later),
+                   Impression(customer_id="c", campaign="a", at=later),
+                   Click(customer_id="c", campaign="a", at=later - timedelta(seconds=1))):
+        fold(profile, record)
+    assert profile.last_seen == BASE.timestamp()
+    fold(profile, PageView(customer_id="c", at=later))
+    assert (profile.visits, profile.last_seen) == (2, later.timestamp())
 
 
 def test_a_product_view_keeps_the_session_alive():
