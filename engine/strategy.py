@@ -2,7 +2,7 @@
 
 A strategy only ranks candidates (``recommend``); ``run_strategy`` applies what every
 strategy shares, so no plugin can forget it: never out of stock, the ``categories`` and
-price bounds, the exclusions (already bought, in the cart, already on the page), no
+price bounds, the exclusions (just bought, in the cart, already on the page), no
 duplicates, the ``limit``, and the ``fallback`` strategy when too few products are left.
 
 Strategies may delegate to others by name (``new_vs_returning`` runs ``bestsellers`` or
@@ -23,7 +23,7 @@ import msgspec
 from .catalog import Catalog, Product
 from .errors import ConfigError, PluginError, SegmintError
 from .product_stats import ProductStats
-from .profile import Profile
+from .profile import Profile, purchase_times
 
 __all__ = [
     "Strategy",
@@ -51,8 +51,15 @@ class StrategyParams(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, f
         description="Only products in these categories.")] = None
     min_price: Annotated[Price | None, msgspec.Meta(description="Only products priced at least this.")] = None
     max_price: Annotated[Price | None, msgspec.Meta(description="Only products priced at most this.")] = None
-    exclude_purchased: Annotated[bool, msgspec.Meta(
-        description="Leave out what the visitor already bought.")] = False
+    exclude_purchased: Annotated[bool, msgspec.Meta(description=(
+        "Leave out what the visitor just bought: products bought within "
+        "`purchased_within_days` (false: show them anyway, e.g. consumables bought again and "
+        "again)."))] = True
+    purchased_within_days: Annotated[Annotated[int, msgspec.Meta(ge=1, le=3650)] | None, msgspec.Meta(
+        description=(
+            "How recent a purchase is \"just bought\", in days (a product's latest purchase "
+            "counts); null (JSON or YAML config): every purchase the profile keeps, its latest "
+            "100 products."))] = 30
     exclude_in_cart: Annotated[bool, msgspec.Meta(
         description="Leave out what is in the visitor's cart.")] = True
     fallback: Annotated[str | None, msgspec.Meta(description=(
@@ -194,6 +201,14 @@ def _explicit_common(params: StrategyParams) -> dict[str, Any]:
     return {f: getattr(params, f) for f in _COMMON_FIELDS if getattr(params, f) != defaults[f]}
 
 
+def _just_bought(profile: Profile, now: datetime, days: int | None) -> Iterable[str]:
+    """The skus ``profile`` bought within ``days`` before ``now`` (None: all it keeps)."""
+    if days is None:
+        return profile.purchased_skus
+    since = now.timestamp() - days * 86400.0
+    return [sku for sku, at in zip(profile.purchased_skus, purchase_times(profile)) if at >= since]
+
+
 def candidate_filter(ctx: StrategyContext, params: StrategyParams) -> Callable[[Product], bool]:
     """The common rules as one predicate (strategies that pick under a budget use it early).
 
@@ -202,7 +217,7 @@ def candidate_filter(ctx: StrategyContext, params: StrategyParams) -> Callable[[
     """
     excluded: frozenset[str] | set[str] = ctx.exclude
     if params.exclude_purchased and ctx.profile.purchased_skus:
-        excluded = excluded.union(ctx.profile.purchased_skus)
+        excluded = excluded.union(_just_bought(ctx.profile, ctx.now, params.purchased_within_days))
     if params.exclude_in_cart and ctx.profile.cart:
         excluded = excluded.union(item.sku for item in ctx.profile.cart)
     categories = frozenset(params.categories) if params.categories is not None else None

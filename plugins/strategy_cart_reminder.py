@@ -25,6 +25,9 @@ class CartReminderParams(StrategyParams, kw_only=True, forbid_unknown_fields=Tru
         "Show the cart once it has not changed for this many minutes."))] = 15.0
     exclude_in_cart: Annotated[bool, msgspec.Meta(description=(
         "Off by default here: the cart's products are the point."))] = False
+    exclude_purchased: Annotated[bool, msgspec.Meta(description=(
+        "Off by default here: a product bought before and in the cart again is still worth "
+        "the reminder."))] = False
 
 
 def cart_is_idle(ctx: StrategyContext, idle_minutes: float) -> bool:

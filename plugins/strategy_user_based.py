@@ -20,8 +20,10 @@ from ._common import bestseller_products, products_for, related_skus, top_catego
 
 
 class UserBasedParams(StrategyParams, kw_only=True, forbid_unknown_fields=True, frozen=True):
-    exclude_purchased: Annotated[bool, msgspec.Meta(description=(
-        "On by default here: win-back shows what they have not bought yet."))] = True
+    purchased_within_days: Annotated[Annotated[int, msgspec.Meta(ge=1, le=3650)] | None, msgspec.Meta(
+        description=(
+            "Unset (null) by default here: every purchase the profile keeps is left out, however "
+            "old; a win-back shows what they have not bought yet."))] = None
     seeds: Annotated[int, msgspec.Meta(ge=1, le=100, description=(
         "How many of the latest purchases seed the recommendations."))] = 20
     window_days: Annotated[Annotated[int, msgspec.Meta(ge=1)] | None, msgspec.Meta(description=(

@@ -92,10 +92,25 @@ def test_limit_categories_and_prices():
 
 
 def test_exclusions():
-    profile = Profile(key="c:1", purchased_skus=["a"], cart=[CartItem(sku="c")])
+    profile = Profile(key="c:1", cart=[CartItem(sku="c")])
     assert skus(run_strategy("everything", ctx(profile, exclude={"d"}))) == ["a", "e", "f", "g"]
-    assert skus(run_strategy("everything", ctx(profile), {"exclude_purchased": True, "exclude_in_cart": False,
-                                                          "limit": 3})) == ["c", "d", "e"]
+    assert skus(run_strategy("everything", ctx(profile), {"exclude_in_cart": False, "limit": 3})) == ["a", "c", "d"]
+
+
+def test_what_was_just_bought_is_left_out_unless_allowed():
+    day = 86400.0
+    # "a" bought 2 days ago, "d" 30 days ago (still "just"), "e" 31 days ago.
+    profile = Profile(key="c:1", purchased_skus=("a", "d", "e"),
+                      purchased_at=tuple(NOW.timestamp() - n * day for n in (2, 30, 31)))
+    assert skus(run_strategy("everything", ctx(profile))) == ["c", "e", "f", "g"]
+    assert skus(run_strategy("everything", ctx(profile), {"purchased_within_days": 60})) == ["c", "f", "g"]
+    assert skus(run_strategy("everything", ctx(profile), {"purchased_within_days": 1})) == ["a", "c", "d", "e", "f", "g"]
+    assert skus(run_strategy("everything", ctx(profile), {"exclude_purchased": False})) == ["a", "c", "d", "e", "f", "g"]
+    # A profile stored before purchase times: its skus count as bought at its latest order.
+    old = Profile(key="c:1", purchased_skus=("a", "d"), last_order_at=NOW.timestamp() - 3 * day)
+    assert skus(run_strategy("everything", ctx(old), {"limit": 2})) == ["c", "e"]
+    assert skus(run_strategy("everything", ctx(msgspec.structs.replace(old, last_order_at=NOW.timestamp() - 90 * day)),
+                             {"limit": 2})) == ["a", "c"]
 
 
 def test_fallback_fills_up_to_the_limit_without_repeats():

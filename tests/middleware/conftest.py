@@ -57,12 +57,13 @@ require_consent = {consent}
 [segments.big_spender]
 filter = {{ "spend.total" = {{ "$gte" = 500 }} }}
 
+# The big spenders bought the TV: show it anyway (tests see the segment's campaign by its sku).
 [[campaigns]]
 id = "vip"
 segment = "big_spender"
 slots = ["cart", "home"]
 strategy = "manual"
-params = {{ skus = ["tv-1"] }}
+params = {{ skus = ["tv-1"], exclude_purchased = false }}
 title = "For our best customers"
 priority = 10
 

@@ -68,8 +68,9 @@ def slow_runtime(mw: Any, tmp_path: Any, *, loop_safe: bool, budget: int = 2000)
     from segmint.engine.runtime import Segmint
 
     path = mw.write_config(tmp_path, budget=budget)
-    path.write_text(path.read_text().replace('strategy = "manual"\nparams = { skus = ["tv-1"] }',
-                                             'strategy = "slow"'))
+    path.write_text(path.read_text().replace(
+        'strategy = "manual"\nparams = { skus = ["tv-1"], exclude_purchased = false }',
+        'strategy = "slow"\nparams = { exclude_purchased = false }'))
     plugin = SlowPlugin(loop_safe)
     runtime = Segmint.from_config(path, watch=False, extra_plugins=[plugin])
     return runtime, plugin.strategy

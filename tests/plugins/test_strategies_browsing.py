@@ -85,6 +85,24 @@ def test_new_arrivals_undated_last_and_max_age():
     assert recommend("new_arrivals", {"max_age_days": 30}, now=NOW + timedelta(days=365)) == []
 
 
+def bought(*skus_days):
+    """A customer who bought each sku that many days before NOW."""
+    return Profile(key="c:b", orders=len(skus_days), purchased_skus=tuple(sku for sku, _ in skus_days),
+                   purchased_at=tuple((NOW - timedelta(days=days)).timestamp() for _, days in skus_days))
+
+
+def test_no_strategy_recommends_what_was_just_bought_unless_allowed():
+    lamp_buyer = bought(("E2", 0.01), ("F3", 45))  # E2 just ordered; F3 45 days ago: not "just"
+    assert recommend("new_arrivals", profile=lamp_buyer)[:7] == ["F3", "S4", "F1", "M3", "S2", "M1", "S3"]
+    assert recommend("new_arrivals", {"exclude_purchased": False}, profile=lamp_buyer)[0] == "E2"
+    assert recommend("new_arrivals", {"purchased_within_days": 60}, profile=lamp_buyer)[:2] == ["S4", "F1"]
+    assert recommend("bestsellers", profile=bought(("S2", 3))) == ["M3", "E2", "F1"]
+    # A cart is the point of the reminder, even when its items were bought before.
+    again = bought(("S1", 2), ("M3", 2))
+    again.cart, again.cart_updated_at = cart_profile(20).cart, cart_profile(20).cart_updated_at
+    assert recommend("cart_reminder", profile=again) == ["S1", "M3"]
+
+
 # -- recently_viewed -----------------------------------------------------------------------
 
 def test_recently_viewed_most_recent_first_without_cart_or_page_items():

@@ -3,6 +3,7 @@
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -124,6 +125,8 @@ def test_user_based_items_co_purchased_with_the_visitors_history():
     lapsed_vip = Profile(key="c:monica", orders=5, spend=2400, purchased_skus=["S1"], category_items={"skincare": 5})
     # M3 was bought with S1 by two customers, S2 by one; S1 itself is never offered again.
     assert recommend("user_based", profile=lapsed_vip, stats=HISTORY) == ["M3", "S2"]
+    long_ago = msgspec.structs.replace(lapsed_vip, purchased_at=(NOW.timestamp() - 400 * 86400,))
+    assert recommend("user_based", profile=long_ago, stats=HISTORY) == ["M3", "S2"]  # however old
 
 
 def test_user_based_falls_back_to_bestsellers_of_the_visitors_categories():

@@ -83,10 +83,11 @@ title = "Popular now"
 
 
 def write_config(directory: Path, *, budget: int = 2000, cache_size: int = 1000, cache_ttl: float = 0.0,
-                 vip_strategy: str = "manual", vip_params: str = '{ skus = ["tv-1"] }',
+                 vip_strategy: str = "manual", vip_params: str = '{ skus = ["tv-1"], exclude_purchased = false }',
                  store: Path | None = None, catalog: list[dict[str, Any]] | None = None) -> Path:
     """The config (and catalog) in ``directory``. ``cache_ttl=0``: every request reads the store,
-    so a store fault shows at once."""
+    so a store fault shows at once. The big spenders bought the TV the VIP campaign shows:
+    ``exclude_purchased = false`` shows it anyway."""
     catalog_path = directory / "catalog.json"
     catalog_path.write_text(json.dumps(CATALOG if catalog is None else catalog))
     path = directory / "segmint.toml"

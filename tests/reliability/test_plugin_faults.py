@@ -60,7 +60,8 @@ class FlakyPlugin:
 
 def vip_setup(rel: Any, **options: Any) -> tuple[Any, Flaky, dict[str, str]]:
     plugin = FlakyPlugin()
-    runtime = rel.runtime(extra_plugins=(plugin,), vip_strategy="flaky", vip_params="{}", **options)
+    runtime = rel.runtime(extra_plugins=(plugin,), vip_strategy="flaky", vip_params="{ exclude_purchased = false }",
+                          **options)
     visitor = new_visitor_id()
     runtime.record([dict(rel.order("vip-order", "x"), customer_id=None, visitor_id=visitor)])
     return runtime, plugin.strategy, rel.visitor_cookie(visitor)

@@ -61,7 +61,8 @@ id = "vip"
 segment = "big_spender"
 slots = ["cart"]
 strategy = "manual"
-params = {{ skus = ["tv-1"] }}
+# The big spenders bought the TV: show it anyway.
+params = {{ skus = ["tv-1"], exclude_purchased = false }}
 title = "VIP only"
 priority = 10
 
