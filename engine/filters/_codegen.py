@@ -36,7 +36,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ._ast import Cond, FieldGroup, Logical, Node, NotCond, SegmentRef, group_matches
-from ._dates import normalize_now
+from ._dates import KNOWN_TEXTS, normalize_now
 from ._regex import MAX_TEXT
 
 __all__ = ["build_filter_functions", "build_inner"]
@@ -170,14 +170,7 @@ class _Emitter:
         if kind is None:
             return f"{slow}(v, now)"
         if kind.startswith("date_"):
-            # An aware datetime (what profile documents hold) compares directly with the
-            # operand's instant; strings, dates and naive datetimes take the full rules.
-            op = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[kind[5:]]
-            at, dt = self.const(value, "_k"), self.const(datetime, "_k")
-            expr = f"(v {op} {at}(now))"
-            if item.negate:
-                expr = f"(not {expr})"
-            return f"({expr} if (type(v) is {dt} and v.tzinfo is not None) else {slow}(v, now))"
+            return self.date_item(kind, value, item, slow)
         if kind == "in_str":
             # Strings, and arrays of them (category.bought): any element in the set. An
             # unhashable element raises TypeError, which takes the full rules.
@@ -194,6 +187,21 @@ class _Emitter:
             return f"({expr})"
         return f"(({expr}) if {guard} else {slow}(v, now))"
 
+    def date_item(self, kind: str, operand: Any, item: Cond, slow: str) -> str:
+        """A date comparison, with its own fast paths: an aware datetime (what profile
+        documents hold) compares directly with the operand's instant, and a string (a shop's
+        own data) through the instant known for that text (parsed on first sight). A string
+        that is not a date is known as None, and comparing None raises TypeError, which takes
+        the full rules, as naive datetimes and dates do."""
+        op = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[kind[5:]]
+        fixed, resolve = operand  # fixed is None for an operand relative to now
+        at = self.const(fixed) if fixed is not None else f"{self.const(resolve)}(now)"
+        dt, known = self.const(datetime), self.const(KNOWN_TEXTS)
+        aware, text = f"(v {op} {at})", f"({known}[v] {op} {at})"
+        if item.negate:
+            aware, text = f"(not {aware})", f"(not {text})"
+        return (f"({text} if type(v) is str else {aware} if (type(v) is {dt} and v.tzinfo is not None) "
+                f"else {slow}(v, now))")
 
 _EARLY = datetime(1970, 1, 2, tzinfo=timezone.utc)
 _LATE = datetime(2999, 12, 31, tzinfo=timezone.utc)

@@ -7,6 +7,7 @@ optionally followed by ``+N`` / ``-N`` and a unit among s, m, h, d, w (``now-14d
 date alone is midnight UTC. Relative expressions resolve against the ``now`` of each call.
 
 Document values that are instants: ``datetime`` (naive = UTC), ``date`` and ISO-8601 strings.
+Text is read by ``segmint.engine.dates``, the parser of every other input too.
 """
 
 from __future__ import annotations
@@ -14,36 +15,46 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from functools import lru_cache
 from typing import Any
 
+from ..dates import MAX_TEXT_LENGTH, parse_instant
 from ._values import as_utc
 
-__all__ = ["DateOperand", "date_operand", "to_instant", "normalize_now", "parse_iso"]
+__all__ = ["DateOperand", "date_operand", "to_instant", "text_instant", "normalize_now"]
 
 UTC = timezone.utc
 
-_ISO = re.compile(
-    r"\d{4}-\d{2}-\d{2}"
-    r"(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?)?\Z"
-)
 _RELATIVE = re.compile(r"(now|today)(?:([+-])(\d{1,6})([smhdw]))?\Z")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
-
-def parse_iso(text: str) -> datetime | None:
-    """An aware UTC-based datetime for an ISO-8601 date/datetime string, else None."""
-    if not _ISO.match(text):
-        return None
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:  # 2024-13-45 has the shape but is not a date
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+# Documents repeat date strings (a day, a signup date); parsing is the slow part of comparing
+# one, so each string's instant is kept: at most this many strings, none longer than a date
+# can be (then the map starts over), so it stays bounded whatever a shop's data holds.
+MAX_KNOWN_TEXTS = 1 << 14
 
 
-# Documents often repeat the same timestamps; parsing is the slow part of a string date.
-_parse_cached = lru_cache(maxsize=4096)(parse_iso)
+class _KnownTexts(dict):
+    """text -> its instant, or None for text that is not a date; filled on first sight.
+
+    A subclass of dict so that the generated filter code reads it with a plain subscript,
+    the cheapest lookup there is; ``__missing__`` runs only for text not seen yet.
+    """
+
+    def __missing__(self, text: str) -> datetime | None:
+        moment = parse_instant(text)
+        if len(text) <= MAX_TEXT_LENGTH:
+            if len(self) >= MAX_KNOWN_TEXTS:
+                self.clear()
+            self[text] = moment
+        return moment
+
+
+KNOWN_TEXTS = _KnownTexts()
+
+
+def text_instant(text: str) -> datetime | None:
+    """``parse_instant(text)``, remembered for the next document holding the same string."""
+    return KNOWN_TEXTS[text]
 
 
 def to_instant(value: Any) -> datetime | None:
@@ -52,8 +63,8 @@ def to_instant(value: Any) -> datetime | None:
         return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     if isinstance(value, date):
         return as_utc(value)
-    if type(value) is str and len(value) <= 40:
-        return _parse_cached(value)
+    if type(value) is str:
+        return text_instant(value)
     return None
 
 
@@ -104,5 +115,5 @@ def date_operand(value: Any) -> DateOperand | None:
         base, sign, amount, unit = m.groups()
         offset = timedelta(**{_UNITS[unit]: int(amount)}) if amount else timedelta(0)
         return DateOperand(value, base=base, offset=-offset if sign == "-" else offset)
-    fixed = parse_iso(value)
+    fixed = parse_instant(value)
     return DateOperand(value, fixed=fixed) if fixed is not None else None

@@ -79,7 +79,8 @@ def cmp_predicate(op: str, x: Any) -> tuple[Pred, Any]:
     d = date_operand(x)
     if d is not None:
         p = _date_cmp(op, d)
-        return p, ("date_" + op[1:], p.instant)  # type: ignore[attr-defined]
+        # The generated code compares with a fixed instant as a constant, else calls p.instant.
+        return p, ("date_" + op[1:], (d.fixed, p.instant))  # type: ignore[attr-defined]
     if is_number(x):
         # NaN fails every ordering comparison, as in MongoDB (and Python).
         p = {

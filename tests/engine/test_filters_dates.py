@@ -119,3 +119,65 @@ def test_datetime_objects_in_a_mapping_spec():
     f = compile_filter({"t": {"$gte": datetime(2026, 1, 1)}})
     assert f.matches({"t": "2026-06-01"})
     assert not f.matches({"t": datetime(2025, 12, 31, 23, tzinfo=UTC)})
+
+
+# -- documents holding dates as text (a shop's own data) ------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from segmint.engine.filters import _dates  # noqa: E402
+
+_INSTANTS = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2040, 1, 1)).map(
+    lambda d: d.replace(tzinfo=UTC))
+_OPERANDS = st.one_of(
+    st.sampled_from(["now", "today", "now-14d", "today-45d", "now+2h"]),
+    _INSTANTS.map(lambda d: d.strftime("%Y-%m-%dT%H:%M:%SZ")),
+    _INSTANTS.map(lambda d: d.strftime("%Y-%m-%d")),
+)
+
+
+def _as_texts(moment: datetime) -> list[str]:
+    """Ways a shop writes ``moment``: Z, another offset, no offset, a space, a date alone."""
+    plus2 = moment.astimezone(timezone(timedelta(hours=2)))
+    texts = [moment.isoformat().replace("+00:00", "Z"), plus2.isoformat(),
+             moment.replace(tzinfo=None).isoformat(), moment.replace(tzinfo=None).isoformat(" ")]
+    if moment == moment.replace(hour=0, minute=0, second=0, microsecond=0):
+        texts.append(moment.date().isoformat())
+    return texts
+
+
+@settings(max_examples=300, deadline=None)
+@given(moment=_INSTANTS, operand=_OPERANDS, op=st.sampled_from(["$gt", "$gte", "$lt", "$lte"]),
+       negate=st.booleans(), midnight=st.booleans())
+def test_string_dates_give_the_answers_datetimes_give(moment, operand, op, negate, midnight):
+    if midnight:
+        moment = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    cond = {op: operand}
+    f = compile_filter({"t": {"$not": cond} if negate else cond})
+    expected = f.matches({"t": moment}, NOW)
+    for text in _as_texts(moment):
+        # Twice: the first sight parses the text, the second reads the instant known for it.
+        assert f.matches({"t": text}, NOW) == expected, text
+        assert f.matches({"t": text}, NOW) == expected, text
+        assert f.explain({"t": text}, NOW).matched == expected, text
+
+
+def test_a_string_that_is_not_a_date_takes_the_full_rules_every_time():
+    lt = compile_filter({"s": {"$lt": "2026-11-01"}})
+    not_lt = compile_filter({"s": {"$not": {"$lt": "2026-11-01"}}})
+    for _ in range(2):
+        assert not lt.matches({"s": "2025-xx"}) and not_lt.matches({"s": "2025-xx"})
+        assert lt.matches({"s": "2025-10-31"}) and not not_lt.matches({"s": "2025-10-31"})
+
+
+def test_known_texts_stay_bounded(monkeypatch):
+    monkeypatch.setattr(_dates, "MAX_KNOWN_TEXTS", 8)
+    _dates.KNOWN_TEXTS.clear()
+    f = compile_filter({"t": {"$gte": "2026-01-01"}})
+    for day in range(1, 29):
+        assert f.matches({"t": f"2026-02-{day:02d}"})
+    assert 0 < len(_dates.KNOWN_TEXTS) <= 8
+    long_text = "2026-02-01" + " " * 100
+    assert not f.matches({"t": long_text})
+    assert long_text not in _dates.KNOWN_TEXTS
