@@ -119,6 +119,8 @@ class _Emitter:
 
     def inline(self, op: str, children: list[Node]) -> list[str]:
         """A combination of leaves, flat in the parent: each next leaf runs only if needed."""
+        if not children:  # an empty query ({}) in an $or/$nor list: an $and of nothing, true
+            return [f"r = {op != '$or'}"]
         lines = self.child(children[0])
         guard = "if r:" if op == "$and" else "if not r:"
         for child in children[1:]:

@@ -216,3 +216,10 @@ def test_in_and_nin_of_strings_over_arrays_agree_with_explain(op, doc, expected)
     f = compile_filter({"a": {op: ["x", "y"]}})
     assert f.matches(doc) is expected
     assert f.explain(doc).matched is expected
+
+
+def test_an_empty_query_inside_or_and_nor():
+    # {} matches every document, as a top-level filter does (found by the fuzz test).
+    assert compile_filter({"$or": [{}]}).matches({})
+    assert compile_filter({"$or": [{"a": 1}, {}]}).matches({"a": 2})
+    assert not compile_filter({"$nor": [{}]}).matches({})
