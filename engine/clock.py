@@ -11,6 +11,8 @@ import threading
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
+from .dates import as_utc, read_instant
+
 __all__ = ["Clock", "system_clock", "FrozenClock", "as_utc"]
 
 
@@ -25,13 +27,6 @@ def system_clock() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def as_utc(moment: datetime) -> datetime:
-    """``moment`` as an aware UTC datetime; a naive value is taken to be UTC already."""
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
-
-
 class FrozenClock:
     """A clock that only moves when told to (tests, replays, ``segmint explain --at``).
 
@@ -41,9 +36,7 @@ class FrozenClock:
     """
 
     def __init__(self, start: datetime | str) -> None:
-        if isinstance(start, str):
-            start = datetime.fromisoformat(start)
-        self._now = as_utc(start)
+        self._now = read_instant(start, "start")  # text in any form segmint.engine.dates reads
         self._lock = threading.Lock()
 
     def __call__(self) -> datetime:

@@ -27,7 +27,7 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["EXAMPLES", "parse_instant", "read_instant", "read_instant_fields", "as_utc",
+__all__ = ["EXAMPLES", "InstantError", "parse_instant", "read_instant", "read_instant_fields", "as_utc",
            "INSTANT_JSON_SCHEMA"]
 
 UTC = timezone.utc
@@ -105,16 +105,28 @@ def as_utc(moment: date) -> datetime:
     return datetime.combine(moment, time(), tzinfo=UTC)
 
 
+class InstantError(ValueError):
+    """A value that is not a date or time. ``field`` names it; ``reason`` (the message without
+    the field) shows the value and the accepted forms, for loaders that say where themselves.
+    """
+
+    def __init__(self, field: str, value: Any) -> None:
+        self.field = field
+        shown = repr(value) if isinstance(value, (str, int, float)) else f"a {type(value).__name__}"
+        self.reason = f"{shown} is not a date or time; write it like {EXAMPLES}"
+        super().__init__(f"{field}: {self.reason}")
+
+
 def read_instant(value: Any, field: str) -> datetime:
     """``value`` (text, ``date`` or ``datetime``) as an aware UTC datetime.
 
-    Raises ``ValueError`` naming ``field`` and showing the accepted forms.
+    Raises ``InstantError`` naming ``field`` and showing the accepted forms.
     """
     if isinstance(value, date):  # TOML and YAML give dates and datetimes as such
         return as_utc(value)
     moment = parse_instant(value) if isinstance(value, str) else None
     if moment is None:
-        raise ValueError(f"{field}: {value!r} is not a date or time; write it like {EXAMPLES}")
+        raise InstantError(field, value)
     return moment
 
 
@@ -123,15 +135,15 @@ def read_instant_fields(obj: Any, fields: Iterable[str]) -> Any:
 
     msgspec decodes struct datetime fields from RFC 3339 text only; a struct that failed to
     decode is converted again from this, so a date alone or a time without seconds is
-    accepted too. Other values are left for the struct's own checks. Raises ``ValueError``
-    (from ``read_instant``) for the first field whose text is not a date.
+    accepted too. Missing and null fields are left for the struct's own checks. Raises
+    ``InstantError`` for the first field that holds no date (text or not).
     """
     if not isinstance(obj, dict):
         return obj
     copied: dict[str, Any] | None = None
     for field in fields:
         value = obj.get(field)
-        if isinstance(value, (str, date)):
+        if value is not None:
             copied = copied if copied is not None else dict(obj)
             copied[field] = read_instant(value, field)
     return copied if copied is not None else obj

@@ -24,6 +24,7 @@ from typing import Annotated, Any, Union
 
 import msgspec
 
+from .dates import InstantError, read_instant_fields
 from .errors import EventError
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "Impression",
     "Click",
     "decode_events",
+    "decode_event",
     "encode_events",
     "event_to_dict",
     "stamp_events",
@@ -207,7 +209,7 @@ def validate_event(event: Event) -> tuple[str, str] | None:
     return None
 
 
-def _error(index: int, exc: msgspec.ValidationError) -> EventError:
+def _error(index: int | None, exc: msgspec.ValidationError) -> EventError:
     match = _ERROR.match(str(exc))
     assert match is not None  # the pattern matches any string
     message, path = match["msg"], match["path"] or ""
@@ -280,9 +282,12 @@ def decode_events(
     errors: list[EventError] = []
     for index, raw in enumerate(raws):
         try:
-            event = convert(raw)
+            event = _decode_one(raw, convert, text=convert is not _convert)
         except msgspec.ValidationError as exc:
             errors.append(_error(index, exc))
+            continue
+        except InstantError as exc:
+            errors.append(EventError(exc.reason, index=index, field=exc.field))
             continue
         problem = validate_event(event)
         if problem:
@@ -291,6 +296,40 @@ def decode_events(
         _normalize(event, now)
         events.append(event)
     return events, errors
+
+
+def _decode_one(raw: Any, convert: Callable[[Any], Any], kind: Any = Event, *, text: bool = True) -> Any:
+    """One event. msgspec reads an RFC 3339 ``at`` itself (the fast path); an event it
+    rejects is read again with ``at`` parsed by ``segmint.engine.dates`` (a date alone, no
+    seconds, ...), which also explains an ``at`` that is no date at all (``InstantError``).
+    ``text``: ``raw`` is JSON text, else already Python objects."""
+    try:
+        return convert(raw)
+    except msgspec.ValidationError:
+        data = msgspec.json.decode(raw) if text else raw
+        read = read_instant_fields(data, ("at",))
+        if read is data:  # no `at`: msgspec's error stands
+            raise
+    return msgspec.convert(read, kind)
+
+
+_decoders: dict[Any, msgspec.json.Decoder] = {Event: _event_decoder}
+
+
+def decode_event(raw: bytes | str, kind: Any = Event) -> Event:
+    """One event from its JSON text (a JSONL line), as ``kind`` (``Order``: ``type`` may be
+    left out). Raises ``EventError`` (with ``field``) when it is not a valid event."""
+    decoder = _decoders.get(kind) or _decoders.setdefault(kind, msgspec.json.Decoder(kind))
+    try:
+        event = _decode_one(raw, decoder.decode, kind)
+    except msgspec.ValidationError as exc:
+        raise _error(None, exc) from None
+    except InstantError as exc:
+        raise EventError(exc.reason, field=exc.field) from None
+    problem = validate_event(event)
+    if problem:
+        raise EventError(problem[1], field=problem[0])
+    return event
 
 
 def _convert(obj: Any) -> Event:

@@ -5,8 +5,9 @@ with ``{``, else CSV. CSV: a header row naming the columns ``order_id, customer_
 (required) and ``category, discount, coupon`` (optional), in any order; one row per order
 line, the lines of one order consecutive (an order id seen again later is a *duplicate*,
 as is an order already in the store). JSONL: one ``order`` event per line, in the public
-JSON form of ``events.py`` (``"type"`` may be omitted). ``at`` is required; a time without
-an offset is UTC.
+JSON form of ``events.py`` (``"type"`` may be omitted). ``at`` is required; both formats
+take the forms ``segmint.engine.dates`` reads (``2025-03-01``, ``2025-03-01T10:00:00Z``,
+``2025-03-01 10:00+01:00``; no offset is UTC).
 
 A bad row rejects its whole order (a partial order would misstate spend); the report
 lists rejected rows by line number with the reason (the first ``MAX_REPORTED``, plus a
@@ -23,12 +24,13 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 
 import msgspec
 
+from .dates import InstantError, read_instant
 from .errors import EventError
-from .events import Order, OrderItem, validate_event
+from .events import Order, OrderItem, decode_event
 from .stores.base import ProfileStore
 
 __all__ = ["import_orders", "ImportReport", "MAX_REPORTED", "CSV_COLUMNS"]
@@ -36,8 +38,6 @@ __all__ = ["import_orders", "ImportReport", "MAX_REPORTED", "CSV_COLUMNS"]
 MAX_REPORTED = 1000
 REQUIRED = ("order_id", "customer_id", "at", "sku", "quantity", "price")
 CSV_COLUMNS = REQUIRED + ("category", "discount", "coupon")
-UTC = timezone.utc
-_order_decoder = msgspec.json.Decoder(Order)
 
 
 @dataclass
@@ -84,10 +84,9 @@ def _number(value: str, name: str, *, integer: bool = False, default: float | No
 
 def _time(value: str) -> datetime:
     try:
-        at = datetime.fromisoformat(value)
-    except ValueError:
-        raise _Bad(f"at: not an ISO-8601 time: {value!r}") from None
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+        return read_instant(value, "at")
+    except InstantError as exc:
+        raise _Bad(str(exc)) from None
 
 
 class _Counter:
@@ -191,21 +190,16 @@ def _jsonl_orders(lines: _Counter, report: ImportReport) -> Iterator[Order]:
             report.reject(number, "not UTF-8 text")
             continue
         try:
-            order = _order_decoder.decode(text)
-        except msgspec.ValidationError as exc:
-            report.reject(number, str(exc).replace(" - at `$.", " at ").replace("`", ""))
-            continue
-        except msgspec.DecodeError as exc:
+            order = decode_event(text, Order)
+        except msgspec.DecodeError as exc:  # not JSON (a ValidationError is an EventError)
             report.reject(number, f"not JSON: {exc}")
             continue
-        problem = validate_event(order)
-        if problem is None and order.at is None:
-            problem = ("at", "required for imported orders")
-        if problem:
-            report.reject(number, f"{problem[0]}: {problem[1]}")
+        except EventError as exc:
+            report.reject(number, f"{exc.field}: {exc.message}" if exc.field else exc.message)
             continue
-        if order.at.tzinfo is None:  # type: ignore[union-attr]
-            order.at = order.at.replace(tzinfo=UTC)  # type: ignore[union-attr]
+        if order.at is None:
+            report.reject(number, "at: required for imported orders")
+            continue
         yield order
 
 

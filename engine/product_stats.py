@@ -28,6 +28,8 @@ from typing import Any
 
 from cachetools import LRUCache
 
+from .dates import parse_instant
+
 __all__ = ["ProductStats", "DEFAULT_WINDOWS"]
 
 #: Bestseller windows in days computed by default (plus all time).
@@ -61,10 +63,7 @@ def _when(value: Any) -> datetime | None:
     if isinstance(value, (int, float)):
         return datetime.fromtimestamp(value, timezone.utc)
     if isinstance(value, str):
-        try:
-            return _when(datetime.fromisoformat(value.replace("Z", "+00:00")))
-        except ValueError:
-            return None
+        return parse_instant(value)
     return None
 
 

@@ -72,7 +72,7 @@ def test_missing_at_defaults_to_now_and_offsets_become_utc():
     ({"type": "page_vew", "visitor_id": "v"}, "type", "unknown event type 'page_vew'"),
     ({"visitor_id": "v"}, "type", "missing"),
     ({"type": "page_view", "visitor_id": "v", "pth": "/"}, "pth", "unknown field"),
-    ({"type": "page_view", "visitor_id": "v", "at": "yesterday"}, "at", "datetime"),
+    ({"type": "page_view", "visitor_id": "v", "at": "yesterday"}, "at", "not a date or time; write it like 2026-11-01"),
     ({"type": "cart_update", "visitor_id": "v", "items": [{"sku": "s"}] * 501}, "items", "length"),
 ])
 def test_a_bad_event_is_rejected_by_index_and_field_and_the_good_ones_are_kept(event, field, words):
