@@ -34,6 +34,7 @@ import pluggy
 
 from .config_compile import CompiledConfig, compile_config
 from .config_load import detect_format, parse_config, read_config_text
+from .dates import INSTANT_JSON_SCHEMA
 from .config_schema import (
     ApiConfig,
     CacheConfig,
@@ -138,12 +139,24 @@ def config_json_schema() -> dict[str, Any]:
 
     Loader-only fields (``source_path``) are left out: they are not file keys.
     """
-    schema = _clean_descriptions(msgspec.json.schema(Config))
+    schema = _instants(_clean_descriptions(msgspec.json.schema(Config)))
     config_def = schema["$defs"]["Config"]
     config_def["properties"].pop("source_path", None)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "segmint config"
     return schema
+
+
+def _instants(node: Any) -> Any:
+    """Datetime fields as the config takes them (``segmint.engine.dates``): a date alone or a
+    time without an offset too, which msgspec's ``date-time`` format would refuse."""
+    if node == {"type": "string", "format": "date-time"}:
+        return dict(INSTANT_JSON_SCHEMA)
+    if isinstance(node, dict):
+        return {key: _instants(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_instants(item) for item in node]
+    return node
 
 
 def _clean_descriptions(node: Any) -> Any:

@@ -29,6 +29,7 @@ import msgspec
 
 from .config_lines import locate_line
 from .config_schema import LOADER_FIELDS, Config
+from .dates import InstantError, read_instant
 from .errors import ConfigError
 
 __all__ = ["Problem", "parse_config", "read_config_text", "config_error", "detect_format"]
@@ -180,10 +181,25 @@ def _suggest(name: str, known: Iterable[str]) -> str | None:
     return close[0] if close else None
 
 
+def _is_instant(info: Any) -> bool:
+    members = info.types if isinstance(info, msgspec.inspect.UnionType) else (info,)
+    return any(isinstance(m, msgspec.inspect.DateTimeType) for m in members)
+
+
 def _drop_unknown_keys(
     value: Any, info: Any, path: str, problems: list[Problem], *, root: bool = False
 ) -> Any:
-    """``value`` without keys the structs do not know; each dropped key is a problem."""
+    """``value`` without keys the structs do not know; each dropped key is a problem.
+
+    Dates and times are read on the way by ``segmint.engine.dates`` (TOML and YAML dates,
+    text in any form it takes); one that is not a date is a problem, and None from then on.
+    """
+    if value is not None and _is_instant(info):
+        try:
+            return read_instant(value, path.rsplit(".", 1)[-1])
+        except InstantError as exc:
+            problems.append(Problem(path, exc.reason))
+            return None
     if isinstance(info, msgspec.inspect.UnionType):
         for member in info.types:
             if isinstance(value, dict) and isinstance(member, (msgspec.inspect.StructType, msgspec.inspect.DictType)):
@@ -255,13 +271,7 @@ def _from_msgspec(exc: msgspec.ValidationError, prefix: str) -> Problem:
     text = str(exc)
     match = _MSGSPEC_ERROR.match(text)
     if not match:
-        return Problem(prefix, _friendly(text))
+        return Problem(prefix, text)
     inner = match.group("second") or match.group("first")
     path = prefix + inner[1:] if inner.startswith("$") else prefix
-    return Problem(path, _friendly(match.group("message")))
-
-
-def _friendly(message: str) -> str:
-    if "timezone component" in message:
-        return message + " (add a UTC offset, e.g. 2026-01-01T00:00:00Z)"
-    return message
+    return Problem(path, match.group("message"))

@@ -113,7 +113,8 @@ class Coupon(ConfigBase):
 
 
 class Schedule(ConfigBase):
-    """When a campaign runs; either end may be open. Times need a UTC offset (``Z``)."""
+    """When a campaign runs; either end may be open. A date alone is midnight UTC, a time
+    without an offset is UTC (``2026-11-27``, ``2026-11-27T08:00:00Z``, ``2026-11-27 09:00+01:00``)."""
 
     start: Annotated[datetime, msgspec.Meta(tz=True)] | None = None
     end: Annotated[datetime, msgspec.Meta(tz=True)] | None = None

@@ -8,12 +8,15 @@ field named and accepted forms shown.
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, datetime, timedelta, timezone
 
 import msgspec
 import pytest
 
-from segmint.engine.dates import EXAMPLES, InstantError, parse_instant, read_instant
+from segmint.engine.config import parse_config
+from segmint.engine.dates import EXAMPLES, INSTANT_JSON_SCHEMA, InstantError, parse_instant, read_instant
+from segmint.engine.errors import ConfigError
 from segmint.engine.events import Order, decode_event, decode_events
 from segmint.engine.importer import import_orders
 from segmint.engine.stores import MemoryStore
@@ -134,3 +137,43 @@ def test_csv_and_jsonl_imports_reject_the_same_forms_alike(tmp_path, text):
     reason = f"at: {text!r} is not a date or time; write it like {EXAMPLES}"
     assert csv_report.rejected == [(2, reason + " (order skipped)")]
     assert jsonl_report.rejected == [(1, reason)]
+
+
+# -- config schedules -------------------------------------------------------------------------
+
+CAMPAIGN = '[[campaigns]]\nid = "c1"\nslots = ["home"]\nstrategy = "bestsellers"\n'
+
+
+@pytest.mark.parametrize(("value", "instant"), [
+    ("2026-11-01", datetime(2026, 11, 1, tzinfo=UTC)),                  # a TOML date
+    ("2026-11-01T10:30:00", datetime(2026, 11, 1, 10, 30, tzinfo=UTC)),  # a TOML local datetime
+    ("2026-11-01T12:30:00+02:00", datetime(2026, 11, 1, 10, 30, tzinfo=UTC)),
+    *((json.dumps(text), instant) for text, instant in ACCEPTED),       # TOML strings
+])
+def test_toml_schedules_take_every_form(value, instant):
+    config = parse_config(CAMPAIGN + f"[campaigns.schedule]\nstart = {value}\n", file="segmint.toml")
+    assert config.campaigns[0].schedule.start == instant
+
+
+def test_yaml_and_json_schedules_take_dates_alone():
+    yaml_text = "campaigns:\n- id: c1\n  slots: [home]\n  strategy: bestsellers\n  schedule: {start: 2026-11-01, end: '2026-11-02 10:00'}\n"
+    json_text = json.dumps({"campaigns": [{"id": "c1", "slots": ["home"], "strategy": "bestsellers",
+                                           "schedule": {"start": "2026-11-01", "end": "2026-11-02T10:00"}}]})
+    for text, fmt in ((yaml_text, "yaml"), (json_text, "json")):
+        schedule = parse_config(text, fmt=fmt).campaigns[0].schedule
+        assert (schedule.start, schedule.end) == (datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 2, 10, tzinfo=UTC))
+
+
+def test_a_schedule_that_is_no_date_names_file_line_field_and_example():
+    text = CAMPAIGN + '[campaigns.schedule]\nstart = "2026-11-01"\nend = "01/12/2026"\n'
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, file="segmint.toml")
+    (problem,) = info.value.problems
+    assert (problem.file, problem.line, problem.path) == ("segmint.toml", 7, "$.campaigns[0].schedule.end")
+    assert problem.message == f"'01/12/2026' is not a date or time; write it like {EXAMPLES}"
+
+
+def test_the_published_schema_pattern_takes_every_accepted_form():
+    pattern = re.compile(INSTANT_JSON_SCHEMA["pattern"])
+    for text, _ in ACCEPTED:
+        assert pattern.match(text), text
