@@ -9,24 +9,28 @@ site-relative ``/...`` URLs), and again by the renderer: defence in depth agains
 
 from __future__ import annotations
 
+import csv
 import difflib
+import io
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import msgspec
 
+from .dates import EXAMPLES, InstantError, as_utc, read_instant_fields
 from .errors import ConfigError
 
 __all__ = ["Product", "Catalog", "load_catalog_file", "is_safe_url"]
 
 T = TypeVar("T")
 
-#: Report at most this many bad products of one file (a broken export can have thousands).
-MAX_REPORTED_PROBLEMS = 20
+#: Keep at most this many bad products of one file (a broken export can have thousands);
+#: all of them are counted.
+MAX_REPORTED_PROBLEMS = 1000
 
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*):")
 # Browsers drop tabs/newlines inside a scheme ("java\tscript:") and treat "\" as "/".
@@ -88,22 +92,26 @@ class Product(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 
 def _as_utc(product: Product) -> Product:
     # Naive timestamps are taken as UTC so that new_arrivals can compare any two products.
-    if product.created_at is not None and product.created_at.tzinfo is None:
-        return msgspec.structs.replace(product, created_at=product.created_at.replace(tzinfo=timezone.utc))
+    if product.created_at is not None and product.created_at.tzinfo is not timezone.utc:
+        return msgspec.structs.replace(product, created_at=as_utc(product.created_at))
     return product
 
 
 class Catalog:
     """Products by sku and by category; immutable.
 
+    A catalog loaded from a file also knows what it left out: ``problems`` (a ``ConfigError``
+    per bad product, the first ``MAX_REPORTED_PROBLEMS``) and ``rejected`` (how many in all).
+
     >>> cat = Catalog([Product(sku="a", name="A", url="/a", price=5, category="makeup")])
     >>> cat.get("a").name, len(cat), [p.sku for p in cat.by_category("makeup")]
     ('A', 1, ['a'])
     """
 
-    __slots__ = ("_by_sku", "_by_category", "_memo", "_lock", "__weakref__")
+    __slots__ = ("_by_sku", "_by_category", "_memo", "_lock", "problems", "rejected", "__weakref__")
 
-    def __init__(self, products: Iterable[Product] = ()) -> None:
+    def __init__(self, products: Iterable[Product] = (), *, problems: Sequence[ConfigError] = (),
+                 rejected: int | None = None) -> None:
         by_sku: dict[str, Product] = {}
         by_category: dict[str, list[Product]] = {}
         for product in products:
@@ -116,6 +124,8 @@ class Catalog:
         self._by_category = {cat: tuple(items) for cat, items in by_category.items()}
         self._memo: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self.problems: tuple[ConfigError, ...] = tuple(problems)
+        self.rejected = len(self.problems) if rejected is None else rejected
 
     def get(self, sku: str) -> Product | None:
         return self._by_sku.get(sku)
@@ -160,11 +170,26 @@ class Catalog:
 
 
 _PRODUCT_FIELDS = tuple(f.encode_name for f in msgspec.structs.fields(Product))
+_REQUIRED = tuple(f.encode_name for f in msgspec.structs.fields(Product) if f.required)
+# Fields that hold a list: a CSV cell holds them ``;``-separated.
+_LIST_FIELDS = frozenset(
+    f.name for f in msgspec.inspect.type_info(Product).fields
+    if isinstance(f.type, (msgspec.inspect.TupleType, msgspec.inspect.VarTupleType, msgspec.inspect.ListType))
+)
+#: An accepted value of each field, shown with a problem in it.
+FIELD_EXAMPLES = {
+    "sku": '"SER-1"', "name": '"Hydrating serum"', "url": '"/p/ser-1" or "https://shop.example/p/ser-1"',
+    "price": "52.0", "category": '"skincare"', "image": '"https://cdn.example/ser-1.jpg"',
+    "compare_at_price": "60.0", "created_at": EXAMPLES, "tags": '["new", "vegan"] (in CSV: new;vegan)',
+    "stock": "12",
+}
 _AT = re.compile(r" - at `(\$[^`]*)`$")
 _UNKNOWN = re.compile(r"unknown field `([^`]*)`")
+_MISSING = re.compile(r"missing required field `([^`]*)`")
+_decode_product = msgspec.json.Decoder(Product).decode
 
 
-def _problem(exc: msgspec.ValidationError, index: int, file: str) -> ConfigError:
+def _problem(exc: msgspec.ValidationError, where: _Where) -> ConfigError:
     message = str(exc)
     match = _AT.search(message)
     inner = match.group(1)[1:] if match else ""
@@ -177,47 +202,153 @@ def _problem(exc: msgspec.ValidationError, index: int, file: str) -> ConfigError
         inner += f".{unknown.group(1)}"
         close = difflib.get_close_matches(unknown.group(1), _PRODUCT_FIELDS, n=1)
         suggestion = close[0] if close else None
-    return ConfigError(f"bad product: {message}", file=file, path=f"$[{index}]{inner}", suggestion=suggestion)
+    elif missing := _MISSING.search(message):
+        inner += f".{missing.group(1)}"
+    if not unknown and inner.startswith(".") and inner[1:].split("[")[0] in FIELD_EXAMPLES:
+        message += f" (e.g. {FIELD_EXAMPLES[inner[1:].split('[')[0]]})"
+    return where.error(message, inner, suggestion)
+
+
+class _Where:
+    """Where one product is: its file, index, line and sku, for the problem it may have."""
+
+    __slots__ = ("file", "index", "line", "sku")
+
+    def __init__(self, file: str, index: int, line: int | None, item: Any) -> None:
+        self.file, self.index, self.line = file, index, line
+        sku = item.get("sku") if isinstance(item, dict) else None
+        self.sku = sku if isinstance(sku, str) and sku else None
+
+    def error(self, message: str, inner: str = "", suggestion: str | None = None) -> ConfigError:
+        which = f"bad product {self.sku!r}" if self.sku else "bad product"
+        return ConfigError(f"{which}: {message}", file=self.file, path=f"$[{self.index}]{inner}",
+                           line=self.line, suggestion=suggestion)
+
+
+def _product(item: Any, *, from_text: bool) -> Product:
+    """One product. msgspec reads RFC 3339 ``created_at`` itself; a product it refuses is
+    converted again with ``created_at`` read by ``segmint.engine.dates`` (a date alone, ...).
+    ``from_text``: the values are CSV text, converted to the field types (``"52.0"``)."""
+    try:
+        return msgspec.convert(item, Product, strict=not from_text)
+    except msgspec.ValidationError:
+        read = read_instant_fields(item, ("created_at",))
+        if read is item:
+            raise
+    return msgspec.convert(read, Product, strict=not from_text)
+
+
+# -- reading files: each yields (index, line, item) -----------------------------------------------
+
+Items = Iterator[tuple[int, int | None, Any]]
+
+
+def _json_items(raw: bytes, file: str) -> Items:
+    try:
+        items = msgspec.json.decode(raw, type=list[msgspec.Raw])
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"catalog is not a JSON list of products: {exc}", file=file) from exc
+    # A line for each product: its text is found after the previous one's (only commas and
+    # whitespace lie between), and newlines are counted up to it.
+    pos, line_pos, line = 0, 0, 1
+    for index, item in enumerate(items):
+        text = bytes(item)
+        pos = raw.find(text, pos)
+        line += raw.count(b"\n", line_pos, pos)
+        line_pos = pos
+        pos += len(text)
+        try:
+            yield index, line, _decode_product(item)
+        except msgspec.ValidationError:
+            yield index, line, msgspec.json.decode(item)  # the slow path names the problem
+
+
+def _csv_items(raw: bytes, file: str) -> Items:
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"catalog is not UTF-8 text: {exc}", file=file) from exc
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = [name.strip() for name in next(reader, [])]
+    for name in header:
+        if name not in _PRODUCT_FIELDS:
+            close = difflib.get_close_matches(name, _PRODUCT_FIELDS, n=1)
+            raise ConfigError(f"unknown column {name!r} in the CSV header; the columns are product fields: "
+                              f"{', '.join(_PRODUCT_FIELDS)}", file=file, line=1, path=f"$.{name}",
+                              suggestion=close[0] if close else None)
+    missing = [name for name in _REQUIRED if name not in header]
+    if missing:
+        raise ConfigError(f"the CSV header lacks the column(s) {', '.join(missing)}; e.g. "
+                          f"{','.join(_REQUIRED)}", file=file, line=1)
+    start = reader.line_num + 1
+    for index, row in enumerate(reader):
+        line, start = start, reader.line_num + 1
+        if len(row) != len(header):
+            yield index, line, ValueError(f"expected {len(header)} columns, got {len(row)}")
+            continue
+        item: dict[str, Any] = {}
+        for name, cell in zip(header, row):
+            cell = cell.strip()
+            if name in _LIST_FIELDS:
+                item[name] = [part.strip() for part in cell.split(";") if part.strip()]
+            elif cell:  # an empty cell is a missing value: the default, or an error if required
+                item[name] = cell
+        yield index, line, item
+
+
+_READERS: dict[str, Callable[[bytes, str], Items]] = {".json": _json_items, ".csv": _csv_items}
 
 
 def load_catalog_file(path: str | Path) -> Catalog:
-    """Load a JSON list of products; every bad product is reported with its ``$[i].field``.
+    """Load the products of a JSON list or a CSV file (chosen by the extension).
 
-    Raises ``ConfigError`` (with ``file`` and ``path``) for a missing file, invalid JSON, a
-    product that does not fit ``Product``, or a duplicate sku.
+    A bad product does not stop the others: the catalog holds the good ones, and each bad
+    one is a ``ConfigError`` in ``catalog.problems`` (file, line, ``$[index].field``, sku,
+    reason; the first ``MAX_REPORTED_PROBLEMS``) and counted in ``catalog.rejected``. The
+    runtime serves the good ones; ``segmint check`` reports every problem.
+
+    Raises ``ConfigError`` (with ``file``) for what spoils the whole file: an unsupported
+    extension, a missing file, a file that is not a JSON list or has a bad CSV header.
     """
     file = str(path)
+    read = _READERS.get(Path(path).suffix.lower())
+    if read is None:
+        raise ConfigError(f"unsupported catalog format {Path(path).suffix or '(no extension)'!r}: "
+                          f"give a .json file (a list of products) or a .csv file (a header of "
+                          f"product fields)", file=file)
     try:
         raw = Path(path).read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read catalog file: {exc.strerror or exc}", file=file) from exc
-    try:
-        items = msgspec.json.decode(raw, type=list[Any])
-    except msgspec.DecodeError as exc:
-        raise ConfigError(f"catalog is not a JSON list of products: {exc}", file=file) from exc
 
+    from_text = read is _csv_items
     products: list[Product] = []
     problems: list[ConfigError] = []
+    rejected = 0
     first_index: dict[str, int] = {}
-    for index, item in enumerate(items):
-        try:
-            product = msgspec.convert(item, Product)
-        except msgspec.ValidationError as exc:
-            problems.append(_problem(exc, index, file))
+    for index, line, item in read(raw, file):
+        where = _Where(file, index, line, item)
+        problem = None
+        if isinstance(item, Product):
+            product = item
+        elif isinstance(item, ValueError):  # a CSV row of the wrong width
+            problem = where.error(str(item))
         else:
+            try:
+                product = _product(item, from_text=from_text)
+            except msgspec.ValidationError as exc:
+                problem = _problem(exc, where)
+            except InstantError as exc:
+                problem = where.error(exc.reason, f".{exc.field}")
+        if problem is None:
             if product.sku in first_index:
-                problems.append(ConfigError(
-                    f"duplicate sku {product.sku!r} (first at $[{first_index[product.sku]}])",
-                    file=file, path=f"$[{index}].sku"))
+                where.sku = product.sku
+                problem = where.error(f"duplicate sku (first at $[{first_index[product.sku]}])", ".sku")
             else:
                 first_index[product.sku] = index
                 products.append(product)
-        if len(problems) >= MAX_REPORTED_PROBLEMS:
-            break
-    if len(problems) == 1:
-        raise problems[0]
-    if problems:
-        capped = len(problems) >= MAX_REPORTED_PROBLEMS
-        summary = f"{file}: {len(problems)} bad products" + (" (stopped counting there)" if capped else "")
-        raise ConfigError(summary, file=file, path=problems[0].path, problems=problems)
-    return Catalog(products)
+                continue
+        rejected += 1
+        if len(problems) < MAX_REPORTED_PROBLEMS:
+            problems.append(problem)
+    return Catalog(products, problems=problems, rejected=rejected)

@@ -94,7 +94,9 @@ def compile_config(
         raise config_error(problems, file=config.source_path, text=text, fmt=fmt)
     catalog = Catalog()
     if load_catalog:
-        catalog = first_result(pm, "segmint_load_catalog", config=config) or Catalog()
+        # "is None", not "or": an empty catalog is falsy, and may still carry its problems.
+        loaded = first_result(pm, "segmint_load_catalog", config=config)
+        catalog = Catalog() if loaded is None else loaded
     return CompiledConfig(config=config, pm=pm, strategies=strategies, fields=fields, operators=operators,
                           segments=segments, campaigns=sort_campaigns(campaigns), catalog=catalog)
 

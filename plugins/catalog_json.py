@@ -1,4 +1,8 @@
-"""The built-in catalog: a JSON list of products named by ``[catalog] path`` in the config.
+"""The built-in catalog: the products of the file ``[catalog] path`` names in the config.
+
+The file is a JSON list of products or a CSV file with a header of product fields, chosen by
+its extension (``load_catalog_file``); the module keeps its first name, which configs and
+plugin lists may refer to. Bad products are left out and listed in ``catalog.problems``.
 
 The path is relative to the config file's directory (``config.source_dir``), so a config and
 its catalog can move together. No path: an empty catalog (strategies return nothing and

@@ -3,7 +3,9 @@ from datetime import datetime, timezone
 
 import pytest
 
+from segmint.engine import catalog as catalog_module
 from segmint.engine.catalog import Catalog, Product, is_safe_url, load_catalog_file
+from segmint.engine.dates import EXAMPLES
 from segmint.engine.errors import ConfigError
 
 
@@ -123,51 +125,130 @@ def test_not_a_list(tmp_path):
         load_catalog_file(write(tmp_path, {"products": []}))
 
 
-def test_bad_product_names_index_and_field(tmp_path):
+def test_bad_product_names_index_line_field_sku_and_an_example(tmp_path):
     items = [GOOD, {**GOOD, "sku": "b"}, {**GOOD, "sku": "c"}, {**GOOD, "sku": "d", "price": "cheap"}]
-    with pytest.raises(ConfigError) as info:
-        load_catalog_file(write(tmp_path, items))
-    err = info.value
-    assert err.path == "$[3].price"
-    assert err.file.endswith("catalog.json")
-    assert "Expected `float`" in err.message
-    assert "$[3].price" in str(err)
+    path = tmp_path / "catalog.json"
+    path.write_text(json.dumps(items, indent=1))
+    cat = load_catalog_file(path)
+    assert [p.sku for p in cat] == ["S1", "b", "c"]  # the good ones are kept
+    (err,) = cat.problems
+    assert cat.rejected == 1
+    assert (err.path, err.file, err.line) == ("$[3].price", str(path), 23)
+    assert err.message == "bad product 'd': Expected `float`, got `str` (e.g. 52.0)"
+    assert str(err).startswith(f"{path}:23: $[3].price: bad product 'd'")
 
 
 def test_negative_price_and_missing_field(tmp_path):
     no_name = {k: v for k, v in GOOD.items() if k != "name"}
-    with pytest.raises(ConfigError) as info:
-        load_catalog_file(write(tmp_path, [{**GOOD, "price": -1}, no_name]))
-    paths = [p.path for p in info.value.problems]
-    assert paths == ["$[0].price", "$[1]"]
-    assert "name" in info.value.problems[1].message
+    cat = load_catalog_file(write(tmp_path, [{**GOOD, "price": -1}, no_name]))
+    assert len(cat) == 0
+    assert [p.path for p in cat.problems] == ["$[0].price", "$[1].name"]
+    assert cat.problems[1].message == 'bad product \'S1\': Object missing required field `name` (e.g. "Hydrating serum")'
 
 
 def test_unknown_field_suggests(tmp_path):
-    with pytest.raises(ConfigError) as info:
-        load_catalog_file(write(tmp_path, [{**GOOD, "compare_at_prise": 60}]))
-    assert info.value.path == "$[0].compare_at_prise"
-    assert info.value.suggestion == "compare_at_price"
+    (err,) = load_catalog_file(write(tmp_path, [{**GOOD, "compare_at_prise": 60}])).problems
+    assert err.path == "$[0].compare_at_prise"
+    assert err.suggestion == "compare_at_price"
 
 
 def test_script_url_rejected_at_load(tmp_path):
     items = [GOOD, {**GOOD, "sku": "x", "url": "javascript:alert(document.cookie)"},
              {**GOOD, "sku": "y", "image": "data:image/svg+xml,<svg onload=alert(1)>"}]
-    with pytest.raises(ConfigError) as info:
-        load_catalog_file(write(tmp_path, items))
-    assert [p.path for p in info.value.problems] == ["$[1].url", "$[2].image"]
+    cat = load_catalog_file(write(tmp_path, items))
+    assert [p.path for p in cat.problems] == ["$[1].url", "$[2].image"]
+    assert [p.sku for p in cat] == ["S1"]
 
 
 def test_duplicate_sku_at_load(tmp_path):
-    with pytest.raises(ConfigError) as info:
-        load_catalog_file(write(tmp_path, [GOOD, {**GOOD, "name": "Other"}]))
-    assert info.value.path == "$[1].sku"
-    assert "first at $[0]" in info.value.message
+    cat = load_catalog_file(write(tmp_path, [GOOD, {**GOOD, "name": "Other"}]))
+    (err,) = cat.problems
+    assert err.path == "$[1].sku"
+    assert "first at $[0]" in err.message and "'S1'" in err.message
+    assert cat.get("S1").name == "Serum"  # the first one wins
 
 
-def test_many_bad_products_are_capped(tmp_path):
-    items = [{**GOOD, "sku": f"s{i}", "price": "x"} for i in range(100)]
+def test_many_bad_products_are_all_counted_and_the_first_ones_kept(tmp_path, monkeypatch):
+    monkeypatch.setattr(catalog_module, "MAX_REPORTED_PROBLEMS", 20)
+    items = [{**GOOD, "sku": f"s{i}", "price": "x"} for i in range(100)] + [GOOD]
+    cat = load_catalog_file(write(tmp_path, items))
+    assert len(cat.problems) == 20 and cat.rejected == 100
+    assert cat.problems[-1].path == "$[19].price"
+    assert len(cat) == 1
+
+
+# -- dates: created_at takes every form segmint.engine.dates reads ------------------------------
+
+
+@pytest.mark.parametrize(("text", "instant"), [
+    ("2026-11-01", datetime(2026, 11, 1, tzinfo=timezone.utc)),
+    ("2026-11-01T10:30:00Z", datetime(2026, 11, 1, 10, 30, tzinfo=timezone.utc)),
+    ("2026-11-01T12:30:00+02:00", datetime(2026, 11, 1, 10, 30, tzinfo=timezone.utc)),
+    ("2026-11-01T10:30:00", datetime(2026, 11, 1, 10, 30, tzinfo=timezone.utc)),
+    ("2026-11-01 10:30", datetime(2026, 11, 1, 10, 30, tzinfo=timezone.utc)),
+])
+def test_created_at_forms(tmp_path, text, instant):
+    cat = load_catalog_file(write(tmp_path, [{**GOOD, "created_at": text}]))
+    assert cat.problems == ()
+    assert cat.get("S1").created_at == instant and cat.get("S1").created_at.tzinfo is timezone.utc
+
+
+def test_created_at_that_is_no_date(tmp_path):
+    (err,) = load_catalog_file(write(tmp_path, [{**GOOD, "created_at": "01/11/2026"}])).problems
+    assert err.path == "$[0].created_at" and err.line == 1
+    assert err.message == f"bad product 'S1': '01/11/2026' is not a date or time; write it like {EXAMPLES}"
+
+
+# -- CSV catalogs -------------------------------------------------------------------------------
+
+
+def write_csv(tmp_path, text, name="catalog.csv"):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_csv_catalog_types_cells_by_the_product_fields(tmp_path):
+    path = write_csv(tmp_path, "\ufeffsku,name,url,price,category,compare_at_price,created_at,tags,stock,image\n"
+                     "S1,Serum,/p/s1,52,skincare,60.5,2026-11-01,new; vegan ;,3,\n"
+                     'M1,"Lipstick, red",https://shop.example/p/m1,9.90,makeup,,,,,https://cdn.example/m1.jpg\n')
+    cat = load_catalog_file(path)
+    assert cat.problems == ()
+    s1, m1 = cat.get("S1"), cat.get("M1")
+    assert (s1.price, s1.compare_at_price, s1.stock, s1.tags) == (52.0, 60.5, 3, ("new", "vegan"))
+    assert s1.created_at == datetime(2026, 11, 1, tzinfo=timezone.utc) and s1.image is None
+    assert (m1.name, m1.price, m1.compare_at_price, m1.stock, m1.tags) == ("Lipstick, red", 9.9, None, None, ())
+    assert m1.image == "https://cdn.example/m1.jpg"
+
+
+def test_csv_bad_rows_name_line_field_and_sku(tmp_path):
+    path = write_csv(tmp_path, "sku,name,url,price,category,created_at\n"
+                     "S1,Serum,/p/s1,52,skincare,2026-11-01\n"
+                     "S2,Cream,/p/s2,cheap,skincare,\n"
+                     '"S3","Multi\nline",/p/s3,4,skincare,\n'
+                     "S4,Toner,/p/s4,5,skincare,someday\n"
+                     "S5,Mask,/p/s5,5\n"
+                     "S6,Gel,javascript:alert(1),5,skincare,\n")
+    cat = load_catalog_file(path)
+    assert [p.sku for p in cat] == ["S1", "S3"]
+    assert [(p.line, p.path) for p in cat.problems] == [
+        (3, "$[1].price"), (6, "$[3].created_at"), (7, "$[4]"), (8, "$[5].url")]
+    assert cat.problems[0].message == "bad product 'S2': Expected `float`, got `str` (e.g. 52.0)"
+    assert "'someday' is not a date or time" in cat.problems[1].message
+    assert "expected 6 columns, got 4" in cat.problems[2].message
+
+
+def test_csv_header_must_name_product_fields(tmp_path):
     with pytest.raises(ConfigError) as info:
-        load_catalog_file(write(tmp_path, items))
-    assert len(info.value.problems) == 20
-    assert info.value.problems[-1].path == "$[19].price"
+        load_catalog_file(write_csv(tmp_path, "sku,name,url,prize,category\n"))
+    assert info.value.suggestion == "price" and info.value.line == 1
+    with pytest.raises(ConfigError, match="lacks the column.s. price"):
+        load_catalog_file(write_csv(tmp_path, "sku,name,url,category\n"))
+
+
+@pytest.mark.parametrize("name", ["catalog.xml", "catalog.jsonl", "catalog"])
+def test_unsupported_extension_says_which_formats_are_accepted(tmp_path, name):
+    with pytest.raises(ConfigError) as info:
+        load_catalog_file(write_csv(tmp_path, "[]", name=name))
+    assert ".json" in info.value.message and ".csv" in info.value.message
+    assert info.value.file == str(tmp_path / name)

@@ -213,7 +213,10 @@ def test_catalog_problems_name_the_catalog_file(tmp_path):
     (tmp_path / "catalog.json").write_text('[{"sku": "a", "name": "A", "url": "javascript:x", "price": 1, "category": "c"}]')
     path = write(tmp_path, '[catalog]\npath = "catalog.json"\n')
     assert load_config(path).catalog.path == "catalog.json"  # load_config does not read the catalog
-    with pytest.raises(ConfigError) as info:
+    catalog = load_compiled(path).catalog  # a bad product is left out, not a broken config
+    assert len(catalog) == 0 and [p.file for p in catalog.problems] == [str(tmp_path / "catalog.json")]
+    (tmp_path / "catalog.json").write_text("[{")
+    with pytest.raises(ConfigError) as info:  # a broken file still is
         load_compiled(path)
     assert info.value.file == str(tmp_path / "catalog.json")
 

@@ -36,10 +36,17 @@ def test_no_catalog_path_is_an_empty_catalog(cfg):
 
 def test_errors_name_the_resolved_file(tmp_path):
     (tmp_path / "c.json").write_text(json.dumps([{"sku": "a"}]))
+    (problem,) = catalog_json.segmint_load_catalog(config("c.json", tmp_path)).problems
+    assert problem.file == str(tmp_path / "c.json")
+    assert problem.path == "$[0].name"
     with pytest.raises(ConfigError) as info:
-        catalog_json.segmint_load_catalog(config("c.json", tmp_path))
-    assert info.value.file == str(tmp_path / "c.json")
-    assert info.value.path == "$[0]"
+        catalog_json.segmint_load_catalog(config("missing.json", tmp_path))
+    assert info.value.file == str(tmp_path / "missing.json")
+
+
+def test_a_csv_catalog_through_the_plugin(tmp_path):
+    (tmp_path / "c.csv").write_text("sku,name,url,price,category\nS1,Serum,/p/s1,52,skincare\n")
+    assert catalog_json.segmint_load_catalog(config("c.csv", tmp_path)).get("S1").price == 52.0
 
 
 def test_through_the_plugin_manager_a_user_catalog_wins():
