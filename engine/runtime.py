@@ -75,6 +75,20 @@ class RuntimeExplanation:
         }
 
 
+def _log_catalog_problems(catalog: Catalog, previous: Catalog | None = None) -> None:
+    """Log each bad product the catalog left out, once: a reload that finds the same ones
+    (the config changed, not the catalog) says nothing new. The good products are served."""
+    messages = [str(problem) for problem in catalog.problems]
+    if not catalog.rejected or (previous is not None and previous.rejected == catalog.rejected
+                                and messages == [str(problem) for problem in previous.problems]):
+        return
+    for message in messages:
+        log.warning("segmint: bad product left out of the catalog: %s", message)
+    unlisted = catalog.rejected - len(messages)
+    if unlisted:
+        log.warning("segmint: %d more bad products left out of the catalog (not listed)", unlisted)
+
+
 class Segmint:
     """The runtime. Build it with ``Segmint.from_config``; close it with ``close()``."""
 
@@ -106,6 +120,7 @@ class Segmint:
         wire_invalidation(store, self.profiles)
         self.writer = EventWriter(self.profiles, on_recorded=self._events_recorded)
         self._threads: list[PeriodicThread] = []
+        _log_catalog_problems(state.catalog)
         try:
             self.refresh_stats()
         except BaseException:
@@ -358,6 +373,7 @@ class Segmint:
             new = self._reloader.poll(self._state)
             if new is None:
                 return False
+            _log_catalog_problems(new.catalog, self._state.catalog)
             self._state = new  # the one atomic swap
             return True
 

@@ -32,15 +32,12 @@ def check(args: argparse.Namespace, out: Output) -> int:
     try:
         state = load_compiled(args.config)
     except ConfigError as exc:
-        problems = _problems(exc)
-        if args.json:
-            out.json({"ok": False, "problems": [_problem_dict(p) for p in problems]})
-        else:
-            for p in problems:
-                hint = f" (did you mean {p.suggestion!r}?)" if p.suggestion else ""
-                out.line(f"{out.paint(p.location(), 'bold')}: {p.message}{hint}")
-            out.line(out.paint(f"{plural(len(problems), 'problem')} found", "red"))
-        return 1
+        return _report_problems(_problems(exc), out, args.json)
+    # A running app serves the good products of a catalog and leaves the bad ones out; a
+    # check is where they are errors.
+    if state.catalog.rejected:
+        return _report_problems(list(state.catalog.problems), out, args.json,
+                                unlisted=state.catalog.rejected - len(state.catalog.problems))
     slots = sorted({s for c in state.campaigns for s in c.slots})
     summary = {
         "ok": True,
@@ -61,6 +58,20 @@ def check(args: argparse.Namespace, out: Output) -> int:
         for warning in summary["warnings"]:
             out.line(out.paint(f"warning: {warning}", "yellow"))
     return 0
+
+
+def _report_problems(problems: list[ConfigError], out: Output, as_json: bool, *, unlisted: int = 0) -> int:
+    """Print every problem (file, line, path, message, suggestion); the exit code, 1."""
+    if as_json:
+        out.json({"ok": False, "problems": [_problem_dict(p) for p in problems]}
+                 | ({"unlisted": unlisted} if unlisted else {}))
+        return 1
+    for p in problems:
+        hint = f" (did you mean {p.suggestion!r}?)" if p.suggestion else ""
+        out.line(f"{out.paint(p.location(), 'bold')}: {p.message}{hint}")
+    more = f" and {unlisted} more not listed" if unlisted else ""
+    out.line(out.paint(f"{plural(len(problems), 'problem')} found{more}", "red"))
+    return 1
 
 
 def _problem_dict(p: ConfigError) -> dict[str, Any]:

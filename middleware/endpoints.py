@@ -64,6 +64,8 @@ FAILED_WINDOW_SECONDS = 60.0
 DEBUG_ONLY_KEYS = ("reasons", "segment", "strategy")
 #: The ``/recommendations`` answer when deciding fails (fail open: the page keeps its defaults).
 FALLBACK_ANSWER = {"slots": {}, "fallback": True}
+#: Bad products of the catalog listed by /health (all are counted; `segmint check` lists them).
+HEALTH_PROBLEMS = 5
 _json = msgspec.json.Encoder()
 # Characters kept as they are in a redirect target; anything else (non-ASCII) is %-encoded.
 _URL_SAFE = "/?&=#%:+;,@!$'()*[]~-._"
@@ -318,8 +320,9 @@ async def _check_token(scope: MutableMapping[str, Any], send: Send, token: str |
 
 def _runtime_health(runtime: Any) -> dict[str, Any]:
     """The runtime's own numbers: event writer (queued, written, dropped), profile cache
-    (hits, misses, size, maxsize), contained plugin failures and the last failed config reload
-    (None when healthy)."""
+    (hits, misses, size, maxsize), contained plugin failures, the last failed config reload
+    (None when healthy) and the catalog (products served, bad products left out, the first
+    ``HEALTH_PROBLEMS`` of them)."""
     health: dict[str, Any] = {}
     writer, profiles = getattr(runtime, "writer", None), getattr(runtime, "profiles", None)
     if writer is not None:
@@ -331,6 +334,10 @@ def _runtime_health(runtime: Any) -> dict[str, Any]:
     failures = getattr(runtime, "failures", None)
     if failures is not None:  # contained plugin failures, by plugin, hook and error type
         health["plugin_failures"] = failures.counts()
+    catalog = getattr(runtime, "catalog", None)
+    if catalog is not None:  # bad products are left out and served without
+        health["catalog"] = {"products": len(catalog), "bad_products": catalog.rejected,
+                             "problems": [str(p) for p in catalog.problems[:HEALTH_PROBLEMS]]}
     return health
 
 

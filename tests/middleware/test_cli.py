@@ -135,6 +135,24 @@ def test_check_json_lists_problems_with_path(capsys, tmp_path):
     assert data["problems"][0]["suggestion"] == "bestsellers"
 
 
+def test_check_lists_each_bad_product_and_exits_1(capsys, tmp_path):
+    config = write_config(tmp_path, "")
+    products = json.loads((tmp_path / "catalog.json").read_text())
+    products[1]["price"] = "cheap"
+    products[3]["created_at"] = "someday"
+    (tmp_path / "catalog.json").write_text(json.dumps(products, indent=1))
+    code, out, err = run(capsys, "check", str(config))
+    assert code == 1 and "Traceback" not in out + err
+    lines = out.splitlines()
+    assert len(lines) == 3 and lines[-1] == "2 problem(s) found"
+    assert "catalog.json:" in lines[0] and f"$[1].price: bad product {products[1]['sku']!r}" in lines[0]
+    assert f"$[3].created_at: bad product {products[3]['sku']!r}: 'someday' is not a date" in lines[1]
+    code, out, _ = run(capsys, "check", str(config), "--json")
+    data = json.loads(out)
+    assert code == 1 and [p["path"] for p in data["problems"]] == ["$[1].price", "$[3].created_at"]
+    assert all(p["line"] and p["file"].endswith("catalog.json") for p in data["problems"])
+
+
 def test_missing_config_file_is_an_error_not_a_traceback(capsys, tmp_path):
     code, out, err = run(capsys, "check", str(tmp_path / "nope.toml"))
     assert code == 1
