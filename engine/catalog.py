@@ -216,7 +216,7 @@ class _Where:
 
     def __init__(self, file: str, index: int, line: int | None, item: Any) -> None:
         self.file, self.index, self.line = file, index, line
-        sku = item.get("sku") if isinstance(item, dict) else None
+        sku = item.get("sku") if isinstance(item, dict) else getattr(item, "sku", None)
         self.sku = sku if isinstance(sku, str) and sku else None
 
     def error(self, message: str, inner: str = "", suggestion: str | None = None) -> ConfigError:
@@ -240,10 +240,18 @@ def _product(item: Any, *, from_text: bool) -> Product:
 
 # -- reading files: each yields (index, line, item) -----------------------------------------------
 
-Items = Iterator[tuple[int, int | None, Any]]
+_Items = Iterator[tuple[int, int | None, Any]]
 
 
-def _json_items(raw: bytes, file: str) -> Items:
+class _RowError(ValueError):
+    """A CSV row that cannot be a product whatever its cells (the wrong number of them)."""
+
+    def __init__(self, message: str, sku: str | None) -> None:
+        super().__init__(message)
+        self.sku = sku
+
+
+def _json_items(raw: bytes, file: str) -> _Items:
     try:
         items = msgspec.json.decode(raw, type=list[msgspec.Raw])
     except msgspec.DecodeError as exc:
@@ -263,7 +271,7 @@ def _json_items(raw: bytes, file: str) -> Items:
             yield index, line, msgspec.json.decode(item)  # the slow path names the problem
 
 
-def _csv_items(raw: bytes, file: str) -> Items:
+def _csv_items(raw: bytes, file: str) -> _Items:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -284,7 +292,8 @@ def _csv_items(raw: bytes, file: str) -> Items:
     for index, row in enumerate(reader):
         line, start = start, reader.line_num + 1
         if len(row) != len(header):
-            yield index, line, ValueError(f"expected {len(header)} columns, got {len(row)}")
+            sku = row[header.index("sku")] if len(row) > header.index("sku") else None
+            yield index, line, _RowError(f"expected {len(header)} columns, got {len(row)}", sku)
             continue
         item: dict[str, Any] = {}
         for name, cell in zip(header, row):
@@ -296,7 +305,7 @@ def _csv_items(raw: bytes, file: str) -> Items:
         yield index, line, item
 
 
-_READERS: dict[str, Callable[[bytes, str], Items]] = {".json": _json_items, ".csv": _csv_items}
+_READERS: dict[str, Callable[[bytes, str], _Items]] = {".json": _json_items, ".csv": _csv_items}
 
 
 def load_catalog_file(path: str | Path) -> Catalog:
@@ -331,7 +340,7 @@ def load_catalog_file(path: str | Path) -> Catalog:
         problem = None
         if isinstance(item, Product):
             product = item
-        elif isinstance(item, ValueError):  # a CSV row of the wrong width
+        elif isinstance(item, _RowError):
             problem = where.error(str(item))
         else:
             try:
@@ -342,7 +351,6 @@ def load_catalog_file(path: str | Path) -> Catalog:
                 problem = where.error(exc.reason, f".{exc.field}")
         if problem is None:
             if product.sku in first_index:
-                where.sku = product.sku
                 problem = where.error(f"duplicate sku (first at $[{first_index[product.sku]}])", ".sku")
             else:
                 first_index[product.sku] = index

@@ -87,8 +87,8 @@ def segmint_field_catalog() -> Sequence[FieldDef]:
 def segmint_load_catalog(config: Config) -> Catalog | None:
     """Return the product catalog for this config.
 
-    Stops at first non-None result. The built-in plugin reads the JSON file named by
-    ``[catalog] path``.
+    Stops at first non-None result. The built-in plugin reads the JSON or CSV file named by
+    ``[catalog] path``; the bad products it leaves out are in ``Catalog.problems``.
 
     :param config: the loaded config.
     :return: a ``Catalog``, or None to let the next plugin answer.

@@ -128,3 +128,42 @@ def test_the_strategy_defaults_the_params_row_names_are_the_strategies():
     for strategy, param, shown in named:
         default = next(f.default for f in msgspec.structs.fields(strategies[strategy].Params) if f.name == param)
         assert literal(default) == shown, f"{strategy}.{param}: docs say {shown}, code {literal(default)}"
+
+
+# -- the catalog formats and the dates of docs/config.md are the code's ---------------------------
+
+
+def _block(lang: str) -> str:
+    match = re.search(rf"^```{lang}\n(.*?)^```$", DOC, re.M | re.S)
+    assert match, f"docs/config.md has no {lang} block"
+    return match.group(1)
+
+
+def test_the_product_field_table_lists_the_product_struct():
+    from segmint.engine.catalog import FIELD_EXAMPLES, Product
+
+    section = DOC[DOC.index("| field | type | required | meaning |"):]
+    rows = re.findall(r"^\| `(\w+)` \| [^|]+ \| (yes|no) \|", section[:section.index("\n\n")], re.M)
+    fields = msgspec.structs.fields(Product)
+    assert rows == [(f.name, "yes" if f.required else "no") for f in fields]
+    assert set(FIELD_EXAMPLES) == {f.name for f in fields}
+
+
+def test_the_json_and_csv_catalog_examples_load_alike(tmp_path):
+    from segmint.engine.catalog import load_catalog_file
+
+    (tmp_path / "catalog.json").write_text(_block("json"))
+    (tmp_path / "catalog.csv").write_text(_block("csv"))
+    from_json, from_csv = (load_catalog_file(tmp_path / name) for name in ("catalog.json", "catalog.csv"))
+    assert from_json.problems == () and from_csv.problems == ()
+    assert list(from_json) == list(from_csv) and len(from_json) == 2
+
+
+def test_the_dates_table_is_what_the_parser_reads():
+    from segmint.engine.dates import parse_instant
+
+    section = DOC[DOC.index("## Dates"):]
+    rows = re.findall(r"^\| `([^`]+)` \| `([^`]+)` \|", section, re.M)
+    assert len(rows) >= 6
+    for written, meaning in rows:
+        assert parse_instant(written) == parse_instant(meaning) is not None, written

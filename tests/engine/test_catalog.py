@@ -235,7 +235,7 @@ def test_csv_bad_rows_name_line_field_and_sku(tmp_path):
         (3, "$[1].price"), (6, "$[3].created_at"), (7, "$[4]"), (8, "$[5].url")]
     assert cat.problems[0].message == "bad product 'S2': Expected `float`, got `str` (e.g. 52.0)"
     assert "'someday' is not a date or time" in cat.problems[1].message
-    assert "expected 6 columns, got 4" in cat.problems[2].message
+    assert cat.problems[2].message == "bad product 'S5': expected 6 columns, got 4"
 
 
 def test_csv_header_must_name_product_fields(tmp_path):
