@@ -65,7 +65,8 @@ class Product(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     compare_at_price: Annotated[Annotated[float, msgspec.Meta(ge=0)] | None, msgspec.Meta(description=(
         "The price before a markdown; above `price` makes the product a markdown."))] = None
     created_at: Annotated[datetime | None, msgspec.Meta(description=(
-        "When the product was added (for new arrivals); without an offset: UTC."))] = None
+        "When the product was added (for new arrivals); a date alone is midnight UTC, a time "
+        "without an offset UTC (every form config.md#dates lists)."))] = None
     tags: Annotated[tuple[str, ...], msgspec.Meta(description="Free-form labels.")] = ()
     stock: Annotated[int | None, msgspec.Meta(description=(
         "Units in stock; 0 or less is out of stock (never recommended), null is unknown "
@@ -171,11 +172,16 @@ class Catalog:
 
 _PRODUCT_FIELDS = tuple(f.encode_name for f in msgspec.structs.fields(Product))
 _REQUIRED = tuple(f.encode_name for f in msgspec.structs.fields(Product) if f.required)
+
+
+def _is_list(t: Any) -> bool:
+    if isinstance(t, msgspec.inspect.Metadata):  # Annotated[..., Meta(description=...)]
+        t = t.type
+    return isinstance(t, (msgspec.inspect.TupleType, msgspec.inspect.VarTupleType, msgspec.inspect.ListType))
+
+
 # Fields that hold a list: a CSV cell holds them ``;``-separated.
-_LIST_FIELDS = frozenset(
-    f.name for f in msgspec.inspect.type_info(Product).fields
-    if isinstance(f.type, (msgspec.inspect.TupleType, msgspec.inspect.VarTupleType, msgspec.inspect.ListType))
-)
+_LIST_FIELDS = frozenset(f.name for f in msgspec.inspect.type_info(Product).fields if _is_list(f.type))
 #: An accepted value of each field, shown with a problem in it.
 FIELD_EXAMPLES = {
     "sku": '"SER-1"', "name": '"Hydrating serum"', "url": '"/p/ser-1" or "https://shop.example/p/ser-1"',

@@ -69,8 +69,9 @@ def _doc(text: str) -> msgspec.Meta:
 class _Base(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=True,
             tag_field="type"):
     at: Annotated[datetime | None, _doc(
-        "When it happened; a time without an offset is UTC. Left out: the time the intake "
-        "receives the event (imported orders must have it).")] = None
+        "When it happened: 2026-03-01T10:00:00Z, another offset or none (UTC), or a date "
+        "alone (midnight UTC); every form config.md#dates lists. Left out: the time the "
+        "intake receives the event (imported orders must have it).")] = None
     visitor_id: Annotated[Id | None, _doc(
         "The browser's visitor id (the middleware's cookie). An event needs a visitor_id "
         "or a customer_id.")] = None

@@ -144,7 +144,7 @@ def test_check_lists_each_bad_product_and_exits_1(capsys, tmp_path):
     code, out, err = run(capsys, "check", str(config))
     assert code == 1 and "Traceback" not in out + err
     lines = out.splitlines()
-    assert len(lines) == 3 and lines[-1] == "2 problem(s) found"
+    assert len(lines) == 3 and lines[-1] == "2 problems found"
     assert "catalog.json:" in lines[0] and f"$[1].price: bad product {products[1]['sku']!r}" in lines[0]
     assert f"$[3].created_at: bad product {products[3]['sku']!r}: 'someday' is not a date" in lines[1]
     code, out, _ = run(capsys, "check", str(config), "--json")
