@@ -120,12 +120,12 @@ class Segmint:
         wire_invalidation(store, self.profiles)
         self.writer = EventWriter(self.profiles, on_recorded=self._events_recorded)
         self._threads: list[PeriodicThread] = []
-        _log_catalog_problems(state.catalog)
         try:
             self.refresh_stats()
         except BaseException:
             self.writer.close(timeout=1.0)  # nothing was queued; the caller closes the store
             raise
+        _log_catalog_problems(state.catalog)  # once up: a failed start that is retried would repeat it
         if watch:
             if self._reloader.watching:
                 self._threads.append(PeriodicThread(self.reload_if_changed, lambda: RELOAD_INTERVAL,
