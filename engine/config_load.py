@@ -4,7 +4,7 @@ msgspec stops at the first error, which makes fixing a file a slow loop of one e
 So decoding happens in three passes that each collect everything they find:
 
 1. unknown keys: the raw data is walked against the structs' fields (all of them, with a
-   "did you mean");
+   "did you mean"), reading dates on the way (``segmint.engine.dates``);
 2. types and constraints: each section, campaign and segment is converted on its own, so one
    bad campaign does not hide a problem in the next;
 3. semantic checks (segments, strategies, filters) in ``config_compile.py``.
@@ -105,7 +105,7 @@ def parse_config(text: str, *, fmt: str = "toml", file: str | None = None) -> Co
     raw = _parse_raw(text, fmt, file)
     problems: list[Problem] = []
     raw = _resolve_env(raw, problems)
-    cleaned = _drop_unknown_keys(raw, msgspec.inspect.type_info(Config), "$", problems, root=True)
+    cleaned = _clean_raw(raw, msgspec.inspect.type_info(Config), "$", problems, root=True)
     problems.extend(_type_problems(cleaned, Config, "$"))
     if problems:
         raise config_error(problems, file=file, text=text, fmt=fmt)
@@ -186,7 +186,7 @@ def _is_instant(info: Any) -> bool:
     return any(isinstance(m, msgspec.inspect.DateTimeType) for m in members)
 
 
-def _drop_unknown_keys(
+def _clean_raw(
     value: Any, info: Any, path: str, problems: list[Problem], *, root: bool = False
 ) -> Any:
     """``value`` without keys the structs do not know; each dropped key is a problem.
@@ -203,23 +203,23 @@ def _drop_unknown_keys(
     if isinstance(info, msgspec.inspect.UnionType):
         for member in info.types:
             if isinstance(value, dict) and isinstance(member, (msgspec.inspect.StructType, msgspec.inspect.DictType)):
-                return _drop_unknown_keys(value, member, path, problems)
+                return _clean_raw(value, member, path, problems)
             if isinstance(value, list) and isinstance(member, msgspec.inspect.ListType):
-                return _drop_unknown_keys(value, member, path, problems)
+                return _clean_raw(value, member, path, problems)
         return value
     if isinstance(info, msgspec.inspect.StructType) and isinstance(value, dict):
         fields = {f.encode_name: f for f in info.fields if not (root and f.name in LOADER_FIELDS)}
         kept = {}
         for key, item in value.items():
             if key in fields:
-                kept[key] = _drop_unknown_keys(item, fields[key].type, f"{path}.{key}", problems)
+                kept[key] = _clean_raw(item, fields[key].type, f"{path}.{key}", problems)
             else:
                 problems.append(Problem(f"{path}.{key}", f"unknown key {key!r}", _suggest(str(key), fields)))
         return kept
     if isinstance(info, msgspec.inspect.DictType) and isinstance(value, dict):
-        return {k: _drop_unknown_keys(v, info.value_type, f"{path}.{k}", problems) for k, v in value.items()}
+        return {k: _clean_raw(v, info.value_type, f"{path}.{k}", problems) for k, v in value.items()}
     if isinstance(info, msgspec.inspect.ListType) and isinstance(value, list):
-        return [_drop_unknown_keys(v, info.item_type, f"{path}[{i}]", problems) for i, v in enumerate(value)]
+        return [_clean_raw(v, info.item_type, f"{path}[{i}]", problems) for i, v in enumerate(value)]
     return value
 
 
