@@ -265,7 +265,7 @@ def import_orders(args: argparse.Namespace, out: Output) -> int:
         if report.rejected_count:
             out.line(out.paint(f"{plural(report.rejected_count, 'rejected line')}:", "yellow"))
             for line, message in report.rejected[:50]:
-                out.line(f"  line {line}: {message}")
+                out.line(f"  {path}:{line}: {message}")  # file:line, as config problems are shown
     return 1 if report.rejected_count else 0
 
 

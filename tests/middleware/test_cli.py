@@ -262,7 +262,8 @@ def test_import_reports_rejected_lines_and_stores_good_ones(capsys, seeded_confi
     code, out, _ = run(capsys, "import", str(seeded_config), str(orders))
     assert code == 1  # one rejected line
     assert "imported 1 order (3 lines)" in out and "1 rejected line:" in out
-    assert "line 4" in out
+    assert (f"  {orders}:4: at: 'not-a-date' is not a date or time; write it like 2026-11-01, "
+            "2026-11-01T10:30:00Z or 2026-11-01T12:30:00+02:00 (order skipped)") in out
     rt = Segmint.from_config(seeded_config, watch=False, clock=lambda: NOW)
     try:
         profile = rt.profile(customer_id="imp-1")
