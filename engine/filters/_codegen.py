@@ -192,9 +192,10 @@ class _Emitter:
     def date_item(self, kind: str, operand: Any, item: Cond, slow: str) -> str:
         """A date comparison, with its own fast paths: an aware datetime (what profile
         documents hold) compares directly with the operand's instant, and a string (a shop's
-        own data) through the instant known for that text (parsed on first sight). A string
-        that is not a date is known as None, and comparing None raises TypeError, which takes
-        the full rules, as naive datetimes and dates do."""
+        own data) through the instant known for that text. A string not seen yet raises
+        KeyError and one that is not a date is known as None (comparing it raises TypeError):
+        both take the full rules (which parse and remember the text), as naive datetimes and
+        dates do."""
         op = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[kind[5:]]
         fixed, resolve = operand  # fixed is None for an operand relative to now
         at = self.const(fixed) if fixed is not None else f"{self.const(resolve)}(now)"

@@ -28,33 +28,28 @@ _RELATIVE = re.compile(r"(now|today)(?:([+-])(\d{1,6})([smhdw]))?\Z")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 # Documents repeat date strings (a day, a signup date); parsing is the slow part of comparing
-# one, so each string's instant is kept: at most this many strings, none longer than a date
-# can be (then the map starts over), so it stays bounded whatever a shop's data holds.
+# one, so each string's instant (None for text that is not a date) is kept: at most this many
+# strings, none longer than a date can be (then the map starts over), so it stays bounded
+# whatever a shop's data holds. A plain dict, read by the generated filter code with a
+# subscript (the cheapest lookup there is: a dict subclass with __missing__ costs twice as
+# much); a string not seen yet raises KeyError there, which takes the full rules, which
+# parse it through ``text_instant``.
 MAX_KNOWN_TEXTS = 1 << 14
-
-
-class _KnownTexts(dict):
-    """text -> its instant, or None for text that is not a date; filled on first sight.
-
-    A subclass of dict so that the generated filter code reads it with a plain subscript,
-    the cheapest lookup there is; ``__missing__`` runs only for text not seen yet.
-    """
-
-    def __missing__(self, text: str) -> datetime | None:
-        moment = parse_instant(text)
-        if len(text) <= MAX_TEXT_LENGTH:
-            if len(self) >= MAX_KNOWN_TEXTS:
-                self.clear()
-            self[text] = moment
-        return moment
-
-
-KNOWN_TEXTS = _KnownTexts()
+KNOWN_TEXTS: dict[str, datetime | None] = {}
 
 
 def text_instant(text: str) -> datetime | None:
     """``parse_instant(text)``, remembered for the next document holding the same string."""
-    return KNOWN_TEXTS[text]
+    try:
+        return KNOWN_TEXTS[text]
+    except KeyError:
+        pass
+    moment = parse_instant(text)
+    if len(text) <= MAX_TEXT_LENGTH:
+        if len(KNOWN_TEXTS) >= MAX_KNOWN_TEXTS:
+            KNOWN_TEXTS.clear()
+        KNOWN_TEXTS[text] = moment
+    return moment
 
 
 def to_instant(value: Any) -> datetime | None:
