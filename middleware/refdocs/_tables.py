@@ -86,7 +86,7 @@ def type_text(t: mi.Type) -> str:
         name = "integer" if isinstance(t, mi.IntType) else "number"
         return name + _bounds(t.ge, t.gt, t.le, t.lt)
     if isinstance(t, mi.DateTimeType):
-        return "ISO-8601 time"
+        return "date or time ([forms](config.md#dates))"
     if isinstance(t, (mi.ListType, mi.VarTupleType)):
         item, _, detail = type_text(t.item_type).partition(", ")
         if t.min_length == 1 and t.max_length is None:
