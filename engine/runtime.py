@@ -48,6 +48,7 @@ from .profile import Profile
 from .profiles import Profiles
 from .reload import ConfigReloader, PeriodicThread
 from .stores import AppendResult, ProfileStore, open_store
+from .stores.base import PersonalData
 from .writer import EventWriter
 
 __all__ = ["Segmint", "RuntimeExplanation"]
@@ -338,6 +339,25 @@ class Segmint:
             self.batch.note_orders()  # bestsellers and co-purchases follow within seconds
         call_each(self._state.pm, "segmint_events_recorded", failure_log=self.failures, events=events,
                   result=result)
+
+    # -- privacy requests -----------------------------------------------------------------------
+
+    def forget(self, *, customer_id: str | None = None, visitor_id: str | None = None) -> PersonalData:
+        """Erase one person: profiles, links, logged events, saved report states, cached copies.
+
+        This process's queued events are written first, so a page view of the person still
+        in the writer's queue is erased too instead of bringing them back a moment later.
+        Other processes' queues are not reached: an event of the person another worker
+        queued in the last ``flush_interval`` may still be written after the erasure (run it
+        again to be sure). Blocking: run it in a thread.
+        """
+        self.writer.flush()
+        return self.profiles.forget(customer_id=customer_id, visitor_id=visitor_id)
+
+    def export(self, *, customer_id: str | None = None, visitor_id: str | None = None) -> PersonalData:
+        """Everything stored about one person (after this process's queued events are written)."""
+        self.writer.flush()
+        return self.profiles.export(customer_id=customer_id, visitor_id=visitor_id)
 
     # -- batch jobs -----------------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ import msgspec
 from ..errors import StoreError
 from ..events import Event
 from ..profile import Profile
-from .base import RESERVED_META, AppendResult
+from .base import REPORT_STATE_META_PREFIX, RESERVED_META, AppendResult, PersonalData, resolve_person
 from .batch import fold_batch
 
 __all__ = ["SQLiteStore", "SCHEMA_VERSION"]
@@ -383,6 +383,49 @@ class SQLiteStore:
             raise ValueError(f"meta name {name!r} is reserved")
         with self._write() as conn:
             conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, bytes(value)))
+
+    # -- PersonalDataStore --
+    def _person(self, conn: sqlite3.Connection, customer_id: str | None, visitor_id: str | None) -> PersonalData:
+        """The person's data, read inside the caller's transaction. Links by customer and
+        events by key have no index in this schema: both are table scans (a rare request)."""
+        def link_of(visitor: str) -> str | None:
+            row = conn.execute("SELECT customer_id FROM links WHERE visitor_id = ?", (visitor,)).fetchone()
+            return None if row is None else row[0]
+
+        customer, visitors = resolve_person(
+            customer_id, visitor_id, link_of=link_of,
+            visitors_of=lambda c: [r[0] for r in conn.execute(
+                "SELECT visitor_id FROM links WHERE customer_id = ?", (c,))])
+        data = PersonalData(customer_id=customer, visitor_ids=visitors)
+        source = _Transaction(conn)
+        keys = sorted(data.keys)
+        data.profiles = [p for _, p in sorted(source.load_many(set(keys)).items())]
+        data.links = source.links(set(visitors))
+        rows = source._select("SELECT at, id, data FROM events WHERE key IN ({})", keys)
+        data.events = [_decode_event(row[2]) for row in sorted(rows, key=lambda r: r[:2])]
+        return data
+
+    def export(self, *, customer_id: str | None = None, visitor_id: str | None = None) -> PersonalData:
+        with self._connection() as conn:
+            conn.execute("BEGIN")  # one snapshot: profiles, links and events agree
+            try:
+                return self._person(conn, customer_id, visitor_id)
+            finally:
+                conn.execute("COMMIT")
+
+    def forget(self, *, customer_id: str | None = None, visitor_id: str | None = None) -> PersonalData:
+        with self._write() as conn:
+            data = self._person(conn, customer_id, visitor_id)
+            for chunk in _chunks(data.keys):
+                marks = ",".join("?" * len(chunk))
+                conn.execute(f"DELETE FROM events WHERE key IN ({marks})", chunk)
+                conn.execute(f"DELETE FROM profiles WHERE key IN ({marks})", chunk)
+            conn.executemany("DELETE FROM links WHERE visitor_id = ?", [(v,) for v in data.links])
+            data.report_states = [r[0] for r in conn.execute(
+                "SELECT name FROM meta WHERE substr(name, 1, ?) = ? ORDER BY name",
+                (len(REPORT_STATE_META_PREFIX), REPORT_STATE_META_PREFIX))]
+            conn.executemany("DELETE FROM meta WHERE name = ?", [(n,) for n in data.report_states])
+        return data
 
     def close(self) -> None:
         """Close every connection this store opened (in any thread)."""
