@@ -217,3 +217,28 @@ def test_a_store_without_the_capability_is_a_clear_error():
 
     with pytest.raises(StoreError, match="cannot export or erase one person"):
         Profiles(Minimal()).forget(customer_id="ann")
+
+
+@pytest.mark.server
+def test_another_server_drops_its_cached_copy_through_the_invalidation_channel(redis_server):
+    import threading
+
+    from segmint.engine.cache_invalidation import wire_invalidation
+    from segmint.engine.stores.redis import RedisStore
+
+    here, there = RedisStore(redis_server.url, clock=lambda: T0), RedisStore(redis_server.url, clock=lambda: T0)
+    try:
+        here.append(ann() + others())
+        profiles = Profiles(there, ttl=3600)  # only the invalidation can make this cache fresh
+        assert wire_invalidation(there, profiles)
+        dropped = threading.Event()
+        there.on_invalidate(lambda keys: keys and PERSON <= keys and dropped.set())
+        assert there._listener.subscribed.wait(5)
+        assert profiles.get(visitor_id="ann-phone").orders == 1  # cached on the other server
+        here.forget(customer_id="ann")
+        assert dropped.wait(10), "no invalidation arrived"
+        assert profiles.get(visitor_id="ann-phone").orders == 0
+        assert profiles.get(customer_id="ann").orders == 0
+    finally:
+        here.close()
+        there.close()
