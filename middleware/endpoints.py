@@ -182,8 +182,8 @@ class Endpoints:
         query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), max_num_fields=10)
         ids = [(k, v) for k, v in query if k in ("customer", "visitor")]
         if len(ids) != 1 or not ids[0][1] or len(ids[0][1]) > 128:
-            await _respond(send, 400, {"error": "give exactly one id: ?customer=ID or ?visitor=ID "
-                                                "(1 to 128 characters), e.g. DELETE /_segmint/profiles?customer=42"})
+            await _respond(send, 400, {"error": "give exactly one id: ?customer=ID or ?visitor=ID (1 to 128 "
+                                                f"characters), e.g. DELETE {settings.prefix}/profiles?customer=42"})
             return
         kind, value = ids[0]
         try:

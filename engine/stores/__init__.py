@@ -1,4 +1,5 @@
-"""Profile stores: the ``ProfileStore`` and ``PersonalDataStore`` protocols, ``MemoryStore``, ``SQLiteStore``, ``open_store``."""
+"""Profile stores: the ``ProfileStore`` and ``PersonalDataStore`` protocols, ``MemoryStore``,
+``SQLiteStore``, ``open_store``."""
 
 from __future__ import annotations
 

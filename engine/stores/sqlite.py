@@ -385,9 +385,11 @@ class SQLiteStore:
             conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, bytes(value)))
 
     # -- PersonalDataStore --
-    def _person(self, conn: sqlite3.Connection, customer_id: str | None, visitor_id: str | None) -> PersonalData:
-        """The person's data, read inside the caller's transaction. Links by customer and
-        events by key have no index in this schema: both are table scans (a rare request)."""
+    def _person(self, conn: sqlite3.Connection, customer_id: str | None, visitor_id: str | None, *,
+                events_after: int = -1) -> tuple[PersonalData, list[tuple[float, int, bytes]]]:
+        """The person's data and the ``(at, id, data)`` rows of their events with ``id >
+        events_after``, read inside the caller's transaction (``data.events`` is left empty).
+        Links by customer and events by key have no index in this schema: table scans."""
         def link_of(visitor: str) -> str | None:
             row = conn.execute("SELECT customer_id FROM links WHERE visitor_id = ?", (visitor,)).fetchone()
             return None if row is None else row[0]
@@ -401,30 +403,45 @@ class SQLiteStore:
         keys = sorted(data.keys)
         data.profiles = [p for _, p in sorted(source.load_many(set(keys)).items())]
         data.links = source.links(set(visitors))
-        rows = source._select("SELECT at, id, data FROM events WHERE key IN ({})", keys)
-        data.events = [_decode_event(row[2]) for row in sorted(rows, key=lambda r: r[:2])]
-        return data
+        rows = source._select(f"SELECT at, id, data FROM events WHERE id > {int(events_after)} AND key IN ({{}})", keys)
+        return data, rows
 
-    def export(self, *, customer_id: str | None = None, visitor_id: str | None = None) -> PersonalData:
+    @contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: every query inside sees the same state of the file."""
         with self._connection() as conn:
-            conn.execute("BEGIN")  # one snapshot: profiles, links and events agree
+            conn.execute("BEGIN")
             try:
-                return self._person(conn, customer_id, visitor_id)
+                yield conn
             finally:
                 conn.execute("COMMIT")
 
+    def export(self, *, customer_id: str | None = None, visitor_id: str | None = None) -> PersonalData:
+        with self._snapshot() as conn:
+            data, rows = self._person(conn, customer_id, visitor_id)
+        data.events = [_decode_event(r[2]) for r in sorted(rows)]
+        return data
+
     def forget(self, *, customer_id: str | None = None, visitor_id: str | None = None) -> PersonalData:
+        # Finding the events scans the log: do that in a read snapshot, so the write lock (which
+        # appends wait for) is held only to look at what was logged since, and to delete.
+        with self._snapshot() as conn:
+            seen, rows = self._person(conn, customer_id, visitor_id)
+            last = conn.execute("SELECT coalesce(max(id), -1) FROM events").fetchone()[0]
         with self._write() as conn:
-            data = self._person(conn, customer_id, visitor_id)
-            for chunk in _chunks(data.keys):
-                marks = ",".join("?" * len(chunk))
-                conn.execute(f"DELETE FROM events WHERE key IN ({marks})", chunk)
-                conn.execute(f"DELETE FROM profiles WHERE key IN ({marks})", chunk)
+            data, newer = self._person(conn, customer_id, visitor_id, events_after=last)
+            if data.keys == seen.keys:
+                rows += newer
+            else:  # linked or relinked meanwhile: older events of another key may belong now
+                data, rows = self._person(conn, customer_id, visitor_id)
+            conn.executemany("DELETE FROM events WHERE id = ?", [(r[1],) for r in rows])
+            conn.executemany("DELETE FROM profiles WHERE key = ?", [(k,) for k in data.keys])
             conn.executemany("DELETE FROM links WHERE visitor_id = ?", [(v,) for v in data.links])
             data.report_states = [r[0] for r in conn.execute(
                 "SELECT name FROM meta WHERE substr(name, 1, ?) = ? ORDER BY name",
                 (len(REPORT_STATE_META_PREFIX), REPORT_STATE_META_PREFIX))]
             conn.executemany("DELETE FROM meta WHERE name = ?", [(n,) for n in data.report_states])
+        data.events = [_decode_event(r[2]) for r in sorted(rows)]
         return data
 
     def close(self) -> None:

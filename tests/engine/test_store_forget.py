@@ -1,6 +1,7 @@
 """Erase and export one person (``PersonalDataStore``), on every store (memory, SQLite, Redis):
 after ``forget`` no read, scan, report or export finds a trace; another person is untouched."""
 
+import contextlib
 from datetime import datetime, timedelta, timezone
 
 import msgspec
@@ -242,3 +243,25 @@ def test_another_server_drops_its_cached_copy_through_the_invalidation_channel(r
     finally:
         here.close()
         there.close()
+
+
+@pytest.mark.parametrize("late", [
+    PageView(path="/late", visitor_id="ann-phone", at=at(8)),       # same keys: only the tail is read
+    Identify(visitor_id="anon", customer_id="ann", at=at(8)),       # a new visitor: the whole log again
+])
+def test_sqlite_events_logged_while_the_log_is_searched_are_erased_too(tmp_path, late):
+    store = SQLiteStore(str(tmp_path / "profiles.db"))
+    store.append(ann() + others())
+    search = store._snapshot
+
+    def search_then_append():  # the log is searched outside the write lock: an append can slip in
+        with search() as conn:
+            yield conn
+        store.append([late])
+
+    store._snapshot = lambda: contextlib.contextmanager(search_then_append)()
+    gone = store.forget(customer_id="ann")
+    assert store.load(customer_id="ann") is None
+    assert not any(e.customer_id == "ann" or e.visitor_id in gone.visitor_ids for e in store.iter_events())
+    assert keys_of(late for late in gone.events if late.at == at(8)) == keys_of([late])
+    store.close()
