@@ -413,13 +413,15 @@ class RedisStore:
             return None if found is None else found.decode()
 
         def visitors_of(customer: str) -> list[str]:
-            pattern = _glob_escape(f"{p}l:") + "*"
-            names = [n for n in self.client.scan_iter(match=pattern, count=1000)]
+            if pipe is not None:  # an identify linking one more visitor changes this key
+                pipe.watch(self._key("p", f"c:{customer}"))
+            link_prefix = f"{p}l:".encode()
+            names = list(self.client.scan_iter(match=_glob_escape(f"{p}l:") + "*", count=1000))
             found: list[str] = []
             for chunk in _chunks(names):
                 for name, value in zip(chunk, self.client.mget(chunk)):
                     if value is not None and value.decode() == customer:
-                        found.append(name[len(p) + 2:].decode())
+                        found.append(name[len(link_prefix):].decode())
             return found
 
         customer, visitors = resolve_person(customer_id, visitor_id, link_of=link_of, visitors_of=visitors_of)
@@ -451,9 +453,10 @@ class RedisStore:
                 with self.client.pipeline(transaction=True) as pipe:
                     try:
                         data, members = self._person(customer_id, visitor_id, pipe)
+                        meta = f"{p}meta:"
                         states = sorted(self.client.scan_iter(
-                            match=_glob_escape(f"{p}meta:{REPORT_STATE_META_PREFIX}") + "*", count=1000))
-                        data.report_states = [n[len(p) + 5:].decode() for n in states]
+                            match=_glob_escape(meta + REPORT_STATE_META_PREFIX) + "*", count=1000))
+                        data.report_states = [n[len(meta.encode()):].decode() for n in states]
                         keys = sorted(data.keys)
                         pipe.multi()
                         pipe.delete(*(self._key("p", k) for k in keys), *states,

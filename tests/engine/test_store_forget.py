@@ -265,3 +265,22 @@ def test_sqlite_events_logged_while_the_log_is_searched_are_erased_too(tmp_path,
     assert not any(e.customer_id == "ann" or e.visitor_id in gone.visitor_ids for e in store.iter_events())
     assert keys_of(late for late in gone.events if late.at == at(8)) == keys_of([late])
     store.close()
+
+
+@pytest.mark.server
+def test_redis_prefixes_are_matched_literally(redis_server):
+    from segmint.engine.stores.redis import RedisStore
+
+    globbed, plain = (RedisStore(redis_server.url + f"?prefix={prefix}", clock=lambda: T0)
+                      for prefix in ("sh*p:", "shop:"))
+    try:
+        globbed.append(ann())
+        plain.append(ann())
+        plain.set_meta(REPORT_STATE_META_PREFIX + "x", b"state")
+        gone = globbed.forget(customer_id="ann")
+        assert gone.visitor_ids == ["ann-laptop", "ann-phone"] and gone.report_states == []
+        assert plain.load(customer_id="ann").orders == 1 and plain.get_meta(REPORT_STATE_META_PREFIX + "x")
+        assert plain.forget(customer_id="ann").counts()["links"] == 2
+    finally:
+        globbed.close()
+        plain.close()
