@@ -57,6 +57,8 @@ log = logging.getLogger("segmint.runtime")
 
 #: How often the config file is polled for changes (a change shows within 2 s).
 RELOAD_INTERVAL = 0.5
+#: How long ``forget``/``export`` wait for this process's queued events to be written first.
+PRIVACY_FLUSH_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -349,14 +351,16 @@ class Segmint:
         in the writer's queue is erased too instead of bringing them back a moment later.
         Other processes' queues are not reached: an event of the person another worker
         queued in the last ``flush_interval`` may still be written after the erasure (run it
-        again to be sure). Blocking: run it in a thread.
+        again to be sure). The wait for the queue is bounded (``PRIVACY_FLUSH_SECONDS``): while
+        the store is down the writer holds its queue, and the erasure then fails on its own.
+        Blocking: run it in a thread.
         """
-        self.writer.flush()
+        self.writer.flush(PRIVACY_FLUSH_SECONDS)
         return self.profiles.forget(customer_id=customer_id, visitor_id=visitor_id)
 
     def export(self, *, customer_id: str | None = None, visitor_id: str | None = None) -> PersonalData:
         """Everything stored about one person (after this process's queued events are written)."""
-        self.writer.flush()
+        self.writer.flush(PRIVACY_FLUSH_SECONDS)
         return self.profiles.export(customer_id=customer_id, visitor_id=visitor_id)
 
     # -- batch jobs -----------------------------------------------------------------------------

@@ -81,6 +81,14 @@ def test_forget_erases_the_person_from_reads_scans_and_exports(capsys, config):
 
 
 def test_forget_by_a_linked_visitor_says_the_whole_person_goes(capsys, config):
+    code, out, err = run(capsys, "forget", str(config), "--visitor", "vip-1-phone")
+    assert code == 0, err
+    assert "visitor vip-1-phone is linked to customer vip-1: the whole person is erased" in out
+    code, out, _ = run(capsys, "export", str(config), "--customer", "vip-2")
+    assert len(json.loads(out)["events"]) == 3
+
+
+def test_forget_json_counts_what_was_erased(capsys, config):
     code, out, err = run(capsys, "forget", str(config), "--visitor", "vip-1-phone", "--json")
     assert code == 0, err
     assert json.loads(out) == {"customer_id": "vip-1", "visitor_ids": ["vip-1-phone"], "profiles": 1, "links": 1,

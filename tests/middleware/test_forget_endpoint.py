@@ -97,3 +97,19 @@ def test_a_store_failure_is_503_and_counted(client: Any, auth: Any, people: Any,
     assert response.status_code == 503 and response.headers["retry-after"] == "5"
     health = client.get("/_segmint/health", headers=auth).json()
     assert any("forget" in key for key in health["counters"])
+
+
+def test_a_store_down_answers_503_instead_of_waiting_for_the_queue(client: Any, auth: Any, people: Any,
+                                                                   monkeypatch: Any):
+    from segmint.engine import runtime as runtime_module
+    from segmint.engine.errors import StoreError
+
+    def down(*args: Any, **kwargs: Any) -> Any:
+        raise StoreError("database is locked", store="test")
+
+    monkeypatch.setattr(runtime_module, "PRIVACY_FLUSH_SECONDS", 0.01)
+    monkeypatch.setattr(people.store, "append", down)  # the queue waits the outage out
+    monkeypatch.setattr(people.store, "forget", down)
+    assert people.track([{"type": "page_view", "visitor_id": "v-1", "path": "/later"}])
+    response = client.delete("/_segmint/profiles?customer=c-1", headers=auth)
+    assert response.status_code == 503
