@@ -28,8 +28,7 @@ from cachetools import LRUCache
 from .events import Event
 from .expiring_cache import ExpiringLRU
 from .profile import Profile, profile_key, share_repeated_values
-from .errors import StoreError
-from .stores.base import AppendResult, PersonalData, PersonalDataStore, ProfileStore
+from .stores.base import AppendResult, PersonalData, ProfileStore, personal_data_store
 
 __all__ = ["Profiles"]
 
@@ -141,19 +140,9 @@ class Profiles:
     def forget(self, *, customer_id: str | None = None, visitor_id: str | None = None) -> PersonalData:
         """Erase one person from the store (``PersonalDataStore.forget``) and from this cache;
         a shared store tells the other servers' caches itself. Returns what was erased."""
-        data = self._personal_store().forget(customer_id=customer_id, visitor_id=visitor_id)
+        data = personal_data_store(self.store).forget(customer_id=customer_id, visitor_id=visitor_id)
         self.invalidate(data.keys)
         return data
-
-    def export(self, *, customer_id: str | None = None, visitor_id: str | None = None) -> PersonalData:
-        """Everything the store holds about one person (``PersonalDataStore.export``)."""
-        return self._personal_store().export(customer_id=customer_id, visitor_id=visitor_id)
-
-    def _personal_store(self) -> PersonalDataStore:
-        if not isinstance(self.store, PersonalDataStore):
-            raise StoreError("this store cannot export or erase one person (it has no export/forget)",
-                             store=self.store.url)
-        return self.store
 
     def invalidate(self, keys: Iterable[str]) -> None:
         with self._lock:

@@ -57,7 +57,7 @@ log = logging.getLogger("segmint.runtime")
 
 #: How often the config file is polled for changes (a change shows within 2 s).
 RELOAD_INTERVAL = 0.5
-#: How long ``forget``/``export`` wait for this process's queued events to be written first.
+#: How long ``forget`` waits for this process's queued events to be written first.
 PRIVACY_FLUSH_SECONDS = 5.0
 
 
@@ -357,11 +357,6 @@ class Segmint:
         """
         self.writer.flush(PRIVACY_FLUSH_SECONDS)
         return self.profiles.forget(customer_id=customer_id, visitor_id=visitor_id)
-
-    def export(self, *, customer_id: str | None = None, visitor_id: str | None = None) -> PersonalData:
-        """Everything stored about one person (after this process's queued events are written)."""
-        self.writer.flush(PRIVACY_FLUSH_SECONDS)
-        return self.profiles.export(customer_id=customer_id, visitor_id=visitor_id)
 
     # -- batch jobs -----------------------------------------------------------------------------
 

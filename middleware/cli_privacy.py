@@ -5,22 +5,13 @@ from __future__ import annotations
 
 import argparse
 
-import msgspec
-
-from segmint.engine.errors import StoreError
-from segmint.engine.stores import PersonalDataStore
+from segmint.engine.privacy import export_person
+from segmint.engine.stores.base import personal_data_store
 
 from .cli_commands import config_store
 from .cli_output import Output, plural
 
 __all__ = ["forget", "export"]
-
-
-def _personal(store: object) -> PersonalDataStore:
-    if not isinstance(store, PersonalDataStore):
-        raise StoreError("this store cannot export or erase one person (it has no export/forget)",
-                         store=getattr(store, "url", None))
-    return store
 
 
 def _who(args: argparse.Namespace) -> str:
@@ -30,7 +21,7 @@ def _who(args: argparse.Namespace) -> str:
 def forget(args: argparse.Namespace, out: Output) -> int:
     """Erase the person: profiles, identity links, logged events, saved report states."""
     with config_store(args.config) as store:
-        gone = _personal(store).forget(customer_id=args.customer, visitor_id=args.visitor)
+        gone = personal_data_store(store).forget(customer_id=args.customer, visitor_id=args.visitor)
     counts = gone.counts()
     if args.json:
         out.json(counts)
@@ -51,10 +42,8 @@ def forget(args: argparse.Namespace, out: Output) -> int:
 
 
 def export(args: argparse.Namespace, out: Output) -> int:
-    """Print everything stored about the person as JSON (profiles, links, events)."""
+    """Print everything stored about the person as JSON: profiles, links, events, and their
+    entries in the saved report states."""
     with config_store(args.config) as store:
-        data = _personal(store).export(customer_id=args.customer, visitor_id=args.visitor)
-    exported = msgspec.to_builtins(data)
-    del exported["report_states"]  # what forget dropped; never filled by export
-    out.json(exported)
+        out.json(export_person(store, customer_id=args.customer, visitor_id=args.visitor))
     return 0

@@ -35,7 +35,7 @@ import msgspec
 from ..stores.base import REPORT_STATE_META_PREFIX, ProfileStore
 from .attribution import Attributor, AttributorState
 
-__all__ = ["SETTLE_SECONDS", "MIN_EVENTS", "ReportCheckpoint"]
+__all__ = ["SETTLE_SECONDS", "MIN_EVENTS", "ReportCheckpoint", "saved_state"]
 
 log = logging.getLogger("segmint.analytics")
 
@@ -135,3 +135,15 @@ class ReportCheckpoint:
             log.warning("could not save the report state (%s); the next report reads the whole log", exc)
             return False
         return True
+
+
+def saved_state(store: ProfileStore, name: str) -> AttributorState | None:
+    """The attribution state saved under the meta ``name`` (a privacy export looks inside);
+    None when there is none or it is unreadable (no report resumes that one)."""
+    data = store.get_meta(name)
+    if data is None:
+        return None
+    try:
+        return msgspec.msgpack.decode(msgspec.msgpack.decode(data, type=_Saved).state, type=AttributorState)
+    except (msgspec.DecodeError, ValueError):
+        return None

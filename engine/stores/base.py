@@ -26,11 +26,12 @@ from typing import Protocol, runtime_checkable
 import msgspec
 from urllib.parse import urlsplit, urlunsplit
 
+from ..errors import StoreError
 from ..events import Event
 from ..profile import Profile
 
 __all__ = ["ProfileStore", "AppendResult", "RESERVED_META", "redacted_url", "PersonalDataStore",
-           "PersonalData", "REPORT_STATE_META_PREFIX", "resolve_person"]
+           "PersonalData", "REPORT_STATE_META_PREFIX", "resolve_person", "personal_data_store"]
 
 def redacted_url(url: str) -> str:
     """``url`` with its password replaced by ``***``: how a store URL appears in ``store.url``,
@@ -108,8 +109,9 @@ class PersonalData(msgspec.Struct, kw_only=True):
 
     ``customer_id`` is None for an unlinked visitor; ``visitor_ids`` the visitors of the
     person; ``links`` visitor id -> customer id; ``events`` the logged events of the
-    person's keys, oldest first; ``report_states`` the meta names of the saved report
-    states ``forget`` dropped (always empty from ``export``). Order ids stay in the store's
+    person's keys, oldest first; ``report_states`` the meta names of the saved report states
+    (``REPORT_STATE_META_PREFIX``): from ``export`` every one there is (each may hold the
+    person: ``privacy.export_person`` looks inside), from ``forget`` every one dropped. Order ids stay in the store's
     order table after ``forget``: without the events they name nobody, and a resent order
     is still dropped as a duplicate instead of bringing the person back.
     """
@@ -166,3 +168,11 @@ class PersonalDataStore(Protocol):
         """Delete the person's profiles, links and logged events and every saved report state
         (``REPORT_STATE_META_PREFIX``) atomically; return what was deleted. Shared stores tell
         the other servers' caches to drop the person's keys."""
+
+
+def personal_data_store(store: ProfileStore) -> PersonalDataStore:
+    """``store`` as a ``PersonalDataStore``, or a ``StoreError`` saying it cannot erase or export."""
+    if not isinstance(store, PersonalDataStore):
+        raise StoreError("this store cannot export or erase one person (it has no export/forget)",
+                         store=getattr(store, "url", None))
+    return store

@@ -148,7 +148,12 @@ class MemoryStore:
     def export(self, *, customer_id: str | None = None, visitor_id: str | None = None) -> PersonalData:
         with self._lock:
             self._check_open()
-            return self._person(customer_id, visitor_id)[0]
+            data = self._person(customer_id, visitor_id)[0]
+            data.report_states = self._report_states()
+            return data
+
+    def _report_states(self) -> list[str]:
+        return sorted(n for n in self._meta if n.startswith(REPORT_STATE_META_PREFIX))
 
     def forget(self, *, customer_id: str | None = None, visitor_id: str | None = None) -> PersonalData:
         with self._lock:
@@ -162,7 +167,7 @@ class MemoryStore:
             self._events = [row for row in self._events if row[1] not in gone]
             for seq in gone:
                 del self._event_keys[seq]
-            data.report_states = sorted(n for n in self._meta if n.startswith(REPORT_STATE_META_PREFIX))
+            data.report_states = self._report_states()
             for name in data.report_states:
                 del self._meta[name]
             return data

@@ -444,7 +444,15 @@ class RedisStore:
 
     def export(self, *, customer_id: str | None = None, visitor_id: str | None = None) -> PersonalData:
         with self.errors("exporting a person"):
-            return self._person(customer_id, visitor_id)[0]
+            data = self._person(customer_id, visitor_id)[0]
+            data.report_states = [name for name, _ in self._report_states()]
+            return data
+
+    def _report_states(self) -> list[tuple[str, bytes]]:
+        """``(meta name, Redis key)`` of every saved report state."""
+        meta = f"{self.prefix}meta:"
+        found = self.client.scan_iter(match=_glob_escape(meta + REPORT_STATE_META_PREFIX) + "*", count=1000)
+        return sorted((key[len(meta.encode()):].decode(), key) for key in found)
 
     def forget(self, *, customer_id: str | None = None, visitor_id: str | None = None) -> PersonalData:
         p = self.prefix
@@ -453,13 +461,11 @@ class RedisStore:
                 with self.client.pipeline(transaction=True) as pipe:
                     try:
                         data, members = self._person(customer_id, visitor_id, pipe)
-                        meta = f"{p}meta:"
-                        states = sorted(self.client.scan_iter(
-                            match=_glob_escape(meta + REPORT_STATE_META_PREFIX) + "*", count=1000))
-                        data.report_states = [n[len(meta.encode()):].decode() for n in states]
+                        states = self._report_states()
+                        data.report_states = [name for name, _ in states]
                         keys = sorted(data.keys)
                         pipe.multi()
-                        pipe.delete(*(self._key("p", k) for k in keys), *states,
+                        pipe.delete(*(self._key("p", k) for k in keys), *(key for _, key in states),
                                     *(self._key("l", v) for v in data.links))
                         pipe.zrem(f"{p}profiles", *keys)
                         for tag, tagged in members.items():

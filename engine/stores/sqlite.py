@@ -406,6 +406,11 @@ class SQLiteStore:
         rows = source._select(f"SELECT at, id, data FROM events WHERE id > {int(events_after)} AND key IN ({{}})", keys)
         return data, rows
 
+    @staticmethod
+    def _report_states(conn: sqlite3.Connection) -> list[str]:
+        return [r[0] for r in conn.execute("SELECT name FROM meta WHERE substr(name, 1, ?) = ? ORDER BY name",
+                                           (len(REPORT_STATE_META_PREFIX), REPORT_STATE_META_PREFIX))]
+
     @contextmanager
     def _snapshot(self) -> Iterator[sqlite3.Connection]:
         """A read transaction: every query inside sees the same state of the file."""
@@ -419,6 +424,7 @@ class SQLiteStore:
     def export(self, *, customer_id: str | None = None, visitor_id: str | None = None) -> PersonalData:
         with self._snapshot() as conn:
             data, rows = self._person(conn, customer_id, visitor_id)
+            data.report_states = self._report_states(conn)
         data.events = [_decode_event(r[2]) for r in sorted(rows)]
         return data
 
@@ -437,9 +443,7 @@ class SQLiteStore:
             conn.executemany("DELETE FROM events WHERE id = ?", [(r[1],) for r in rows])
             conn.executemany("DELETE FROM profiles WHERE key = ?", [(k,) for k in data.keys])
             conn.executemany("DELETE FROM links WHERE visitor_id = ?", [(v,) for v in data.links])
-            data.report_states = [r[0] for r in conn.execute(
-                "SELECT name FROM meta WHERE substr(name, 1, ?) = ? ORDER BY name",
-                (len(REPORT_STATE_META_PREFIX), REPORT_STATE_META_PREFIX))]
+            data.report_states = self._report_states(conn)
             conn.executemany("DELETE FROM meta WHERE name = ?", [(n,) for n in data.report_states])
         data.events = [_decode_event(r[2]) for r in sorted(rows)]
         return data

@@ -12,6 +12,7 @@ from segmint.engine.analytics import checkpoint as checkpoint_module
 from segmint.engine.analytics.checkpoint import ReportCheckpoint
 from segmint.engine.errors import StoreError
 from segmint.engine.events import decode_events, Identify, Impression, Order, OrderItem, PageView
+from segmint.engine.privacy import export_person
 from segmint.engine.profiles import Profiles
 from segmint.engine.stores import MemoryStore, PersonalDataStore, SQLiteStore
 from segmint.engine.stores.base import REPORT_STATE_META_PREFIX
@@ -192,7 +193,13 @@ def test_a_report_after_forget_counts_none_of_them_and_a_resumed_one_neither(mak
 
     with_ann = report(store)
     saved = ReportCheckpoint(store, window_days=7.0, campaign=None, since=None)
-    assert store.get_meta(saved.meta_name) is not None  # the state holds Ann
+    [state] = export_person(store, customer_id="ann")["report_states"]  # the state holds Ann
+    assert state["name"] == saved.meta_name
+    assert list(state["people"]) == ["c:ann"] and state["links"] == {"ann-phone": "c:ann", "ann-laptop": "c:ann"}
+    assert [(r["campaign"], r["variant"], r["skus"]) for r in state["people"]["c:ann"]["runs"]] == [
+        ("winback", "B", {"s1": at(5).timestamp()})]
+    [bob] = export_person(store, customer_id="bob")["report_states"]
+    assert list(bob["people"]) == ["c:bob"] and bob["links"] == {"bob-phone": "c:bob"}
     assert with_ann != report(reference)
     store.forget(customer_id="ann")
     assert store.get_meta(saved.meta_name) is None
@@ -200,6 +207,8 @@ def test_a_report_after_forget_counts_none_of_them_and_a_resumed_one_neither(mak
     assert store.get_meta(saved.meta_name) is not None
     assert report(store) == report(reference)  # resumed from that state
     assert b"ann" not in store.get_meta(saved.meta_name)
+    assert export_person(store, customer_id="ann") == {"customer_id": "ann", "visitor_ids": [], "profiles": [],
+                                                       "links": {}, "events": [], "report_states": []}
 
 
 def test_the_cache_drops_the_person(store):

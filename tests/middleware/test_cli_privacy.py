@@ -73,7 +73,8 @@ def test_forget_erases_the_person_from_reads_scans_and_exports(capsys, config):
     code, out, _ = run(capsys, "audience", str(config), "lapsed_vip", "--json")
     assert [s["key"] for s in json.loads(out)["sample"]] == ["c:vip-2"]
     code, out, _ = run(capsys, "export", str(config), "--customer", "vip-1")
-    assert json.loads(out) == {"customer_id": "vip-1", "visitor_ids": [], "profiles": [], "links": {}, "events": []}
+    assert json.loads(out) == {"customer_id": "vip-1", "visitor_ids": [], "profiles": [], "links": {}, "events": [],
+                               "report_states": []}
     code, out, _ = run(capsys, "export", str(config), "--customer", "vip-2")
     assert len(json.loads(out)["events"]) == 3  # the other VIP keeps everything
     code, out, _ = run(capsys, "forget", str(config), "--customer", "vip-1")
