@@ -11,7 +11,8 @@ from .base import AppendResult, PersonalData, PersonalDataStore, ProfileStore, r
 from .memory import MemoryStore
 from .sqlite import SCHEMA_VERSION, SQLiteStore
 
-__all__ = ["ProfileStore", "AppendResult", "PersonalDataStore", "PersonalData", "MemoryStore", "SQLiteStore", "SCHEMA_VERSION", "open_store"]
+__all__ = ["ProfileStore", "AppendResult", "PersonalDataStore", "PersonalData", "MemoryStore", "SQLiteStore",
+           "SCHEMA_VERSION", "open_store"]
 
 
 def open_store(url: str, *, clock: Callable[[], datetime] | None = None) -> ProfileStore:

@@ -22,9 +22,9 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
+from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
-from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import StoreError
 from ..events import Event
@@ -111,9 +111,11 @@ class PersonalData(msgspec.Struct, kw_only=True):
     person; ``links`` visitor id -> customer id; ``events`` the logged events of the
     person's keys, oldest first; ``report_states`` the meta names of the saved report states
     (``REPORT_STATE_META_PREFIX``): from ``export`` every one there is (each may hold the
-    person: ``privacy.export_person`` looks inside), from ``forget`` every one dropped. Order ids stay in the store's
-    order table after ``forget``: without the events they name nobody, and a resent order
-    is still dropped as a duplicate instead of bringing the person back.
+    person: ``privacy.export_person`` looks inside), from ``forget`` every one dropped.
+
+    Order ids stay in the store's order table after ``forget``: without the events they name
+    nobody, and a resent order is still dropped as a duplicate instead of bringing the
+    person back.
     """
 
     customer_id: str | None = None

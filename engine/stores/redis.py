@@ -67,7 +67,9 @@ import msgspec
 from ..errors import StoreError
 from ..events import Event
 from ..profile import Profile
-from .base import REPORT_STATE_META_PREFIX, RESERVED_META, AppendResult, PersonalData, redacted_url, resolve_person
+from .base import (
+    REPORT_STATE_META_PREFIX, RESERVED_META, AppendResult, PersonalData, redacted_url, resolve_person,
+)
 from .batch import fold_batch
 
 try:  # redis-py is optional: ``pip install segmint[redis]``
