@@ -196,6 +196,7 @@ class Endpoints:
             await _respond(send, 503, {"error": "the store could not erase the person; retry"},
                            [(b"retry-after", b"5")])
             return
+        self.core.unlink(gone.visitor_ids)
         self.core.counters.incr("api.people_forgotten")
         await _respond(send, 200, gone.counts(), [(b"cache-control", b"no-store")])
 

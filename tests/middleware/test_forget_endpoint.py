@@ -113,3 +113,16 @@ def test_a_store_down_answers_503_instead_of_waiting_for_the_queue(client: Any, 
     assert people.track([{"type": "page_view", "visitor_id": "v-1", "path": "/later"}])
     response = client.delete("/_segmint/profiles?customer=c-1", headers=auth)
     assert response.status_code == 503
+
+
+def test_a_later_login_links_the_visitor_again(mw: Any, auth: Any, people: Any):
+    from segmint.engine.identity import Identity
+
+    segmint = SegmintMiddleware(Starlette(routes=[Route("/{path:path}", fallback)]), runtime=people)
+    login = Identity(visitor_id="v-1", customer_id="c-1")
+    with mw.TestClient(segmint) as client:
+        segmint.core.link(login, [])  # the middleware saw this login and recorded its identify
+        assert client.delete("/_segmint/profiles?customer=c-1", headers=auth).status_code == 200
+        events: list[Any] = []
+        segmint.core.link(login, events)
+    assert [e.visitor_id for e in events] == ["v-1"]  # sent again: the link is stored anew
