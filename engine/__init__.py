@@ -19,7 +19,9 @@ from .folding import fold, folded, merge_profiles
 from .importer import ImportReport, import_orders
 from .profiles import Profiles
 from .rfm import RfmThresholds, compute_rfm_thresholds, load_rfm_thresholds, rfm_scores
-from .stores import AppendResult, MemoryStore, ProfileStore, SQLiteStore, open_store
+from .stores import (
+    AppendResult, MemoryStore, PersonalData, PersonalDataStore, ProfileStore, SQLiteStore, open_store,
+)
 from .writer import EventWriter
 
 # -- config, plugins, campaigns, decisions --------------------------------------------------
@@ -84,6 +86,8 @@ __all__ = [
     "rfm_scores",
     "ProfileStore",
     "AppendResult",
+    "PersonalDataStore",
+    "PersonalData",
     "MemoryStore",
     "SQLiteStore",
     "open_store",

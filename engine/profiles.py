@@ -28,7 +28,7 @@ from cachetools import LRUCache
 from .events import Event
 from .expiring_cache import ExpiringLRU
 from .profile import Profile, profile_key, share_repeated_values
-from .stores.base import AppendResult, ProfileStore
+from .stores.base import AppendResult, PersonalData, ProfileStore, personal_data_store
 
 __all__ = ["Profiles"]
 
@@ -136,6 +136,13 @@ class Profiles:
                 if self._drop(key) and profile is not None:
                     self._cache[key] = share_repeated_values(profile)
         return result
+
+    def forget(self, *, customer_id: str | None = None, visitor_id: str | None = None) -> PersonalData:
+        """Erase one person from the store (``PersonalDataStore.forget``) and from this cache;
+        a shared store tells the other servers' caches itself. Returns what was erased."""
+        data = personal_data_store(self.store).forget(customer_id=customer_id, visitor_id=visitor_id)
+        self.invalidate(data.keys)
+        return data
 
     def invalidate(self, keys: Iterable[str]) -> None:
         with self._lock:

@@ -48,6 +48,7 @@ from .profile import Profile
 from .profiles import Profiles
 from .reload import ConfigReloader, PeriodicThread
 from .stores import AppendResult, ProfileStore, open_store
+from .stores.base import PersonalData
 from .writer import EventWriter
 
 __all__ = ["Segmint", "RuntimeExplanation"]
@@ -56,6 +57,8 @@ log = logging.getLogger("segmint.runtime")
 
 #: How often the config file is polled for changes (a change shows within 2 s).
 RELOAD_INTERVAL = 0.5
+#: How long ``forget`` waits for this process's queued events to be written first.
+PRIVACY_FLUSH_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -338,6 +341,22 @@ class Segmint:
             self.batch.note_orders()  # bestsellers and co-purchases follow within seconds
         call_each(self._state.pm, "segmint_events_recorded", failure_log=self.failures, events=events,
                   result=result)
+
+    # -- privacy requests -----------------------------------------------------------------------
+
+    def forget(self, *, customer_id: str | None = None, visitor_id: str | None = None) -> PersonalData:
+        """Erase one person: profiles, links, logged events, saved report states, cached copies.
+
+        This process's queued events are written first, so a page view of the person still
+        in the writer's queue is erased too instead of bringing them back a moment later.
+        Other processes' queues are not reached: an event of the person another worker
+        queued in the last ``flush_interval`` may still be written after the erasure (run it
+        again to be sure). The wait for the queue is bounded (``PRIVACY_FLUSH_SECONDS``): while
+        the store is down the writer holds its queue, and the erasure then fails on its own.
+        Blocking: run it in a thread.
+        """
+        self.writer.flush(PRIVACY_FLUSH_SECONDS)
+        return self.profiles.forget(customer_id=customer_id, visitor_id=visitor_id)
 
     # -- batch jobs -----------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
-"""The ``segmint`` command line: check, explain, audience, import, rfm, report, segments, migrate,
-schema, demo.
+"""The ``segmint`` command line: check, explain, audience, import, rfm, report, segments, forget,
+export, migrate, schema, demo.
 
 Every command prints a readable result to a terminal, and ``--json`` where a script would
 consume it. Errors are one clear message and exit code 1; a traceback only with ``--debug``.
@@ -15,7 +15,7 @@ from importlib.metadata import version
 
 from segmint.engine.errors import SegmintError
 
-from . import cli_analytics, cli_commands
+from . import cli_analytics, cli_commands, cli_privacy
 from .cli_output import Output
 
 __all__ = ["main", "build_parser"]
@@ -73,6 +73,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("segments", "segment sizes over time and overlap between segments", cli_analytics.segments)
     p.add_argument("--snapshot", action="store_true",
                    help="count every segment's members now and keep today's snapshot (run daily)")
+
+    for name, help, func in (
+        ("forget", "erase one person: profiles, identity links, logged events, saved report states",
+         cli_privacy.forget),
+        ("export", "print everything stored about one person as JSON", cli_privacy.export),
+    ):
+        p = command(name, help, func, json=name == "forget")
+        who = p.add_mutually_exclusive_group(required=True)
+        who.add_argument("--customer", metavar="ID", help="a customer id (with every visitor linked to it)")
+        who.add_argument("--visitor", metavar="ID",
+                         help="a visitor id; one linked to a customer means that customer's whole person")
 
     p = command("migrate", "copy profiles, links, order ids, events and meta into an empty store",
                 cli_commands.migrate, config=False)

@@ -220,6 +220,13 @@ class Core:
             self._linked[visitor] = customer
         events.append(identify_event(identity, self.now()))
 
+    def unlink(self, visitor_ids: Iterable[str]) -> None:
+        """Forget that these visitors were linked (their person was erased): a later login
+        sends ``identify`` again, so the link is stored anew."""
+        with self._linked_lock:
+            for visitor in visitor_ids:
+                self._linked.pop(visitor, None)
+
     def known_profile(self, identity: Identity) -> Profile | None:
         """The profile when it needs no I/O (else None): empty for bots and brand-new visitors,
         or already in the runtime's cache (``Profiles.peek``, when the runtime has it)."""

@@ -17,12 +17,20 @@
 ``GET {prefix}/click?_sgm=..&to=/x``
                             records a widget click and redirects (303) to ``to`` if it is a
                             site-relative path, else to ``/``: never an open redirect.
+``DELETE {prefix}/profiles?customer=ID`` (or ``?visitor=ID``)
+                            erases one person (Bearer token): profiles, identity links, logged
+                            events, saved report states, cached copies; a visitor linked to a
+                            customer means the customer's whole person. ``200 {"customer_id",
+                            "visitor_ids", "profiles", "links", "events", "report_states"}``
+                            (counts of what was removed; all 0 when nothing was stored). Not
+                            exactly one non-empty id: ``400``; store down: ``503`` (retry).
 ``GET {prefix}/health``     failure and traffic counters, config warnings (Bearer token).
 ``GET {prefix}/report``     the campaign report as an HTML page (Bearer token; ``report_page``).
 ==========================  =========================================================================
 
 Before the runtime has started (``NotStarted``: the config, catalog, plugins or store could not
-be loaded) ``/health`` answers ``503`` with the cause, ``/events`` and ``/report`` ``503`` (retry),
+be loaded) ``/health`` answers ``503`` with the cause, ``/events``, ``/profiles`` and ``/report``
+``503`` (retry),
 ``/recommendations`` the fallback (no slots) and ``/click`` its redirect, recording nothing.
 
 Errors are JSON objects ``{"error": "...", "rejected": [{"index", "field", "error"}]}``.
@@ -31,6 +39,7 @@ Errors are JSON objects ``{"error": "...", "rejected": [{"index", "field", "erro
 from __future__ import annotations
 
 import hmac
+from functools import partial
 import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
@@ -113,6 +122,7 @@ class Endpoints:
             "/click": ("GET", self._click),
             "/health": ("GET", self._health),
             "/report": ("GET", self._report),
+            "/profiles": ("DELETE", self._forget),
         }
 
     async def handle(self, scope: MutableMapping[str, Any], receive: Receive, send: Send, settings: Settings) -> bool:
@@ -163,6 +173,32 @@ class Endpoints:
             return
         self.core.counters.incr("api.events_stored", result.stored)
         await _respond(send, 200, {"stored": result.stored, "duplicates": result.duplicates, "rejected": rejected})
+
+    # -- DELETE /profiles --------------------------------------------------------------------
+    async def _forget(self, scope: MutableMapping[str, Any], receive: Receive, send: Send, settings: Settings) -> None:
+        """Erase one person (privacy request); the answer counts what was removed."""
+        if not await self._authorized(scope, send, settings):
+            return
+        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), max_num_fields=10)
+        ids = [(k, v) for k, v in query if k in ("customer", "visitor")]
+        if len(ids) != 1 or not ids[0][1] or len(ids[0][1]) > 128:
+            await _respond(send, 400, {"error": "give exactly one id: ?customer=ID or ?visitor=ID (1 to 128 "
+                                                f"characters), e.g. DELETE {settings.prefix}/profiles?customer=42"})
+            return
+        kind, value = ids[0]
+        try:
+            gone = await self.core.run(partial(self.core.runtime.forget, **{f"{kind}_id": value}))
+        except Overloaded:
+            await _respond(send, 503, {"error": "busy; retry"}, [(b"retry-after", b"1")])
+            return
+        except Exception as exc:  # noqa: BLE001 - nothing acknowledged: the caller retries
+            self.core.counters.failure("forget", exc)
+            await _respond(send, 503, {"error": "the store could not erase the person; retry"},
+                           [(b"retry-after", b"5")])
+            return
+        self.core.unlink(gone.visitor_ids)
+        self.core.counters.incr("api.people_forgotten")
+        await _respond(send, 200, gone.counts(), [(b"cache-control", b"no-store")])
 
     # -- GET /recommendations ----------------------------------------------------------------
     async def _recommendations(self, scope: MutableMapping[str, Any], receive: Receive, send: Send,
@@ -274,7 +310,7 @@ class NotStarted:
         elif route == "/click" and scope["method"] == "GET":
             query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), max_num_fields=20))
             await _redirect(send, safe_redirect_target(query.get("to")))
-        elif route in ("/events", "/report"):
+        elif route in ("/events", "/report", "/profiles"):
             await _respond(send, 503, {"error": "segmint has not started (see /health); retry"},
                            [(b"retry-after", b"30")])
         else:

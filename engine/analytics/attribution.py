@@ -18,9 +18,10 @@ Both tables are capped (``max_people``, ``max_links``); what the caps drop is co
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 import msgspec
 
@@ -156,6 +157,22 @@ class AttributorState(msgspec.Struct, array_like=True):
     people_keys: list[str]
     people: list[bytes]
     links: list[tuple[str, str]]
+
+    def entries_of(self, keys: Collection[str]) -> dict[str, Any]:
+        """What this state holds about the person with these profile keys (``c:``/``v:``), as
+        plain data for a privacy export: ``people`` (key -> last seen and runs: campaign,
+        variant, first day, last seen, last click, converted, skus shown) and ``links``
+        (visitor id -> customer key)."""
+        wanted = set(keys)
+        people = {}
+        for key, raw in zip(self.people_keys, self.people):
+            if key in wanted:
+                person = _decode_person(raw)
+                people[key] = {"last_seen": person.last_seen,
+                               "runs": [msgspec.structs.asdict(run) for run in person.runs]}
+        visitors = {key[2:] for key in wanted if key.startswith("v:")}
+        links = {v: c for v, c in self.links if v in visitors or c in wanted}
+        return {"people": people, "links": links}
 
 
 def _order_lines(order: Order) -> tuple[float, list[tuple[str, float]]]:

@@ -16,6 +16,11 @@ import backfills last month. So the position trails the report's end by ``SETTLE
 changes when such an event is added or removed). A report that finds the fingerprint changed
 ignores the checkpoint, reads the whole log and saves a new one: a checkpoint can make a
 report faster, never different. A store without ``event_fingerprint`` gets no checkpoints.
+
+Erasing a person (``PersonalDataStore.forget``) drops every checkpoint: the state holds the
+person's entries (their keys, runs and links) inside totals that cannot be split by person,
+and removing their events changes the fingerprint anyway. The next report reads the whole
+log without them and saves a new checkpoint.
 """
 
 from __future__ import annotations
@@ -27,10 +32,10 @@ from datetime import datetime
 
 import msgspec
 
-from ..stores.base import ProfileStore
+from ..stores.base import REPORT_STATE_META_PREFIX, ProfileStore
 from .attribution import Attributor, AttributorState
 
-__all__ = ["SETTLE_SECONDS", "MIN_EVENTS", "ReportCheckpoint"]
+__all__ = ["SETTLE_SECONDS", "MIN_EVENTS", "ReportCheckpoint", "saved_state"]
 
 log = logging.getLogger("segmint.analytics")
 
@@ -67,7 +72,7 @@ class ReportCheckpoint:
         self.since = since.timestamp() if since is not None else None
         self._fingerprint: Callable[[float], Sequence[float]] | None = getattr(store, "event_fingerprint", None)
         key = msgspec.msgpack.encode([self.window_days, campaign, self.since])
-        self.meta_name = "report-checkpoint:" + hashlib.blake2b(key, digest_size=8).hexdigest()
+        self.meta_name = REPORT_STATE_META_PREFIX + hashlib.blake2b(key, digest_size=8).hexdigest()
         #: The position of a valid checkpoint too late for the report at hand (not overwritten).
         self.later_position: float | None = None
 
@@ -130,3 +135,15 @@ class ReportCheckpoint:
             log.warning("could not save the report state (%s); the next report reads the whole log", exc)
             return False
         return True
+
+
+def saved_state(store: ProfileStore, name: str) -> AttributorState | None:
+    """The attribution state saved under the meta ``name`` (a privacy export looks inside);
+    None when there is none or it is unreadable (no report resumes that one)."""
+    data = store.get_meta(name)
+    if data is None:
+        return None
+    try:
+        return msgspec.msgpack.decode(msgspec.msgpack.decode(data, type=_Saved).state, type=AttributorState)
+    except (msgspec.DecodeError, ValueError):
+        return None

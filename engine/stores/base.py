@@ -9,20 +9,29 @@ Optional: ``event_fingerprint(until: float) -> tuple`` returns a value that chan
 an event with ``at < until`` is logged or removed (the built-in stores have it). Campaign
 reports use it to know that a saved report state is still valid (``analytics/checkpoint.py``);
 a store without it gets reports that always read the whole event log.
+
+Optional: ``PersonalDataStore`` (``export`` / ``forget`` one person, for privacy requests;
+the built-in stores have it). A person is a key group: a customer's ``c:`` profile, every
+visitor linked to the customer (their ``v:`` keys, whose events logged before the identify
+belong to the person too) and those links; an unlinked visitor is its ``v:`` key alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
+import msgspec
+
+from ..errors import StoreError
 from ..events import Event
 from ..profile import Profile
 
-__all__ = ["ProfileStore", "AppendResult", "RESERVED_META", "redacted_url"]
+__all__ = ["ProfileStore", "AppendResult", "RESERVED_META", "redacted_url", "PersonalDataStore",
+           "PersonalData", "REPORT_STATE_META_PREFIX", "resolve_person", "personal_data_store"]
 
 def redacted_url(url: str) -> str:
     """``url`` with its password replaced by ``***``: how a store URL appears in ``store.url``,
@@ -40,6 +49,11 @@ def redacted_url(url: str) -> str:
 
 #: Meta names the stores use themselves; ``set_meta`` refuses them.
 RESERVED_META = frozenset({"schema_version"})
+#: Meta blobs named so hold the saved report state (``analytics/checkpoint.py``), which has
+#: per-person entries (people seen within the window, visitor -> customer links) inside totals
+#: that cannot be split by person: ``forget`` drops these blobs whole, and the next report
+#: reads the whole log once (it would anyway: removing logged events changes the fingerprint).
+REPORT_STATE_META_PREFIX = "report-checkpoint:"
 
 
 @dataclass(slots=True)
@@ -87,3 +101,80 @@ class ProfileStore(Protocol):
     def set_meta(self, name: str, value: bytes) -> None: ...
 
     def close(self) -> None: ...
+
+
+class PersonalData(msgspec.Struct, kw_only=True):
+    """Everything a store holds about one person (``PersonalDataStore.export``), or what
+    ``forget`` removed.
+
+    ``customer_id`` is None for an unlinked visitor; ``visitor_ids`` the visitors of the
+    person; ``links`` visitor id -> customer id; ``events`` the logged events of the
+    person's keys, oldest first; ``report_states`` the meta names of the saved report states
+    (``REPORT_STATE_META_PREFIX``): from ``export`` every one there is (each may hold the
+    person: ``privacy.export_person`` looks inside), from ``forget`` every one dropped.
+
+    Order ids stay in the store's order table after ``forget``: without the events they name
+    nobody, and a resent order is still dropped as a duplicate instead of bringing the
+    person back.
+    """
+
+    customer_id: str | None = None
+    visitor_ids: list[str] = []
+    profiles: list[Profile] = []
+    links: dict[str, str] = {}
+    events: list[Event] = []
+    report_states: list[str] = []
+
+    @property
+    def keys(self) -> set[str]:
+        """The person's profile keys (``c:`` and ``v:``), for cache invalidation."""
+        keys = {f"v:{v}" for v in self.visitor_ids}
+        if self.customer_id is not None:
+            keys.add(f"c:{self.customer_id}")
+        return keys
+
+    def counts(self) -> dict[str, object]:
+        """Who, and how much of each kind was found (what the endpoint and CLI answer)."""
+        return {"customer_id": self.customer_id, "visitor_ids": self.visitor_ids,
+                "profiles": len(self.profiles), "links": len(self.links), "events": len(self.events),
+                "report_states": len(self.report_states)}
+
+
+def resolve_person(
+    customer_id: str | None, visitor_id: str | None, *,
+    link_of: Callable[[str], str | None], visitors_of: Callable[[str], Iterable[str]],
+) -> tuple[str | None, list[str]]:
+    """``(customer id or None, visitor ids)`` of the person one id names.
+
+    A visitor linked to a customer names that customer's whole person: the visitor's events
+    were folded into the customer's profile and cannot be taken out of it alone.
+    ``link_of(visitor)`` is the visitor's customer; ``visitors_of(customer)`` its visitors.
+    """
+    if bool(customer_id) == bool(visitor_id):
+        raise ValueError("give exactly one of customer_id and visitor_id")
+    if visitor_id:
+        customer_id = link_of(visitor_id)
+        if customer_id is None:
+            return None, [visitor_id]
+    return customer_id, sorted(visitors_of(customer_id))  # type: ignore[arg-type]
+
+
+@runtime_checkable
+class PersonalDataStore(Protocol):
+    """A store that can export and erase one person (privacy requests)."""
+
+    def export(self, *, customer_id: str | None = None, visitor_id: str | None = None) -> PersonalData:
+        """Everything stored about the person one id names (see ``resolve_person``)."""
+
+    def forget(self, *, customer_id: str | None = None, visitor_id: str | None = None) -> PersonalData:
+        """Delete the person's profiles, links and logged events and every saved report state
+        (``REPORT_STATE_META_PREFIX``) atomically; return what was deleted. Shared stores tell
+        the other servers' caches to drop the person's keys."""
+
+
+def personal_data_store(store: ProfileStore) -> PersonalDataStore:
+    """``store`` as a ``PersonalDataStore``, or a ``StoreError`` saying it cannot erase or export."""
+    if not isinstance(store, PersonalDataStore):
+        raise StoreError("this store cannot export or erase one person (it has no export/forget)",
+                         store=getattr(store, "url", None))
+    return store

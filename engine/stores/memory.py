@@ -15,7 +15,7 @@ import msgspec
 from ..errors import StoreError
 from ..events import Event
 from ..profile import Profile
-from .base import RESERVED_META, AppendResult
+from .base import REPORT_STATE_META_PREFIX, RESERVED_META, AppendResult, PersonalData, resolve_person
 from .batch import fold_batch
 
 __all__ = ["MemoryStore"]
@@ -35,6 +35,10 @@ class MemoryStore:
         self._links: dict[str, str] = {}
         self._orders: set[str] = set()
         self._events: list[tuple[float, int, Event]] = []
+        #: The profile key each logged event was routed to, by its seq (``forget``/``export``);
+        #: seqs come from a counter so they stay unique after ``forget`` removed events.
+        self._event_keys: dict[int, str] = {}
+        self._next_seq = 0
         self._meta: dict[str, bytes] = {}
         self._closed = False
 
@@ -76,9 +80,10 @@ class MemoryStore:
                 self._profiles.pop(key, None)
             self._links.update(plan.links)
             self._orders.update(order_id for order_id, _ in plan.orders)
-            base = len(self._events)
-            for offset, (event, _key) in enumerate(plan.logged):
+            base, self._next_seq = self._next_seq, self._next_seq + len(plan.logged)
+            for offset, (event, key) in enumerate(plan.logged):
                 self._events.append((event.at.timestamp(), base + offset, event))  # type: ignore[union-attr]
+                self._event_keys[base + offset] = key
             self._events.sort(key=lambda row: row[:2])
             return plan.result
 
@@ -125,6 +130,47 @@ class MemoryStore:
             raise ValueError(f"meta name {name!r} is reserved")
         with self._lock:
             self._meta[name] = bytes(value)
+
+    # -- PersonalDataStore --
+    def _person(self, customer_id: str | None, visitor_id: str | None) -> tuple[PersonalData, list[int]]:
+        """The person's data (copies) and the seqs of their events (lock held)."""
+        customer, visitors = resolve_person(
+            customer_id, visitor_id, link_of=self._links.get,
+            visitors_of=lambda c: [v for v, linked in self._links.items() if linked == c])
+        data = PersonalData(customer_id=customer, visitor_ids=visitors)
+        keys = data.keys
+        data.profiles = [_decode_profile(self._profiles[k]) for k in sorted(keys) if k in self._profiles]
+        data.links = {v: self._links[v] for v in visitors if v in self._links}
+        rows = [(seq, event) for _, seq, event in self._events if self._event_keys.get(seq) in keys]
+        data.events = [msgspec.msgpack.decode(_encode(e), type=type(e)) for _, e in rows]
+        return data, [seq for seq, _ in rows]
+
+    def export(self, *, customer_id: str | None = None, visitor_id: str | None = None) -> PersonalData:
+        with self._lock:
+            self._check_open()
+            data = self._person(customer_id, visitor_id)[0]
+            data.report_states = self._report_states()
+            return data
+
+    def _report_states(self) -> list[str]:
+        return sorted(n for n in self._meta if n.startswith(REPORT_STATE_META_PREFIX))
+
+    def forget(self, *, customer_id: str | None = None, visitor_id: str | None = None) -> PersonalData:
+        with self._lock:
+            self._check_open()
+            data, seqs = self._person(customer_id, visitor_id)
+            for key in data.keys:
+                self._profiles.pop(key, None)
+            for visitor in data.links:
+                del self._links[visitor]
+            gone = set(seqs)
+            self._events = [row for row in self._events if row[1] not in gone]
+            for seq in gone:
+                del self._event_keys[seq]
+            data.report_states = self._report_states()
+            for name in data.report_states:
+                del self._meta[name]
+            return data
 
     def close(self) -> None:
         self._closed = True

@@ -13,6 +13,7 @@ set it with ``?prefix=shop1:`` in the URL)::
     P event_types        set      the event types that have a log
     P seq                string   event sequence counter (keeps insertion order within one ``at``)
     P invalidate         channel  ``[origin, [changed profile keys]]`` after every append
+                                  and every ``forget``
 
 Appends are optimistic transactions: ``fold_batch`` (the one append algorithm) reads through
 a ``WATCH``: first the order keys, then the link keys, then the profile keys it needs; the
@@ -31,6 +32,13 @@ Two clients: writes and batch reads (appends, ``iter_*``, meta, the pub/sub list
 sync client in threads; ``aload``, the request-path read, uses a ``redis.asyncio`` client on
 the caller's event loop (no thread hop). Async connections belong to one loop, so there is one
 async client per running loop, closed when that loop shuts down (``_closed_with_loop``).
+
+Erasing one person (``forget``): links have no reverse index and the log no index by
+key, so the person's visitors are found with ``SCAN`` over ``P l:*`` and their events by
+reading every type's log (a rare request; the time grows with the store). The person's
+profile and link keys are ``WATCH``ed meanwhile and everything is deleted in one ``MULTI``
+with the ``PUBLISH`` that drops the person from every server's cache: an event of the person
+appended in between makes ``EXEC`` fail and the search start again.
 
 Failures: every Redis error becomes a ``StoreError``. Socket timeouts are short (0.5 s,
 ``?socket_timeout=0.2`` in the URL) and redis-py does not retry (the pool replaces a
@@ -59,7 +67,9 @@ import msgspec
 from ..errors import StoreError
 from ..events import Event
 from ..profile import Profile
-from .base import RESERVED_META, AppendResult, redacted_url
+from .base import (
+    REPORT_STATE_META_PREFIX, RESERVED_META, AppendResult, PersonalData, redacted_url, resolve_person,
+)
 from .batch import fold_batch
 
 try:  # redis-py is optional: ``pip install segmint[redis]``
@@ -113,6 +123,11 @@ def decode_event_member(member: bytes) -> tuple[float, int, str, bytes]:
     """``(at, seq, profile key, msgpack event)`` of a log member."""
     seq, size = struct.unpack_from(">QH", member, 8)
     return _time_from_sortable(member[:8]), seq, member[18:18 + size].decode(), member[18 + size:]
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` matched literally in a ``SCAN MATCH`` pattern (a prefix may hold ``*?[]\\``)."""
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
 
 
 def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
@@ -384,6 +399,86 @@ class RedisStore:
             raise ValueError(f"meta name {name!r} is reserved")
         with self.errors("writing meta"):
             self.client.set(self._key("meta", name), bytes(value))
+
+    # -- PersonalDataStore --
+    def _person(self, customer_id: str | None, visitor_id: str | None,
+                pipe: Any = None) -> tuple[PersonalData, dict[str, list[bytes]]]:
+        """The person's data and their log members by event type; with ``pipe`` (``forget``),
+        the person's profile and link keys are WATCHed on it before they are read."""
+        p = self.prefix
+        if pipe is not None:  # WATCH puts the pipeline in immediate mode: reads run at once
+            pipe.watch(self._key("l", visitor_id) if visitor_id else self._key("p", f"c:{customer_id}"))
+        reader = pipe if pipe is not None else self.client
+
+        def link_of(visitor: str) -> str | None:
+            found = reader.get(self._key("l", visitor))
+            return None if found is None else found.decode()
+
+        def visitors_of(customer: str) -> list[str]:
+            if pipe is not None:  # an identify linking one more visitor changes this key
+                pipe.watch(self._key("p", f"c:{customer}"))
+            link_prefix = f"{p}l:".encode()
+            names = list(self.client.scan_iter(match=_glob_escape(f"{p}l:") + "*", count=1000))
+            found: list[str] = []
+            for chunk in _chunks(names):
+                for name, value in zip(chunk, self.client.mget(chunk)):
+                    if value is not None and value.decode() == customer:
+                        found.append(name[len(link_prefix):].decode())
+            return found
+
+        customer, visitors = resolve_person(customer_id, visitor_id, link_of=link_of, visitors_of=visitors_of)
+        data = PersonalData(customer_id=customer, visitor_ids=visitors)
+        keys = sorted(data.keys)
+        profile_names = [self._key("p", k) for k in keys]
+        link_names = [self._key("l", v) for v in visitors]
+        if pipe is not None:
+            pipe.watch(*profile_names, *link_names)
+        data.profiles = [_decode_profile(raw) for raw in reader.mget(profile_names) if raw is not None]
+        if link_names:
+            data.links = {v: c.decode() for v, c in zip(visitors, reader.mget(link_names)) if c is not None}
+        wanted, members = set(keys), {}
+        for tag, member in self.iter_event_members():
+            _, _, key, raw = decode_event_member(member)
+            if key in wanted:
+                members.setdefault(tag, []).append(member)
+                data.events.append(_decode_event(raw))
+        return data, members
+
+    def export(self, *, customer_id: str | None = None, visitor_id: str | None = None) -> PersonalData:
+        with self.errors("exporting a person"):
+            data = self._person(customer_id, visitor_id)[0]
+            data.report_states = [name for name, _ in self._report_states()]
+            return data
+
+    def _report_states(self) -> list[tuple[str, bytes]]:
+        """``(meta name, Redis key)`` of every saved report state."""
+        meta = f"{self.prefix}meta:"
+        found = self.client.scan_iter(match=_glob_escape(meta + REPORT_STATE_META_PREFIX) + "*", count=1000)
+        return sorted((key[len(meta.encode()):].decode(), key) for key in found)
+
+    def forget(self, *, customer_id: str | None = None, visitor_id: str | None = None) -> PersonalData:
+        p = self.prefix
+        with self.errors("forgetting a person"):
+            for attempt in range(_MAX_ATTEMPTS):
+                with self.client.pipeline(transaction=True) as pipe:
+                    try:
+                        data, members = self._person(customer_id, visitor_id, pipe)
+                        states = self._report_states()
+                        data.report_states = [name for name, _ in states]
+                        keys = sorted(data.keys)
+                        pipe.multi()
+                        pipe.delete(*(self._key("p", k) for k in keys), *(key for _, key in states),
+                                    *(self._key("l", v) for v in data.links))
+                        pipe.zrem(f"{p}profiles", *keys)
+                        for tag, tagged in members.items():
+                            for chunk in _chunks(tagged):
+                                pipe.zrem(f"{p}e:{tag}", *chunk)
+                        pipe.publish(self.channel, _encode((self._origin, keys)))
+                        pipe.execute()
+                        return data
+                    except _redis.WatchError:
+                        time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 20)))
+        raise StoreError(f"forget gave up after {_MAX_ATTEMPTS} conflicting attempts", store=self.url)
 
     def close(self) -> None:
         if self._closed:

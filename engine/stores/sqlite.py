@@ -35,7 +35,7 @@ import msgspec
 from ..errors import StoreError
 from ..events import Event
 from ..profile import Profile
-from .base import RESERVED_META, AppendResult
+from .base import REPORT_STATE_META_PREFIX, RESERVED_META, AppendResult, PersonalData, resolve_person
 from .batch import fold_batch
 
 __all__ = ["SQLiteStore", "SCHEMA_VERSION"]
@@ -383,6 +383,70 @@ class SQLiteStore:
             raise ValueError(f"meta name {name!r} is reserved")
         with self._write() as conn:
             conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, bytes(value)))
+
+    # -- PersonalDataStore --
+    def _person(self, conn: sqlite3.Connection, customer_id: str | None, visitor_id: str | None, *,
+                events_after: int = -1) -> tuple[PersonalData, list[tuple[float, int, bytes]]]:
+        """The person's data and the ``(at, id, data)`` rows of their events with ``id >
+        events_after``, read inside the caller's transaction (``data.events`` is left empty).
+        Links by customer and events by key have no index in this schema: table scans."""
+        def link_of(visitor: str) -> str | None:
+            row = conn.execute("SELECT customer_id FROM links WHERE visitor_id = ?", (visitor,)).fetchone()
+            return None if row is None else row[0]
+
+        customer, visitors = resolve_person(
+            customer_id, visitor_id, link_of=link_of,
+            visitors_of=lambda c: [r[0] for r in conn.execute(
+                "SELECT visitor_id FROM links WHERE customer_id = ?", (c,))])
+        data = PersonalData(customer_id=customer, visitor_ids=visitors)
+        source = _Transaction(conn)
+        keys = sorted(data.keys)
+        data.profiles = [p for _, p in sorted(source.load_many(set(keys)).items())]
+        data.links = source.links(set(visitors))
+        rows = source._select(f"SELECT at, id, data FROM events WHERE id > {int(events_after)} AND key IN ({{}})", keys)
+        return data, rows
+
+    @staticmethod
+    def _report_states(conn: sqlite3.Connection) -> list[str]:
+        return [r[0] for r in conn.execute("SELECT name FROM meta WHERE substr(name, 1, ?) = ? ORDER BY name",
+                                           (len(REPORT_STATE_META_PREFIX), REPORT_STATE_META_PREFIX))]
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: every query inside sees the same state of the file."""
+        with self._connection() as conn:
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                conn.execute("COMMIT")
+
+    def export(self, *, customer_id: str | None = None, visitor_id: str | None = None) -> PersonalData:
+        with self._snapshot() as conn:
+            data, rows = self._person(conn, customer_id, visitor_id)
+            data.report_states = self._report_states(conn)
+        data.events = [_decode_event(r[2]) for r in sorted(rows)]
+        return data
+
+    def forget(self, *, customer_id: str | None = None, visitor_id: str | None = None) -> PersonalData:
+        # Finding the events scans the log: do that in a read snapshot, so the write lock (which
+        # appends wait for) is held only to look at what was logged since, and to delete.
+        with self._snapshot() as conn:
+            seen, rows = self._person(conn, customer_id, visitor_id)
+            last = conn.execute("SELECT coalesce(max(id), -1) FROM events").fetchone()[0]
+        with self._write() as conn:
+            data, newer = self._person(conn, customer_id, visitor_id, events_after=last)
+            if data.keys == seen.keys:
+                rows += newer
+            else:  # linked or relinked meanwhile: older events of another key may belong now
+                data, rows = self._person(conn, customer_id, visitor_id)
+            conn.executemany("DELETE FROM events WHERE id = ?", [(r[1],) for r in rows])
+            conn.executemany("DELETE FROM profiles WHERE key = ?", [(k,) for k in data.keys])
+            conn.executemany("DELETE FROM links WHERE visitor_id = ?", [(v,) for v in data.links])
+            data.report_states = self._report_states(conn)
+            conn.executemany("DELETE FROM meta WHERE name = ?", [(n,) for n in data.report_states])
+        data.events = [_decode_event(r[2]) for r in sorted(rows)]
+        return data
 
     def close(self) -> None:
         """Close every connection this store opened (in any thread)."""

@@ -68,6 +68,20 @@ _INTAKE = [
 ]
 
 
+#: Erasing one person (privacy requests): (heading, request), sent to a fresh shop in this order.
+_ERASE = [
+    ("a visitor logs in and orders (the person to erase)", _shop.request(
+        "POST", "/_segmint/events", headers=[_AUTH, _JSON],
+        body=_body([EXAMPLES["page_view"], EXAMPLES["identify"], EXAMPLES["order"]]))),
+    ("erase the customer: its linked visitors, links and events go too", _shop.request(
+        "DELETE", "/_segmint/profiles?customer=c-42", headers=[_AUTH])),
+    ("the visitor afterwards: nothing is stored", _shop.request(
+        "DELETE", "/_segmint/profiles?visitor=v-7f3a", headers=[_AUTH])),
+    ("not exactly one id", _shop.request(
+        "DELETE", "/_segmint/profiles?customer=c-42&visitor=v-7f3a", headers=[_AUTH])),
+]
+
+
 def _check_examples() -> None:
     if set(EXAMPLES) != set(ev.EVENT_TYPES):
         raise ValueError(f"EXAMPLES must have one example per event type: {sorted(ev.EVENT_TYPES)}")
@@ -106,7 +120,7 @@ def _exchange(heading: str, exchange: _shop.Exchange) -> list[str]:
     except ValueError:
         body = exchange.body.decode()
     lines = [f"### {heading}", "", "```http", f"{exchange.method} {exchange.target}",
-             *(f"{k}: {v}" for k, v in exchange.headers), "", body, "```", "",
+             *(f"{k}: {v}" for k, v in exchange.headers), *(["", body] if body else []), "```", "",
              f"Answer: `{exchange.status}`", ""]
     return [*lines, *json_block(exchange.answer), ""]
 
@@ -157,5 +171,22 @@ def events_markdown() -> str:
         "",
     ]
     for (heading, _), exchange in zip(_INTAKE, _shop.exchanges([req for _, req in _INTAKE]), strict=True):
+        lines += _exchange(heading, exchange)
+    lines += [
+        "## Erasing one person: `DELETE /_segmint/profiles`",
+        "",
+        "For a privacy request, `DELETE /_segmint/profiles?customer=ID` (or `?visitor=ID`), with the",
+        "same Bearer token, erases one person: the customer's profile, every visitor linked to it",
+        "(with their events from before the login), the identity links, their events in the log, the",
+        "saved report states and the cached copies (on every server, with Redis). A visitor linked",
+        "to a customer names that customer's whole person. The answer counts what was removed;",
+        "erasing someone unknown (or already erased) answers `200` with zeros. Order ids stay in",
+        "the duplicate check, naming nobody, so an order sent again does not bring the person back.",
+        "A store that cannot erase answers `503` with `Retry-After` (send it again). `segmint forget`",
+        "does the same from the command line and `segmint export` prints what is stored about the",
+        "person (see [operations.md](operations.md#privacy-erase-and-export-one-person)).",
+        "",
+    ]
+    for (heading, _), exchange in zip(_ERASE, _shop.exchanges([req for _, req in _ERASE]), strict=True):
         lines += _exchange(heading, exchange)
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -109,6 +109,8 @@ def test_the_api_answers_without_a_runtime(mw: Any, broken_catalog: Path):
         auth = {"authorization": f"Bearer {mw.TOKEN}"}
         events = client.post("/_segmint/events", json=[{"type": "page_view", "visitor_id": "v"}], headers=auth)
         assert events.status_code == 503 and events.headers["retry-after"]  # nothing stored: retry
+        forget = client.delete("/_segmint/profiles?customer=c-1", headers=auth)
+        assert forget.status_code == 503 and forget.headers["retry-after"]  # nothing erased: retry
         recommendations = client.get("/_segmint/recommendations?slot=cart")
         assert recommendations.status_code == 200 and recommendations.json() == {"slots": {}, "fallback": True}
         click = client.get("/_segmint/click", params={"_sgm": "default.a.cart", "to": "/products/lip-1"},
