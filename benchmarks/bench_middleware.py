@@ -171,8 +171,12 @@ def app_factory() -> Any:
 
 # -- servers --------------------------------------------------------------------------------
 
-def write_config(tmp: Path) -> Path:
-    """A config with one bestsellers campaign for the home slot and a seeded SQLite store."""
+def write_config(tmp: Path, *, cache_size: int = 10_000) -> Path:
+    """A config with one bestsellers campaign for the home slot and a seeded SQLite store.
+
+    ``cache_size`` is the profile cache's bound (``bench_pipeline`` rotates more visitors
+    than the default holds).
+    """
     from segmint.engine.catalog import load_catalog_file
     from segmint.middleware.demo.seed import generate_history, write_history
 
@@ -200,6 +204,7 @@ time_budget_ms = 1000
 
 [cache]
 ttl_seconds = 3600
+maxsize = {cache_size}
 
 [[campaigns]]
 id = "bench-bestsellers"
@@ -222,11 +227,11 @@ def _has(module: str) -> bool:
 
 
 class Server:
-    def __init__(self, variant: str, config: Path, log: Path) -> None:
+    def __init__(self, variant: str, config: Path, log: Path, *, workers: int = 1) -> None:
         self.variant, self.port = variant, _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         args = [sys.executable, "-m", "uvicorn", "benchmarks.bench_middleware:app_factory", "--factory",
-                "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+                "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers),
                 "--no-access-log", "--log-level", "warning"]
         if _has("httptools"):
             args += ["--http", "httptools"]
@@ -272,11 +277,22 @@ def _headers(path: str = "/") -> dict[str, str]:
 _UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
-def _wrk(url: str, seconds: float) -> dict[str, float]:
+def _wrk(url: str, seconds: float, script: Path | None = None, *script_args: str) -> dict[str, float]:
+    """One ``wrk`` run: req/s, p99 and completed requests; any error response fails it.
+
+    Without ``script`` every request is ``_headers()``'s; a Lua ``script`` (``-s``, with
+    ``script_args`` after ``--``) makes its own requests (``bench_pipeline``'s cookie rotation).
+    """
     args = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "--latency"]
-    for key, value in _headers(url[url.index("/", 8):]).items():
-        args += ["-H", f"{key}: {value}"]
-    out = subprocess.run([*args, url], capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
+    if script is None:
+        for key, value in _headers(url[url.index("/", 8):]).items():
+            args += ["-H", f"{key}: {value}"]
+    else:
+        args += ["-s", str(script)]
+    args.append(url)
+    if script_args:
+        args += ["--", *script_args]
+    out = subprocess.run(args, capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s|m)\b", out)
     requests = int(re.search(r"(\d+) requests in", out)[1])  # type: ignore[index]

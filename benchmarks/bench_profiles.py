@@ -14,7 +14,8 @@ to fill a SQLite file of 100,000 profiles (quick: 20,000). Figures:
 - ingest: ``store.append`` of synthetic traffic in batches of 500 (the event writer's batch
   size), against the floor of logging the same rows raw: encode each event and
   ``executemany`` it into an events table of the same shape, same pragmas, one transaction
-  per batch. Ours also folds, dedupes orders and writes profiles. Target: >= 0.5x raw.
+  per batch. Ours also dedupes orders and routes events (and, before the log-first
+  pipeline of issue #19, folds them into profiles it writes back). Target: >= 0.8x raw.
 - memory: heap (``RssAnon``) growth of a child process that loads 100,000 profiles into
   ``Profiles`` (cache sized to hold all). Target: < 300 MB. The peer column is their msgpack
   size. The whole RSS growth is in the note: it adds the pages of the database file that
@@ -63,7 +64,7 @@ NOW = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
 
 WARM_TARGET_US = 5.0
 LOAD_TARGET_US = 25.0
-INGEST_TARGET = 0.5
+INGEST_TARGET = 0.8
 MEMORY_TARGET_MB = 300.0
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -117,9 +118,9 @@ def write_profiles_db(path: str | os.PathLike[str], n: int, templates: list[Prof
         keys.append(profile.key)
         batch.append((profile.key, _encode(profile)))
         if len(batch) >= 10_000:
-            conn.executemany("INSERT INTO profiles VALUES (?, ?)", batch)
+            conn.executemany("INSERT INTO profiles (key, data) VALUES (?, ?)", batch)
             batch = []
-    conn.executemany("INSERT INTO profiles VALUES (?, ?)", batch)
+    conn.executemany("INSERT INTO profiles (key, data) VALUES (?, ?)", batch)
     conn.execute("COMMIT")
     conn.close()
     return keys
@@ -405,7 +406,8 @@ def run(quick: bool) -> list[dict[str, Any]]:
 def _print_rows(rows: Iterable[dict[str, Any]]) -> None:
     for r in rows:
         print(f"{r['figure'][:60]:60} {r['ours']:>10.3f} {r['unit']:10} {r['peer'][:38]:38} "
-              f"{r['peer_value']:>10.3f} x{r['ratio']:<7} {r['target']:16} {'ok' if r['ok'] else 'MISS'}")
+              f"{r['peer_value']:>10.3f} x{r['ratio']:<7} {r['target']:16} "
+              f"{'n/a' if r.get('available') is False else 'ok' if r['ok'] else 'MISS'}")
 
 
 if __name__ == "__main__":
