@@ -50,6 +50,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -436,16 +437,34 @@ class Fleet:
             if name != "bare" and b"data-segmint-campaign" not in response.content:
                 raise AssertionError(f"{name}: no widget in the page")
 
-    def run(self, variant: str, load: str, seconds: int, drain_timeout: float) -> dict[str, Any]:
+    def run(self, variant: str, load: str, seconds: int, drain_timeout: float,
+            watch: bool = False) -> dict[str, Any]:
         """One wrk run of ``load`` against ``variant``; for segmint, then the wait until its
-        events are folded, and the counts checked."""
+        events are folded, and the counts checked. ``watch``: sample the server's backlog
+        every second during the run (``peak``: how close the writer came to its bound)."""
         server = self.servers[variant]
         counts = self.counts.get(variant)
         if counts is None:
             return _wrk(server.url + "/", seconds, self.script, str(self.cookies[load]))
         newest = counts.newest()
         writer = health(server)["writer"] if variant != "segmint x2" else None
-        result = _wrk(server.url + "/", seconds, self.script, str(self.cookies[load]))
+        samples: list[int] = []
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(1.0):
+                samples.append(backlog(health(server)))
+
+        sampler = threading.Thread(target=sample)
+        if watch:
+            sampler.start()
+        try:
+            result = _wrk(server.url + "/", seconds, self.script, str(self.cookies[load]))
+        finally:
+            stop.set()
+            if watch:
+                sampler.join()
+        result["peak"] = max(samples, default=0)
         served = result["requests"]
         result["drain"], result["folded"] = settle(server, counts, newest, served, drain_timeout)
         result["views"], result["impressions"] = counts.logged(newest)
@@ -506,12 +525,13 @@ def _page_rows(runs: dict[tuple[str, str], list[dict[str, Any]]], seconds: int) 
 
 
 def _sustained_rows(fleet: Fleet, load: str, seconds: int) -> list[dict[str, Any]]:
-    result = fleet.run("segmint", load, seconds, drain_timeout=60.0)
+    result = fleet.run("segmint", load, seconds, drain_timeout=60.0, watch=True)
     served, lost = result["requests"], _lost([result])
     events = 2 * served  # a page view and an impression per page
     shed = result["shed"]
     note = (f"{served:,} pages served at {result['rps']:,.0f} req/s, {result['views']:,} page views and "
-            f"{result['impressions']:,} impressions logged; writer rejected + dropped: {shed:,}")
+            f"{result['impressions']:,} impressions logged; writer rejected + dropped: {shed:,}; "
+            f"events queued, sampled each second: at most {result['peak']:,}")
     figure = f"pipeline, sustained {seconds} s at full rate, one worker, {load}"
     return [
         row(f"{figure}: events shed", max(shed, lost), "page views and impressions of the pages served", events,
