@@ -17,6 +17,7 @@ from .events import Event, decode_events, encode_events, event_to_dict
 from .field_table import DEFAULT_FIELDS, default_field_catalog
 from .folding import fold, folded, merge_profiles
 from .importer import ImportReport, import_orders
+from .predict import PredictModel, compute_predict_model, fit_bgnbd, fit_gamma_gamma, load_predict_model
 from .profiles import Profiles
 from .rfm import RfmThresholds, compute_rfm_thresholds, load_rfm_thresholds, rfm_scores
 from .stores import (
@@ -84,6 +85,11 @@ __all__ = [
     "compute_rfm_thresholds",
     "load_rfm_thresholds",
     "rfm_scores",
+    "PredictModel",
+    "compute_predict_model",
+    "load_predict_model",
+    "fit_bgnbd",
+    "fit_gamma_gamma",
     "ProfileStore",
     "AppendResult",
     "PersonalDataStore",

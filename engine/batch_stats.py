@@ -1,7 +1,9 @@
-"""``BatchStats``: the product statistics and RFM thresholds a runtime serves from memory.
+"""``BatchStats``: the product statistics, RFM thresholds and predictive model a runtime
+serves from memory.
 
-Both are batch results over the whole store (never computed per request): bestsellers,
-co-purchase and co-view counts from the event log, RFM quintile cuts from every profile.
+All are batch results over the whole store (never computed per request): bestsellers,
+co-purchase and co-view counts from the event log, RFM quintile cuts and the BG/NBD and
+Gamma-Gamma fits (``predict.py``) from every profile.
 They are rebuilt every ``[stats] refresh_seconds`` and, so that a shop's first orders show
 in bestsellers within seconds, soon after new orders arrive: no more often than
 ``cost_factor`` times the last rebuild's own duration, which caps the rebuild work under a
@@ -10,15 +12,23 @@ steady stream of orders at about a tenth of a core.
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import timedelta
+from typing import Any
+
+import msgspec
 
 from .clock import Clock
+from .predict import (INSTALL_HINT, MIN_CUSTOMERS, MIN_REPEAT, PredictModel, compute_predict_model,
+                      load_predict_model, scipy_available)
 from .product_stats import DEFAULT_WINDOWS, ProductStats
 from .rfm import RfmThresholds, compute_rfm_thresholds, load_rfm_thresholds
 from .stores import ProfileStore
 
-__all__ = ["BatchStats", "STATS_POLL", "STATS_COST_FACTOR", "RFM_MAX_AGE"]
+__all__ = ["BatchStats", "STATS_POLL", "STATS_COST_FACTOR", "RFM_MAX_AGE", "PREDICT_MAX_AGE"]
+
+log = logging.getLogger("segmint.batch_stats")
 
 #: How often the stats thread asks ``refresh_if_due``.
 STATS_POLL = 2.0
@@ -26,6 +36,9 @@ STATS_POLL = 2.0
 STATS_COST_FACTOR = 10.0
 #: RFM thresholds older than this are recomputed (they move slowly; a pass reads every profile).
 RFM_MAX_AGE = timedelta(hours=6)
+#: The predictive model is refitted as often (a fit reads every profile too; its parameters
+#: describe the population and move as slowly; each customer's fields follow ``now``).
+PREDICT_MAX_AGE = RFM_MAX_AGE
 
 
 class BatchStats:
@@ -34,6 +47,10 @@ class BatchStats:
         self.clock = clock
         self.products = ProductStats.empty()
         self.rfm: RfmThresholds | None = None
+        self.predict: PredictModel | None = None
+        #: What ``/health`` shows of the predictive model: ``{"status": "fitted", ...}``, or
+        #: ``"waiting"``/``"unavailable"``/``"failed"`` with the ``reason`` (logged once each).
+        self.predict_status: dict[str, Any] = {"status": "waiting", "reason": "not fitted yet"}
         #: Minimum seconds between two order-triggered rebuilds, and the cost factor (tests set 0).
         self.min_gap = STATS_POLL
         self.cost_factor = STATS_COST_FACTOR
@@ -57,9 +74,42 @@ class BatchStats:
         if thresholds is None or now.timestamp() - thresholds.computed_at > RFM_MAX_AGE.total_seconds():
             thresholds = compute_rfm_thresholds(self.store, now) or thresholds
         self.rfm = thresholds
+        self.predict = self._refresh_predict(now.timestamp())
         self._built = time.monotonic()
         self._cost = self._built - started
         return self.products
+
+    def _refresh_predict(self, ts: float) -> PredictModel | None:
+        """The stored model, refitted when missing or stale. A failing fit keeps the last
+        model: the fields stay, the product statistics and RFM are rebuilt all the same."""
+        if not scipy_available():  # checked first: a model another process fitted is no use either
+            return self._predict_state(None, {"status": "unavailable", "reason": INSTALL_HINT})
+        model = load_predict_model(self.store)
+        if model is not None and ts - model.computed_at <= PREDICT_MAX_AGE.total_seconds():
+            return self._predict_state(model, model)
+        try:
+            fitted = compute_predict_model(self.store, ts)
+        except Exception as exc:  # noqa: BLE001 - a bad fit must not stop the other batch results
+            return self._predict_state(model, {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"},
+                                       exc)
+        if fitted is None:
+            return self._predict_state(model, model or {
+                "status": "waiting", "reason": f"a fit needs {MIN_CUSTOMERS} customers with orders, "
+                                               f"{MIN_REPEAT} of them with a repeat order"})
+        return self._predict_state(fitted, fitted)
+
+    def _predict_state(self, model: PredictModel | None, status: PredictModel | dict[str, Any],
+                       exc: BaseException | None = None) -> PredictModel | None:
+        """Keep the status for ``/health``; log a problem once, when it first appears."""
+        if isinstance(status, PredictModel):
+            status = {"status": "fitted", "computed_at": status.computed_at, "customers": status.customers,
+                      "sample_size": status.sample_size, "bgnbd": msgspec.to_builtins(status.bgnbd),
+                      "gamma_gamma": msgspec.to_builtins(status.gamma_gamma)}
+        elif status != self.predict_status:
+            (log.info if status["status"] == "waiting" else log.warning)(
+                "segmint: no predictive fields: %s", status["reason"], exc_info=exc)
+        self.predict_status = status
+        return model
 
     def refresh_if_due(self, window_days: int, refresh_seconds: float) -> bool:
         """Rebuild when orders arrived (and the minimum gap passed) or every ``refresh_seconds``."""

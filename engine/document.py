@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
 
+from .predict import PredictModel, predict_fields
 from .profile import Profile
 from .rfm import RfmThresholds, rfm_scores
 
@@ -73,12 +74,13 @@ _DERIVED_ORDER_KEYS = frozenset({"orders", "returns", "customer_segment"})
 
 def profile_document(
     profile: Profile, now: datetime | float, *, rfm: RfmThresholds | None = None,
-    only: Collection[str] | None = None,
+    predict: PredictModel | None = None, only: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """Build the document of ``profile`` at time ``now`` (aware datetime or epoch seconds).
 
     ``rfm`` (thresholds from ``rfm.compute_rfm_thresholds``) adds the ``rfm`` group for
-    customers with orders. ``only``: the top-level keys wanted (``Filter.fields``); the
+    customers with orders, ``predict`` (a fitted ``predict.PredictModel``) the ``predict``
+    group. ``only``: the top-level keys wanted (``Filter.fields``); the
     sections that produce none of them are skipped (others may still appear), so a scan of a
     million profiles for one segment builds just what that segment reads.
     """
@@ -216,6 +218,10 @@ def profile_document(
 
     if rfm is not None and n and p.last_order_at is not None and (everything or "rfm" in wanted):
         doc["rfm"] = rfm_scores(p, rfm, ts)
+    if predict is not None and n and (everything or "predict" in wanted):
+        predicted = predict_fields(p, predict, ts)
+        if predicted:
+            doc["predict"] = predicted
     if segment is not None:
         doc["customer_segment"] = segment
     if everything or "extra" in wanted:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .fields import FieldCatalog, FieldDef, FieldType
+from .predict import MIN_CUSTOMERS, MIN_REPEAT
 from .rfm import RFM_SEGMENTS
 
 __all__ = ["DEFAULT_FIELDS", "default_field_catalog", "fields_markdown"]
@@ -92,6 +93,17 @@ DEFAULT_FIELDS: tuple[FieldDef, ...] = (
     _f("rfm.score", I, "recency + frequency + monetary, 3-15."),
     _f("rfm.segment", S, "Named RFM segment from the R/F grid (see engine/rfm.py).",
        choices=RFM_SEGMENTS),
+    # predictions (customers with orders, once a model is fitted: see engine/predict.py)
+    _f("predict.p_alive", N, "Probability, 0-1, that the customer is still active (BG/NBD model "
+       "fitted over all customers); 1 after a single order (BG/NBD lets a customer drop out only "
+       "after a repeat purchase). Absent without orders or until a model is fitted (needs "
+       f"`pip install \"segmint[predict]\"`, {MIN_CUSTOMERS} customers, {MIN_REPEAT} of them with repeat "
+       "orders)."),
+    _f("predict.purchases_30d", N, "Expected purchases in the next 30 days (BG/NBD, fitted in days; "
+       "every order counts as a purchase). Absent as predict.p_alive is."),
+    _f("predict.value_90d", N, "Expected spend in the next 90 days: expected purchases in 90 days x "
+       "the Gamma-Gamma expected average order value (the customer's average order value shrunk "
+       "toward the population's). Absent as predict.p_alive is."),
     # aliases in the names other tools use
     _f("customer_segment.outbounds_avg_time_delta", N, "Average days between orders.",
        alias_of="orders.avg_days_between"),

@@ -213,7 +213,7 @@ class Segmint:
 
     def document(self, profile: Profile, now: datetime | None = None, *,
                  only: Collection[str] | None = None) -> dict[str, Any]:
-        """The document rules see: derived fields, RFM scores, plugin enrichments.
+        """The document rules see: derived fields, RFM scores, predictions, plugin enrichments.
 
         ``only``: the top-level keys needed (a filter's ``fields``); other sections may be
         left out, which makes a scan of many profiles for one segment much cheaper.
@@ -231,11 +231,12 @@ class Segmint:
         if state.pm.hook.segmint_enrich_document.get_hookimpls():
             return lambda profile: self._document(state, profile, now, only)
         ts, rfm, keys = now.timestamp(), self.batch.rfm, frozenset(only) if only is not None else None
-        return lambda profile: profile_document(profile, ts, rfm=rfm, only=keys)
+        predict = self.batch.predict
+        return lambda profile: profile_document(profile, ts, rfm=rfm, predict=predict, only=keys)
 
     def _document(self, state: CompiledConfig, profile: Profile, now: datetime,
                   only: Collection[str] | None = None) -> dict[str, Any]:
-        document = profile_document(profile, now, rfm=self.batch.rfm, only=only)
+        document = profile_document(profile, now, rfm=self.batch.rfm, predict=self.batch.predict, only=only)
         if state.pm.hook.segmint_enrich_document.get_hookimpls():  # none: skip the call machinery
             call_each(state.pm, "segmint_enrich_document", failure_log=self.failures, profile=profile,
                       document=document, now=now)
@@ -366,7 +367,8 @@ class Segmint:
         return self.batch.products
 
     def refresh_stats(self) -> ProductStats:
-        """Rebuild product statistics, and RFM thresholds when stale (a batch job)."""
+        """Rebuild product statistics, and RFM thresholds and the predictive model when stale
+        (a batch job)."""
         return self.batch.refresh(self.config.stats.window_days)
 
     def refresh_stats_if_due(self) -> bool:

@@ -357,7 +357,8 @@ async def _check_token(scope: MutableMapping[str, Any], send: Send, token: str |
 def _runtime_health(runtime: Any) -> dict[str, Any]:
     """The runtime's own numbers: event writer (queued, written, dropped), profile cache
     (hits, misses, size, maxsize), contained plugin failures, the last failed config reload
-    (None when healthy) and the catalog (products served, bad products left out, the first
+    (None when healthy), the predictive model (``BatchStats.predict_status``: fitted, or why
+    not) and the catalog (products served, bad products left out, the first
     ``HEALTH_PROBLEMS`` of them)."""
     health: dict[str, Any] = {}
     writer, profiles = getattr(runtime, "writer", None), getattr(runtime, "profiles", None)
@@ -370,6 +371,9 @@ def _runtime_health(runtime: Any) -> dict[str, Any]:
     failures = getattr(runtime, "failures", None)
     if failures is not None:  # contained plugin failures, by plugin, hook and error type
         health["plugin_failures"] = failures.counts()
+    batch = getattr(runtime, "batch", None)
+    if batch is not None:  # the predictive model: fitted (its parameters), or why not
+        health["predict"] = batch.predict_status
     catalog = getattr(runtime, "catalog", None)
     if catalog is not None:  # bad products are left out and served without
         health["catalog"] = {"products": len(catalog), "bad_products": catalog.rejected,

@@ -13,6 +13,7 @@ from segmint.engine.field_table import DEFAULT_FIELDS, default_field_catalog, fi
 from segmint.engine.fields import FieldDef, FieldType
 from segmint.engine.folding import fold
 from segmint.engine.profile import Profile
+from segmint.engine.predict import BgNbdParams, GammaGammaParams, PredictModel
 from segmint.engine.rfm import RfmThresholds
 
 UTC = timezone.utc
@@ -20,6 +21,9 @@ NOW = datetime(2025, 6, 1, 12, tzinfo=UTC)
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "fields.md"
 RFM = RfmThresholds(recency_days=(5, 10, 20, 40), frequency=(1, 2, 3, 4), monetary=(10, 20, 40, 80),
                     computed_at=NOW.timestamp(), customers=10, sample_size=10)
+PREDICT = PredictModel(bgnbd=BgNbdParams(r=0.24, alpha=31.0, a=0.79, b=2.43, log_likelihood=0.0),
+                       gamma_gamma=GammaGammaParams(p=6.25, q=3.74, gamma=15.44, log_likelihood=0.0),
+                       computed_at=NOW.timestamp(), customers=10, sample_size=10)
 
 
 def rich_profiles():
@@ -73,8 +77,8 @@ def type_ok(field_type, value):
 def test_every_document_path_is_in_the_catalog_with_the_right_type():
     catalog = default_field_catalog()
     for profile in rich_profiles():
-        for rfm in (None, RFM):
-            for path, value in leaves(profile_document(profile, NOW, rfm=rfm)):
+        for rfm, predict in ((None, None), (RFM, PREDICT)):
+            for path, value in leaves(profile_document(profile, NOW, rfm=rfm, predict=predict)):
                 field = catalog.lookup(path)
                 assert field is not None, f"{path} is not in the field catalog"
                 assert type_ok(field.type, value), (path, field.type, value)
@@ -85,8 +89,8 @@ def test_every_document_path_is_in_the_catalog_with_the_right_type():
 def test_the_catalog_has_no_field_the_document_never_produces():
     produced = set()
     for profile in rich_profiles():
-        for rfm in (None, RFM):
-            produced |= {path for path, _ in leaves(profile_document(profile, NOW, rfm=rfm))}
+        for rfm, predict in ((None, None), (RFM, PREDICT)):
+            produced |= {path for path, _ in leaves(profile_document(profile, NOW, rfm=rfm, predict=predict))}
     catalog_names = {f.name for f in DEFAULT_FIELDS}
     for name in catalog_names:
         parts = name.split(".")
