@@ -50,7 +50,7 @@ def test_each_scenario_page_shows_its_example_config_verbatim(page):
 
 
 def test_there_is_a_page_per_scenario():
-    assert len(SCENARIO_DOCS) == 5
+    assert len(SCENARIO_DOCS) == 6
 
 
 # -- every default of every config struct, in its section's table -----------------------------

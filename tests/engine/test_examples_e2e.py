@@ -1,9 +1,10 @@
-"""The five seed scenarios end to end: example config -> events -> profiles -> decision.
+"""The scenarios end to end (the five seed ones, and VIPs likely to churn): example config ->
+events -> profiles -> decision.
 
 Each test builds profiles by recording events into the scenario's runtime (an in-memory
-store, a frozen clock), refreshes the product statistics (and RFM thresholds) as the
-background job would, then checks the campaign and products a matching visitor gets and
-what a visitor outside the segment gets instead.
+store, a frozen clock), refreshes the product statistics (and RFM thresholds, and the
+predictive model) as the background job would, then checks the campaign and products a
+matching visitor gets and what a visitor outside the segment gets instead.
 """
 
 from datetime import datetime, timedelta, timezone
@@ -228,3 +229,52 @@ def test_demo_config_covers_every_scenario():
             assert slot in by_segment[segment].slots and by_segment[segment].variants[0].strategy == strategy
         assert {"repeat_low_returns", "high_spending_recent_buyers", "lapsed_frequent_buyers", "high_return_risk",
                 "premium_frequent_returners", "frequent_low_value_buyers"} <= set(rt.state.segments)
+
+
+def churn_population(rt):
+    """120 customers over a year, a third of them repeat buyers (what the BG/NBD fit learns
+    from), and three big spenders: one who bought weekly and stopped 200 days ago, one who
+    still buys every 20 days, one with a single large order."""
+    everyday = ["FA-DRS-001", "FA-ACC-001", "CO-HAR-001", "FA-KNT-002"]
+    events = []
+    for i in range(120):
+        first = 20 + (i * 37) % 330
+        repeats = i % 5 if i % 3 == 0 else 0
+        events += [order(rt, f"c{i}", first - k * (10 + i % 25), everyday[(i + k) % 4])
+                   for k in range(repeats + 1) if first - k * (10 + i % 25) >= 1]
+    # The lapsed VIP's coat was also bought with a bag by other customers: the picks' peers.
+    events += [order(rt, f"peer{i}", 3 + i, "FA-OUT-001", "FA-ACC-002") for i in range(3)]
+    events += [order(rt, "vip-gone", 250 - 7 * k, "FA-OUT-001") for k in range(8)]  # 3,360 spent
+    events += [order(rt, "vip-active", 3 + 20 * k, "FA-OUT-002") for k in range(8)]  # 3,040 spent
+    events.append(order(rt, "vip-once", 120, "EL-LAP-001"))  # 1,299 in one order
+    return events
+
+
+def test_scenario_6_vips_likely_to_churn(scenario):
+    rt = scenario("6_vip_churn.toml")
+    rt.record(churn_population(rt))
+    gone = rt.profile(customer_id="vip-gone")
+    # No model yet (the batch job has not run): no predict fields, nobody in the segment.
+    assert "predict" not in rt.document(gone) and rt.segments(gone) == {"vip_churn_risk": False}
+
+    rt.refresh_stats()  # the batch job: RFM thresholds and the BG/NBD + Gamma-Gamma fit
+    assert rt.batch.predict.customers == 126
+    predicted = rt.document(gone)["predict"]
+    assert predicted["p_alive"] < 0.3 and predicted["purchases_30d"] < 0.5
+    assert rt.segments(gone) == {"vip_churn_risk": True}
+    offer = rt.decide(gone, ["home"], visitor_id=visitor_in_variant(rt, "vip-retention", "offer")).slots["home"]
+    assert (offer.campaign, offer.strategy, offer.coupon.code) == ("vip-retention", "user_based", "STAYVIP10")
+    assert offer.skus[0] == "FA-ACC-002"  # bought with the coat by other customers
+    held = rt.decide(gone, ["home"], visitor_id=visitor_in_variant(rt, "vip-retention", "holdout")).slots["home"]
+    assert held.control and not held.products
+
+    active = rt.profile(customer_id="vip-active")
+    assert rt.document(active)["predict"]["p_alive"] > 0.5
+    assert rt.document(active)["predict"]["value_90d"] > rt.document(gone)["predict"]["value_90d"]
+    # Explained with the value the model gave: why an active VIP is not at risk.
+    why = rt.explain(active, "home").segments["vip_churn_risk"].to_dict()
+    (clause,) = [c for c in why["children"] if not c["matched"]]
+    assert clause["path"] == "predict.p_alive" and clause["actual"] > 0.5
+    # BG/NBD lets a customer drop out only after a repeat purchase: one order, p_alive 1.
+    once = rt.profile(customer_id="vip-once")
+    assert rt.document(once)["predict"]["p_alive"] == 1.0 and rt.segments(once) == {"vip_churn_risk": False}

@@ -278,3 +278,33 @@ def test_rfm_computes_thresholds(capsys, seeded_config):
     assert code == 0
     assert data["customers"] == 3
     assert len(data["recency_days"]) == 4
+
+
+def test_explain_shows_the_predictive_fields_and_the_churn_clause(capsys, tmp_path):
+    """Scenario 6 on a SQLite file: once the batch job has fitted the model, `explain` prints
+    a customer's predict.* values and why a still-active VIP is not at risk."""
+    shutil.copy(EXAMPLES / "catalog.json", tmp_path / "catalog.json")
+    config = tmp_path / "segmint.toml"
+    text = (EXAMPLES / "scenarios" / "6_vip_churn.toml").read_text()
+    config.write_text(text.replace('path = ":memory:"', f'path = "{tmp_path / "shop.db"}"')
+                      .replace('path = "../catalog.json"', 'path = "catalog.json"'))
+
+    def orders(customer, days_ago, price=100.0):
+        return [{"type": "order", "customer_id": customer, "order_id": f"{customer}-{d}",
+                 "at": (datetime.now(timezone.utc) - timedelta(days=d)).isoformat(),
+                 "items": [{"sku": "FA-DRS-001", "quantity": 1, "price": price}]} for d in days_ago]
+
+    rt = Segmint.from_config(config, watch=False)
+    try:
+        for i in range(120):  # a population to fit: every third customer buys again
+            first = 20 + (i * 37) % 330
+            rt.record(orders(f"c{i}", [first - k * 15 for k in range(1 + (i % 5 if i % 3 == 0 else 0))]))
+        rt.record(orders("vip-active", [3 + 20 * k for k in range(8)], price=400.0))
+    finally:
+        rt.close()
+    code, out, err = run(capsys, "explain", str(config), "--customer", "vip-active", "--slot", "home")
+    assert code == 0, err
+    assert re.search(r"(?m)^predict\.p_alive +0\.\d\d$", out)
+    assert re.search(r"(?m)^predict\.value_90d +\d+\.\d\d$", out)
+    at_risk = next(line for line in out.splitlines() if line.startswith("vip_churn_risk"))
+    assert "predict.p_alive < 0.3 (actual: 0." in at_risk

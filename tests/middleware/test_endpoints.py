@@ -188,6 +188,8 @@ def test_health_needs_the_token_and_reports_counters(client: Any, auth: Any):
     data = client.get("/_segmint/health", headers=auth).json()
     assert data["status"] == "ok" and data["counters"]["api.unauthorized"] == 1
     assert data["warnings"] == []
+    # Too few customers for a predictive model yet: health says why the fields are absent.
+    assert data["predict"]["status"] == "waiting" and "100 customers" in data["predict"]["reason"]
 
 
 def test_health_and_the_start_log_warn_when_no_identity_secret_is_set(mw: Any, tmp_path: Any, auth: Any,
