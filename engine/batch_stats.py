@@ -84,14 +84,17 @@ class BatchStats:
         model: the fields stay, the product statistics and RFM are rebuilt all the same."""
         if not scipy_available():  # checked first: a model another process fitted is no use either
             return self._predict_state(None, {"status": "unavailable", "reason": INSTALL_HINT})
-        model = load_predict_model(self.store)
-        if model is not None and ts - model.computed_at <= PREDICT_MAX_AGE.total_seconds():
-            return self._predict_state(model, model)
         try:
+            try:
+                model = load_predict_model(self.store)
+            except msgspec.DecodeError:  # written by another version of segmint: refit over it
+                model = None
+            if model is not None and ts - model.computed_at <= PREDICT_MAX_AGE.total_seconds():
+                return self._predict_state(model, model)
             fitted = compute_predict_model(self.store, ts)
         except Exception as exc:  # noqa: BLE001 - a bad fit must not stop the other batch results
-            return self._predict_state(model, {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"},
-                                       exc)
+            return self._predict_state(self.predict, {"status": "failed",
+                                                      "reason": f"{type(exc).__name__}: {exc}"}, exc)
         if fitted is None:
             return self._predict_state(model, model or {
                 "status": "waiting", "reason": f"a fit needs {MIN_CUSTOMERS} customers with orders, "

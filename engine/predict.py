@@ -35,6 +35,7 @@ single order has ``p_alive`` 1 (dropout can only follow a purchase).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 from array import array
@@ -257,18 +258,21 @@ def predict_fields(profile: Profile, model: PredictModel, ts: float) -> dict[str
     if summary is None or not scipy_available():
         return None
     x, tx, big_t = summary
-    bg = model.bgnbd
+    bg, gg = model.bgnbd, model.gamma_gamma
     alive = p_alive(bg, x, tx, big_t)
     fields: dict[str, float] = {"p_alive": alive}
-    purchases = expected_purchases(bg, 30.0, x, tx, big_t, alive)
-    if math.isfinite(purchases) and purchases >= 0:
-        fields["purchases_30d"] = purchases
-    gg = model.gamma_gamma
+    # Edge parameters (a == 1 exactly, p * n + q == 1) divide by zero: the value is left out
+    # rather than failing the page's decision.
+    with contextlib.suppress(ArithmeticError):
+        purchases = expected_purchases(bg, 30.0, x, tx, big_t, alive)
+        if math.isfinite(purchases) and purchases >= 0:
+            fields["purchases_30d"] = purchases
     if gg is not None:
-        value = expected_purchases(bg, 90.0, x, tx, big_t, alive) * expected_order_value(
-            gg, profile.orders, profile.spend / profile.orders)
-        if math.isfinite(value) and value >= 0:
-            fields["value_90d"] = value
+        with contextlib.suppress(ArithmeticError):
+            value = expected_purchases(bg, 90.0, x, tx, big_t, alive) * expected_order_value(
+                gg, profile.orders, profile.spend / profile.orders)
+            if math.isfinite(value) and value >= 0:
+                fields["value_90d"] = value
     return fields
 
 

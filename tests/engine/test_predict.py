@@ -221,3 +221,21 @@ def test_without_scipy_the_batch_job_logs_the_install_hint_once_and_fields_stay_
     # A model another process fitted is not used either: no hyp2f1 here.
     profile = store.load(customer_id="c3")
     assert "predict" not in profile_document(profile, NOW, predict=MODEL)
+
+
+def test_edge_parameters_leave_the_value_out_instead_of_failing_the_document():
+    """a == 1 exactly (the optimizer's start, kept when the data say nothing about it)."""
+    profile = customer(MemoryStore(), "c", [60, 20])
+    edge = PredictModel(bgnbd=BgNbdParams(r=0.5, alpha=30.0, a=1.0, b=2.0, log_likelihood=0.0),
+                        gamma_gamma=GammaGammaParams(p=0.5, q=0.0, gamma=10.0, log_likelihood=0.0),
+                        computed_at=0.0, customers=1, sample_size=1)
+    assert set(profile_document(profile, NOW, predict=edge)["predict"]) == {"p_alive"}
+
+
+def test_a_stored_model_that_does_not_decode_is_refitted_over():
+    store = MemoryStore()
+    fill(store)
+    store.set_meta("predict", b"\x81\xa1x\x01")  # a map another version might have written
+    batch = BatchStats(store, FrozenClock(NOW))
+    batch.refresh(30)
+    assert batch.predict_status["status"] == "fitted" and load_predict_model(store) == batch.predict
