@@ -1,5 +1,5 @@
-"""The ``segmint`` command line: check, explain, audience, import, rfm, report, segments, forget,
-export, migrate, schema, demo.
+"""The ``segmint`` command line: check, explain, audience, import, rfm, predict, report, segments,
+forget, export, migrate, schema, demo.
 
 Every command prints a readable result to a terminal, and ``--json`` where a script would
 consume it. Errors are one clear message and exit code 1; a traceback only with ``--debug``.
@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE", help="orders.csv or orders.jsonl")
 
     command("rfm", "recompute RFM quintile thresholds over all customers", cli_commands.rfm)
+    command("predict", "refit the predictive model (BG/NBD, Gamma-Gamma) over all customers",
+            cli_commands.predict)
 
     p = command("report", "per campaign and variant: conversion, revenue and lift against control",
                 cli_analytics.report)

@@ -16,7 +16,7 @@ from segmint.engine.errors import ConfigError, SegmintError
 
 from .cli_output import Output, Progress, number, plural
 
-__all__ = ["check", "explain", "audience", "import_orders", "rfm", "migrate", "schema", "demo", "flatten",
+__all__ = ["check", "explain", "audience", "import_orders", "rfm", "predict", "migrate", "schema", "demo", "flatten",
            "config_runtime", "config_store"]
 
 
@@ -290,6 +290,36 @@ def rfm(args: argparse.Namespace, out: Output) -> int:
             ("frequency (orders)", *thresholds.frequency),
             ("monetary (spend)", *thresholds.monetary),
         ])
+    return 0
+
+
+def predict(args: argparse.Namespace, out: Output) -> int:
+    """Refit and store the predictive model now (the batch job refits it every 6 hours)."""
+    from datetime import timezone
+
+    from segmint.engine.predict import MIN_CUSTOMERS, MIN_REPEAT, PredictUnavailable, compute_predict_model
+
+    try:
+        with config_store(args.config) as store:
+            model = compute_predict_model(store, datetime.now(timezone.utc))
+    except PredictUnavailable as exc:
+        raise SegmintError(str(exc)) from None
+    if model is None:
+        out.line(f"no model fitted: a fit needs {MIN_CUSTOMERS} customers with orders, "
+                 f"{MIN_REPEAT} of them with a repeat order")
+        return 0
+    if args.json:
+        out.json(msgspec.to_builtins(model))
+        return 0
+    out.line(f"fitted over {plural(model.customers, 'customer')} (sample {model.sample_size:,}); "
+             "time in days")
+    bg, gg = model.bgnbd, model.gamma_gamma
+    rows = [("BG/NBD (purchases)", f"r {number(bg.r, 4)}, alpha {number(bg.alpha, 4)}, a {number(bg.a, 4)}, "
+             f"b {number(bg.b, 4)}", number(bg.log_likelihood, 1))]
+    if gg is not None:
+        rows.append(("Gamma-Gamma (order value)", f"p {number(gg.p, 4)}, q {number(gg.q, 4)}, "
+                     f"gamma {number(gg.gamma, 4)}", number(gg.log_likelihood, 1)))
+    out.table(("model", "parameters", "log-likelihood"), rows)
     return 0
 
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import re
 import shutil
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -280,9 +281,10 @@ def test_rfm_computes_thresholds(capsys, seeded_config):
     assert len(data["recency_days"]) == 4
 
 
-def test_explain_shows_the_predictive_fields_and_the_churn_clause(capsys, tmp_path):
-    """Scenario 6 on a SQLite file: once the batch job has fitted the model, `explain` prints
-    a customer's predict.* values and why a still-active VIP is not at risk."""
+@pytest.fixture()
+def churn_config(tmp_path):
+    """Scenario 6 on a SQLite file holding 120 customers (every third buys again) and a VIP
+    who still buys every 20 days; the runtime that stored them fitted the model."""
     shutil.copy(EXAMPLES / "catalog.json", tmp_path / "catalog.json")
     config = tmp_path / "segmint.toml"
     text = (EXAMPLES / "scenarios" / "6_vip_churn.toml").read_text()
@@ -302,9 +304,43 @@ def test_explain_shows_the_predictive_fields_and_the_churn_clause(capsys, tmp_pa
         rt.record(orders("vip-active", [3 + 20 * k for k in range(8)], price=400.0))
     finally:
         rt.close()
-    code, out, err = run(capsys, "explain", str(config), "--customer", "vip-active", "--slot", "home")
+    return config
+
+
+def test_explain_shows_the_predictive_fields_and_the_churn_clause(capsys, churn_config):
+    """Once the batch job has fitted the model, `explain` prints a customer's predict.* values
+    and why a still-active VIP is not at risk."""
+    code, out, err = run(capsys, "explain", str(churn_config), "--customer", "vip-active", "--slot", "home")
     assert code == 0, err
     assert re.search(r"(?m)^predict\.p_alive +0\.\d\d$", out)
     assert re.search(r"(?m)^predict\.value_90d +\d+\.\d\d$", out)
     at_risk = next(line for line in out.splitlines() if line.startswith("vip_churn_risk"))
     assert "predict.p_alive < 0.3 (actual: 0." in at_risk
+
+
+def test_predict_refits_and_prints_the_parameters(capsys, churn_config):
+    code, out, err = run(capsys, "predict", str(churn_config), "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["customers"] == 121 and set(data["bgnbd"]) == {"r", "alpha", "a", "b", "log_likelihood"}
+    code, out, _ = run(capsys, "predict", str(churn_config))
+    assert code == 0 and "fitted over 121 customers" in out
+    assert re.search(r"BG/NBD \(purchases\) +r \d+\.\d{4}, alpha \d+\.\d{4}", out)
+
+
+def test_predict_with_too_few_customers_says_what_a_fit_needs(capsys, seeded_config):
+    code, out, _ = run(capsys, "predict", str(seeded_config))  # 3 customers
+    assert code == 0 and "no model fitted: a fit needs 100 customers with orders" in out
+
+
+def test_predict_without_scipy_names_the_extra(capsys, seeded_config, monkeypatch):
+    from segmint.engine import predict
+
+    predict._scipy.cache_clear()
+    monkeypatch.setitem(sys.modules, "scipy.optimize", None)
+    try:
+        code, _, err = run(capsys, "predict", str(seeded_config))
+    finally:
+        monkeypatch.undo()
+        predict._scipy.cache_clear()
+    assert code == 1 and 'error: predictive fields need scipy: pip install "segmint[predict]"' in err
