@@ -10,6 +10,9 @@ that does not verify is treated as no cookie at all and the visitor gets a fresh
 'AAAAAAAAAAAAAAAAAAAAAA'
 >>> verify(token, "other") is None
 True
+
+The same HMAC signs the report page's sign-in sessions (``session_token``): an expiry time
+signed under the API token, so changing the token ends every session.
 """
 
 from __future__ import annotations
@@ -20,13 +23,15 @@ import hmac
 import re
 import secrets
 
-__all__ = ["new_visitor_id", "sign", "verify", "MAX_TOKEN_LENGTH"]
+__all__ = ["new_visitor_id", "sign", "verify", "MAX_TOKEN_LENGTH", "session_token", "verify_session"]
 
 #: Longer cookie values are rejected before any hashing (cheap defence against huge cookies).
 MAX_TOKEN_LENGTH = 128
 _ID_BYTES = 16
 # Domain separation: the same secret may sign other things later without confusion.
 _CONTEXT = b"segmint.visitor.v1:"
+_SESSION_CONTEXT = b"segmint.report-session.v1:"
+_SESSION_RE = re.compile(r"([0-9]{1,12})\.([A-Za-z0-9_-]{43})")
 _ID_RE = re.compile(r"[A-Za-z0-9_-]{22}")
 _SIG_RE = re.compile(r"[A-Za-z0-9_-]{43}")
 
@@ -36,9 +41,9 @@ def new_visitor_id() -> str:
     return secrets.token_urlsafe(_ID_BYTES)
 
 
-def _signature(visitor_id: str, secret: str | bytes) -> str:
+def _signature(visitor_id: str, secret: str | bytes, context: bytes = _CONTEXT) -> str:
     key = secret.encode() if isinstance(secret, str) else secret
-    digest = hmac.new(key, _CONTEXT + visitor_id.encode("ascii"), hashlib.sha256).digest()
+    digest = hmac.new(key, context + visitor_id.encode("ascii"), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
@@ -69,3 +74,27 @@ def verify(token: str | None, secret: str | bytes) -> str | None:
     if hmac.compare_digest(expected.encode("ascii"), signature.encode("ascii")):
         return visitor_id
     return None
+
+
+def session_token(expires_at: int, secret: str | bytes) -> str:
+    """A session cookie value valid until ``expires_at`` (Unix seconds): ``<expiry>.<signature>``.
+
+    >>> token = session_token(2_000_000_000, "api-token")
+    >>> verify_session(token, "api-token", now=1_999_999_999.0), verify_session(token, "api-token", now=2e9)
+    (True, False)
+    """
+    if not secret:
+        raise ValueError("a non-empty secret is required to sign sessions")
+    stamp = str(int(expires_at))
+    return f"{stamp}.{_signature(stamp, secret, _SESSION_CONTEXT)}"
+
+
+def verify_session(token: str | None, secret: str | bytes | None, *, now: float) -> bool:
+    """True when ``token`` was signed under ``secret`` and has not expired at ``now``."""
+    if not token or not secret or len(token) > MAX_TOKEN_LENGTH:
+        return False
+    match = _SESSION_RE.fullmatch(token)
+    if match is None or int(match[1]) <= now:
+        return False
+    expected = _signature(match[1], secret, _SESSION_CONTEXT)
+    return hmac.compare_digest(expected.encode("ascii"), match[2].encode("ascii"))

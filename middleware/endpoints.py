@@ -25,12 +25,19 @@
                             (counts of what was removed; all 0 when nothing was stored). Not
                             exactly one non-empty id: ``400``; store down: ``503`` (retry).
 ``GET {prefix}/health``     failure and traffic counters, config warnings (Bearer token).
-``GET {prefix}/report``     the campaign report as an HTML page (Bearer token; ``report_page``).
+``GET {prefix}/report``     the campaign report as an HTML page (Bearer token or the session cookie;
+                            without either, 401 with a sign-in form; ``report_page``).
+``POST {prefix}/report/login``
+                            the sign-in form's target (``token`` field, same-origin only): sets the
+                            session cookie and redirects (303) to the page; a wrong token: 401 and
+                            the form again, counted with the other failed attempts (429 past them).
+``POST {prefix}/report/logout``
+                            clears the session cookie (same-origin only) and redirects to the page.
 ==========================  =========================================================================
 
 Before the runtime has started (``NotStarted``: the config, catalog, plugins or store could not
 be loaded) ``/health`` answers ``503`` with the cause, ``/events``, ``/profiles`` and ``/report``
-``503`` (retry),
+(and its sign-in and sign-out) ``503`` (retry),
 ``/recommendations`` the fallback (no slots) and ``/click`` its redirect, recording nothing.
 
 Errors are JSON objects ``{"error": "...", "rejected": [{"index", "field", "error"}]}``.
@@ -57,7 +64,10 @@ from .context import Core, Overloaded, Settings
 from .counters import Counters
 from .html import MAX_SLOTS, valid_slot_name
 from .state import SegmintState
-from .report_page import report_endpoint
+from .report_page import report_endpoint, send_page
+from .report_session import (
+    MAX_FORM_BYTES, clear_session_cookie, same_origin, session_cookie, sign_in_page, signed_in,
+)
 from .tracking import CLICK_PARAM, click_event, impression_event, parse_click
 
 __all__ = ["Endpoints", "NotStarted", "safe_redirect_target"]
@@ -122,6 +132,8 @@ class Endpoints:
             "/click": ("GET", self._click),
             "/health": ("GET", self._health),
             "/report": ("GET", self._report),
+            "/report/login": ("POST", self._report_login),
+            "/report/logout": ("POST", self._report_logout),
             "/profiles": ("DELETE", self._forget),
         }
 
@@ -272,9 +284,51 @@ class Endpoints:
 
     # -- GET /report -------------------------------------------------------------------------
     async def _report(self, scope: MutableMapping[str, Any], receive: Receive, send: Send, settings: Settings) -> None:
-        if not await self._authorized(scope, send, settings):
+        # A session cookie, or no credentials at all (a person: report_endpoint shows the form),
+        # go straight on; a Bearer header is checked here, with the failed-attempt limit.
+        session = signed_in(scope, settings.config.api.token, self.core.now().timestamp())
+        presented = any(key.lower() == b"authorization" for key, _ in scope.get("headers") or ())
+        if not session and presented and not await self._authorized(scope, send, settings):
             return
         await report_endpoint(scope, receive, send, self.core.runtime)
+
+    async def _report_login(self, scope: MutableMapping[str, Any], receive: Receive, send: Send,
+                            settings: Settings) -> None:
+        """The sign-in form's post: the right token sets the session cookie (``report_session``)."""
+        prefix = settings.prefix or "/"
+        if not same_origin(scope):
+            await send_page(send, 403, "sign in from the report page's own form", "text/plain; charset=utf-8")
+            return
+        client = (scope.get("client") or ("?",))[0]
+        if self.failed.blocked(client):
+            self.core.counters.incr("api.rate_limited")
+            await send_page(send, 429, sign_in_page(prefix, "Too many failed attempts; retry in a minute."),
+                            extra=[(b"retry-after", str(int(FAILED_WINDOW_SECONDS)).encode())])
+            return
+        body = await _read_body(scope, receive, MAX_FORM_BYTES)
+        if body is None:
+            await send_page(send, 413, sign_in_page(prefix, "The form is too large."))
+            return
+        given = dict(parse_qsl(body.decode("utf-8", "replace"), max_num_fields=5)).get("token", "").strip()
+        expected = settings.config.api.token
+        if not expected or not given or not hmac.compare_digest(given.encode(), expected.encode()):
+            self.failed.failed(client)
+            self.core.counters.incr("api.unauthorized")
+            message = "That is not the API token." if expected else "The API is disabled: set [api] token in the config."
+            await send_page(send, 401, sign_in_page(prefix, message))
+            return
+        cookie = session_cookie(expected, prefix=prefix, now=self.core.now().timestamp(),
+                                secure=scope.get("scheme") == "https")
+        await _redirect(send, f"{prefix.rstrip('/')}/report", [(b"set-cookie", cookie)])
+
+    async def _report_logout(self, scope: MutableMapping[str, Any], receive: Receive, send: Send,
+                             settings: Settings) -> None:
+        if not same_origin(scope):
+            await send_page(send, 403, "sign out from the report page's own button", "text/plain; charset=utf-8")
+            return
+        prefix = settings.prefix or "/"
+        cookie = clear_session_cookie(prefix=prefix, secure=scope.get("scheme") == "https")
+        await _redirect(send, f"{prefix.rstrip('/')}/report", [(b"set-cookie", cookie)])
 
 
 class NotStarted:
@@ -310,7 +364,7 @@ class NotStarted:
         elif route == "/click" and scope["method"] == "GET":
             query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), max_num_fields=20))
             await _redirect(send, safe_redirect_target(query.get("to")))
-        elif route in ("/events", "/report", "/profiles"):
+        elif route in ("/events", "/report", "/report/login", "/report/logout", "/profiles"):
             await _respond(send, 503, {"error": "segmint has not started (see /health); retry"},
                            [(b"retry-after", b"30")])
         else:
@@ -434,10 +488,10 @@ async def _read_body(scope: MutableMapping[str, Any], receive: Receive, limit: i
             return b"".join(chunks)
 
 
-async def _redirect(send: Send, target: str) -> None:
+async def _redirect(send: Send, target: str, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
     await send({"type": "http.response.start", "status": 303,
                 "headers": [(b"location", target.encode("utf-8")), (b"content-length", b"0"),
-                            (b"cache-control", b"no-store")]})
+                            (b"cache-control", b"no-store"), *headers]})
     await send({"type": "http.response.body", "body": b""})
 
 

@@ -1,13 +1,16 @@
-"""The campaign report as one server-rendered HTML page: ``GET {prefix}/report`` (Bearer token).
+"""The campaign report as one server-rendered HTML page: ``GET {prefix}/report``.
 
-The page holds the report's tables and, per campaign, an inline SVG chart of conversion over
-time per variant (daily cohorts by first exposure). No CDN, no JavaScript: the page works
-offline, behind a strict Content-Security-Policy, and in any browser. Every text that comes
-from data (campaign, variant and segment names) is escaped.
+The page opens with the campaigns and a verdict badge each; per campaign it shows the sample
+ratio check, the table (conversion, revenue, the lift with its interval), an inline SVG chart
+of the cumulative lift with its confidence band over time, and one of conversion per day
+(daily cohorts by first exposure). No CDN, no JavaScript: the page works offline, behind a
+strict Content-Security-Policy, and in any browser. Every text that comes from data
+(campaign, variant and segment names) is escaped.
 
 Query parameters (all optional): ``since=YYYY-MM-DD``, ``campaign=ID``, ``window=DAYS``.
-The token is only accepted in the ``Authorization`` header, never in the URL (URLs end up in
-logs and browser history).
+A person signs in through a form (``report_session``: the token once, then a session
+cookie); scripts send the token in the ``Authorization`` header. Never in the URL (URLs end
+up in logs and browser history).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from urllib.parse import parse_qsl
 
 from segmint.engine.analytics import (
     CampaignReport,
+    LiftPoint,
     Report,
     SegmentSnapshot,
     build_report,
@@ -30,7 +34,10 @@ from segmint.engine.analytics import (
     segment_history,
 )
 
-__all__ = ["render_report_page", "render_chart", "report_endpoint", "parse_report_query"]
+from .report_session import report_prefix, sign_in_page, signed_in
+
+__all__ = ["render_report_page", "render_chart", "render_lift_chart", "verdict_badge", "report_endpoint",
+           "parse_report_query", "send_page"]
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -43,13 +50,19 @@ _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri '
 
 _STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#212529;background:#fff}
-h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px}p.meta{color:#555;margin:0 0 12px}
+h1{font-size:22px;margin:0 0 4px}h3{font-size:15px;margin:18px 0 4px}h2{font-size:18px;margin:28px 0 8px}p.meta{color:#555;margin:0 0 12px}
 table{border-collapse:collapse;margin:8px 0 12px;font-variant-numeric:tabular-nums}
 th,td{border:1px solid #dee2e6;padding:4px 8px;text-align:right}th{background:#f1f3f5}
 td.name,th.name{text-align:left}td.statement{text-align:left;max-width:360px}
 tr.control td{color:#495057;background:#f8f9fa}.sig{color:#2b8a3e;font-weight:600}
 p.srm.mismatch{color:#fff;background:#c92a2a;padding:6px 10px;font-weight:600}
 svg.chart{border:1px solid #dee2e6;background:#fff}svg text{font:12px system-ui,sans-serif;fill:#343a40}
+.badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600;color:#fff}
+.badge.win{background:#2b8a3e}.badge.loss{background:#e8590c}.badge.srm{background:#c92a2a}
+.badge.collecting{background:#868e96}.badge.flat{background:#495057}.badge.none{background:#adb5bd}
+header.top{display:flex;justify-content:space-between;align-items:baseline}
+form.signout button{font:inherit;padding:2px 10px}table.campaigns td a{color:#1b6ac9}
+svg.lift .band{opacity:.18}
 """
 
 
@@ -75,8 +88,8 @@ def _lift_cell(variant: Any) -> str:
 
 
 def _campaign_table(campaign: CampaignReport) -> str:
-    head = ("variant", "exposures", "visitors", "clicks", "CTR", "orders", "conversion", "revenue",
-            "revenue / visitor", "avg order", "recommended revenue", "lift vs control (interval)", "verdict")
+    head = ("variant", "exposures", "visitors", "clicks", "CTR", "orders", "conversion",
+            "lift vs control (interval)", "verdict")
     rows = []
     for v in campaign.variants:
         cls = ' class="control"' if v.is_control else ""
@@ -86,8 +99,6 @@ def _campaign_table(campaign: CampaignReport) -> str:
         cells = (f'<td class="name">{escape(v.variant)}</td>', f"<td>{v.exposures:,}</td>",
                  f"<td>{v.visitors:,}</td>", f"<td>{v.clicks:,}</td>", f"<td>{_pct(v.ctr)}</td>",
                  f"<td>{v.orders:,}</td>", f"<td>{_pct(v.conversion_rate)}</td>",
-                 f"<td>{_money(v.revenue)}</td>", f"<td>{_money(v.revenue_per_visitor)}</td>",
-                 f"<td>{_money(v.average_order_value)}</td>", f"<td>{_money(v.recommended_revenue)}</td>",
                  f"<td>{escape(_lift_cell(v))}</td>", f'<td class="statement">{verdict}</td>')
         rows.append(f"<tr{cls}>{''.join(cells)}</tr>")
     header = "".join(f'<th{" class=name" if h == "variant" else ""}>{escape(h)}</th>' for h in head)
@@ -105,6 +116,62 @@ def _campaign_checks(campaign: CampaignReport) -> str:
         html += (f'<p class="meta correction">{tested} variants against control: p-values corrected '
                  f"({escape(campaign.correction)}); each interval is at the level the correction leaves it.</p>")
     return html
+
+
+def verdict_badge(campaign: CampaignReport) -> tuple[str, str]:
+    """The campaign's verdict in a word or two, and its CSS class: a sample ratio mismatch
+    first (nothing else may be trusted), then a significant loss, a significant win, a test
+    still collecting data, no difference, or no control to compare with."""
+    if not campaign.trusted:
+        return "do not trust: sample ratio mismatch", "srm"
+    lifts = [v.lift for v in campaign.variants if v.lift is not None and v.lift.relative is not None]
+    if campaign.control is None:
+        return "no control", "none"
+    if any(lift.significant and lift.relative < 0 for lift in lifts):  # type: ignore[operator]
+        return "significant drop", "loss"
+    if any(lift.significant for lift in lifts):
+        return "significant lift", "win"
+    if not lifts or any(lift.more_visitors for lift in lifts):
+        return "collecting data", "collecting"
+    return "no significant difference", "flat"
+
+
+def _badge(campaign: CampaignReport) -> str:
+    text, cls = verdict_badge(campaign)
+    return f'<span class="badge {cls}">{escape(text)}</span>'
+
+
+def _anchor(campaign: CampaignReport) -> str:
+    return "campaign-" + "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in campaign.campaign)
+
+
+def _campaign_list(campaigns: Sequence[CampaignReport]) -> str:
+    rows = []
+    for c in campaigns:
+        best = max((v for v in c.variants if v.lift is not None and v.lift.relative is not None),
+                   key=lambda v: v.lift.relative, default=None)  # type: ignore[union-attr]
+        lift = escape(_lift_cell(best)) if best is not None else "-"
+        rows.append(f'<tr><td class="name"><a href="#{_anchor(c)}">{escape(c.campaign)}</a></td>'
+                    f"<td>{_badge(c)}</td><td>{sum(v.visitors for v in c.variants):,}</td>"
+                    f'<td class="name">{escape(best.variant) if best is not None else "-"}</td><td>{lift}</td>'
+                    f"<td>{_money(sum(v.revenue for v in c.variants))}</td></tr>")
+    return ('<table class="campaigns"><thead><tr><th class="name">campaign</th><th>verdict</th>'
+            '<th>visitors</th><th class="name">best variant</th><th>its lift vs control (interval)</th>'
+            f'<th>revenue</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
+
+
+def _revenue_table(campaign: CampaignReport) -> str:
+    """Revenue per variant: what the report has (order totals and the recommended skus' share)."""
+    rows = "".join(
+        f'<tr{" class=control" if v.is_control else ""}><td class="name">{escape(v.variant)}</td>'
+        f"<td>{_money(v.revenue)}</td><td>{_money(v.revenue_per_visitor)}</td>"
+        f"<td>{_money(v.average_order_value)}</td><td>{_money(v.recommended_revenue)}</td>"
+        f"<td>{_money(v.click_revenue)}</td></tr>"
+        for v in campaign.variants)
+    return ('<p class="meta">Attributed orders per variant; recommended skus: the order lines whose sku '
+            'the widget showed.</p><table class="revenue"><thead><tr>'
+            '<th class="name">variant</th><th>revenue</th><th>per visitor</th><th>avg order</th>'
+            f"<th>recommended skus</th><th>click-through revenue</th></tr></thead><tbody>{rows}</tbody></table>")
 
 
 def _nice_max(value: float) -> float:
@@ -180,6 +247,89 @@ def render_chart(campaign: CampaignReport) -> str:
     return "".join(parts)
 
 
+def _lift_range(series: Sequence[tuple[Any, Sequence[LiftPoint]]]) -> tuple[float, float]:
+    """The y range: every estimate and the bands of the later half of the days (the first
+    days' bands are wide enough to flatten everything else; they are clipped), with 0."""
+    values = [0.0]
+    for _, points in series:
+        values += [p.relative for p in points if p.relative is not None]
+        values += [b for p in points[len(points) // 2:] if p.relative_ci for b in p.relative_ci]
+    low, high = min(values), max(values)
+    pad = (high - low) * 0.08 or 0.05
+    return low - pad, high + pad
+
+
+def render_lift_chart(campaign: CampaignReport, index: int = 0) -> str:
+    """Each variant's cumulative lift over the control, day by day, with its confidence band."""
+    series = [(v, [p for p in v.cumulative]) for v in campaign.variants if v.cumulative]
+    label = escape(f"Cumulative lift over control with its confidence band, campaign {campaign.campaign}")
+    drawn = [(v, pts) for v, pts in series if any(p.relative_ci for p in pts)]
+    if not drawn:
+        why = "no control to compare with" if campaign.control is None else "no conversions in the control yet"
+        return f'<p class="nochart">{label}: {why}.</p>'
+    days = sorted({p.day for _, points in drawn for p in points})
+    first, span = days[0], max(1, (days[-1] - days[0]).days)
+    bottom, top = _lift_range(drawn)
+    plot_w, plot_h = _W - _LEFT - _RIGHT, _H - _TOP - _BOTTOM
+
+    def x(day: date) -> float:
+        return _LEFT + plot_w * ((day - first).days / span if len(days) > 1 else 0.5)
+
+    def y(value: float) -> float:
+        return _TOP + plot_h * (top - value) / (top - bottom)
+
+    clip = f"lift-clip-{index}"
+    parts = [f'<svg class="chart lift" xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{_H}" '
+             f'viewBox="0 0 {_W} {_H}" role="img" aria-label="{label}" data-campaign="{escape(campaign.campaign)}">'
+             f'<title>{label}</title><defs><clipPath id="{clip}"><rect x="{_LEFT}" y="{_TOP}" width="{plot_w}" '
+             f'height="{plot_h}"/></clipPath></defs><g class="axis y">']
+    step = _nice_max((top - bottom) / 5)  # round ticks: every 5%, 10%, 20%, 25%, 50% ...
+    for i in range(math.ceil(bottom / step), math.floor(top / step) + 1):
+        value = i * step
+        parts.append(f'<line x1="{_LEFT}" y1="{y(value):.1f}" x2="{_LEFT + plot_w}" y2="{y(value):.1f}" '
+                     f'stroke="#e9ecef"/><text x="{_LEFT - 6}" y="{y(value) + 4:.1f}" text-anchor="end">'
+                     f"{value * 100:+.0f}%</text>")
+    parts.append(f'<line class="zero" x1="{_LEFT}" y1="{y(0):.1f}" x2="{_LEFT + plot_w}" y2="{y(0):.1f}" '
+                 f'stroke="#343a40" stroke-dasharray="4 3"/>'
+                 f'<text x="16" y="{_TOP + plot_h / 2:.1f}" text-anchor="middle" '
+                 f'transform="rotate(-90 16 {_TOP + plot_h / 2:.1f})">lift vs control</text></g>')
+    ticks = days if len(days) <= 8 else [days[round(i * (len(days) - 1) / 6)] for i in range(7)]
+    parts.append(f'<g class="axis x"><line x1="{_LEFT}" y1="{_TOP + plot_h}" x2="{_LEFT + plot_w}" '
+                 f'y2="{_TOP + plot_h}" stroke="#343a40"/>')
+    for day in dict.fromkeys(ticks):
+        parts.append(f'<text x="{x(day):.1f}" y="{_TOP + plot_h + 18}" text-anchor="middle">'
+                     f'{day.strftime("%b %d")}</text>')
+    parts.append(f'<text x="{_LEFT + plot_w / 2:.1f}" y="{_H - 6}" text-anchor="middle">'
+                 "visitors exposed up to the end of each day (UTC)</text></g>")
+    legend = [f'<g class="legend" transform="translate({_LEFT + plot_w + 16} {_TOP})">']
+    for row, (variant, points) in enumerate(drawn):
+        colour = COLOURS[row % len(COLOURS)]
+        name = escape(variant.variant)
+        known = [p for p in points if p.relative_ci is not None and p.relative is not None]
+        upper = " ".join(f"{x(p.day):.1f},{y(p.relative_ci[1]):.1f}" for p in known)  # type: ignore[index]
+        lower = " ".join(f"{x(p.day):.1f},{y(p.relative_ci[0]):.1f}" for p in reversed(known))  # type: ignore[index]
+        line = " ".join(f"{x(p.day):.1f},{y(p.relative):.1f}" for p in known)  # type: ignore[arg-type]
+        last = known[-1]
+        parts.append(f'<g class="series" data-variant="{name}" clip-path="url(#{clip})">'
+                     f'<polygon class="band" points="{upper} {lower}" fill="{colour}"/>'
+                     f'<polyline points="{line}" fill="none" stroke="{colour}" stroke-width="2"/>'
+                     + "".join(f'<circle cx="{x(p.day):.1f}" cy="{y(p.relative):.1f}" r="2.5" fill="{colour}">'  # type: ignore[arg-type]
+                               f"<title>{name} {p.day.isoformat()}: {p.relative * 100:+.1f}% "  # type: ignore[operator]
+                               f"[{p.relative_ci[0] * 100:+.1f}%, {p.relative_ci[1] * 100:+.1f}%], "  # type: ignore[index]
+                               f"{p.visitors:,} vs {p.control_visitors:,} visitors"
+                               f"{', significant' if p.significant else ''}</title></circle>" for p in known)
+                     + "</g>")
+        legend.append(f'<g class="legend-item" transform="translate(0 {row * 36})">'
+                      f'<rect width="14" height="10" y="2" fill="{colour}" opacity=".35"/>'
+                      f'<rect width="14" height="2" y="6" fill="{colour}"/>'
+                      f'<text x="20" y="12">{escape(_short(variant.variant))}</text>'
+                      f'<text x="20" y="28">{last.relative * 100:+.1f}%</text></g>')  # type: ignore[operator]
+    legend.append("</g>")
+    parts += legend
+    parts.append("</svg>")
+    return "".join(parts)
+
+
 def _segments_section(history: Sequence[SegmentSnapshot]) -> str:
     if not history:
         return ('<h2>Segments</h2><p class="meta">No segment snapshots yet: run '
@@ -202,11 +352,15 @@ def _segments_section(history: Sequence[SegmentSnapshot]) -> str:
     return html
 
 
-def render_report_page(report: Report, segments: Sequence[SegmentSnapshot] | None = None) -> str:
-    """The whole page as a string (UTF-8 HTML5)."""
+def render_report_page(report: Report, segments: Sequence[SegmentSnapshot] | None = None, *,
+                       sign_out: str | None = None) -> str:
+    """The whole page as a string (UTF-8 HTML5). ``sign_out``: the sign-out form's action (the
+    page was opened with a session cookie), None for none."""
     period = f"{report.since.date().isoformat() if report.since else 'the beginning'} to {report.until.isoformat()}"
+    signout = (f'<form class="signout" method="post" action="{escape(sign_out)}"><button type="submit">'
+               "Sign out</button></form>" if sign_out else "")
     body = [
-        "<h1>segmint campaign report</h1>",
+        f'<header class="top"><h1>segmint campaign report</h1>{signout}</header>',
         f'<p class="meta">{escape(period)}; attribution window {report.window_days:g} days; '
         f"{report.orders:,} orders ({report.attributed_orders:,} attributed), revenue "
         f"{_money(report.revenue)}. Generated {escape(report.generated_at.isoformat())}.</p>",
@@ -216,10 +370,19 @@ def render_report_page(report: Report, segments: Sequence[SegmentSnapshot] | Non
     body += [f'<p class="meta">{escape(note)}</p>' for note in report.notes]
     if not report.campaigns:
         body.append("<p>No campaign exposures in this period.</p>")
-    for campaign in report.campaigns:
-        body.append(f'<section class="campaign"><h2>Campaign {escape(campaign.campaign)}</h2>')
+    else:
+        body.append(_campaign_list(report.campaigns))
+    for index, campaign in enumerate(report.campaigns):
+        body.append(f'<section class="campaign" id="{_anchor(campaign)}"><h2>Campaign '
+                    f"{escape(campaign.campaign)} {_badge(campaign)}</h2>")
         body.append(_campaign_checks(campaign))
         body.append(_campaign_table(campaign))
+        body.append('<h3>Lift over time</h3><p class="meta">The lift as the report read it at the end of '
+                    "each day, with its confidence band (the interval of the table's method and level).</p>")
+        body.append(render_lift_chart(campaign, index))
+        body.append("<h3>Revenue</h3>")
+        body.append(_revenue_table(campaign))
+        body.append("<h3>Conversion by day of first exposure</h3>")
         body.append(render_chart(campaign))
         body.append("</section>")
     if segments is not None:
@@ -252,7 +415,7 @@ def parse_report_query(query_string: bytes) -> dict[str, Any]:
             raise ValueError("window: between 0 and 365 days")
         options["window_days"] = window
     if "token" in query:
-        raise ValueError("token: send it in the Authorization header, never in the URL")
+        raise ValueError("token: sign in with the form or send it in the Authorization header, never in the URL")
     return options
 
 
@@ -265,7 +428,7 @@ def _bearer_ok(scope: MutableMapping[str, Any], expected: str | None) -> bool:
     return False
 
 
-async def _send(send: Send, status: int, body: str, content_type: str = "text/html; charset=utf-8",
+async def send_page(send: Send, status: int, body: str, content_type: str = "text/html; charset=utf-8",
                 extra: Sequence[tuple[bytes, bytes]] = ()) -> None:
     data = body.encode("utf-8")
     await send({"type": "http.response.start", "status": status, "headers": [
@@ -278,35 +441,41 @@ async def _send(send: Send, status: int, body: str, content_type: str = "text/ht
 async def report_endpoint(scope: MutableMapping[str, Any], receive: Receive, send: Send, runtime: Any) -> None:
     """ASGI handler for ``GET {prefix}/report``.
 
-    It checks the Bearer token itself (``[api] token``), so it is safe wherever it is mounted;
-    the middleware's router checks it first too, with its rate limit on failed attempts.
+    It checks the credentials itself (the ``[api] token`` as a Bearer header, or a session
+    cookie signed under it), so it is safe wherever it is mounted; without either it answers
+    401 with the sign-in form. The middleware's router checks a Bearer header first too, with
+    its rate limit on failed attempts, and serves the form's sign-in and sign-out.
     The report streams the event log, so it runs in a worker thread. The unfiltered report
     resumes from (and saves) the state an earlier report kept in the store, so it reads only
     newer events; a filtered one (``since``, ``campaign``, ``window``) reads the whole log and
     saves nothing, so query strings cannot fill the store with saved states.
     """
     if scope.get("method") != "GET":
-        await _send(send, 405, "use GET", "text/plain; charset=utf-8", [(b"allow", b"GET")])
+        await send_page(send, 405, "use GET", "text/plain; charset=utf-8", [(b"allow", b"GET")])
         return
-    if not _bearer_ok(scope, getattr(runtime.config.api, "token", None)):
-        await _send(send, 401, "missing or invalid bearer token", "text/plain; charset=utf-8",
-                    [(b"www-authenticate", b'Bearer realm="segmint"')])
+    token = getattr(runtime.config.api, "token", None)
+    prefix = report_prefix(scope.get("path", "/report"))
+    session = signed_in(scope, token, runtime.clock().timestamp())
+    if not session and not _bearer_ok(scope, token):
+        message = "" if token else "The API is disabled: set [api] token in the config."
+        await send_page(send, 401, sign_in_page(prefix, message), extra=[(b"www-authenticate", b'Bearer realm="segmint"')])
         return
     try:
         options = parse_report_query(scope.get("query_string", b""))
     except ValueError as exc:
-        await _send(send, 400, str(exc), "text/plain; charset=utf-8")
+        await send_page(send, 400, str(exc), "text/plain; charset=utf-8")
         return
 
     def build() -> str:
         config = runtime.config
         report = build_report(runtime.store, now=runtime.clock(), checkpoint=not options,
                               analysis=config.analytics, splits=configured_splits(config.campaigns), **options)
-        return render_report_page(report, segment_history(runtime.store))
+        return render_report_page(report, segment_history(runtime.store),
+                                  sign_out=f"{prefix.rstrip('/')}/report/logout" if session else None)
 
     try:
         page = await asyncio.get_running_loop().run_in_executor(None, build)
     except ValueError as exc:
-        await _send(send, 400, str(exc), "text/plain; charset=utf-8")
+        await send_page(send, 400, str(exc), "text/plain; charset=utf-8")
         return
-    await _send(send, 200, page)
+    await send_page(send, 200, page)

@@ -53,6 +53,27 @@ class DailyPoint:
 
 
 @dataclass(frozen=True, slots=True)
+class LiftPoint:
+    """The lift as it read at the end of ``day``: every visitor run that started up to that day,
+    against the control's, by the report's method (sequential intervals are valid at every day,
+    so a band drawn from these points may be read day by day)."""
+
+    day: date
+    visitors: int
+    control_visitors: int
+    #: None while the control has no conversion (a relative change of 0 is undefined).
+    relative: float | None
+    relative_ci: tuple[float, float] | None
+    significant: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"day": self.day.isoformat(), "visitors": self.visitors,
+                "control_visitors": self.control_visitors, "relative": self.relative,
+                "relative_ci": list(self.relative_ci) if self.relative_ci else None,
+                "significant": self.significant}
+
+
+@dataclass(frozen=True, slots=True)
 class VariantReport:
     campaign: str
     variant: str
@@ -74,12 +95,15 @@ class VariantReport:
     lift: Lift | None
     statement: str
     daily: tuple[DailyPoint, ...] = ()
+    #: The lift against the control day by day (cumulative); empty for the control itself.
+    cumulative: tuple[LiftPoint, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["lift"] = self.lift.to_dict() if self.lift else None
         data["daily"] = [{"day": p.day.isoformat(), "visitors": p.visitors, "converted": p.converted}
                          for p in self.daily]
+        data["cumulative"] = [p.to_dict() for p in self.cumulative]
         return data
 
 
@@ -195,7 +219,8 @@ def lift_statement(variant: str, lift: Lift | None, *, has_control: bool = True)
 
 
 def _variant_report(campaign: str, variant: str, t: VariantTotals, control: VariantTotals | None,
-                    is_control: bool, has_control: bool, lift: Lift | None, trusted: bool) -> VariantReport:
+                    is_control: bool, has_control: bool, lift: Lift | None, trusted: bool,
+                    cumulative: tuple[LiftPoint, ...] = ()) -> VariantReport:
     if is_control:
         statement = "control (baseline)"
     elif has_control and (control is None or not control.visitors or not t.visitors):
@@ -213,7 +238,7 @@ def _variant_report(campaign: str, variant: str, t: VariantTotals, control: Vari
         revenue_per_visitor=t.revenue / t.visitors if t.visitors else 0.0,
         average_order_value=t.revenue / t.orders if t.orders else 0.0,
         recommended_revenue=t.recommended_revenue, click_orders=t.click_orders,
-        click_revenue=t.click_revenue, lift=lift, statement=statement, daily=daily,
+        click_revenue=t.click_revenue, lift=lift, statement=statement, daily=daily, cumulative=cumulative,
     )
 
 
@@ -232,6 +257,35 @@ def _lifts(variants: Mapping[str, VariantTotals], control: str,
         return {}
     arms = {name: (t.converted, t.visitors) for name, t in variants.items() if name != control and t.visitors}
     return compare_variants((base.converted, base.visitors), arms, analysis) if arms else {}
+
+
+def _cumulative_lifts(variants: Mapping[str, VariantTotals], control: str,
+                      analysis: AnalyticsConfig) -> dict[str, tuple[LiftPoint, ...]]:
+    """Each variant's lift at the end of every day with exposures, from the daily cohorts in one
+    pass over the days: the running sums are what the report would have said that evening
+    (cohorts' later conversions included, as the totals include them)."""
+    base = variants.get(control)
+    if base is None:
+        return {}
+    days = sorted({day for t in variants.values() for day in t.daily})
+    running = {name: [0, 0] for name in variants}  # visitors, converted
+    points: dict[str, list[LiftPoint]] = {name: [] for name in variants if name != control}
+    for day in days:
+        for name, t in variants.items():
+            visitors, converted = t.daily.get(day, (0, 0))
+            running[name][0] += visitors
+            running[name][1] += converted
+        control_visitors, control_converted = running[control]
+        arms = {name: (running[name][1], running[name][0]) for name in points if running[name][0]}
+        lifts = (compare_variants((control_converted, control_visitors), arms, analysis)
+                 if control_visitors and arms else {})
+        for name in arms:
+            lift = lifts.get(name)
+            points[name].append(LiftPoint(
+                day=_EPOCH + timedelta(days=day), visitors=running[name][0], control_visitors=control_visitors,
+                relative=lift.relative if lift else None, relative_ci=lift.relative_ci if lift else None,
+                significant=bool(lift and lift.significant)))
+    return {name: tuple(p) for name, p in points.items()}
 
 
 def report_from_attribution(attribution: Any, *, now: datetime, since: datetime | None = None,
@@ -257,10 +311,12 @@ def report_from_attribution(attribution: Any, *, now: datetime, since: datetime 
                                                 threshold=analysis.srm_threshold)
         trusted = srm is None or not srm.mismatch
         lifts = _lifts(variants, control, analysis)
+        over_time = _cumulative_lifts(variants, control, analysis)
         campaigns.append(CampaignReport(
             campaign=campaign, control=control if control_totals is not None else None,
             variants=tuple(_variant_report(campaign, name, variants[name], control_totals,
-                                           name == control, control_totals is not None, lifts.get(name), trusted)
+                                           name == control, control_totals is not None, lifts.get(name), trusted,
+                                           over_time.get(name, ()))
                            for name in names),
             srm=srm, correction=analysis.correction,
         ))

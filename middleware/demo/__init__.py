@@ -29,6 +29,8 @@ from segmint.engine.clock import Clock, as_utc, system_clock
 from segmint.engine.errors import ConfigError, SegmintError
 from segmint.engine.stores import ProfileStore, open_store
 
+from .experiments import experiment_history
+from .history import Pools
 from .personas import PERSONAS, Persona
 from .seed import SeedReport, count_orders, generate_history, read_seed_meta, write_history
 from .switcher import landing_page
@@ -70,15 +72,19 @@ def seed_demo_database(
 ) -> SeedReport:
     """(Re)build the demo database at ``db_path`` from the config's catalog; deterministic.
 
+    The history is the synthetic shoppers' (``generate_history``) and the config's A/B tests'
+    (``experiment_history``: exposures, clicks and orders with a true effect).
+
     Returns counts and the size of every segment of the config at ``now``. Refuses to
     overwrite a file that is not a demo database (``StoreError``).
     """
     from segmint.engine.config import load_compiled
 
     now = as_utc(now) if now is not None else system_clock()
-    catalog = load_compiled(Path(config_path)).catalog
-    events, archetypes = generate_history(catalog, now, seed)
-    stored = write_history(db_path, events, now, seed=seed)
+    compiled = load_compiled(Path(config_path))
+    events, archetypes = generate_history(compiled.catalog, now, seed)
+    tests = experiment_history(compiled.campaigns, Pools(compiled.catalog), now, seed)
+    stored = write_history(db_path, sorted([*events, *tests], key=lambda e: e.at or now), now, seed=seed)
     store = open_store(str(db_path), clock=lambda: now)
     try:
         runtime = _open_runtime(config_path, store, lambda: now, watch=False)
@@ -97,7 +103,7 @@ def seed_demo_database(
     finally:
         store.close()
     return SeedReport(db_path=str(db_path), now=now, seed=seed, customers=customers, visitors=visitors,
-                      orders=count_orders(events), events=stored, archetypes=dict(archetypes),
+                      orders=count_orders(events) + count_orders(tests), events=stored, archetypes=dict(archetypes),
                       segment_sizes=sizes)
 
 
