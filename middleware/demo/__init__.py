@@ -215,7 +215,8 @@ def run_demo(
     out: TextIO | None = None,
     program: str = "segmint",
 ) -> None:
-    """Seed the demo database if needed, print the URL and serve the shop with uvicorn.
+    """Seed the demo database if needed, print the URLs (the shop, and the report page with the
+    token that signs in to it) and serve the shop with uvicorn.
 
     The database is the config's store unless ``db_path`` names another file. It is
     (re)seeded when it is missing, was seeded more than a day ago (its "days ago" have
@@ -248,7 +249,14 @@ def run_demo(
               f"not {db}: run the demo without --db to ask them why each persona sees its widget.", file=out)
     url_host = f"[{host}]" if ":" in host else host
     print(f"\nsegmint demo shop: http://{url_host}:{port}/   (config {config_path}; Ctrl+C to stop)",
-          file=out, flush=True)
+          file=out)
+    api = app.runtime.config.api
+    report = f"http://{url_host}:{port}{api.prefix.rstrip('/')}/report"
+    if api.token:
+        print(f"Campaign report:   {report}   (sign in with the API token {api.token!r}, [api] token of the "
+              "config; two seeded A/B tests)", file=out, flush=True)
+    else:
+        print(f"Campaign report:   {report}   (set [api] token in the config to sign in)", file=out, flush=True)
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:

@@ -221,3 +221,43 @@ def test_a_bad_analytics_value_names_the_field_line_and_the_accepted_values(tmp_
     assert problem.path == "$.analytics.correction" and problem.line == 2
     assert "'holm-bonferroni', 'benjamini-hochberg', 'none'" in str(info.value)
     assert "did you mean 'holm-bonferroni'" in str(info.value)
+
+
+def _daily_traffic(days=10, per_day=400, rates=(0.05, 0.08)):
+    """Two weeks of a holdout test: each day's visitors, some of whom order the next hour."""
+    import random
+
+    rng = random.Random(5)
+    events = []
+    for day in range(days):
+        for i in range(per_day):
+            variant, rate = (("control", rates[0]), ("B", rates[1]))[i % 2]
+            at = T0 + timedelta(days=day, minutes=i)
+            visitor = f"d{day}-{i}"
+            events.append(Impression(campaign="promo", variant=variant, visitor_id=visitor, at=at))
+            if rng.random() < rate:
+                events.append(Order(order_id=f"o{day}-{i}", visitor_id=visitor, at=at + timedelta(hours=1),
+                                    items=[OrderItem(sku="x", price=20.0)]))
+    return sorted(events, key=lambda e: e.at)
+
+
+def test_the_cumulative_lift_reads_day_by_day_and_ends_at_the_reports_lift():
+    store = MemoryStore(clock=lambda: T0)
+    store.append(_daily_traffic())
+    report = build_report(store, now=T0 + timedelta(days=20), checkpoint=False)
+    control, b = report.campaigns[0].variants
+    assert control.cumulative == ()  # the control is the baseline, no lift of its own
+    assert [p.day for p in b.cumulative] == [p.day for p in b.daily]  # one point per day with exposures
+    visitors = [p.visitors for p in b.cumulative]
+    assert visitors == sorted(visitors) and visitors[-1] == b.visitors
+    assert [p.control_visitors for p in b.cumulative][-1] == control.visitors
+    last = b.cumulative[-1]  # the last evening is the report itself
+    assert (last.relative, last.relative_ci, last.significant) == (
+        b.lift.relative, b.lift.relative_ci, b.lift.significant)
+    early = b.cumulative[1]  # two days of data: the same method on fewer visitors, a wider band
+    assert early.relative_ci[1] - early.relative_ci[0] > last.relative_ci[1] - last.relative_ci[0]
+    day = b.to_dict()["cumulative"][0]
+    assert set(day) == {"day", "visitors", "control_visitors", "relative", "relative_ci", "significant"}
+    assert day["day"] == T0.date().isoformat()
+    assert "daily" in b.to_dict() and "lift" in b.to_dict()  # the existing keys stay
+    store.close()

@@ -26,7 +26,7 @@ from segmint.engine.analytics.segments import SegmentSnapshot
 from segmint.engine.events import Click, Impression, Order, OrderItem
 from segmint.engine.stores import MemoryStore
 from segmint.middleware.report_page import (
-    parse_report_query, render_chart, render_report_page, report_endpoint,
+    parse_report_query, render_chart, render_lift_chart, render_report_page, report_endpoint, verdict_badge,
 )
 
 UTC = timezone.utc
@@ -133,9 +133,10 @@ def test_the_page_renders_in_headless_chromium(browser, tmp_path):
     dom = dumped.stdout.decode("utf-8", "replace")
     assert dumped.returncode == 0, dumped.stderr.decode()[-2000:]
     # The rendered DOM (after parsing) holds the chart: a line per variant, both axes, a legend.
-    assert dom.count("<polyline") == 3 + 1  # winback's three variants, solo's one
+    # Conversion: winback's three variants, solo's one; lift: winback's two against the control.
+    assert dom.count("<polyline") == 3 + 1 + 2 and dom.count('<polygon class="band"') == 2
     assert '<g class="axis x">' in dom and '<g class="axis y">' in dom
-    assert dom.count('class="legend-item"') == 4
+    assert dom.count('class="legend-item"') == 4 + 2
     assert "conversion rate" in dom and "day of first exposure" in dom
     assert "<script" not in dom.lower()
     shot = tmp_path / "shot.png"
@@ -252,3 +253,152 @@ def test_parse_report_query():
     assert parse_report_query(b"since=2026-03-01&campaign=a&window=3") == {
         "since": T0, "campaign": "a", "window_days": 3.0}
     assert parse_report_query(b"") == {}
+
+
+# -- the campaign list, the lift over time, revenue ------------------------------------------------
+
+def test_the_page_lists_campaigns_with_a_badge_and_draws_each_lift_with_its_band():
+    report = _report()
+    html = render_report_page(report)
+    listing = html[html.index('<table class="campaigns">'):html.index("</table>", html.index('<table class="campaigns">'))]
+    assert listing.count("<tr>") == 1 + 2  # the header and one row per campaign, linked to its section
+    assert '<a href="#campaign-winback">winback</a>' in listing and 'id="campaign-winback"' in html
+    assert '<span class="badge none">no control</span>' in listing  # solo: nothing to compare with
+    winback = next(c for c in report.campaigns if c.campaign == "winback")
+    chart = render_lift_chart(winback)
+    assert chart.count('<polygon class="band"') == 2 and "&lt;script&gt;" in chart and "<script" not in chart
+    b = next(v for v in winback.variants if v.variant == "B")
+    last = b.cumulative[-1]
+    assert f"{last.relative * 100:+.1f}% [{last.relative_ci[0] * 100:+.1f}%, {last.relative_ci[1] * 100:+.1f}%]" in chart
+    assert 'class="zero"' in chart  # the line a band must clear to be significant
+    revenue = html[html.index('<table class="revenue">'):]
+    assert f"<td>{b.revenue:,.2f}</td><td>{b.revenue_per_visitor:,.2f}</td>" in revenue
+    assert f"<td>{b.recommended_revenue:,.2f}</td>" in revenue
+
+
+def test_the_badge_follows_the_verdict_and_a_mismatch_overrides_it():
+    from dataclasses import replace
+
+    from segmint.engine.analytics import compare_variants
+
+    report = _report()
+    winback = next(c for c in report.campaigns if c.campaign == "winback")
+    solo = next(c for c in report.campaigns if c.campaign == "solo")
+    assert verdict_badge(solo) == ("no control", "none")
+
+    def with_lift(control, variant):
+        lift = compare_variants(control, {"B": variant})["B"]
+        b = next(v for v in winback.variants if v.variant == "B")
+        return replace(winback, variants=(winback.variants[0], replace(b, lift=lift)))
+
+    assert verdict_badge(with_lift((1000, 50_000), (1300, 50_000))) == ("significant lift", "win")
+    assert verdict_badge(with_lift((1300, 50_000), (1000, 50_000))) == ("significant drop", "loss")
+    assert verdict_badge(with_lift((10, 500), (12, 500))) == ("collecting data", "collecting")
+    splits = {"winback": {"control": 1, "B": 1, EVIL: 2}}
+    mismatched = report_from_attribution(attribute(_events()), now=T0 + timedelta(days=20), splits=splits)
+    flagged = next(c for c in mismatched.campaigns if c.campaign == "winback")
+    assert verdict_badge(flagged) == ("do not trust: sample ratio mismatch", "srm")
+
+
+# -- signing in from a browser ------------------------------------------------------------------------
+
+@pytest.fixture
+def shop(mw, runtime):
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from segmint.middleware import SegmintMiddleware
+
+    async def fallback(request):
+        return PlainTextResponse("app")
+
+    app = Starlette(routes=[Route("/{path:path}", fallback)])
+    app.add_middleware(SegmintMiddleware, runtime=runtime)
+    with mw.TestClient(app) as client:
+        yield client
+
+
+SAME_ORIGIN = {"origin": "http://testserver"}
+
+
+def _sign_in(client, token, headers=SAME_ORIGIN):
+    return client.post("/_segmint/report/login", data={"token": token}, headers=headers, follow_redirects=False)
+
+
+def test_a_person_signs_in_with_the_form_and_gets_a_strict_httponly_expiring_cookie(shop, mw):
+    opened = shop.get("/_segmint/report")
+    assert opened.status_code == 401 and opened.headers["content-type"].startswith("text/html")
+    form = re.search(r'<form method="post" action="([^"]+)">', opened.text)
+    assert form and form[1] == "/_segmint/report/login"
+    assert 'type="password"' in opened.text and "<script" not in opened.text.lower()
+    signed = _sign_in(shop, mw.TOKEN)
+    assert signed.status_code == 303 and signed.headers["location"] == "/_segmint/report"
+    assert mw.TOKEN not in signed.headers["location"]
+    cookie = signed.headers["set-cookie"]
+    value = cookie.split(";")[0].split("=", 1)[1]
+    attributes = {part.strip().split("=")[0].lower(): part.strip() for part in cookie.split(";")[1:]}
+    assert {"httponly", "samesite", "path", "max-age"} <= set(attributes) and "secure" not in attributes
+    assert attributes["samesite"] == "SameSite=Strict" and attributes["path"] == "Path=/_segmint"
+    assert attributes["max-age"] == "Max-Age=28800"  # eight hours
+    assert mw.TOKEN not in value
+    page = shop.get("/_segmint/report")  # the client sends the cookie back, as a browser does
+    assert page.status_code == 200 and "segmint campaign report" in page.text
+    assert '<form class="signout" method="post" action="/_segmint/report/logout">' in page.text
+    out = shop.post("/_segmint/report/logout", headers=SAME_ORIGIN, follow_redirects=False)
+    assert out.status_code == 303 and "Max-Age=0" in out.headers["set-cookie"]
+    shop.cookies.clear()
+    assert shop.get("/_segmint/report").status_code == 401
+
+
+def test_the_session_cookie_is_secure_on_https(mw, runtime):
+    from starlette.applications import Starlette
+
+    from segmint.middleware import SegmintMiddleware
+
+    app = Starlette()
+    app.add_middleware(SegmintMiddleware, runtime=runtime)
+    with mw.TestClient(app, base_url="https://shop.example") as client:
+        signed = _sign_in(client, mw.TOKEN, {"origin": "https://shop.example"})
+    assert signed.status_code == 303 and "; Secure" in signed.headers["set-cookie"]
+
+
+def test_a_session_expires_ends_with_the_token_and_cannot_be_forged(shop, mw, runtime, monkeypatch):
+    from segmint.engine.signing import session_token
+
+    assert _sign_in(shop, mw.TOKEN).status_code == 303
+    assert shop.get("/_segmint/report").status_code == 200
+    real = runtime.clock
+    monkeypatch.setattr(runtime, "clock", lambda: real() + timedelta(hours=8, minutes=1))
+    assert shop.get("/_segmint/report").status_code == 401  # expired: the form again
+    monkeypatch.setattr(runtime, "clock", real)
+    assert shop.get("/_segmint/report").status_code == 200
+    far = int(real().timestamp()) + 3600
+    for forged in (session_token(far, "another-token"), f"{far + 10**6}.{'A' * 43}", "garbage"):
+        shop.cookies.clear()
+        shop.cookies.set("segmint_report", forged)
+        assert shop.get("/_segmint/report").status_code == 401
+
+
+def test_sign_in_refuses_other_sites_wrong_tokens_and_counts_them(shop, mw):
+    for headers in ({}, {"origin": "http://evil.example"}, {"referer": "http://evil.example/x"},
+                    {"origin": "null"}):
+        refused = _sign_in(shop, mw.TOKEN, headers)
+        assert refused.status_code == 403 and "set-cookie" not in refused.headers
+    assert _sign_in(shop, mw.TOKEN, {"referer": "http://testserver/_segmint/report"}).status_code == 303
+    shop.cookies.clear()
+    wrong = _sign_in(shop, "not-the-token")
+    assert wrong.status_code == 401 and "That is not the API token." in wrong.text
+    assert "set-cookie" not in wrong.headers
+    for _ in range(20):
+        last = _sign_in(shop, "not-the-token")
+    assert last.status_code == 429  # the failed-attempt limit the Bearer header has
+    assert _sign_in(shop, mw.TOKEN).status_code == 429
+
+
+def test_scripts_keep_the_bearer_header_and_a_wrong_one_gets_json(shop, mw):
+    ok = shop.get("/_segmint/report", headers={"authorization": f"Bearer {mw.TOKEN}"})
+    assert ok.status_code == 200 and '<form class="signout"' not in ok.text  # no session: nothing to sign out of
+    bad = shop.get("/_segmint/report", headers={"authorization": "Bearer nope"})
+    assert bad.status_code == 401 and bad.json()["error"] == "missing or invalid bearer token"
+    assert shop.get(f"/_segmint/report?token={mw.TOKEN}").status_code == 401  # never from the URL
