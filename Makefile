@@ -14,7 +14,7 @@ STAMP  := $(VENV)/.installed-dev
 PIP    := PIP_CONSTRAINT=$(CURDIR)/$(LOCK) $(PY) -m pip install --quiet -c $(LOCK)
 QUIET  := > $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
 
-.PHONY: test test-latest demo bench bench-quick check docs schema lock clean
+.PHONY: test test-latest demo bench bench-quick check docs schema report-screenshots lock clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,12 @@ docs: $(STAMP)
 	$(PY) -m segmint.middleware.refdocs docs
 
 schema: docs
+
+# docs/images/report-*.png: the demo's report page, signed in, in headless chromium (the test
+# that checks the page in a real browser takes them).
+report-screenshots: $(STAMP)
+	SEGMINT_WRITE_SCREENSHOTS=docs/images $(PY) -m pytest -q -p no:randomly \
+		tests/middleware/test_report_page.py -k demo_report
 
 # Refresh the lock: pip-compile (pip-tools) in a throwaway venv, every extra, Python 3.11.
 lock:

@@ -248,12 +248,13 @@ def render_chart(campaign: CampaignReport) -> str:
 
 
 def _lift_range(series: Sequence[tuple[Any, Sequence[LiftPoint]]]) -> tuple[float, float]:
-    """The y range: every estimate and the bands of the later half of the days (the first
-    days' bands are wide enough to flatten everything else; they are clipped), with 0."""
+    """The y range: the estimates and bands of the later half of the days, and 0 (the first
+    days, on a handful of visitors, swing wide enough to flatten the rest; they are clipped)."""
     values = [0.0]
     for _, points in series:
-        values += [p.relative for p in points if p.relative is not None]
-        values += [b for p in points[len(points) // 2:] if p.relative_ci for b in p.relative_ci]
+        later = points[len(points) // 2:]
+        values += [p.relative for p in later if p.relative is not None]
+        values += [b for p in later if p.relative_ci for b in p.relative_ci]
     low, high = min(values), max(values)
     pad = (high - low) * 0.08 or 0.05
     return low - pad, high + pad
@@ -288,11 +289,9 @@ def render_lift_chart(campaign: CampaignReport, index: int = 0) -> str:
         value = i * step
         parts.append(f'<line x1="{_LEFT}" y1="{y(value):.1f}" x2="{_LEFT + plot_w}" y2="{y(value):.1f}" '
                      f'stroke="#e9ecef"/><text x="{_LEFT - 6}" y="{y(value) + 4:.1f}" text-anchor="end">'
-                     f"{value * 100:+.0f}%</text>")
+                     f"{value * 100:+.0f}%</text>".replace("+0%", "0%"))
     parts.append(f'<line class="zero" x1="{_LEFT}" y1="{y(0):.1f}" x2="{_LEFT + plot_w}" y2="{y(0):.1f}" '
-                 f'stroke="#343a40" stroke-dasharray="4 3"/>'
-                 f'<text x="16" y="{_TOP + plot_h / 2:.1f}" text-anchor="middle" '
-                 f'transform="rotate(-90 16 {_TOP + plot_h / 2:.1f})">lift vs control</text></g>')
+                 f'stroke="#343a40" stroke-dasharray="4 3"/></g>')
     ticks = days if len(days) <= 8 else [days[round(i * (len(days) - 1) / 6)] for i in range(7)]
     parts.append(f'<g class="axis x"><line x1="{_LEFT}" y1="{_TOP + plot_h}" x2="{_LEFT + plot_w}" '
                  f'y2="{_TOP + plot_h}" stroke="#343a40"/>')

@@ -402,3 +402,140 @@ def test_scripts_keep_the_bearer_header_and_a_wrong_one_gets_json(shop, mw):
     bad = shop.get("/_segmint/report", headers={"authorization": "Bearer nope"})
     assert bad.status_code == 401 and bad.json()["error"] == "missing or invalid bearer token"
     assert shop.get(f"/_segmint/report?token={mw.TOKEN}").status_code == 401  # never from the URL
+
+
+# -- the demo's page, signed in through the form in real headless chromium --------------------------
+
+class _DevTools:
+    """A minimal Chrome DevTools Protocol client over the page's websocket (commands, events)."""
+
+    def __init__(self, socket) -> None:
+        self.socket = socket
+        self.ids = 0
+        self.events: list[dict] = []
+
+    def call(self, method: str, **params):
+        import json
+
+        self.ids += 1
+        self.socket.send(json.dumps({"id": self.ids, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.socket.recv(timeout=60))
+            if message.get("id") == self.ids:
+                assert "error" not in message, message
+                return message["result"]
+            self.events.append(message)
+
+    def wait(self, event: str) -> dict:
+        import json
+
+        for i, message in enumerate(self.events):
+            if message.get("method") == event:
+                return self.events.pop(i)
+        while True:
+            message = json.loads(self.socket.recv(timeout=60))
+            if message.get("method") == event:
+                return message
+            self.events.append(message)
+
+    def evaluate(self, expression: str):
+        return self.call("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
+
+    def load(self, action: str) -> None:
+        self.events.clear()
+        self.evaluate(action)
+        self.wait("Page.loadEventFired")
+
+
+@pytest.mark.server
+def test_the_demo_report_signs_in_and_shows_its_tests_in_headless_chromium(browser, tmp_path, tmp_path_factory):
+    """The demo's seeded report in a real browser: the form signs in (the cookie is HttpOnly,
+    SameSite=Strict, invisible to scripts), the cart test shows a significant lift with its
+    band, the new-arrivals test is collecting data. SEGMINT_WRITE_SCREENSHOTS=DIR keeps the
+    screenshots docs/analytics.md shows (``make report-screenshots``)."""
+    import base64
+    import json
+    import threading
+    import time as _time
+    from pathlib import Path
+
+    import uvicorn
+    from websockets.sync.client import connect  # uvicorn[standard]'s, a dev dependency
+
+    from segmint.engine.clock import FrozenClock
+    from segmint.middleware.demo import build_demo_app, seed_demo_database
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    config = tmp_path / "segmint.toml"
+    config.write_text((examples / "segmint.toml").read_text().replace(
+        'path = "catalog.json"', f"path = {json.dumps(str(examples / 'catalog.json'))}"))
+    now = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    db = tmp_path / "demo.db"
+    seed_demo_database(config, db, now=now)
+    app = build_demo_app(config, db_path=db, clock=FrozenClock(now), watch=False)
+    token = app.runtime.config.api.token
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = _time.monotonic() + 20
+    while not server.started and _time.monotonic() < deadline:
+        _time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    chromium = subprocess.Popen(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+         "--remote-debugging-port=0", "--window-size=1100,1300", "about:blank"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in chromium.stderr:  # type: ignore[union-attr]
+            if "DevTools listening on" in line:
+                devtools_port = int(line.split("ws://127.0.0.1:")[1].split("/")[0])
+                break
+        threading.Thread(target=lambda: [None for _ in chromium.stderr], daemon=True).start()  # type: ignore[union-attr]
+        targets = httpx.get(f"http://127.0.0.1:{devtools_port}/json/list").json()
+        url = next(t for t in targets if t["type"] == "page")["webSocketDebuggerUrl"]
+        with connect(url, max_size=None, open_timeout=20) as socket:
+            page = _DevTools(socket)
+            page.call("Page.enable")
+            page.call("Page.navigate", url=f"{base}/_segmint/report")
+            page.wait("Page.loadEventFired")
+            assert page.evaluate("document.querySelector('form').getAttribute('action')") == "/_segmint/report/login"
+            assert page.evaluate("location.href") == f"{base}/_segmint/report"
+            page.load(f"document.getElementById('token').value = {json.dumps(token)}; document.querySelector('form').submit()")
+            assert page.evaluate("location.href") == f"{base}/_segmint/report"  # the token never in a URL
+            assert page.evaluate("document.cookie") == ""  # HttpOnly: no script can read the session
+            (cookie,) = [c for c in page.call("Network.getAllCookies")["cookies"] if c["name"] == "segmint_report"]
+            assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/_segmint"
+            assert token not in cookie["value"]
+            badges = page.evaluate("[...document.querySelectorAll('table.campaigns tr')].slice(1).map("
+                                   "r => [r.cells[0].textContent, r.querySelector('.badge').textContent])")
+            assert badges == [["cart-bestsellers", "significant lift"], ["new-arrivals", "collecting data"]]
+            bands = page.evaluate("[...document.querySelectorAll('svg.lift')].map(s => [s.dataset.campaign, "
+                                  "s.querySelectorAll('polygon.band').length, s.getBoundingClientRect().width])")
+            assert [(name, n) for name, n, _ in bands] == [("cart-bestsellers", 1), ("new-arrivals", 1)]
+            assert all(width > 300 for *_, width in bands)  # laid out, not collapsed
+            assert page.evaluate("document.querySelector('#campaign-cart-bestsellers .srm').textContent"
+                                 ).startswith("split as configured")
+            shots = {"report-campaigns.png": "#campaign-cart-bestsellers h3:nth-of-type(2)",
+                     "report-collecting.png": "#campaign-new-arrivals h3:nth-of-type(3)"}
+            keep = os.environ.get("SEGMINT_WRITE_SCREENSHOTS")
+            for name, until in shots.items():
+                top = 0 if name == "report-campaigns.png" else page.evaluate(
+                    "document.querySelector('#campaign-new-arrivals').getBoundingClientRect().top + scrollY")
+                bottom = page.evaluate(f"document.querySelector({json.dumps(until)}).getBoundingClientRect().top + scrollY")
+                shot = page.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
+                                 clip={"x": 0, "y": top, "width": 1100, "height": bottom - top, "scale": 1})
+                data = base64.b64decode(shot["data"])
+                assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+                if keep:
+                    (Path(keep) / name).write_bytes(data)
+            page.load("document.querySelector('form.signout').submit()")
+            assert page.evaluate("document.querySelector('form').getAttribute('action')") == "/_segmint/report/login"
+    finally:
+        chromium.terminate()
+        chromium.wait(20)
+        chromium.stderr.close()  # type: ignore[union-attr]
+        server.should_exit = True
+        thread.join(10)
+        app.close()
