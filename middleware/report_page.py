@@ -262,7 +262,7 @@ def _lift_range(series: Sequence[tuple[Any, Sequence[LiftPoint]]]) -> tuple[floa
 
 def render_lift_chart(campaign: CampaignReport, index: int = 0) -> str:
     """Each variant's cumulative lift over the control, day by day, with its confidence band."""
-    series = [(v, [p for p in v.cumulative]) for v in campaign.variants if v.cumulative]
+    series = [(v, v.cumulative) for v in campaign.variants if v.cumulative]
     label = escape(f"Cumulative lift over control with its confidence band, campaign {campaign.campaign}")
     drawn = [(v, pts) for v, pts in series if any(p.relative_ci for p in pts)]
     if not drawn:

@@ -111,6 +111,9 @@ def test_the_api_answers_without_a_runtime(mw: Any, broken_catalog: Path):
         assert events.status_code == 503 and events.headers["retry-after"]  # nothing stored: retry
         forget = client.delete("/_segmint/profiles?customer=c-1", headers=auth)
         assert forget.status_code == 503 and forget.headers["retry-after"]  # nothing erased: retry
+        for path in ("/_segmint/report/login", "/_segmint/report/logout"):  # no token known yet: no session
+            signed = client.post(path, data={"token": mw.TOKEN}, headers={"origin": "http://testserver"})
+            assert signed.status_code == 503 and "set-cookie" not in signed.headers
         recommendations = client.get("/_segmint/recommendations?slot=cart")
         assert recommendations.status_code == 200 and recommendations.json() == {"slots": {}, "fallback": True}
         click = client.get("/_segmint/click", params={"_sgm": "default.a.cart", "to": "/products/lip-1"},

@@ -387,6 +387,9 @@ def test_sign_in_refuses_other_sites_wrong_tokens_and_counts_them(shop, mw):
         assert refused.status_code == 403 and "set-cookie" not in refused.headers
     assert _sign_in(shop, mw.TOKEN, {"referer": "http://testserver/_segmint/report"}).status_code == 303
     shop.cookies.clear()
+    huge = shop.post("/_segmint/report/login", content=b"token=" + b"x" * 5000, follow_redirects=False,
+                     headers={**SAME_ORIGIN, "content-type": "application/x-www-form-urlencoded"})
+    assert huge.status_code == 413  # the form's body is bounded
     wrong = _sign_in(shop, "not-the-token")
     assert wrong.status_code == 401 and "That is not the API token." in wrong.text
     assert "set-cookie" not in wrong.headers

@@ -13,6 +13,9 @@ import pytest
 from segmint.middleware import SegmintMiddleware
 
 PUBLIC = {"/recommendations", "/click"}  # what browsers call: no token, no secrets behind them
+#: The report page's sign-in takes the token in its form (and sign-out only clears a cookie):
+#: checked below, not by the Bearer header.
+SIGN_IN = {"/report/login", "/report/logout"}
 
 
 def middleware(shop: Any, runtime: Any) -> SegmintMiddleware:
@@ -24,9 +27,10 @@ def middleware(shop: Any, runtime: Any) -> SegmintMiddleware:
 
 
 def call(asgi: Any, path: str, *, method: str = "GET", token: str | None = None, client: str = "10.0.0.1",
-         body: bytes = b"[]") -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+         body: bytes = b"[]", extra: tuple[tuple[bytes, bytes], ...] = ()) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
     """One raw ASGI request from ``client``; (status, body, headers)."""
     headers = [(b"authorization", f"Bearer {token}".encode())] if token is not None else []
+    headers += extra
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
              "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
              "headers": headers, "client": (client, 5000), "server": ("shop", 80)}
@@ -43,7 +47,8 @@ def call(asgi: Any, path: str, *, method: str = "GET", token: str | None = None,
 
 
 def protected_routes(asgi: SegmintMiddleware) -> list[tuple[str, str]]:
-    routes = [(path, method) for path, (method, _) in asgi.endpoints._routes.items() if path not in PUBLIC]
+    routes = [(path, method) for path, (method, _) in asgi.endpoints._routes.items()
+              if path not in PUBLIC | SIGN_IN]
     assert ("/events", "POST") in routes and ("/health", "GET") in routes
     return routes
 
@@ -57,6 +62,29 @@ def test_every_non_public_endpoint_needs_the_token(shop: Any):
             assert status == 401, (path, token)
             assert (b"www-authenticate", b'Bearer realm="segmint"') in headers
             assert shop.TOKEN.encode() not in body and shop.SECRET.encode() not in body
+
+
+def call_form(asgi: Any, path: str, body: bytes, *, client: str = "10.0.0.2",
+              origin: bytes = b"http://shop") -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """A browser's form post from a page of ``origin`` (the shop's own by default)."""
+    return call(asgi, path, method="POST", client=client, body=body, extra=(
+        (b"host", b"shop"), (b"origin", origin), (b"content-type", b"application/x-www-form-urlencoded")))
+
+
+def test_the_report_sign_in_sets_a_session_only_for_the_token(shop: Any):
+    asgi = middleware(shop, shop.runtime())
+    for token in ("", "wrong-token-123", shop.TOKEN + "x", shop.TOKEN[:-1], shop.TOKEN.upper()):
+        status, body, headers = call_form(asgi, "/_segmint/report/login", f"token={token}".encode(),
+                                          client=f"10.2.0.{len(token)}")
+        assert status == 401 and not [v for k, v in headers if k == b"set-cookie"]
+        assert shop.TOKEN.encode() not in body
+    status, _, headers = call_form(asgi, "/_segmint/report/login", f"token={shop.TOKEN}".encode(), origin=b"http://evil")
+    assert status == 403 and not [v for k, v in headers if k == b"set-cookie"]  # another site's form
+    status, _, headers = call_form(asgi, "/_segmint/report/login", f"token={shop.TOKEN}".encode())
+    (cookie,) = [v for k, v in headers if k == b"set-cookie"]
+    assert status == 303 and shop.TOKEN.encode() not in cookie
+    status, _, headers = call_form(asgi, "/_segmint/report/logout", b"")
+    assert status == 303 and [v for k, v in headers if k == b"set-cookie"][0].startswith(b"segmint_report=;")
 
 
 def test_the_token_is_compared_with_hmac_compare_digest(shop: Any, monkeypatch: Any):
