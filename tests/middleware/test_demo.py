@@ -149,6 +149,28 @@ def test_history_is_deterministic_for_a_seed_and_now() -> None:
     assert sum(counts.values()) >= 300
 
 
+def test_the_seeded_ab_tests_show_a_significant_lift_and_one_still_collecting(seeded_runtime: Segmint) -> None:
+    """The report page's story: the cart test has a true lift the report finds, the new one
+    needs more visitors, and both split as configured (the seeder assigns arms like the
+    middleware)."""
+    from segmint.engine.analytics import build_report, configured_splits
+    from segmint.middleware.demo.experiments import CART_TEST, NEW_ARRIVALS_TEST
+
+    config = seeded_runtime.config
+    report = build_report(seeded_runtime.store, now=NOW, analysis=config.analytics, checkpoint=False,
+                          splits=configured_splits(config.campaigns))
+    campaigns = {c.campaign: c for c in report.campaigns}
+    assert set(campaigns) == {CART_TEST, NEW_ARRIVALS_TEST}
+    for campaign in campaigns.values():
+        assert campaign.control == "control" and campaign.trusted and campaign.srm is not None
+    _, cart = campaigns[CART_TEST].variants
+    assert cart.lift.significant and cart.lift.relative > 0 and cart.clicks and cart.recommended_revenue
+    assert len(cart.cumulative) >= 28 and not cart.cumulative[0].significant  # it became significant
+    _, arrivals = campaigns[NEW_ARRIVALS_TEST].variants
+    assert not arrivals.lift.significant and arrivals.lift.more_visitors > 0
+    assert arrivals.statement.startswith("not enough data yet")
+
+
 def test_seeding_refuses_to_overwrite_a_database_that_is_not_a_demo(tmp_path: Path, config: Path) -> None:
     db = tmp_path / "shop.db"
     store = open_store(str(db))
@@ -307,6 +329,8 @@ def test_run_demo_seeds_prints_the_url_and_serves(tmp_path: Path, monkeypatch: p
     assert served["host"] == "127.0.0.1" and served["port"] == 8123
     assert isinstance(served["app"], DemoApp)
     assert "http://127.0.0.1:8123/" in out.getvalue()
+    token = load_config(CONFIG).api.token
+    assert f"http://127.0.0.1:8123/_segmint/report   (sign in with the API token {token!r}" in out.getvalue()
     assert read_seed_meta(db) is not None
 
 

@@ -1,4 +1,4 @@
-"""Signed visitor ids and the default identification plugin."""
+"""Signed visitor ids, the report page's session tokens and the default identification plugin."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from segmint.engine.config_schema import Config, IdentityConfig, MiddlewareConfig
 from segmint.engine.identity import Identity
-from segmint.engine.signing import MAX_TOKEN_LENGTH, new_visitor_id, sign, verify
+from segmint.engine.signing import MAX_TOKEN_LENGTH, new_visitor_id, session_token, sign, verify, verify_session
 from segmint.plugins.identify_default import segmint_identify_visitor
 
 SECRET = "unit-test-secret-0123456789"
@@ -68,6 +68,22 @@ class User:
     def __init__(self, identity: str, authenticated: bool = True) -> None:
         self.identity = identity
         self.is_authenticated = authenticated
+
+
+def test_a_session_token_holds_its_expiry_under_the_secret_and_nothing_else_verifies():
+    token = session_token(2_000_000_000, SECRET)
+    assert verify_session(token, SECRET, now=1_999_999_999.5)
+    assert not verify_session(token, SECRET, now=2_000_000_000)  # expired at its second
+    assert not verify_session(token, SECRET + "x", now=0)  # another token (a rotated one)
+    later = token.replace("2000000000", "2000000001", 1)
+    assert not verify_session(later, SECRET, now=0)  # the expiry cannot be extended
+    visitor = sign(new_visitor_id(), SECRET)
+    assert not verify_session(visitor, SECRET, now=0)  # a visitor cookie is no session
+    for bad in (None, "", "1.2", token + "x", "x" * 200):
+        assert not verify_session(bad, SECRET, now=0)
+    assert not verify_session(token, None, now=0) and not verify_session(token, "", now=0)
+    with pytest.raises(ValueError):
+        session_token(2_000_000_000, "")
 
 
 def test_new_visitor_gets_a_fresh_signed_id():
