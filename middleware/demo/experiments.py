@@ -8,9 +8,11 @@ small true effect: too few visitors yet, so it is still collecting data.
 Each visitor is assigned to an arm the way the middleware assigns live ones
 (``assign_variant`` with the campaign's seed, by visitor id), so the split matches the
 configured weights and the report's sample ratio check passes. A visitor's events are those
-the shop would have logged: the product page, the cart page with the impression (a control
-visitor's records ``control`` and no skus), sometimes a click on a recommendation, and an
-order minutes or days later; orders that would fall after ``now`` have not happened yet.
+the shop would have logged: the page with the campaign's slot (the cart after a product page;
+the home page for a customer who bought at full price before, the campaign's segment) and
+its impression (a control visitor's records ``control`` and no skus), sometimes a click on a
+recommendation, and an order minutes or days later; orders that would fall after ``now``
+have not happened yet.
 """
 
 from __future__ import annotations
