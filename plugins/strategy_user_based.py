@@ -1,7 +1,7 @@
 """``user_based``: what customers with a similar purchase history bought (for win-back).
 
-Item-to-item: skus co-purchased with the visitor's own purchases (latest purchases weigh
-most), never what they already bought. A visitor with no co-purchase signal gets the
+Item-to-item: the co-purchase neighbours (cosine similarity) of the visitor's own
+purchases, summed (latest purchases weigh most), never what they already bought. A visitor with no co-purchase signal gets the
 bestsellers of the categories they buy most.
 """
 
@@ -37,7 +37,7 @@ class UserBased:
 
     def recommend(self, ctx: StrategyContext, params: UserBasedParams) -> Iterator[Product]:
         purchased = ctx.profile.purchased_skus
-        yield from products_for(ctx.catalog, related_skus(purchased[: params.seeds], ctx.stats.co_purchased))
+        yield from products_for(ctx.catalog, related_skus(purchased[: params.seeds], ctx.stats.purchase_neighbours))
         for category in top_categories(ctx.profile.category_items, n=3):
             yield from bestseller_products(ctx, params.window_days, category)
 

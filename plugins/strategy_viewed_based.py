@@ -1,7 +1,8 @@
 """``viewed_based`` ("picked for you"): products related to what the visitor viewed.
 
-Ranking: skus co-viewed and co-purchased with the visitor's recent views (the latest views
-weigh most), then the bestsellers of the categories they browsed. The viewed products
+Ranking: the item-kNN neighbours (co-view and co-purchase similarity) of the visitor's
+recent views, summed (the latest views weigh most, and views they also bought twice as
+much), then the bestsellers of the categories they browsed. The viewed products
 themselves are left out (``recently_viewed`` shows those) unless ``include_viewed``.
 """
 
@@ -35,7 +36,7 @@ class ViewedBased:
     def recommend(self, ctx: StrategyContext, params: ViewedBasedParams) -> Iterator[Product]:
         seeds = ctx.profile.viewed_skus[: params.seeds]
         viewed = set() if params.include_viewed else set(ctx.profile.viewed_skus)
-        related = related_skus(seeds, ctx.stats.co_viewed, ctx.stats.co_purchased)
+        related = related_skus(seeds, ctx.stats.neighbours, strong=set(ctx.profile.purchased_skus))
         yield from (p for p in products_for(ctx.catalog, related) if p.sku not in viewed)
 
         # Categories of the viewed products in view order, then the most browsed ones.

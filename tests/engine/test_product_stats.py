@@ -1,7 +1,9 @@
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 import msgspec
+import pytest
 
 from segmint.engine.product_stats import ProductStats
 
@@ -108,6 +110,25 @@ class OrderEvent:
     items: list = field(default_factory=list)
     visitor_id: str | None = None
     type: str = "order"
+
+
+def test_neighbours_are_pair_counts_normalized_by_both_items_popularity():
+    # A was bought with C twice and with B once, but C is also bought alone by 400 customers.
+    events = [
+        order("c1", 5, ("A", "x", 1), ("B", "x", 1)),
+        order("c2", 5, ("A", "x", 1), ("C", "x", 1)),
+        order("c3", 5, ("A", "x", 1), ("C", "x", 1)),
+        *(order(f"loner{i}", 5, ("C", "x", 1)) for i in range(400)),
+        view("v1", 0, "A"), view("v1", 1, "B"),
+    ]
+    stats = ProductStats.build(events, NOW)
+    assert stats.co_purchased("A") == [("C", 2), ("B", 1)]
+    shrink = 20.0  # product_stats.SHRINK: cosine = count / (sqrt(n_a * n_b) + shrink)
+    to_b, to_c = 1 / (math.sqrt(3 * 1) + shrink), 2 / (math.sqrt(3 * 402) + shrink)
+    assert stats.purchase_neighbours("A") == (("B", pytest.approx(to_b)), ("C", pytest.approx(to_c)))
+    # neighbours adds the co-view similarity (A and B viewed once each, together once).
+    assert stats.neighbours("A") == (("B", pytest.approx(to_b + 1 / (1 + shrink))), ("C", pytest.approx(to_c)))
+    assert stats.neighbours("unknown") == () and ProductStats.empty().purchase_neighbours("A") == ()
 
 
 def test_accepts_event_structs_with_epoch_timestamps_and_ignores_other_types():

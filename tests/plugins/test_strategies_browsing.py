@@ -127,12 +127,26 @@ def test_viewed_based_co_views_then_co_purchases_then_category_bestsellers():
         order("c2", 5, ("S1", 3)), order("c3", 5, ("F1", 2)),
     ], NOW)
     profile = Profile(key="v:9", visits=2, viewed_skus=["S2"], category_views={"skincare": 1, "fashion": 4})
-    # S3 (co-viewed twice), M3 and S4 (once each, by sku), then skincare bestsellers (S1; S2 was
-    # viewed; S4 already chosen), then bestsellers of the most browsed category (fashion: F1).
-    assert recommend("viewed_based", profile=profile, stats=stats) == ["S3", "M3", "S4", "S1", "F1"]
+    # S3 (co-viewed twice), S4 and M3 (once each; S4 bought by no one else, while M3 shares a
+    # co-view among S2's three), then skincare bestsellers (S1; S2 was viewed; S4 already
+    # chosen), then bestsellers of the most browsed category (fashion: F1).
+    assert recommend("viewed_based", profile=profile, stats=stats) == ["S3", "S4", "M3", "S1", "F1"]
     # include_viewed: S2 comes back, in its place among skincare bestsellers (3 units of S1, 1 of S2).
     assert recommend("viewed_based", {"include_viewed": True}, profile=profile, stats=stats) == \
-        ["S3", "M3", "S4", "S1", "S2", "F1"]
+        ["S3", "S4", "M3", "S1", "S2", "F1"]
+
+
+def test_viewed_based_prefers_a_specific_partner_to_one_seen_with_everything():
+    # M3 was viewed after S2 three times, S3 twice; but 400 visitors look at M3 alone: being
+    # seen with S2 says little about M3, everything about S3 (item-kNN's cosine similarity).
+    stats = ProductStats.build([
+        *(e for v in ("v1", "v2") for e in (view(v, 0, "S2"), view(v, 1, "S3"))),
+        *(e for v in ("v3", "v4", "v5") for e in (view(v, 0, "S2"), view(v, 1, "M3"))),
+        *(view(f"p{i}", 0, "M3") for i in range(400)),
+    ], NOW)
+    assert stats.co_viewed("S2") == [("M3", 3), ("S3", 2)]  # the raw counts
+    profile = Profile(key="v:9", viewed_skus=["S2"])
+    assert recommend("viewed_based", {"limit": 2}, profile=profile, stats=stats) == ["S3", "M3"]
 
 
 def test_viewed_based_weighs_the_latest_view_most():
@@ -142,6 +156,9 @@ def test_viewed_based_weighs_the_latest_view_most():
     assert recommend("viewed_based", {"limit": 2}, profile=latest_fashion, stats=stats) == ["F4", "E2"]
     latest_tech = Profile(key="v:1", viewed_skus=["E1", "F2"])
     assert recommend("viewed_based", {"limit": 2}, profile=latest_tech, stats=stats) == ["E2", "F4"]
+    # A view they also bought weighs twice: F2, viewed before E1 but bought, leads.
+    bought_fashion = Profile(key="c:1", viewed_skus=["E1", "F2"], purchased_skus=["F2"])
+    assert recommend("viewed_based", {"limit": 2}, profile=bought_fashion, stats=stats) == ["F4", "E2"]
 
 
 def test_viewed_based_with_no_views_uses_its_fallback():
