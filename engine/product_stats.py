@@ -96,8 +96,8 @@ class _Pairs:
 
     A full item's partners are cut to the half most frequent, so the counts of rarely related
     pairs are approximate; the wide margin above the ``top_n`` finally kept lets a partner
-    that shows up late still climb into them (with only twice ``top_n``, the item-kNN
-    neighbours scored 10% lower NDCG@10 on MovieLens: partners kept being cut before they
+    that shows up late still climb into them (counting 4x or 5x ``top_n``, the neighbours
+    scored 7-9% lower NDCG@10 on MovieLens than 10x: partners kept being cut before they
     could add up). ``seen`` counts each item's occurrences (the
     views or order lines that were paired): ``neighbours`` divides a pair's count by their
     geometric mean plus ``SHRINK`` (cosine similarity, shrunk), so that a blockbuster seen
@@ -137,27 +137,25 @@ class _Pairs:
     def freeze(self) -> dict[str, tuple[tuple[str, int], ...]]:
         return {sku: _top(partners, self.top_n) for sku, partners in self.counts.items()}
 
-    def similarities(self, sku: str) -> dict[str, float]:
-        """``sku``'s partners by shrunk cosine similarity."""
+    def similarities(self) -> dict[str, dict[str, float]]:
+        """Each item's partners by shrunk cosine similarity."""
         seen = self.seen
-        own = seen[sku] or 1
-        return {other: count / (math.sqrt(own * (seen[other] or 1)) + SHRINK)
-                for other, count in self.counts.get(sku, {}).items()}
+        result = {}
+        for sku, partners in self.counts.items():
+            own = seen[sku] or 1
+            result[sku] = {other: count / (math.sqrt(own * (seen[other] or 1)) + SHRINK)
+                           for other, count in partners.items()}
+        return result
 
 
-def _neighbours(top_n: int, *pairs: _Pairs) -> dict[str, tuple[tuple[str, float], ...]]:
-    """Each item's ``top_n`` most similar items, the similarities of ``pairs`` added up.
-
-    Precomputed per item so that a request adds up one short list per seed, not one per
-    kind of pair.
-    """
+def _added(first: dict[str, dict[str, float]], second: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Per item, the similarities of ``first`` and ``second`` added up."""
     result = {}
-    for sku in set().union(*(p.counts for p in pairs)):
-        scored: dict[str, float] = {}
-        for p in pairs:
-            for other, similarity in p.similarities(sku).items():
-                scored[other] = scored.get(other, 0.0) + similarity
-        result[sku] = _top(scored, top_n)
+    for sku in first.keys() | second.keys():
+        scored = dict(first.get(sku, {}))
+        for other, similarity in second.get(sku, {}).items():
+            scored[other] = scored.get(other, 0.0) + similarity
+        result[sku] = scored
     return result
 
 
@@ -273,10 +271,13 @@ class ProductStats:
                         co_view.add(sku, other)
                 recent = [(sku, at)] + [(s, t) for s, t in recent if s != sku]
                 viewed[who] = recent[:history]
+        # Neighbours precomputed per item, so that a request adds up one short list per seed.
+        bought_with = co_purchase.similarities()
+        similar = _added(co_view.similarities(), bought_with)
         return cls(built_at=now, units=units, categories=categories,
                    co_purchase=co_purchase.freeze(), co_view=co_view.freeze(),
-                   purchase_neighbours=_neighbours(top_n, co_purchase),
-                   neighbours=_neighbours(top_n, co_view, co_purchase))
+                   purchase_neighbours={sku: _top(scored, top_n) for sku, scored in bought_with.items()},
+                   neighbours={sku: _top(scored, top_n) for sku, scored in similar.items()})
 
     @property
     def windows(self) -> tuple[int, ...]:

@@ -25,7 +25,7 @@ class UserBasedParams(StrategyParams, kw_only=True, forbid_unknown_fields=True, 
             "Unset (null) by default here: every purchase the profile keeps is left out, however "
             "old; a win-back shows what they have not bought yet."))] = None
     seeds: Annotated[int, msgspec.Meta(ge=1, le=100, description=(
-        "How many of the latest purchases seed the recommendations."))] = 20
+        "How many of the latest purchases seed the recommendations."))] = 10
     window_days: Annotated[Annotated[int, msgspec.Meta(ge=1)] | None, msgspec.Meta(description=(
         "Bestseller window (days) for the visitor's-top-categories part; null (JSON or YAML "
         "config): all time."))] = 90
