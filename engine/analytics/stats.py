@@ -547,12 +547,13 @@ def compare_variants(control: tuple[int, int], variants: Mapping[str, tuple[int,
         _check_counts(f"variant {name}", *counts)
     base = Sample.proportion(*control)
     arms = max(1, len(variants))
+    bayesian = settings.engine == "bayesian"  # one look's width (a flat prior), no correction
     # The more arms, the stricter each comparison: plan for alpha / arms (Bonferroni).
-    plan_alpha = settings.alpha / arms if settings.correction != "none" else settings.alpha
+    plan_alpha = settings.alpha / arms if settings.correction != "none" and not bayesian else settings.alpha
     needed = None
     if 0.0 < base.mean < 1.0:
         needed = visitors_per_arm(base.mean, settings.mde, alpha=plan_alpha, power=settings.power,
-                                  tuning=settings.sequential_tuning if settings.sequential else None)
+                                  tuning=settings.sequential_tuning if settings.sequential and not bayesian else None)
     return compare_metric(base, {name: Sample.proportion(*counts) for name, counts in variants.items()},
                           settings, differences=differences, needed_per_arm=needed)
 
@@ -752,13 +753,24 @@ def visitors_per_arm(control_rate: float, relative_effect: float, *, alpha: floa
 
 def describe_method(settings: AnalyticsConfig) -> str:
     """One sentence naming what the report computed (the report's ``method``)."""
-    if settings.sequential:
+    if settings.engine == "bayesian":
+        prior = (f"a normal prior (mean {settings.prior_mean:g}, sd {settings.prior_sd:g})" if settings.proper_prior
+                 else "a flat prior")
+        reading = (f"Bayesian (GrowthBook's default engine): chance to beat control and expected loss from a "
+                   f"gaussian posterior with {prior}, a winner beyond {1 - settings.alpha / 2:.1%} either way, "
+                   "no correction across variants")
+    elif settings.sequential:
         reading = (f"sequential: GrowthBook's asymptotic confidence sequences (tuning N* = "
-                   f"{settings.sequential_tuning:g}), valid however often the report is read")
+                   f"{settings.sequential_tuning:g}), valid however often the report is read; "
+                   f"{_CORRECTION_NAMES[settings.correction]} across a campaign's variants")
     else:
-        reading = "fixed horizon: Welch's t-test and t interval, valid when read once at a planned size"
+        reading = ("fixed horizon: Welch's t-test and t interval, valid when read once at a planned size; "
+                   f"{_CORRECTION_NAMES[settings.correction]} across a campaign's variants")
+    cuped = ("CUPED-adjusted for each visitor's orders and spend before exposure" if settings.cuped
+             else "not CUPED-adjusted")
     return (f"relative lift with its delta-method standard error, one for test and interval; {reading}; "
-            f"alpha {settings.alpha:g}; {_CORRECTION_NAMES[settings.correction]} across a campaign's "
-            f"variants; sample ratio mismatch by chi-square against the configured weights at p < "
-            f"{settings.srm_threshold:g}; visitors needed for a {settings.mde:.0%} relative minimum "
-            f"detectable effect at {settings.power:.0%} power")
+            f"alpha {settings.alpha:g}; conversion, revenue per visitor (Welch) and average order value "
+            f"(ratio, delta method), {cuped}; sample ratio mismatch by chi-square against the configured weights "
+            f"at p < {settings.srm_threshold:g}; visitors needed for a {settings.mde:.0%} relative minimum "
+            f"detectable effect at {settings.power:.0%} power; bots (user agents in [middleware] bot_user_agents) "
+            "are never tracked, so never counted")
