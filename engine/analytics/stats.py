@@ -5,7 +5,7 @@ lift of a variant over the control, ``(mean_v - mean_c) / mean_c``, with the del
 variance ``var_c mean_v^2 / (mean_c^4 n_c) + var_v / (mean_c^2 n_v)``. The p-value, the
 verdict and the interval all come from that estimate and that standard error, so they cannot
 disagree. Means and per-unit variances go in, so the same core serves any metric: a
-conversion rate (variance ``p (1 - p)``) now, revenue per visitor (the sample variance) later.
+conversion rate (variance ``p (1 - p)``), revenue per visitor (the sample variance), a ratio.
 
 Two ways to read it (``AnalyticsConfig.sequential``):
 
@@ -27,6 +27,17 @@ spends on that variant (Bonferroni's ``alpha / m`` when Holm is at its strictest
 significant verdict always comes with an interval that excludes 0. (GrowthBook leaves its
 intervals unadjusted; ``p_value`` here is the unadjusted one.) The absolute lift's interval
 is the relative one times the control's rate, so it tells the same story in points.
+
+The same reading serves every metric (``compare_metric``): revenue per visitor, a mean metric
+whose variance comes from the sums of squares (``Sample.from_sums``), and average order value,
+a ratio metric with the delta-method variance of a ratio (``Sample.ratio``), as GrowthBook's
+``SampleMeanStatistic`` and ``RatioStatistic``. CUPED (``cuped_relative_difference``) is
+gbstats' regression adjustment: each unit's metric minus ``theta`` times its pre-exposure
+value, ``theta`` pooled over both arms, and ``frequentist_variance_relative_cuped`` for the
+standard error. The Bayesian view (``Posterior``, ``engine = "bayesian"``) is GrowthBook's
+default engine: a gaussian posterior on the relative lift (flat prior, or a proper one), the
+chance to beat control and the expected loss (``risk``); its verdict is "chance beyond
+1 - alpha / 2 either way", so it agrees with its credible interval too.
 
 Sample ratio mismatch: a chi-square goodness-of-fit test of the observed visitors per
 variant against the configured weights (``srm_test``). Visitors needed: the visitors per
