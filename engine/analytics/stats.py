@@ -489,7 +489,9 @@ def adjust_p_values(p_values: Sequence[float], correction: str) -> list[float]:
 
 @dataclass(frozen=True, slots=True)
 class Lift:
-    """A variant against the control. Rates and lifts are fractions (0.12 = 12%).
+    """A variant against the control on one metric. Rates and lifts are fractions (0.12 = 12%);
+    ``control_rate`` and ``variant_rate`` are the metric's means (revenue per visitor, average
+    order value) when it is not conversion.
 
     The verdict (``significant``) and both intervals come from the same standard errors at the
     same level (``confidence``), so a significant lift's ``relative_ci`` excludes 0 and a
@@ -635,7 +637,7 @@ def compare_metric(control: Sample, variants: Mapping[str, Sample], settings: An
             p_value_adjusted=p_adj, confidence=1.0 - alpha,
             method="bayesian" if bayesian else "sequential" if settings.sequential else "fixed",
             correction="none" if bayesian else settings.correction,
-            chance_to_win=posterior.chance_to_win if posterior is not None else (0.5 if bayesian and rel else None),
+            chance_to_win=posterior.chance_to_win if posterior is not None else (0.5 if bayesian and rel is not None else None),
             expected_loss=risk[1], expected_loss_control=risk[0], cuped_theta=theta,
         )
     return lifts
