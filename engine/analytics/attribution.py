@@ -447,8 +447,11 @@ class Attributor:
         totals.pre_spend_squares += spend * spend
         totals.pre_orders += orders
         totals.pre_order_squares += orders * orders
-        if variant != "unknown" and any(c == campaign and v != variant and v != "unknown" for c, v in person.runs):
-            self._count_multi_arm(person, campaign)
+        if len(person.runs) > 1 and variant != "unknown" and not (person.multi_arm and campaign in person.multi_arm):
+            for c, v in person.runs:
+                if c == campaign and v != variant and v != "unknown":
+                    self._count_multi_arm(person, campaign)
+                    break
         cohort = totals.daily.get(day)
         if cohort is None:
             totals.daily[day] = [1, 0]
@@ -495,7 +498,14 @@ class Attributor:
                 totals.recommended_revenue += sum(
                     value for sku, value in lines if skus.get(sku, -1e300) >= cutoff)
         result.attributed_orders += attributed
-        self._add_history(key, total, 1)  # after: this order is not its own run's pre-exposure value
+        # After attributing: this order is not its own run's pre-exposure value.
+        entry = self._history.get(key)
+        if entry is None:
+            self._add_history(key, total, 1)
+        else:  # the common case, inline (once per order)
+            entry[0] += total
+            entry[1] += 1
+            self._history.move_to_end(key)
 
     def result(self) -> Attribution:
         return self._result
