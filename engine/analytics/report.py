@@ -350,7 +350,8 @@ def _cumulative_lifts(variants: Mapping[str, VariantTotals], control: str,
                       analysis: AnalyticsConfig) -> dict[str, tuple[LiftPoint, ...]]:
     """Each variant's lift at the end of every day with exposures, from the daily cohorts in one
     pass over the days: the running sums are what the report would have said that evening
-    (cohorts' later conversions included, as the totals include them)."""
+    (cohorts' later conversions included, as the totals include them). Not CUPED-adjusted: the
+    cohorts keep counts only, so with pre-exposure history the last point is the unadjusted lift."""
     base = variants.get(control)
     if base is None:
         return {}
