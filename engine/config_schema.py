@@ -250,6 +250,8 @@ class StatsConfig(ConfigBase):
 
 #: Multiple-comparison corrections across a campaign's variants.
 Correction = Literal["holm-bonferroni", "benjamini-hochberg", "none"]
+#: How a report reads each lift: p-values and confidence intervals, or chance to beat control.
+Engine = Literal["frequentist", "bayesian"]
 
 
 class AnalyticsConfig(ConfigBase):
@@ -275,6 +277,15 @@ class AnalyticsConfig(ConfigBase):
     power: Annotated[float, msgspec.Meta(ge=0.5, lt=1)] = 0.80
     #: The chi-square p-value below which a campaign's split is a sample ratio mismatch.
     srm_threshold: Annotated[float, msgspec.Meta(gt=0, le=0.05)] = 0.001
+    #: "frequentist" (p-values, intervals) or "bayesian" (chance to beat control, expected loss).
+    engine: Engine = "frequentist"
+    #: CUPED: adjust each lift for the visitors' spend and orders before their first exposure.
+    cuped: bool = True
+    #: The Bayesian engine's prior on the relative lift: mean and standard deviation (GrowthBook's).
+    prior_mean: Annotated[float, msgspec.Meta(ge=-1, le=10)] = 0.0
+    prior_sd: Annotated[float, msgspec.Meta(gt=0, le=10)] = 0.3
+    #: Use that prior (true), or a flat one (false, GrowthBook's default: the data alone).
+    proper_prior: bool = False
 
 
 class Config(ConfigBase):

@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", action="store_true", help="CSV output, one row per campaign variant")
     p.add_argument("--fresh", action="store_true",
                    help="read the whole event log, not just what came after the saved report state")
+    p.add_argument("--engine", choices=("frequentist", "bayesian"),
+                   help="how to read the lifts (default: [analytics] engine, else frequentist)")
 
     p = command("segments", "segment sizes over time and overlap between segments", cli_analytics.segments)
     p.add_argument("--snapshot", action="store_true",

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+import msgspec
+
 from segmint.engine.errors import SegmintError
 
 from .cli_commands import config_runtime, config_store
@@ -61,13 +63,16 @@ def report(args: argparse.Namespace, out: Output) -> int:
         raise SegmintError(f"--window: {args.window:g} is not between 0 and 365 days")
     since = _day(args.since, "--since") if args.since else None
     config = load_config(args.config, validate=False)  # [analytics] and the variants' weights
+    analysis = config.analytics
+    if getattr(args, "engine", None):
+        analysis = msgspec.structs.replace(analysis, engine=args.engine)
     with config_store(args.config) as store:
         progress = Progress(None, "reading the event log")
         try:
             result = build_report(_Counted(store, progress) if progress.enabled else store, since=since,
                                   campaign=args.campaign, window_days=args.window,
                                   now=datetime.now(timezone.utc), fresh=args.fresh,
-                                  analysis=config.analytics, splits=configured_splits(config.campaigns))
+                                  analysis=analysis, splits=configured_splits(config.campaigns))
         except ValueError as exc:
             raise SegmintError(str(exc)) from None
         finally:
@@ -93,15 +98,32 @@ def report(args: argparse.Namespace, out: Output) -> int:
                     f"{v.average_order_value:,.2f}", f"{v.recommended_revenue:,.2f}") for v in campaign.variants))
         if campaign.srm is not None and campaign.srm.mismatch:
             out.line(out.paint("  " + campaign.srm.message, "red"))
+        if campaign.multi_arm_visitors:
+            out.line(out.paint(f"  {plural(campaign.multi_arm_visitors, 'person', 'people')} saw more than one variant "
+                               "(one human on several devices, merged by a login); counted in each", "yellow"))
         for v in campaign.variants:
             if not v.is_control:
                 colour = "green" if v.lift and v.lift.significant and v.lift.absolute > 0 else "dim"
-                out.line(f"  {v.variant}: " + out.paint(v.statement, "red" if not campaign.trusted else colour))
+                bad = not campaign.trusted or v.revenue_guardrail
+                out.line(f"  {v.variant}: " + out.paint(v.statement, "red" if bad else colour))
+                money = [f"{name} {_relative(lift)}" for name, lift in
+                         (("revenue/visitor", v.revenue_lift), ("AOV", v.aov_lift)) if lift is not None]
+                if money:
+                    out.line(out.paint("     " + "; ".join(money), "dim"))
         tested = sum(1 for v in campaign.variants if v.lift is not None)
         if tested > 1:
             out.line(out.paint(f"  {tested} variants against control: p-values corrected "
                                f"({campaign.correction})", "dim"))
     return 0
+
+
+def _relative(lift: Any) -> str:
+    """A revenue lift in a few characters: ``+4.1% [-2.0%, +10.2%]``, and the verdict."""
+    if lift.relative is None or lift.relative_ci is None:
+        return "n/a (no revenue in control)"
+    low, high = lift.relative_ci
+    verdict = " significant" if lift.significant else ""
+    return f"{lift.relative:+.1%} [{low:+.1%}, {high:+.1%}]{verdict}"
 
 
 def segments(args: argparse.Namespace, out: Output) -> int:

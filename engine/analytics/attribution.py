@@ -13,6 +13,15 @@ that are no more than ``window`` apart. Memory only holds people seen within the
 ``window`` (plus a bounded table of visitor -> customer links), so it does not grow with the
 number of events; someone who returns after a silence longer than the window is a new run.
 Both tables are capped (``max_people``, ``max_links``); what the caps drop is counted.
+
+Per variant the pass also sums what the statistics need beyond counts: the squares of each
+run's revenue and orders and their product (revenue per visitor with its sample variance,
+average order value as a ratio metric), and for CUPED each run's *pre-exposure* spend and
+orders: what the person had spent and ordered, in the events read so far, before the run
+began, with their squares and their products with the run's revenue and conversion. That
+history is one small entry per buyer (``max_history``, least recently active dropped first).
+A person exposed to more than one variant of a campaign (usually one human on two devices,
+merged by a login) is counted once per campaign (``multi_arm``).
 """
 
 from __future__ import annotations
@@ -38,6 +47,9 @@ MAX_SKUS = 200
 _DAY = 86_400.0
 #: Expired people are swept every this many events (a power of 2; only the oldest are looked at).
 _SWEEP_EVERY = 1024
+#: The ``VariantTotals`` sums beyond the counts, in the order a saved state lists them.
+_MOMENTS = ("revenue_squares", "order_squares", "revenue_orders", "pre_spend", "pre_spend_squares", "pre_orders",
+            "pre_order_squares", "spend_revenue", "orders_converted")
 
 
 @dataclass(slots=True)
@@ -55,6 +67,18 @@ class VariantTotals:
     click_revenue: float = 0.0
     recommended_revenue: float = 0.0
     daily: dict[int, list[int]] = field(default_factory=dict)
+    #: Sums over visitor runs of revenue^2, orders^2 and revenue x orders.
+    revenue_squares: float = 0.0
+    order_squares: float = 0.0
+    revenue_orders: float = 0.0
+    #: CUPED: sums over runs of the pre-exposure spend and orders, their squares, and their
+    #: products with the run's revenue and with its conversion (0 or 1).
+    pre_spend: float = 0.0
+    pre_spend_squares: float = 0.0
+    pre_orders: float = 0.0
+    pre_order_squares: float = 0.0
+    spend_revenue: float = 0.0
+    orders_converted: float = 0.0
 
 
 @dataclass(slots=True)
@@ -73,28 +97,36 @@ class Attribution:
     peak_people: int = 0
     #: People dropped by the ``max_people`` cap while still inside the window (0 normally).
     evicted_people: int = 0
+    #: Per campaign: people exposed to more than one of its variants (after identity merges).
+    multi_arm: dict[str, int] = field(default_factory=dict)
 
 
 class _Run:
     """One person's current run of exposures to one variant (``totals``: that variant's)."""
 
-    __slots__ = ("totals", "first_day", "last_seen", "last_click", "skus", "converted")
+    __slots__ = ("totals", "first_day", "last_seen", "last_click", "skus", "converted", "revenue", "orders",
+                 "pre_spend", "pre_orders")
 
-    def __init__(self, totals: VariantTotals, first_day: int, at: float) -> None:
+    def __init__(self, totals: VariantTotals, first_day: int, at: float, pre_spend: float = 0.0,
+                 pre_orders: int = 0) -> None:
         self.totals = totals
         self.first_day = first_day
         self.last_seen = at
         self.last_click = -1e300
         self.skus: dict[str, float] = {}
         self.converted = False
+        self.revenue = 0.0
+        self.orders = 0
+        self.pre_spend, self.pre_orders = pre_spend, pre_orders
 
 
 class _Person:
-    __slots__ = ("runs", "last_seen")
+    __slots__ = ("runs", "last_seen", "multi_arm")
 
     def __init__(self, at: float) -> None:
         self.runs: dict[tuple[str, str], _Run] = {}
         self.last_seen = at
+        self.multi_arm: set[str] | None = None  # campaigns this person was counted in (several arms)
 
 
 # -- saved state (``Attributor.state`` / ``Attributor.from_state``; see ``checkpoint.py``) --------
@@ -107,11 +139,16 @@ class _RunState(msgspec.Struct, array_like=True):
     last_click: float
     converted: bool
     skus: dict[str, float]
+    revenue: float = 0.0
+    orders: int = 0
+    pre_spend: float = 0.0
+    pre_orders: int = 0
 
 
 class _PersonState(msgspec.Struct, array_like=True):
     last_seen: float
     runs: list[_RunState]
+    multi_arm: list[str] = []
 
 
 _encode_person = msgspec.msgpack.Encoder().encode
@@ -131,6 +168,7 @@ class _TotalsState(msgspec.Struct, array_like=True):
     click_revenue: float
     recommended_revenue: float
     daily: list[tuple[int, int, int]]
+    moments: list[float] = []  # the VariantTotals sums after ``daily``, in field order
 
 
 class AttributorState(msgspec.Struct, array_like=True):
@@ -157,12 +195,15 @@ class AttributorState(msgspec.Struct, array_like=True):
     people_keys: list[str]
     people: list[bytes]
     links: list[tuple[str, str]]
+    #: Spend and orders so far per buyer key (oldest first): the pre-exposure values of CUPED.
+    history: list[tuple[str, float, int]] = []
+    multi_arm: dict[str, int] = {}
 
     def entries_of(self, keys: Collection[str]) -> dict[str, Any]:
         """What this state holds about the person with these profile keys (``c:``/``v:``), as
         plain data for a privacy export: ``people`` (key -> last seen and runs: campaign,
         variant, first day, last seen, last click, converted, skus shown) and ``links``
-        (visitor id -> customer key)."""
+        (visitor id -> customer key) and ``history`` (key -> spend and orders seen)."""
         wanted = set(keys)
         people = {}
         for key, raw in zip(self.people_keys, self.people):
@@ -172,7 +213,8 @@ class AttributorState(msgspec.Struct, array_like=True):
                                "runs": [msgspec.structs.asdict(run) for run in person.runs]}
         visitors = {key[2:] for key in wanted if key.startswith("v:")}
         links = {v: c for v, c in self.links if v in visitors or c in wanted}
-        return {"people": people, "links": links}
+        history = {key: {"spend": spend, "orders": orders} for key, spend, orders in self.history if key in wanted}
+        return {"people": people, "links": links, "history": history}
 
 
 def _order_lines(order: Order) -> tuple[float, list[tuple[str, float]]]:
@@ -184,21 +226,23 @@ def _order_lines(order: Order) -> tuple[float, list[tuple[str, float]]]:
 class Attributor:
     """Feed events oldest first with ``feed``/``feed_all``; read the totals with ``result()``.
 
-    ``campaign``: only this campaign's exposures are tracked. ``max_people``/``max_links``:
-    the memory caps (about 200 bytes a person with one run; a link is two short strings).
+    ``campaign``: only this campaign's exposures are tracked. ``max_people``/``max_links``/
+    ``max_history``: the memory caps (about 200 bytes a person with one run; a link is two short
+    strings; a buyer's spend and orders about 100 bytes).
     """
 
     def __init__(self, *, window_days: float = DEFAULT_WINDOW_DAYS, campaign: str | None = None,
-                 max_people: int = 2_000_000, max_links: int = 2_000_000) -> None:
+                 max_people: int = 2_000_000, max_links: int = 2_000_000, max_history: int = 2_000_000) -> None:
         if window_days <= 0:
             raise ValueError(f"window_days must be positive, got {window_days!r}")
         self.window = window_days * _DAY
         self.campaign = campaign
-        self.max_people, self.max_links = max_people, max_links
+        self.max_people, self.max_links, self.max_history = max_people, max_links, max_history
         # Least recently active first. A value is ``bytes`` while a resumed person has not been
         # met again (``_thaw`` decodes it on first use; see ``AttributorState``).
         self._people: OrderedDict[str, _Person | bytes] = OrderedDict()
         self._links: OrderedDict[str, str] = OrderedDict()      # visitor id -> customer key
+        self._history: OrderedDict[str, list[float]] = OrderedDict()  # key -> [spend, orders] so far
         self._result = Attribution(window_days=window_days, totals={})
 
     # -- people --------------------------------------------------------------------------------
@@ -216,6 +260,9 @@ class Attributor:
         self._links[visitor] = key
         if len(self._links) > self.max_links:
             self._links.popitem(last=False)  # the oldest link goes first
+        spent = self._history.pop("v:" + visitor, None)
+        if spent is not None:  # what the visitor bought anonymously is the customer's history too
+            self._add_history(key, spent[0], spent[1])
         anonymous = self._people.pop("v:" + visitor, None)
         if type(anonymous) is bytes:
             anonymous = self._thaw(None, anonymous)
@@ -261,6 +308,7 @@ class Attributor:
             early, late = (kept, run) if kept.first_day <= run.first_day else (run, kept)
             totals = early.totals
             totals.visitors -= 1
+            _merge_moments(totals, early, late)
             totals.daily[late.first_day][0] -= 1
             if late.converted:
                 totals.converted -= 1
@@ -277,6 +325,40 @@ class Attributor:
             if len(early.skus) > 2 * MAX_SKUS:
                 _trim(early.skus)
             into.runs[variant_key] = early
+        self._merge_multi_arm(source, into)
+
+    def _merge_multi_arm(self, source: _Person, into: _Person) -> None:
+        counts = self._result.multi_arm
+        if source.multi_arm:
+            for campaign in source.multi_arm & (into.multi_arm or set()):
+                counts[campaign] -= 1  # one human was counted twice, as two people
+            into.multi_arm = (into.multi_arm or set()) | source.multi_arm
+        arms: dict[str, set[str]] = {}
+        for campaign, variant in into.runs:
+            if variant != "unknown":
+                arms.setdefault(campaign, set()).add(variant)
+        for campaign, variants in arms.items():
+            if len(variants) > 1:
+                self._count_multi_arm(into, campaign)
+
+    def _count_multi_arm(self, person: _Person, campaign: str) -> None:
+        if person.multi_arm is None:
+            person.multi_arm = set()
+        if campaign not in person.multi_arm:
+            person.multi_arm.add(campaign)
+            self._result.multi_arm[campaign] = self._result.multi_arm.get(campaign, 0) + 1
+
+    def _add_history(self, key: str, spend: float, orders: float) -> None:
+        history = self._history
+        entry = history.get(key)
+        if entry is None:
+            history[key] = [spend, orders]
+            if len(history) > self.max_history:
+                history.popitem(last=False)  # the least recently active buyer goes first
+        else:
+            entry[0] += spend
+            entry[1] += orders
+            history.move_to_end(key)
 
     # -- events --------------------------------------------------------------------------------
     def feed(self, event: Event) -> None:
@@ -323,7 +405,7 @@ class Attributor:
                 variant = event.variant  # type: ignore[union-attr]
                 run = person.runs.get((event.campaign, variant)) if variant is not None else None  # type: ignore[union-attr]
                 if run is None or at - run.last_seen > window:
-                    run = self._start_run(person, event, at)  # type: ignore[arg-type]
+                    run = self._start_run(key, person, event, at)  # type: ignore[arg-type]
                 run.last_seen = at
                 if kind is Click:
                     run.totals.clicks += 1
@@ -344,8 +426,9 @@ class Attributor:
         if last is not None:
             result.last_at = last.at
 
-    def _start_run(self, person: _Person, event: Impression | Click, at: float) -> _Run:
-        """A new (or the first) run of exposures: one more visitor for the variant."""
+    def _start_run(self, key: str, person: _Person, event: Impression | Click, at: float) -> _Run:
+        """A new (or the first) run of exposures: one more visitor for the variant, with what
+        the person had spent and ordered before it (CUPED's covariates)."""
         campaign, variant = event.campaign, event.variant
         if variant is None:  # a click whose token lost the variant: the live run it belongs to
             for (c, v), live in person.runs.items():
@@ -357,8 +440,18 @@ class Attributor:
         if totals is None:
             totals = self._result.totals[variant_key] = VariantTotals()
         day = int(at // _DAY)
-        run = person.runs[variant_key] = _Run(totals, day, at)
+        spend, orders = self._history.get(key) or (0.0, 0)
+        run = person.runs[variant_key] = _Run(totals, day, at, spend, int(orders))
         totals.visitors += 1
+        totals.pre_spend += spend
+        totals.pre_spend_squares += spend * spend
+        totals.pre_orders += orders
+        totals.pre_order_squares += orders * orders
+        if len(person.runs) > 1 and variant != "unknown" and not (person.multi_arm and campaign in person.multi_arm):
+            for c, v in person.runs:
+                if c == campaign and v != variant and v != "unknown":
+                    self._count_multi_arm(person, campaign)
+                    break
         cohort = totals.daily.get(day)
         if cohort is None:
             totals.daily[day] = [1, 0]
@@ -371,8 +464,10 @@ class Attributor:
         total, lines = _order_lines(order)
         result.orders += 1
         result.revenue += total
-        person = self._person(self._key(order, at), at, create=False)
+        key = self._key(order, at)
+        person = self._person(key, at, create=False)
         if person is None:
+            self._add_history(key, total, 1)
             return
         cutoff, attributed = at - self.window, False
         for run in person.runs.values():
@@ -382,9 +477,18 @@ class Attributor:
             totals = run.totals
             totals.orders += 1
             totals.revenue += total
+            revenue, orders = run.revenue, run.orders
+            # The run's revenue and orders grow by (total, 1): their squares and product by the
+            # difference, so the sums stay per run, not per order.
+            totals.revenue_squares += (2.0 * revenue + total) * total
+            totals.order_squares += 2 * orders + 1
+            totals.revenue_orders += revenue + total * (orders + 1)
+            totals.spend_revenue += run.pre_spend * total
+            run.revenue, run.orders = revenue + total, orders + 1
             if not run.converted:
                 run.converted = True
                 totals.converted += 1
+                totals.orders_converted += run.pre_orders
                 totals.daily[run.first_day][1] += 1
             if run.last_click >= cutoff:
                 totals.click_orders += 1
@@ -394,6 +498,14 @@ class Attributor:
                 totals.recommended_revenue += sum(
                     value for sku, value in lines if skus.get(sku, -1e300) >= cutoff)
         result.attributed_orders += attributed
+        # After attributing: this order is not its own run's pre-exposure value.
+        entry = self._history.get(key)
+        if entry is None:
+            self._add_history(key, total, 1)
+        else:  # the common case, inline (once per order)
+            entry[0] += total
+            entry[1] += 1
+            self._history.move_to_end(key)
 
     def result(self) -> Attribution:
         return self._result
@@ -404,7 +516,8 @@ class Attributor:
         r = self._result
         totals = [_TotalsState(c, v, t.exposures, t.clicks, t.visitors, t.converted, t.orders, t.click_orders,
                                t.revenue, t.click_revenue, t.recommended_revenue,
-                               [(day, n, k) for day, (n, k) in t.daily.items()])
+                               [(day, n, k) for day, (n, k) in t.daily.items()],
+                               [getattr(t, name) for name in _MOMENTS])
                   for (c, v), t in r.totals.items()]
         people = [person if type(person) is bytes else _encode_person(_freeze(person))
                   for person in self._people.values()]
@@ -412,16 +525,18 @@ class Attributor:
             window_days=r.window_days, campaign=self.campaign, events=r.events, orders=r.orders,
             revenue=r.revenue, attributed_orders=r.attributed_orders, first_at=r.first_at,
             last_at=r.last_at, peak_people=r.peak_people, evicted_people=r.evicted_people,
-            totals=totals, people_keys=list(self._people), people=people, links=list(self._links.items()))
+            totals=totals, people_keys=list(self._people), people=people, links=list(self._links.items()),
+            history=[(key, spend, int(orders)) for key, (spend, orders) in self._history.items()],
+            multi_arm=dict(r.multi_arm))
 
     @classmethod
     def from_state(cls, state: AttributorState, *, max_people: int = 2_000_000,
-                   max_links: int = 2_000_000) -> Attributor:
+                   max_links: int = 2_000_000, max_history: int = 2_000_000) -> Attributor:
         """An attributor that continues the pass ``state`` was taken from."""
         if len(state.people_keys) != len(state.people):
             raise ValueError("people_keys and people differ in length")
         self = cls(window_days=state.window_days, campaign=state.campaign,
-                   max_people=max_people, max_links=max_links)
+                   max_people=max_people, max_links=max_links, max_history=max_history)
         r = self._result
         r.events, r.orders, r.revenue = state.events, state.orders, state.revenue
         r.attributed_orders, r.first_at, r.last_at = state.attributed_orders, state.first_at, state.last_at
@@ -429,7 +544,10 @@ class Attributor:
         for t in state.totals:
             r.totals[(t.campaign, t.variant)] = VariantTotals(
                 t.exposures, t.clicks, t.visitors, t.converted, t.orders, t.click_orders, t.revenue,
-                t.click_revenue, t.recommended_revenue, {day: [n, k] for day, n, k in t.daily})
+                t.click_revenue, t.recommended_revenue, {day: [n, k] for day, n, k in t.daily},
+                *t.moments)
+        self._history.update((key, [spend, orders]) for key, spend, orders in state.history)
+        r.multi_arm = dict(state.multi_arm)
         self._people.update(zip(state.people_keys, state.people))  # decoded when met (``_thaw``)
         self._links.update(state.links)
         return self
@@ -438,11 +556,14 @@ class Attributor:
         """The person a resumed state kept encoded, decoded (and kept under ``key``, if given)."""
         saved = _decode_person(data)
         person = _Person(saved.last_seen)
+        person.multi_arm = set(saved.multi_arm) or None
         totals = self._result.totals
         for s in saved.runs:
             variant_key = (s.campaign, s.variant)
-            run = person.runs[variant_key] = _Run(totals[variant_key], s.first_day, s.last_seen)
+            run = person.runs[variant_key] = _Run(totals[variant_key], s.first_day, s.last_seen,
+                                                  s.pre_spend, s.pre_orders)
             run.last_click, run.converted, run.skus = s.last_click, s.converted, s.skus
+            run.revenue, run.orders = s.revenue, s.orders
         if key is not None:
             self._people[key] = person  # replaces the value in place: the order is kept
         return person
@@ -450,8 +571,27 @@ class Attributor:
 
 def _freeze(person: _Person) -> _PersonState:
     return _PersonState(person.last_seen, [
-        _RunState(c, v, run.first_day, run.last_seen, run.last_click, run.converted, run.skus)
-        for (c, v), run in person.runs.items()])
+        _RunState(c, v, run.first_day, run.last_seen, run.last_click, run.converted, run.skus, run.revenue,
+                  run.orders, run.pre_spend, run.pre_orders)
+        for (c, v), run in person.runs.items()], sorted(person.multi_arm or ()))
+
+
+def _merge_moments(totals: VariantTotals, early: _Run, late: _Run) -> None:
+    """Two runs of one variant become ``early`` (one visitor): its covariates stay, the late
+    run's leave the sums, and the squares and products are of the summed revenue and orders."""
+    totals.pre_spend -= late.pre_spend
+    totals.pre_spend_squares -= late.pre_spend * late.pre_spend
+    totals.pre_orders -= late.pre_orders
+    totals.pre_order_squares -= late.pre_orders * late.pre_orders
+    totals.revenue_squares += 2.0 * early.revenue * late.revenue
+    totals.order_squares += 2 * early.orders * late.orders
+    totals.revenue_orders += early.revenue * late.orders + late.revenue * early.orders
+    totals.spend_revenue += (early.pre_spend - late.pre_spend) * late.revenue
+    converted = early.converted or late.converted
+    totals.orders_converted += (early.pre_orders * converted - early.pre_orders * early.converted
+                                - late.pre_orders * late.converted)
+    early.revenue += late.revenue
+    early.orders += late.orders
 
 
 def _trim(skus: dict[str, float]) -> None:

@@ -46,7 +46,7 @@ SETTLE_SECONDS = 3600.0
 #: (saving costs less than reading them did: the state holds at most one entry per person read).
 MIN_EVENTS = 100_000
 #: Bumped when attribution changes what its state means: older checkpoints are then ignored.
-FORMAT = 1
+FORMAT = 2
 
 
 class _Saved(msgspec.Struct, array_like=True):

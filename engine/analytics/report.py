@@ -9,8 +9,11 @@ visitor run is). Revenue is per campaign: an order attributed to two campaigns c
 both, so revenue does not add up across campaigns. The control variant is the one the
 middleware records for the holdout (``control``); a campaign without one gets no lift.
 How the lift is read (sequential or fixed, the correction, alpha, the minimum detectable
-effect) is ``[analytics]`` (``AnalyticsConfig``); with the campaigns' configured weights
-(``configured_splits``) each campaign's split is checked for a sample ratio mismatch.
+effect, CUPED, the engine) is ``[analytics]`` (``AnalyticsConfig``); with the campaigns'
+configured weights (``configured_splits``) each campaign's split is checked for a sample ratio
+mismatch. Besides conversion, each variant's revenue per visitor and average order value are
+compared with the control's; a variant whose revenue per visitor is significantly lower is
+flagged (``revenue_guardrail``) whatever its conversion does.
 """
 
 from __future__ import annotations
@@ -26,7 +29,19 @@ from ..config_schema import CONTROL_VARIANT, Campaign  # CONTROL_VARIANT: how ho
 from ..stores.base import ProfileStore
 from .attribution import ATTRIBUTION_EVENT_TYPES, DEFAULT_WINDOW_DAYS, Attributor, VariantTotals
 from .checkpoint import SETTLE_SECONDS, ReportCheckpoint
-from .stats import AnalyticsConfig, Lift, SampleRatio, compare_variants, describe_method, srm_test
+from .stats import (
+    AnalyticsConfig,
+    Difference,
+    Lift,
+    Moments,
+    Sample,
+    SampleRatio,
+    compare_metric,
+    compare_variants,
+    cuped_relative_difference,
+    describe_method,
+    srm_test,
+)
 
 __all__ = ["CONTROL_VARIANT", "Report", "CampaignReport", "VariantReport", "DailyPoint",
            "build_report", "report_from_attribution", "lift_statement", "configured_splits"]
@@ -35,7 +50,10 @@ CSV_COLUMNS = ("campaign", "variant", "is_control", "exposures", "visitors", "cl
                "converted", "conversion_rate", "revenue", "revenue_per_visitor", "average_order_value",
                "recommended_revenue", "click_orders", "lift_relative", "lift_relative_low",
                "lift_relative_high", "lift_absolute", "p_value", "significant", "statement",
-               "p_value_adjusted", "confidence", "srm_p_value", "srm_mismatch")
+               "p_value_adjusted", "confidence", "srm_p_value", "srm_mismatch", "chance_to_win", "expected_loss",
+               "revenue_lift_relative", "revenue_lift_relative_low", "revenue_lift_relative_high",
+               "revenue_significant", "revenue_guardrail", "aov_lift_relative", "aov_significant",
+               "multi_arm_visitors")
 _EPOCH = date(1970, 1, 1)
 
 
@@ -97,6 +115,12 @@ class VariantReport:
     daily: tuple[DailyPoint, ...] = ()
     #: The lift against the control day by day (cumulative); empty for the control itself.
     cumulative: tuple[LiftPoint, ...] = ()
+    #: Revenue per visitor against the control's (a mean metric: sample variance, Welch / delta method).
+    revenue_lift: Lift | None = None
+    #: Average order value (revenue / orders) against the control's, as a ratio metric.
+    aov_lift: Lift | None = None
+    #: Revenue per visitor is significantly lower than the control's, whatever conversion does.
+    revenue_guardrail: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -117,6 +141,9 @@ class CampaignReport:
     srm: SampleRatio | None = None
     #: The correction applied across this campaign's variants (see ``AnalyticsConfig``).
     correction: str = "holm-bonferroni"
+    #: People exposed to more than one of its variants within the window, after identity merges
+    #: (one human on two devices, found when they log in on both; variant buckets are per visitor).
+    multi_arm_visitors: int = 0
 
     @property
     def trusted(self) -> bool:
@@ -126,7 +153,7 @@ class CampaignReport:
     def to_dict(self) -> dict[str, Any]:
         srm = None if self.srm is None else {**self.srm.to_dict(), "message": self.srm.message}
         return {"campaign": self.campaign, "control": self.control, "trusted": self.trusted,
-                "srm": srm, "correction": self.correction,
+                "srm": srm, "correction": self.correction, "multi_arm_visitors": self.multi_arm_visitors,
                 "variants": [v.to_dict() for v in self.variants]}
 
 
@@ -167,6 +194,8 @@ class Report:
             for v in campaign.variants:
                 lift = v.lift
                 rel_ci = lift.relative_ci if lift and lift.relative_ci else (None, None)
+                revenue = v.revenue_lift
+                rev_ci = revenue.relative_ci if revenue and revenue.relative_ci else (None, None)
                 rows.append({
                     "campaign": v.campaign, "variant": v.variant, "is_control": v.is_control,
                     "exposures": v.exposures, "visitors": v.visitors, "clicks": v.clicks, "ctr": v.ctr,
@@ -184,6 +213,15 @@ class Report:
                     "confidence": lift.confidence if lift else None,
                     "srm_p_value": campaign.srm.p_value if campaign.srm else None,
                     "srm_mismatch": campaign.srm.mismatch if campaign.srm else None,
+                    "chance_to_win": lift.chance_to_win if lift else None,
+                    "expected_loss": lift.expected_loss if lift else None,
+                    "revenue_lift_relative": v.revenue_lift.relative if v.revenue_lift else None,
+                    "revenue_lift_relative_low": rev_ci[0], "revenue_lift_relative_high": rev_ci[1],
+                    "revenue_significant": v.revenue_lift.significant if v.revenue_lift else None,
+                    "revenue_guardrail": v.revenue_guardrail if not v.is_control else None,
+                    "aov_lift_relative": v.aov_lift.relative if v.aov_lift else None,
+                    "aov_significant": v.aov_lift.significant if v.aov_lift else None,
+                    "multi_arm_visitors": campaign.multi_arm_visitors,
                 })
         return rows
 
@@ -208,6 +246,15 @@ def lift_statement(variant: str, lift: Lift | None, *, has_control: bool = True)
         return "not enough data yet: no conversions in the control group"
     half = (lift.relative_ci[1] - lift.relative_ci[0]) / 2.0
     size = f"{_pct(abs(lift.relative))} +/- {_pct(half)}"
+    if lift.chance_to_win is not None:  # the Bayesian engine: its own words, not "significant"
+        odds = f"{_pct(lift.chance_to_win)} chance to beat control"
+        if lift.expected_loss is not None:
+            odds += f", expected loss {_pct(lift.expected_loss)}"
+        if lift.significant:
+            verb = "beats" if lift.relative > 0 else "trails"
+            return f"{variant} {verb} control by {size} ({odds})"
+        sign = "+" if lift.relative >= 0 else "-"
+        return f"no clear winner yet: {variant} vs control {sign}{size} ({odds})"
     if lift.significant:
         verb = "beats" if lift.relative > 0 else "trails"
         return f"{variant} {verb} control by {size}, significant"
@@ -219,14 +266,19 @@ def lift_statement(variant: str, lift: Lift | None, *, has_control: bool = True)
 
 
 def _variant_report(campaign: str, variant: str, t: VariantTotals, control: VariantTotals | None,
-                    is_control: bool, has_control: bool, lift: Lift | None, trusted: bool,
-                    cumulative: tuple[LiftPoint, ...] = ()) -> VariantReport:
+                    is_control: bool, has_control: bool, lifts: tuple[Lift | None, Lift | None, Lift | None],
+                    trusted: bool, cumulative: tuple[LiftPoint, ...] = ()) -> VariantReport:
+    lift, revenue, aov = lifts
+    guardrail = bool(revenue and revenue.significant and revenue.relative is not None and revenue.relative < 0)
     if is_control:
         statement = "control (baseline)"
     elif has_control and (control is None or not control.visitors or not t.visitors):
         statement = "not enough data yet: no visitors in one of the groups"
     else:
         statement = lift_statement(variant, lift, has_control=has_control)
+        if guardrail:
+            assert revenue is not None and revenue.relative is not None
+            statement += f"; but revenue per visitor is {_pct(-revenue.relative)} lower, significantly (guardrail)"
         if has_control and not trusted:
             statement = f"do not trust (sample ratio mismatch): {statement}"
     daily = tuple(DailyPoint(_EPOCH + timedelta(days=d), n, c) for d, (n, c) in sorted(t.daily.items()))
@@ -239,6 +291,7 @@ def _variant_report(campaign: str, variant: str, t: VariantTotals, control: Vari
         average_order_value=t.revenue / t.orders if t.orders else 0.0,
         recommended_revenue=t.recommended_revenue, click_orders=t.click_orders,
         click_revenue=t.click_revenue, lift=lift, statement=statement, daily=daily, cumulative=cumulative,
+        revenue_lift=revenue, aov_lift=aov, revenue_guardrail=guardrail,
     )
 
 
@@ -249,21 +302,56 @@ def configured_splits(campaigns: Iterable[Campaign]) -> dict[str, dict[str, floa
             for c in campaigns if len(c.variants) > 1}
 
 
+def _cuped(control: Moments, variants: dict[str, Moments]) -> dict[str, Difference | None]:
+    """CUPED's lifts, for the variants whose pre-exposure values explain something (theta != 0)."""
+    differences: dict[str, Difference | None] = {}
+    for name, moments in variants.items():
+        adjusted = cuped_relative_difference(control, moments)
+        if adjusted is not None and adjusted.theta != 0:
+            differences[name] = adjusted
+    return differences
+
+
 def _lifts(variants: Mapping[str, VariantTotals], control: str,
-           analysis: AnalyticsConfig) -> dict[str, Lift]:
-    """Every variant with visitors against a control with visitors, corrected together."""
+           analysis: AnalyticsConfig) -> dict[str, tuple[Lift | None, Lift | None, Lift | None]]:
+    """Every variant with visitors against a control with visitors, corrected together: the
+    conversion rate, revenue per visitor and average order value (per variant, in that order)."""
     base = variants.get(control)
     if base is None or not base.visitors:
         return {}
-    arms = {name: (t.converted, t.visitors) for name, t in variants.items() if name != control and t.visitors}
-    return compare_variants((base.converted, base.visitors), arms, analysis) if arms else {}
+    arms = {name: t for name, t in variants.items() if name != control and t.visitors}
+    if not arms:
+        return {}
+
+    def conversion(t: VariantTotals) -> Moments:
+        return Moments(t.visitors, t.converted, t.converted, t.pre_orders, t.pre_order_squares,
+                       t.orders_converted, proportion=True)
+
+    def revenue(t: VariantTotals) -> Moments:
+        return Moments(t.visitors, t.revenue, t.revenue_squares, t.pre_spend, t.pre_spend_squares, t.spend_revenue)
+
+    cuped = analysis.cuped
+    lifts = compare_variants(
+        (base.converted, base.visitors), {name: (t.converted, t.visitors) for name, t in arms.items()}, analysis,
+        differences=_cuped(conversion(base), {name: conversion(t) for name, t in arms.items()}) if cuped else None)
+    revenues = compare_metric(
+        revenue(base).post, {name: revenue(t).post for name, t in arms.items()}, analysis,
+        differences=_cuped(revenue(base), {name: revenue(t) for name, t in arms.items()}) if cuped else None)
+    aovs: dict[str, Lift] = {}
+    buying = {name: t for name, t in arms.items() if t.orders}
+    if base.orders and buying:
+        def aov(t: VariantTotals) -> Sample:
+            return Sample.ratio(t.revenue, t.revenue_squares, t.orders, t.order_squares, t.revenue_orders, t.visitors)
+        aovs = compare_metric(aov(base), {name: aov(t) for name, t in buying.items()}, analysis)
+    return {name: (lifts.get(name), revenues.get(name), aovs.get(name)) for name in arms}
 
 
 def _cumulative_lifts(variants: Mapping[str, VariantTotals], control: str,
                       analysis: AnalyticsConfig) -> dict[str, tuple[LiftPoint, ...]]:
     """Each variant's lift at the end of every day with exposures, from the daily cohorts in one
     pass over the days: the running sums are what the report would have said that evening
-    (cohorts' later conversions included, as the totals include them)."""
+    (cohorts' later conversions included, as the totals include them). Not CUPED-adjusted: the
+    cohorts keep counts only, so with pre-exposure history the last point is the unadjusted lift."""
     base = variants.get(control)
     if base is None:
         return {}
@@ -312,13 +400,14 @@ def report_from_attribution(attribution: Any, *, now: datetime, since: datetime 
         trusted = srm is None or not srm.mismatch
         lifts = _lifts(variants, control, analysis)
         over_time = _cumulative_lifts(variants, control, analysis)
+        multi_arm = getattr(attribution, "multi_arm", {}).get(campaign, 0)
         campaigns.append(CampaignReport(
             campaign=campaign, control=control if control_totals is not None else None,
             variants=tuple(_variant_report(campaign, name, variants[name], control_totals,
-                                           name == control, control_totals is not None, lifts.get(name), trusted,
-                                           over_time.get(name, ()))
+                                           name == control, control_totals is not None,
+                                           lifts.get(name, (None, None, None)), trusted, over_time.get(name, ()))
                            for name in names),
-            srm=srm, correction=analysis.correction,
+            srm=srm, correction=analysis.correction, multi_arm_visitors=multi_arm,
         ))
     notes = []
     if getattr(attribution, "evicted_people", 0):

@@ -5,7 +5,7 @@ lift of a variant over the control, ``(mean_v - mean_c) / mean_c``, with the del
 variance ``var_c mean_v^2 / (mean_c^4 n_c) + var_v / (mean_c^2 n_v)``. The p-value, the
 verdict and the interval all come from that estimate and that standard error, so they cannot
 disagree. Means and per-unit variances go in, so the same core serves any metric: a
-conversion rate (variance ``p (1 - p)``) now, revenue per visitor (the sample variance) later.
+conversion rate (variance ``p (1 - p)``), revenue per visitor (the sample variance), a ratio.
 
 Two ways to read it (``AnalyticsConfig.sequential``):
 
@@ -28,6 +28,17 @@ significant verdict always comes with an interval that excludes 0. (GrowthBook l
 intervals unadjusted; ``p_value`` here is the unadjusted one.) The absolute lift's interval
 is the relative one times the control's rate, so it tells the same story in points.
 
+The same reading serves every metric (``compare_metric``): revenue per visitor, a mean metric
+whose variance comes from the sums of squares (``Sample.from_sums``), and average order value,
+a ratio metric with the delta-method variance of a ratio (``Sample.ratio``), as GrowthBook's
+``SampleMeanStatistic`` and ``RatioStatistic``. CUPED (``cuped_relative_difference``) is
+gbstats' regression adjustment: each unit's metric minus ``theta`` times its pre-exposure
+value, ``theta`` pooled over both arms, and ``frequentist_variance_relative_cuped`` for the
+standard error. The Bayesian view (``Posterior``, ``engine = "bayesian"``) is GrowthBook's
+default engine: a gaussian posterior on the relative lift (flat prior, or a proper one), the
+chance to beat control and the expected loss (``risk``); its verdict is "chance beyond
+1 - alpha / 2 either way", so it agrees with its credible interval too.
+
 Sample ratio mismatch: a chi-square goodness-of-fit test of the observed visitors per
 variant against the configured weights (``srm_test``). Visitors needed: the visitors per
 arm that give the configured power to detect the configured minimum detectable effect,
@@ -49,6 +60,9 @@ __all__ = [
     "Sample",
     "Difference",
     "Lift",
+    "Moments",
+    "Adjusted",
+    "Posterior",
     "SampleRatio",
     "norm_cdf",
     "norm_ppf",
@@ -61,6 +75,9 @@ __all__ = [
     "sequential_p_value",
     "adjust_p_values",
     "compare_variants",
+    "compare_metric",
+    "cuped_theta",
+    "cuped_relative_difference",
     "two_proportion_test",
     "srm_test",
     "visitors_per_arm",
@@ -234,6 +251,37 @@ class Sample:
         p = converted / visitors
         return cls(p, p * (1.0 - p), visitors)
 
+    @classmethod
+    def from_sums(cls, total: float, sum_squares: float, n: int) -> Sample:
+        """A mean metric (revenue per visitor) from its sums: the sample variance, as GrowthBook's
+        ``SampleMeanStatistic``."""
+        mean = total / n
+        return cls(mean, _sample_variance(total, sum_squares, n), n)
+
+    @classmethod
+    def ratio(cls, numerator: float, numerator_squares: float, denominator: float,
+              denominator_squares: float, products: float, n: int) -> Sample:
+        """A ratio metric (average order value: revenue / orders) over ``n`` units, each with a
+        numerator and a denominator: the ratio of the sums and its delta-method per-unit variance
+        (GrowthBook's ``RatioStatistic``; ``products`` is the sum of numerator x denominator)."""
+        mean_m, mean_d = numerator / n, denominator / n
+        if mean_d == 0:
+            return cls(0.0, 0.0, n)
+        var_m = _sample_variance(numerator, numerator_squares, n)
+        var_d = _sample_variance(denominator, denominator_squares, n)
+        cov = _sample_covariance(numerator, denominator, products, n)
+        variance = (var_m / mean_d ** 2 + var_d * mean_m ** 2 / mean_d ** 4
+                    - 2.0 * cov * mean_m / mean_d ** 3)
+        return cls(mean_m / mean_d, max(0.0, variance), n)
+
+
+def _sample_variance(total: float, sum_squares: float, n: int) -> float:
+    return max(0.0, (sum_squares - total * total / n) / (n - 1)) if n > 1 else 0.0
+
+
+def _sample_covariance(x: float, y: float, products: float, n: int) -> float:
+    return (products - x * y / n) / (n - 1) if n > 1 else 0.0
+
 
 @dataclass(frozen=True, slots=True)
 class Difference:
@@ -250,6 +298,13 @@ class Difference:
         return self.estimate / self.se if self.se > 0 else 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class Adjusted(Difference):
+    """A CUPED-adjusted difference and the slope ``theta`` it was adjusted with."""
+
+    theta: float = 0.0
+
+
 def _welch_dof(control: Sample, variant: Sample) -> float:
     top = (control.variance / control.n + variant.variance / variant.n) ** 2
     bottom = sum(s.variance ** 2 / (s.n ** 2 * (s.n - 1)) for s in (control, variant) if s.n > 1)
@@ -264,6 +319,102 @@ def relative_difference(control: Sample, variant: Sample) -> Difference | None:
     mc, mv = control.mean, variant.mean
     var = control.variance * mv * mv / (mc ** 4 * control.n) + variant.variance / (mc * mc * variant.n)
     return Difference((mv - mc) / mc, math.sqrt(var), _welch_dof(control, variant), control.n + variant.n)
+
+
+# -- CUPED: the same lift, less noise ------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Moments:
+    """One arm's sums over its units of a metric ``y`` and of ``x``, the same unit's value before
+    its first exposure (the covariate): what CUPED needs, accumulated in the attribution pass.
+    ``proportion``: ``y`` is 0 or 1 (converted), with variance ``p (1 - p)``."""
+
+    n: int
+    y: float
+    y2: float
+    x: float
+    x2: float
+    xy: float
+    proportion: bool = False
+
+    @property
+    def post(self) -> Sample:
+        if self.proportion:
+            return Sample.proportion(int(round(self.y)), self.n)
+        return Sample.from_sums(self.y, self.y2, self.n)
+
+    @property
+    def pre_variance(self) -> float:
+        return _sample_variance(self.x, self.x2, self.n)
+
+    @property
+    def covariance(self) -> float:
+        return _sample_covariance(self.x, self.y, self.xy, self.n)
+
+
+def cuped_theta(control: Moments, variant: Moments) -> float:
+    """GrowthBook's ``compute_theta``: the regression slope of the metric on its pre-exposure
+    value over both arms pooled (0 when either has no variance)."""
+    joint = Moments(control.n + variant.n, control.y + variant.y, control.y2 + variant.y2,
+                    control.x + variant.x, control.x2 + variant.x2, control.xy + variant.xy,
+                    control.proportion)
+    pre, post = joint.pre_variance, joint.post.variance
+    return joint.covariance / pre if pre > 0 and post > 0 else 0.0
+
+
+def cuped_relative_difference(control: Moments, variant: Moments,
+                              theta: float | None = None) -> Adjusted | None:
+    """The relative lift of the CUPED-adjusted means ``mean_y - theta mean_x`` over the control's
+    unadjusted mean, with GrowthBook's ``frequentist_variance_relative_cuped`` standard error;
+    ``theta`` defaults to ``cuped_theta``. None when the control's mean is 0."""
+    a, b = control.post, variant.post
+    if a.mean == 0:
+        return None
+    if theta is None:
+        theta = cuped_theta(control, variant)
+    adjusted = [Sample(s.mean - theta * m.x / m.n,
+                       max(0.0, s.variance + theta * theta * m.pre_variance - 2.0 * theta * m.covariance), m.n)
+                for s, m in ((a, control), (b, variant))]
+    mean_a2 = a.mean * a.mean
+    v_variant = adjusted[1].variance / (b.n * mean_a2)
+    v_control = (a.variance * b.mean * b.mean / mean_a2 - 2.0 * theta * control.covariance * b.mean / a.mean
+                 + theta * theta * control.pre_variance) / (a.n * mean_a2)
+    return Adjusted((adjusted[1].mean - adjusted[0].mean) / a.mean, math.sqrt(max(0.0, v_variant + v_control)),
+                    _welch_dof(*adjusted), a.n + b.n, theta)
+
+
+# -- the Bayesian view ---------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Posterior:
+    """GrowthBook's default Bayesian engine (``EffectBayesianABTest``): a gaussian posterior on the
+    relative lift, from the lift and its one standard error and a gaussian prior (flat unless
+    ``proper_prior``)."""
+
+    mean: float
+    sd: float
+
+    @classmethod
+    def of(cls, d: Difference, settings: AnalyticsConfig) -> Posterior:
+        if not settings.proper_prior:
+            return cls(d.estimate, d.se)
+        precision = 1.0 / d.se ** 2 + 1.0 / settings.prior_sd ** 2
+        mean = (d.estimate / d.se ** 2 + settings.prior_mean / settings.prior_sd ** 2) / precision
+        return cls(mean, math.sqrt(1.0 / precision))
+
+    @property
+    def chance_to_win(self) -> float:
+        """P(lift > 0): the chance that the variant beats the control."""
+        return norm_cdf(self.mean / self.sd)
+
+    @property
+    def risk(self) -> tuple[float, float]:
+        """Expected loss, relative, of choosing (the control, the variant): the lift given up by
+        choosing it, averaged over the posterior (truncated normal means, as gbstats' ``get_risk``)."""
+        z = self.mean / self.sd
+        density = self.sd * math.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+        control_better = norm_cdf(-z)
+        return (self.mean * (1.0 - control_better) + density, density - self.mean * control_better)
 
 
 # -- reading it: fixed horizon or sequential ------------------------------------------------------
@@ -338,7 +489,9 @@ def adjust_p_values(p_values: Sequence[float], correction: str) -> list[float]:
 
 @dataclass(frozen=True, slots=True)
 class Lift:
-    """A variant against the control. Rates and lifts are fractions (0.12 = 12%).
+    """A variant against the control on one metric. Rates and lifts are fractions (0.12 = 12%);
+    ``control_rate`` and ``variant_rate`` are the metric's means (revenue per visitor, average
+    order value) when it is not conversion.
 
     The verdict (``significant``) and both intervals come from the same standard errors at the
     same level (``confidence``), so a significant lift's ``relative_ci`` excludes 0 and a
@@ -368,9 +521,18 @@ class Lift:
     p_value_adjusted: float | None = None
     #: The level of both intervals: 1 - alpha, or narrower when a correction spends less on it.
     confidence: float = 0.95
-    #: ``"sequential"`` or ``"fixed"``.
+    #: ``"sequential"``, ``"fixed"`` or ``"bayesian"`` (then the intervals are credible intervals
+    #: and the verdict is the chance to beat control; the p-values stay, for reference).
     method: str = "sequential"
     correction: str = "holm-bonferroni"
+    #: Bayesian: P(the variant beats the control). None with the frequentist engine.
+    chance_to_win: float | None = None
+    #: Bayesian: the relative lift expected to be lost by choosing the variant (GrowthBook's risk).
+    expected_loss: float | None = None
+    #: Bayesian: the same for keeping the control.
+    expected_loss_control: float | None = None
+    #: CUPED's slope when the lift was adjusted for the pre-exposure values; None when not.
+    cuped_theta: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -383,9 +545,10 @@ def _check_counts(name: str, converted: int, visitors: int) -> None:
 
 
 def compare_variants(control: tuple[int, int], variants: Mapping[str, tuple[int, int]],
-                     settings: AnalyticsConfig | None = None) -> dict[str, Lift]:
+                     settings: AnalyticsConfig | None = None, *,
+                     differences: Mapping[str, Difference | None] | None = None) -> dict[str, Lift]:
     """Each variant's conversion ``(converted, visitors)`` against the control's, corrected
-    across the variants.
+    across the variants. ``differences``: the lifts already adjusted (CUPED), by variant.
 
     >>> lifts = compare_variants((1000, 50_000), {"B": (1300, 50_000), "C": (1010, 50_000)})
     >>> [(name, round(lift.relative, 2), lift.significant) for name, lift in lifts.items()]
@@ -396,45 +559,86 @@ def compare_variants(control: tuple[int, int], variants: Mapping[str, tuple[int,
     for name, counts in variants.items():
         _check_counts(f"variant {name}", *counts)
     base = Sample.proportion(*control)
-    samples = {name: Sample.proportion(*counts) for name, counts in variants.items()}
-    relatives = {name: relative_difference(base, s) for name, s in samples.items()}
-    raw = {name: _p_value(d, settings) if d is not None else 1.0 for name, d in relatives.items()}
-    tested = [name for name, d in relatives.items() if d is not None]
-    adjusted = dict(zip(tested, adjust_p_values([raw[n] for n in tested], settings.correction)))
     arms = max(1, len(variants))
+    bayesian = settings.engine == "bayesian"  # one look's width (a flat prior), no correction
     # The more arms, the stricter each comparison: plan for alpha / arms (Bonferroni).
-    plan_alpha = settings.alpha / arms if settings.correction != "none" else settings.alpha
+    plan_alpha = settings.alpha / arms if settings.correction != "none" and not bayesian else settings.alpha
     needed = None
     if 0.0 < base.mean < 1.0:
         needed = visitors_per_arm(base.mean, settings.mde, alpha=plan_alpha, power=settings.power,
-                                  tuning=settings.sequential_tuning if settings.sequential else None)
+                                  tuning=settings.sequential_tuning if settings.sequential and not bayesian else None)
+    return compare_metric(base, {name: Sample.proportion(*counts) for name, counts in variants.items()},
+                          settings, differences=differences, needed_per_arm=needed)
+
+
+def compare_metric(control: Sample, variants: Mapping[str, Sample], settings: AnalyticsConfig | None = None, *,
+                   differences: Mapping[str, Difference | None] | None = None,
+                   needed_per_arm: int | None = None) -> dict[str, Lift]:
+    """Each variant's mean (a rate, revenue per visitor, a ratio) against the control's, read as
+    ``settings`` says and corrected across the variants. ``differences``: the lifts already
+    computed some other way (CUPED), by variant; the rest are ``relative_difference``.
+
+    >>> lifts = compare_metric(Sample.from_sums(1396.87, 52377.9767, 3407),
+    ...                        {"B": Sample.from_sums(2422.7, 134698.29, 3461)}, AnalyticsConfig(sequential=False))
+    >>> round(lifts["B"].relative, 5), round(lifts["B"].p_value, 5)
+    (0.70732, 0.06191)
+    """
+    settings = settings or AnalyticsConfig()
+    base = control
+    relatives = {name: (differences or {}).get(name) or relative_difference(base, s) for name, s in variants.items()}
+    raw = {name: _p_value(d, settings) if d is not None else 1.0 for name, d in relatives.items()}
+    tested = [name for name, d in relatives.items() if d is not None]
+    bayesian = settings.engine == "bayesian"
+    # GrowthBook's Bayesian engine does not correct across variants; neither does this one.
+    adjusted = dict(zip(tested, adjust_p_values([raw[n] for n in tested],
+                                                "none" if bayesian else settings.correction)))
+    arms = max(1, len(variants))
     lifts = {}
-    for name, sample in samples.items():
+    for name, sample in variants.items():
         rel = relatives[name]
         p, p_adj = raw[name], adjusted.get(name, 1.0)
         # The level the correction spends on this variant: the interval excludes 0 iff p_adj < alpha.
         alpha = settings.alpha * p / p_adj if p > 0 and p_adj > 0 else settings.alpha / arms
         absolute = sample.mean - base.mean
         relative_ci = absolute_ci = None
-        if rel is not None:
+        posterior = None
+        significant = rel is not None and rel.se > 0 and p_adj < settings.alpha
+        if rel is not None and bayesian:
+            alpha = settings.alpha
+            if rel.se > 0:
+                posterior = Posterior.of(rel, settings)
+                half = norm_ppf(1.0 - alpha / 2.0) * posterior.sd
+                # The credible interval at 1 - alpha excludes 0 exactly when the chance to win
+                # is beyond 1 - alpha / 2 either way: the verdict and the interval agree.
+                relative_ci = (posterior.mean - half, posterior.mean + half)
+                ctw = posterior.chance_to_win
+                significant = ctw > 1.0 - alpha / 2.0 or ctw < alpha / 2.0
+            else:
+                relative_ci, significant = (rel.estimate, rel.estimate), False
+        elif rel is not None:
             half = _halfwidth(rel, alpha, settings)
             relative_ci = (rel.estimate - half, rel.estimate + half)
-            # The same interval in percentage points (absolute = relative x the control's rate),
+        if relative_ci is not None:
+            # The same interval in the metric's units (absolute = relative x the control's mean),
             # so the two intervals and the verdict tell one story.
             absolute_ci = (relative_ci[0] * base.mean, relative_ci[1] * base.mean)
         more = None
-        if needed is not None:
+        if needed_per_arm is not None:
             # Traffic keeps its current split: the smaller arm decides how long it takes.
-            total = control[1] + sample.n
-            more = max(0, math.ceil(total * max(needed / control[1], needed / sample.n)) - total)
+            total = base.n + sample.n
+            more = max(0, math.ceil(total * max(needed_per_arm / base.n, needed_per_arm / sample.n)) - total)
+        risk = posterior.risk if posterior is not None else (None, None)
+        theta = rel.theta if isinstance(rel, Adjusted) else None
         lifts[name] = Lift(
             control_rate=base.mean, variant_rate=sample.mean, absolute=absolute, absolute_ci=absolute_ci,
-            relative=rel.estimate if rel is not None else None, relative_ci=relative_ci,
-            z=rel.z if rel is not None else 0.0, p_value=p,
-            significant=rel is not None and rel.se > 0 and p_adj < settings.alpha,
-            needed_per_arm=needed, more_visitors=more, se=rel.se if rel is not None else 0.0,
+            relative=(posterior.mean if posterior is not None else rel.estimate) if rel is not None else None,
+            relative_ci=relative_ci, z=rel.z if rel is not None else 0.0, p_value=p, significant=significant,
+            needed_per_arm=needed_per_arm, more_visitors=more, se=rel.se if rel is not None else 0.0,
             p_value_adjusted=p_adj, confidence=1.0 - alpha,
-            method="sequential" if settings.sequential else "fixed", correction=settings.correction,
+            method="bayesian" if bayesian else "sequential" if settings.sequential else "fixed",
+            correction="none" if bayesian else settings.correction,
+            chance_to_win=posterior.chance_to_win if posterior is not None else (0.5 if bayesian and rel is not None else None),
+            expected_loss=risk[1], expected_loss_control=risk[0], cuped_theta=theta,
         )
     return lifts
 
@@ -562,13 +766,24 @@ def visitors_per_arm(control_rate: float, relative_effect: float, *, alpha: floa
 
 def describe_method(settings: AnalyticsConfig) -> str:
     """One sentence naming what the report computed (the report's ``method``)."""
-    if settings.sequential:
+    if settings.engine == "bayesian":
+        prior = (f"a normal prior (mean {settings.prior_mean:g}, sd {settings.prior_sd:g})" if settings.proper_prior
+                 else "a flat prior")
+        reading = (f"Bayesian (GrowthBook's default engine): chance to beat control and expected loss from a "
+                   f"gaussian posterior with {prior}, a winner beyond {1 - settings.alpha / 2:.1%} either way, "
+                   "no correction across variants")
+    elif settings.sequential:
         reading = (f"sequential: GrowthBook's asymptotic confidence sequences (tuning N* = "
-                   f"{settings.sequential_tuning:g}), valid however often the report is read")
+                   f"{settings.sequential_tuning:g}), valid however often the report is read; "
+                   f"{_CORRECTION_NAMES[settings.correction]} across a campaign's variants")
     else:
-        reading = "fixed horizon: Welch's t-test and t interval, valid when read once at a planned size"
+        reading = ("fixed horizon: Welch's t-test and t interval, valid when read once at a planned size; "
+                   f"{_CORRECTION_NAMES[settings.correction]} across a campaign's variants")
+    cuped = ("CUPED-adjusted for each visitor's orders and spend before exposure" if settings.cuped
+             else "not CUPED-adjusted")
     return (f"relative lift with its delta-method standard error, one for test and interval; {reading}; "
-            f"alpha {settings.alpha:g}; {_CORRECTION_NAMES[settings.correction]} across a campaign's "
-            f"variants; sample ratio mismatch by chi-square against the configured weights at p < "
-            f"{settings.srm_threshold:g}; visitors needed for a {settings.mde:.0%} relative minimum "
-            f"detectable effect at {settings.power:.0%} power")
+            f"alpha {settings.alpha:g}; conversion, revenue per visitor (Welch) and average order value "
+            f"(ratio, delta method), {cuped}; sample ratio mismatch by chi-square against the configured weights "
+            f"at p < {settings.srm_threshold:g}; visitors needed for a {settings.mde:.0%} relative minimum "
+            f"detectable effect at {settings.power:.0%} power; bots (user agents in [middleware] bot_user_agents) "
+            "are never tracked, so never counted")

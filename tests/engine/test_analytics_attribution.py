@@ -205,3 +205,71 @@ def test_the_report_reads_the_store_in_time_order_and_since_skips_older_events()
         assert later.campaigns[0].variants[0].orders == 1 and later.orders == 1
     finally:
         store.close()
+
+
+# -- the sums behind revenue per visitor, average order value and CUPED ---------------------------
+
+def test_per_run_sums_match_each_visitors_revenue_orders_and_pre_exposure_history():
+    import random
+
+    rng = random.Random(7)
+    events, runs = [], []  # runs: (variant, pre spend, pre orders, revenue, orders)
+    for i in range(300):
+        visitor, variant = f"v{i}", rng.choice(("B", "control"))
+        before = [round(rng.uniform(5, 80), 2) for _ in range(rng.randrange(0, 3))]
+        after = [round(rng.uniform(5, 80), 2) for _ in range(rng.randrange(0, 3))]
+        events += [bought(f"p{i}-{k}", at=0.1 + 0.01 * k, visitor=visitor, lines=(("x", price),))
+                   for k, price in enumerate(before)]
+        events.append(seen(visitor, variant, at=1.0))
+        events += [bought(f"q{i}-{k}", at=2.0 + 0.01 * k, visitor=visitor, lines=(("x", price),))
+                   for k, price in enumerate(after)]
+        runs.append((variant, sum(before), len(before), sum(after), len(after)))
+    result = attribute(sorted(events, key=lambda e: e.at))
+    for variant in ("B", "control"):
+        mine = [r for r in runs if r[0] == variant]
+        t = result.totals[("c", variant)]
+        expected = {
+            "visitors": len(mine), "converted": sum(1 for r in mine if r[4]), "orders": sum(r[4] for r in mine),
+            "revenue": sum(r[3] for r in mine), "revenue_squares": sum(r[3] ** 2 for r in mine),
+            "order_squares": sum(r[4] ** 2 for r in mine), "revenue_orders": sum(r[3] * r[4] for r in mine),
+            "pre_spend": sum(r[1] for r in mine), "pre_spend_squares": sum(r[1] ** 2 for r in mine),
+            "pre_orders": sum(r[2] for r in mine), "pre_order_squares": sum(r[2] ** 2 for r in mine),
+            "spend_revenue": sum(r[1] * r[3] for r in mine),
+            "orders_converted": sum(r[2] for r in mine if r[4]),
+        }
+        assert {name: getattr(t, name) for name in expected} == pytest.approx(expected)
+
+
+def test_merged_runs_sum_as_one_visitor_with_the_earlier_runs_history():
+    events = [
+        bought("p1", at=0.0, customer="42", lines=(("x", 30.0),)),      # the customer's history: 30, 1 order
+        seen("v1", "B", at=1.0, customer="42"),                          # run 1: pre (30, 1)
+        seen("v2", "B", at=1.5),                                         # run 2, anonymous: pre (0, 0)
+        bought("o2", at=2.0, visitor="v2", lines=(("x", 10.0),)),        # run 2: 10
+        bought("o1", at=2.5, customer="42", lines=(("x", 20.0),)),       # run 1: 20
+        Identify(visitor_id="v2", customer_id="42", at=days(3.0)),       # one human: one run of 30, 2 orders
+    ]
+    t = attribute(events).totals[("c", "B")]
+    assert (t.visitors, t.converted, t.orders, t.revenue) == (1, 1, 2, 30.0)
+    assert (t.revenue_squares, t.order_squares, t.revenue_orders) == (900.0, 4, 60.0)
+    assert (t.pre_spend, t.pre_spend_squares, t.pre_orders, t.pre_order_squares) == (30.0, 900.0, 1, 1)
+    assert (t.spend_revenue, t.orders_converted) == (900.0, 1)
+
+
+def test_people_exposed_to_several_arms_are_counted_once_per_campaign_after_merges():
+    events = [
+        seen("v1", "A", at=0.0), seen("v2", "B", at=0.1), seen("v3", "B", at=0.2),
+        Identify(visitor_id="v1", customer_id="42", at=days(0.5)),
+        Identify(visitor_id="v2", customer_id="42", at=days(0.6)),   # 42 saw A and B: one person
+        Identify(visitor_id="v3", customer_id="42", at=days(0.7)),   # still the same one
+        seen("v4", "A", at=1.0, campaign="d"), seen("v4", "A", at=1.1, campaign="d"),  # one arm only
+        seen("v5", "A", at=1.0, campaign="d"), seen("v5", "control", at=1.2, campaign="d"),  # two arms
+    ]
+    assert attribute(events).multi_arm == {"c": 1, "d": 1}
+
+
+def test_two_people_each_counted_then_merged_are_one():
+    events = [seen("v1", "A", at=0.0), seen("v1", "B", at=0.1), seen("v2", "A", at=0.2), seen("v2", "B", at=0.3),
+              Identify(visitor_id="v1", customer_id="42", at=days(0.5)),
+              Identify(visitor_id="v2", customer_id="42", at=days(0.6))]
+    assert attribute(events).multi_arm == {"c": 1}

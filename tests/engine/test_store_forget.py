@@ -198,6 +198,7 @@ def test_a_report_after_forget_counts_none_of_them_and_a_resumed_one_neither(mak
     assert list(state["people"]) == ["c:ann"] and state["links"] == {"ann-phone": "c:ann", "ann-laptop": "c:ann"}
     assert [(r["campaign"], r["variant"], r["skus"]) for r in state["people"]["c:ann"]["runs"]] == [
         ("winback", "B", {"s1": at(5).timestamp()})]
+    assert list(state["history"]) == ["c:ann"] and state["history"]["c:ann"]["orders"] == 1  # CUPED's history
     [bob] = export_person(store, customer_id="bob")["report_states"]
     assert list(bob["people"]) == ["c:bob"] and bob["links"] == {"bob-phone": "c:bob"}
     assert with_ann != report(reference)

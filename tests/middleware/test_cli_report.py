@@ -73,6 +73,24 @@ def test_report_json(capsys, config):
     assert b["lift"]["significant"] is True and b["lift"]["relative"] > 0
 
 
+def test_report_shows_revenue_lifts_and_the_engine_is_chosen_per_report(capsys, config):
+    code, out, err = run(capsys, "report", str(config))
+    assert code == 0, err
+    assert "revenue/visitor +" in out and "AOV " in out
+    code, out, err = run(capsys, "report", str(config), "--engine", "bayesian")
+    assert code == 0, err
+    assert "chance to beat control" in out and "Bayesian" in out
+    code, out, _ = run(capsys, "report", str(config), "--json", "--engine", "bayesian")
+    data = json.loads(out)
+    b = data["campaigns"][1]["variants"][1]
+    assert data["analysis"]["engine"] == "bayesian" and b["lift"]["chance_to_win"] > 0.975
+    assert b["revenue_lift"]["relative"] > 0 and b["revenue_guardrail"] is False
+    assert data["campaigns"][1]["multi_arm_visitors"] == 0
+    (config.parent / "bayes.toml").write_text(config.read_text() + '[analytics]\nengine = "bayesian"\n')
+    code, out, _ = run(capsys, "report", str(config.parent / "bayes.toml"), "--engine", "frequentist", "--json")
+    assert json.loads(out)["campaigns"][1]["variants"][1]["lift"]["chance_to_win"] is None
+
+
 def test_report_csv_and_since(capsys, config):
     code, out, _ = run(capsys, "report", str(config), "--csv")
     rows = list(csv.DictReader(io.StringIO(out)))

@@ -282,6 +282,22 @@ def test_bots_get_the_default_without_cookie_or_tracking(client: Any, runtime: A
     assert runtime.store.count_profiles() == 0
 
 
+def test_bots_never_reach_the_campaign_report(client: Any, runtime: Any):
+    """Bots are excluded from experiments where they arrive: no impression, click or page view
+    is recorded for a ``bot_user_agents`` match, so no report counts them."""
+    from datetime import datetime, timedelta, timezone
+
+    from segmint.engine.analytics import build_report
+
+    for agent in ("Googlebot/2.1", "Mozilla/5.0 (compatible; AhrefsBot/7.0)", "HeadlessChrome/120.0"):
+        client.get("/", headers={"user-agent": agent})
+    client.get("/", headers={"user-agent": "Mozilla/5.0 (Macintosh) Safari/605.1.15"})  # one shopper
+    runtime.writer.flush(timeout=5)
+    assert [type(e).__name__ for e in runtime.store.iter_events(types=("impression", "click"))] == ["Impression"]
+    report = build_report(runtime.store, now=datetime.now(timezone.utc) + timedelta(minutes=1), checkpoint=False)
+    assert [v.visitors for c in report.campaigns for v in c.variants] == [1]
+
+
 def test_consent_required_and_missing(mw: Any, make_runtime: Any, app_for: Any):
     runtime = make_runtime(consent=True)
     with mw.TestClient(app_for(runtime)) as client:
