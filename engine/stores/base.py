@@ -83,7 +83,7 @@ class ProfileStore(Protocol):
         """The profile of a customer (wins) or visitor (following identify links), or None."""
 
     def append(self, events: Sequence[Event]) -> AppendResult:
-        """Log and fold a batch atomically, in time order; duplicate orders are dropped."""
+        """Log and fold a batch atomically, in event-time order; duplicate orders are dropped."""
 
     def iter_profiles(self, *, batch_size: int = 1000) -> Iterator[Profile]:
         """Every profile, read in batches of ``batch_size`` (constant memory)."""

@@ -31,8 +31,10 @@ class MemoryStore:
         self.url = url
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._lock = threading.RLock()
-        self._profiles: dict[str, bytes] = {}
+        self._profiles: dict[str, tuple[bytes, float | None]] = {}  # key -> (profile, newest_at)
         self._links: dict[str, str] = {}
+        self._customer_visitors: dict[str, set[str]] = {}
+        self._by_key: dict[str, list[tuple[float, bytes]]] = {}  # routed key -> logged events
         self._orders: set[str] = set()
         self._events: list[tuple[float, int, Event]] = []
         #: The profile key each logged event was routed to, by its seq (``forget``/``export``);
@@ -50,7 +52,18 @@ class MemoryStore:
         return {v: self._links[v] for v in visitor_ids if v in self._links}
 
     def load_many(self, keys: set[str]) -> dict[str, Profile]:
-        return {k: _decode_profile(self._profiles[k]) for k in keys if k in self._profiles}
+        return {k: _decode_profile(self._profiles[k][0]) for k in keys if k in self._profiles}
+
+    def load_rows(self, keys: set[str]) -> dict[str, tuple[Profile, float | None]]:
+        rows = self._profiles
+        return {k: (_decode_profile(rows[k][0]), rows[k][1]) for k in keys if k in rows}
+
+    def linked_visitors(self, customer_ids: set[str]) -> dict[str, set[str]]:
+        found = self._customer_visitors
+        return {c: set(found[c]) for c in customer_ids if found.get(c)}
+
+    def group_events(self, keys: set[str]) -> list[tuple[float, bytes]]:
+        return [row for key in keys for row in self._by_key.get(key, ())]
 
     # -- ProfileStore --
     def _check_open(self) -> None:
@@ -67,23 +80,30 @@ class MemoryStore:
                 key = f"c:{linked}" if linked else f"v:{visitor_id}"
             else:
                 raise ValueError("load() needs a visitor_id or a customer_id")
-            data = self._profiles.get(key)
-        return None if data is None else _decode_profile(data)
+            row = self._profiles.get(key)
+        return None if row is None else _decode_profile(row[0])
 
     def append(self, events: Sequence[Event]) -> AppendResult:
         with self._lock:
             self._check_open()
             plan = fold_batch(events, self, now=self._clock())
             for key, profile in plan.profiles.items():
-                self._profiles[key] = _encode(profile)
+                self._profiles[key] = (_encode(profile), plan.newest[key])
             for key in plan.deleted:
                 self._profiles.pop(key, None)
+            for visitor, customer in plan.links.items():
+                previous = self._links.get(visitor)
+                if previous is not None:
+                    self._customer_visitors[previous].discard(visitor)
+                self._customer_visitors.setdefault(customer, set()).add(visitor)
             self._links.update(plan.links)
             self._orders.update(order_id for order_id, _ in plan.orders)
             base, self._next_seq = self._next_seq, self._next_seq + len(plan.logged)
-            for offset, (event, key) in enumerate(plan.logged):
-                self._events.append((event.at.timestamp(), base + offset, event))  # type: ignore[union-attr]
+            for offset, (event, key, data) in enumerate(plan.logged):
+                at = event.at.timestamp()  # type: ignore[union-attr]
+                self._events.append((at, base + offset, event))
                 self._event_keys[base + offset] = key
+                self._by_key.setdefault(key, []).append((at, data))
             self._events.sort(key=lambda row: row[:2])
             return plan.result
 
@@ -92,9 +112,9 @@ class MemoryStore:
             keys = sorted(self._profiles)
         for key in keys:
             with self._lock:
-                data = self._profiles.get(key)
-            if data is not None:
-                yield _decode_profile(data)
+                row = self._profiles.get(key)
+            if row is not None:
+                yield _decode_profile(row[0])
 
     def count_profiles(self) -> int:
         with self._lock:
@@ -139,7 +159,7 @@ class MemoryStore:
             visitors_of=lambda c: [v for v, linked in self._links.items() if linked == c])
         data = PersonalData(customer_id=customer, visitor_ids=visitors)
         keys = data.keys
-        data.profiles = [_decode_profile(self._profiles[k]) for k in sorted(keys) if k in self._profiles]
+        data.profiles = [_decode_profile(self._profiles[k][0]) for k in sorted(keys) if k in self._profiles]
         data.links = {v: self._links[v] for v in visitors if v in self._links}
         rows = [(seq, event) for _, seq, event in self._events if self._event_keys.get(seq) in keys]
         data.events = [msgspec.msgpack.decode(_encode(e), type=type(e)) for _, e in rows]
@@ -161,8 +181,10 @@ class MemoryStore:
             data, seqs = self._person(customer_id, visitor_id)
             for key in data.keys:
                 self._profiles.pop(key, None)
-            for visitor in data.links:
+                self._by_key.pop(key, None)
+            for visitor, customer in data.links.items():
                 del self._links[visitor]
+                self._customer_visitors[customer].discard(visitor)
             gone = set(seqs)
             self._events = [row for row in self._events if row[1] not in gone]
             for seq in gone:

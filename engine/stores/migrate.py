@@ -97,7 +97,8 @@ class _SQLiteSide:
 
     def write(self, kind: str, batch: list[Any]) -> None:
         sql = {
-            "profiles": "INSERT INTO profiles VALUES (?, ?)",
+            # newest_at NULL: each profile is refolded from the copied log when next touched
+            "profiles": "INSERT INTO profiles (key, data) VALUES (?, ?)",
             "links": "INSERT OR REPLACE INTO links VALUES (?, ?)",
             "orders": "INSERT OR REPLACE INTO orders VALUES (?, ?)",
             "events": "INSERT INTO events (type, at, key, data) VALUES (?, ?, ?, ?)",

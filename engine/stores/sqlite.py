@@ -1,11 +1,19 @@
 """``SQLiteStore``: the embedded default store, one file, WAL, safe for several processes.
 
-Tables: ``meta(name, value)`` (schema version, RFM thresholds, ...), ``profiles(key, data)``
-(msgpack), ``links(visitor_id, customer_id)``, ``orders(order_id, at)`` (dedupe) and the
-append-only log ``events(id, at, type, key, data)``.
+Tables: ``meta(name, value)`` (schema version, RFM thresholds, ...),
+``profiles(key, data, newest_at)`` (msgpack; ``newest_at``: the time of the newest event
+folded into it, NULL when not known), ``links(visitor_id, customer_id)`` (indexed by
+customer too: a customer's key group), ``orders(order_id, at)`` (dedupe) and the
+append-only log ``events(id, at, type, key, data)``, indexed by time and by routed key (a
+key group's events, to refold it: see ``batch.py``).
+
+Schema version 2 (those two indexes and ``newest_at``). A version 1 file is upgraded when
+it is opened, in the same transaction that checks the version: the indexes are built (a
+few seconds per million events) and every row's ``newest_at`` is NULL, so each profile is
+refolded from the log, in event-time order, the first time an event reaches it.
 
 Concurrency: each ``append`` is one ``BEGIN IMMEDIATE`` transaction that reads the affected
-profiles, folds and writes them back. IMMEDIATE takes the write lock *before* reading, so
+profiles (and, to refold, their key group's events), folds and writes them back. IMMEDIATE takes the write lock *before* reading, so
 two processes folding events into the same customer serialize instead of overwriting each
 other's update. Waiting writers retry for ``busy_timeout`` seconds. Reads use WAL snapshots
 and never wait for writers. Each thread gets its own connection (``sqlite3`` connections
@@ -40,22 +48,26 @@ from .batch import fold_batch
 
 __all__ = ["SQLiteStore", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: Bytes of the database file each connection reads through a memory map (see SQLiteStore).
 DEFAULT_MMAP_SIZE = 256 * 2**20
 _CHUNK = 500  # ids per IN (...) query
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS profiles (key TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS profiles (key TEXT PRIMARY KEY, data BLOB NOT NULL, newest_at REAL);
 CREATE TABLE IF NOT EXISTS links (
     visitor_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS links_by_customer ON links (customer_id);
 CREATE TABLE IF NOT EXISTS orders (order_id TEXT PRIMARY KEY, at REAL NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY, at REAL NOT NULL, type TEXT NOT NULL, key TEXT NOT NULL,
     data BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS events_by_time ON events (at, id);
+CREATE INDEX IF NOT EXISTS events_by_key ON events (key, id);
 """
+#: Version 1 -> 2 (after ``_SCHEMA``, which adds the indexes): the column the refold rule needs.
+_UPGRADE_1 = "ALTER TABLE profiles ADD COLUMN newest_at REAL"
 _LOAD_CUSTOMER = "SELECT data FROM profiles WHERE key = ?"
 _LOAD_VISITOR = (
     "SELECT data FROM profiles WHERE key = coalesce("
@@ -111,6 +123,20 @@ class _Transaction:
     def load_many(self, keys: set[str]) -> dict[str, Profile]:
         rows = self._select("SELECT key, data FROM profiles WHERE key IN ({})", keys)
         return {key: _decode_profile(data) for key, data in rows}
+
+    def load_rows(self, keys: set[str]) -> dict[str, tuple[Profile, float | None]]:
+        rows = self._select("SELECT key, data, newest_at FROM profiles WHERE key IN ({})", keys)
+        return {key: (_decode_profile(data), newest) for key, data, newest in rows}
+
+    def linked_visitors(self, customer_ids: set[str]) -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        for customer, visitor in self._select(
+                "SELECT customer_id, visitor_id FROM links WHERE customer_id IN ({})", customer_ids):
+            found.setdefault(customer, set()).add(visitor)
+        return found
+
+    def group_events(self, keys: set[str]) -> list[tuple[float, bytes]]:
+        return self._select("SELECT at, data FROM events WHERE key IN ({})", keys)
 
 
 class SQLiteStore:
@@ -271,6 +297,10 @@ class SQLiteStore:
                     found = SCHEMA_VERSION
                 else:
                     found = int(row[0])
+                if found == 1:
+                    conn.execute(_UPGRADE_1)
+                    conn.execute("UPDATE meta SET value = ? WHERE name = 'schema_version'", (str(SCHEMA_VERSION),))
+                    found = SCHEMA_VERSION
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -309,15 +339,17 @@ class SQLiteStore:
             plan = fold_batch(events, _Transaction(conn), now=self._clock())
             conn.executemany(
                 "INSERT INTO events (at, type, key, data) VALUES (?, ?, ?, ?)",
-                [(e.at.timestamp(), type(e).__struct_config__.tag, key, _encode(e))  # type: ignore[union-attr]
-                 for e, key in plan.logged],
+                [(e.at.timestamp(), type(e).__struct_config__.tag, key, data)  # type: ignore[union-attr]
+                 for e, key, data in plan.logged],
             )
             conn.executemany("INSERT INTO orders VALUES (?, ?)", plan.orders)
             conn.executemany("INSERT OR REPLACE INTO links VALUES (?, ?)", plan.links.items())
             conn.executemany("DELETE FROM profiles WHERE key = ?", [(k,) for k in plan.deleted])
+            newest = plan.newest
             conn.executemany(
-                "INSERT INTO profiles VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET data = excluded.data",
-                [(k, _encode(p)) for k, p in plan.profiles.items()],
+                "INSERT INTO profiles VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
+                " data = excluded.data, newest_at = excluded.newest_at",
+                [(k, _encode(p), newest[k]) for k, p in plan.profiles.items()],
             )
         return plan.result
 
