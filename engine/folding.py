@@ -124,6 +124,8 @@ def fold(profile: Profile, event: Event) -> None:
     """Fold one event into ``profile`` in place. ``event.at`` must be set (see ``stamp_events``)."""
     at = event.at.timestamp()  # type: ignore[union-attr]
     previous = profile.last_seen
+    if profile.newest_at is None or at > profile.newest_at:
+        profile.newest_at = at
     if not isinstance(event, _RECORDS):
         if profile.first_seen is None or at < profile.first_seen:
             profile.first_seen = at
@@ -313,6 +315,7 @@ def merge_profiles(into: Profile, other: Profile) -> None:
     into.last_seen = _max(into.last_seen, other.last_seen)
     into.first_order_at = _min(into.first_order_at, other.first_order_at)
     into.last_order_at = _max(into.last_order_at, other.last_order_at)
+    into.newest_at = _max(into.newest_at, other.newest_at)
     for name in (
         "visits", "page_views", "product_views", "orders", "items", "spend",
         "discounted_orders", "discount_total", "coupon_orders", "returns", "returned_items", "refunded",

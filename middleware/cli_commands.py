@@ -346,6 +346,39 @@ def migrate(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+def fold(args: argparse.Namespace, out: Output) -> int:
+    """Fold the store's event log into its profile rows (what the embedded compactor does).
+
+    Waits for the file's compactor lock, so it can run beside the app; ``--follow`` keeps
+    folding as events arrive, for a compactor in its own process (docs/deployment.md).
+    """
+    import time
+
+    from segmint.engine.errors import StoreError
+    from segmint.engine.stores import CompactingStore
+
+    folded = 0
+    with config_store(args.config) as store:
+        if not isinstance(store, CompactingStore):
+            raise StoreError("this store folds events as they are appended: nothing to compact",
+                             store=store.url)
+        with contextlib.suppress(KeyboardInterrupt):
+            while True:
+                done = store.compact(wait=True)
+                folded += done or 0
+                if not done:
+                    if not args.follow:
+                        break
+                    time.sleep(args.interval)
+        position, logged = store.compaction_position()
+        waiting = logged - position
+    if args.json:
+        out.json({"folded": folded, "waiting": waiting})
+    else:
+        out.line(f"folded {plural(folded, 'event')} into profiles; {waiting:,} waiting")
+    return 0
+
+
 def schema(args: argparse.Namespace, out: Output) -> int:
     """Print the JSON Schema of the config file."""
     from segmint.engine.config import config_json_schema

@@ -73,6 +73,7 @@ def _version_1_file(path):
     for event in (today, late):  # arrival order, as version 1 folded
         fold(profile, event)
     assert profile.visits == 1
+    profile.newest_at = None  # version 1 did not keep it
     with sqlite3.connect(path) as raw:
         raw.executescript(_V1_SCHEMA)
         raw.execute("INSERT INTO profiles VALUES ('v:v1', ?)", (msgspec.msgpack.encode(profile),))
@@ -99,7 +100,7 @@ def test_opening_a_version_1_file_upgrades_it_and_its_profiles_are_refolded_when
         assert raw.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0] == "2"
         indexes = {row[1] for row in raw.execute("SELECT * FROM sqlite_master WHERE type = 'index'")}
         assert {"events_by_key", "links_by_customer"} <= indexes
-        assert raw.execute("SELECT newest_at FROM profiles").fetchone()[0] == later.at.timestamp()
+        assert int(raw.execute("SELECT value FROM meta WHERE name = 'compacted_to'").fetchone()[0]) == 2
     raw.close()
 
 
@@ -274,3 +275,33 @@ def test_lookups_read_through_a_memory_map_and_bulk_reads_do_not(tmp_path):
     for bad in (-1, 1.5, True, "256M"):
         with pytest.raises(ValueError, match="mmap_size"):
             SQLiteStore(path, mmap_size=bad)
+
+
+def test_one_compactor_per_file_and_a_killed_one_blocks_nobody(tmp_path):
+    path = str(tmp_path / "p.db")
+    store = SQLiteStore(path)
+    store.append([PageView(visitor_id="v1", path="/", at=T0)])
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from segmint.engine.stores import SQLiteStore
+        store = SQLiteStore({path!r})
+        with store._fold_lock(wait=True):
+            print("holding", flush=True)
+            time.sleep(60)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        assert store.compact() is None  # another process folds this file now
+        assert waiting(store) == 1
+        assert store.load(visitor_id="v1").page_views == 1  # reads fold the tail meanwhile
+    finally:
+        holder.kill()  # kill -9: the kernel releases its flock
+        holder.wait()
+        holder.stdout.close()
+    assert store.compact() == 1 and waiting(store) == 0
+    store.close()
+
+
+def waiting(store):
+    folded, logged = store.compaction_position()
+    return logged - folded
