@@ -362,7 +362,8 @@ def fold(args: argparse.Namespace, out: Output) -> int:
         if not isinstance(store, CompactingStore):
             raise StoreError("this store folds events as they are appended: nothing to compact",
                              store=store.url)
-        with contextlib.suppress(KeyboardInterrupt):
+        # Held for the whole run: the serving processes' compactor threads then leave it alone.
+        with contextlib.suppress(KeyboardInterrupt), store.compactor_lock(wait=True):
             while True:
                 done = store.compact(wait=True)
                 folded += done or 0

@@ -19,6 +19,7 @@ belong to the person too) and those links; an unlinked visitor is its ``v:`` key
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -184,6 +185,9 @@ class CompactingStore(Protocol):
         """One pass: fold up to ``max_events`` logged events into the rows, each touched row
         written once; the number folded (0: caught up), or None when another compactor holds
         the lock (``wait``: wait for it instead)."""
+
+    def compactor_lock(self, *, wait: bool = True) -> AbstractContextManager[bool]:
+        """Hold the compactor lock across passes (True), or False when another holds it."""
 
     def catch_up(self) -> None:
         """Compact until the rows hold every event logged before the call."""

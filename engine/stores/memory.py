@@ -8,6 +8,7 @@ folds a row's tail on the fly and ``compact`` folds the log into the rows (``bat
 from __future__ import annotations
 
 import bisect
+import contextlib
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime, timezone
@@ -126,6 +127,11 @@ class MemoryStore:
                         self._profiles.pop(f"v:{visitor}", None)
             self._compacted_to = start + len(chunk)
             return len(chunk)
+
+    @contextlib.contextmanager
+    def compactor_lock(self, *, wait: bool = True) -> Iterator[bool]:
+        """One process: nothing to share the folding with (see SQLite's)."""
+        yield True
 
     def catch_up(self) -> None:
         """Compact until the rows hold every event logged before the call."""

@@ -209,7 +209,8 @@ class SQLiteStore:
         self._closed = False
         self._opened = False  # after the first connection, never create the file again
         #: One compaction pass at a time in this process; ``flock`` orders processes.
-        self._fold_mutex = threading.Lock()
+        self._fold_mutex = threading.RLock()
+        self._fold_held = 0  # depth of this process's hold (``compactor_lock`` around passes)
         with self._connection() as conn:
             self._init_schema(conn)
         self._opened = True
@@ -390,14 +391,26 @@ class SQLiteStore:
 
     # -- compaction --
     @contextmanager
+    def compactor_lock(self, *, wait: bool = True) -> Iterator[bool]:
+        """Hold this file's compactor lock across passes (True), or yield False when another
+        process holds it. ``segmint fold --follow`` holds it for its lifetime, so the serving
+        processes' compactor threads leave the folding to it."""
+        with self._fold_lock(wait) as held:
+            yield held
+
+    @contextmanager
     def _fold_lock(self, wait: bool) -> Iterator[bool]:
         """Hold this file's compactor lock (True), or yield False when another holds it."""
         if not self._fold_mutex.acquire(blocking=wait):
             yield False
             return
         try:
-            if self._memory:
-                yield True
+            if self._memory or self._fold_held:  # in-memory, or this thread holds it already
+                self._fold_held += 1
+                try:
+                    yield True
+                finally:
+                    self._fold_held -= 1
                 return
             try:
                 fd = os.open(f"{self.path}.fold.lock", os.O_RDWR | os.O_CREAT, 0o644)
@@ -409,7 +422,11 @@ class SQLiteStore:
                 except BlockingIOError:
                     yield False
                     return
-                yield True
+                self._fold_held += 1
+                try:
+                    yield True
+                finally:
+                    self._fold_held -= 1
             finally:
                 os.close(fd)  # releases the flock
         finally:

@@ -285,7 +285,7 @@ def test_one_compactor_per_file_and_a_killed_one_blocks_nobody(tmp_path):
         import sys, time
         from segmint.engine.stores import SQLiteStore
         store = SQLiteStore({path!r})
-        with store._fold_lock(wait=True):
+        with store.compactor_lock(wait=True):
             print("holding", flush=True)
             time.sleep(60)
     """)], stdout=subprocess.PIPE, text=True)
@@ -305,3 +305,18 @@ def test_one_compactor_per_file_and_a_killed_one_blocks_nobody(tmp_path):
 def waiting(store):
     folded, logged = store.compaction_position()
     return logged - folded
+
+
+def test_a_held_compactor_lock_folds_pass_after_pass_and_keeps_others_out(tmp_path):
+    path = str(tmp_path / "p.db")
+    follower, worker = SQLiteStore(path), SQLiteStore(path)
+    with follower.compactor_lock() as held:
+        assert held
+        for n in range(3):
+            worker.append([PageView(visitor_id="v1", path="/", at=T0 + timedelta(hours=n))])
+            assert worker.compact() is None  # the worker's thread leaves it to the holder
+            assert follower.compact() == 1
+    assert worker.compact() == 0  # released: anyone may fold again
+    assert worker.load(visitor_id="v1").visits == 3
+    follower.close()
+    worker.close()
