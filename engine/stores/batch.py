@@ -91,6 +91,11 @@ class BatchPlan:
     deleted: set[str] = field(default_factory=set)
     result: AppendResult = field(default_factory=AppendResult)
 
+    def rows(self) -> list[tuple[float, str, str, bytes]]:
+        """The logged events as ``(at, type, key, data)`` rows for an event table."""
+        return [(e.at.timestamp(), type(e).__struct_config__.tag, key, data)  # type: ignore[union-attr]
+                for e, key, data in self.logged]
+
 
 def route_batch(events: Iterable[Event], source: BatchSource, *, now: datetime | None = None) -> BatchPlan:
     """Stamp, dedupe and route a batch; ``result.events`` holds each group's events in
@@ -134,15 +139,19 @@ def route_batch(events: Iterable[Event], source: BatchSource, *, now: datetime |
         plan.logged.append((e, key, row[2]))
         result.stored += 1
 
-    result.changed_keys.update(f"v:{visitor}" for visitor in plan.links)
-    by_group: dict[str, list[_Row]] = {}
-    for key, key_rows in groups.items():
-        group = f"c:{links[key[2:]]}" if key.startswith("v:") and key[2:] in links else key
-        by_group.setdefault(group, []).extend(key_rows)
-        result.changed_keys.add(key)
-        result.changed_keys.add(group)
-    for group, group_rows in by_group.items():
-        group_rows.sort(key=_order)
+    result.changed_keys.update(groups)
+    if plan.links:  # a joined visitor's rows go to its customer's group
+        result.changed_keys.update(f"v:{visitor}" for visitor in plan.links)
+        by_group: dict[str, list[_Row]] = {}
+        for key, key_rows in groups.items():
+            visitor = key[2:] if key.startswith("v:") else None
+            group = f"c:{plan.links[visitor]}" if visitor in plan.links else key
+            by_group.setdefault(group, []).extend(key_rows)
+        groups = by_group
+        result.changed_keys.update(groups)
+    for group, group_rows in groups.items():
+        if len(group_rows) > 1:  # in time order already: the tie-break, and joined keys
+            group_rows.sort(key=_order)
         result.events[group] = [row[3] for row in group_rows]
     return plan
 

@@ -378,11 +378,7 @@ class SQLiteStore:
             return AppendResult()
         with self._write() as conn:
             plan = route_batch(events, _Transaction(conn), now=self._clock())
-            conn.executemany(
-                "INSERT INTO events (at, type, key, data) VALUES (?, ?, ?, ?)",
-                [(e.at.timestamp(), type(e).__struct_config__.tag, key, data)  # type: ignore[union-attr]
-                 for e, key, data in plan.logged],
-            )
+            conn.executemany("INSERT INTO events (at, type, key, data) VALUES (?, ?, ?, ?)", plan.rows())
             if plan.orders:
                 conn.executemany("INSERT INTO orders VALUES (?, ?)", plan.orders)
             if plan.links:
