@@ -349,8 +349,9 @@ def migrate(args: argparse.Namespace, out: Output) -> int:
 def fold(args: argparse.Namespace, out: Output) -> int:
     """Fold the store's event log into its profile rows (what the embedded compactor does).
 
-    Waits for the file's compactor lock, so it can run beside the app; ``--follow`` keeps
-    folding as events arrive, for a compactor in its own process (docs/deployment.md).
+    Folds what is logged and exits (while another compactor holds the file's lock, waits
+    for it to get there); ``--follow`` takes the lock, holds it and keeps folding as events
+    arrive: the compactor in its own process (docs/deployment.md).
     """
     import time
 
@@ -362,16 +363,20 @@ def fold(args: argparse.Namespace, out: Output) -> int:
         if not isinstance(store, CompactingStore):
             raise StoreError("this store folds events as they are appended: nothing to compact",
                              store=store.url)
-        # Held for the whole run: the serving processes' compactor threads then leave it alone.
-        with contextlib.suppress(KeyboardInterrupt), store.compactor_lock(wait=True):
-            while True:
-                done = store.compact(wait=True)
-                folded += done or 0
-                if not done:
-                    if not args.follow:
-                        break
-                    time.sleep(args.interval)
-        position, logged = store.compaction_position()
+        if not args.follow:  # fold what is logged now (or wait while another compactor does)
+            start = store.compaction_position()[0]
+            store.catch_up()
+            position, logged = store.compaction_position()
+            folded = position - start
+        else:
+            # Held for the whole run: the serving processes' compactor threads leave it alone.
+            with contextlib.suppress(KeyboardInterrupt), store.compactor_lock(wait=True):
+                while True:
+                    done = store.compact(wait=True)
+                    folded += done or 0
+                    if not done:
+                        time.sleep(args.interval)
+            position, logged = store.compaction_position()
         waiting = logged - position
     if args.json:
         out.json({"folded": folded, "waiting": waiting})

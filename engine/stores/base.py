@@ -189,8 +189,9 @@ class CompactingStore(Protocol):
     def compactor_lock(self, *, wait: bool = True) -> AbstractContextManager[bool]:
         """Hold the compactor lock across passes (True), or False when another holds it."""
 
-    def catch_up(self) -> None:
-        """Compact until the rows hold every event logged before the call."""
+    def catch_up(self, *, timeout: float = ...) -> bool:
+        """Compact until the rows hold every event logged before the call, or wait for the
+        compactor holding the lock to get there; False when ``timeout`` ran out first."""
 
     def compaction_position(self) -> tuple[int, int]:
         """``(folded, logged)``: the log position the rows hold every event up to, and the

@@ -133,11 +133,12 @@ class MemoryStore:
         """One process: nothing to share the folding with (see SQLite's)."""
         yield True
 
-    def catch_up(self) -> None:
-        """Compact until the rows hold every event logged before the call."""
+    def catch_up(self, *, timeout: float = 0.0) -> bool:
+        """Compact until the rows hold every event logged before the call (see SQLite's)."""
         with self._lock:
             while self.compact():
                 pass
+        return True
 
     def compaction_position(self) -> tuple[int, int]:
         """``(folded, logged)`` log positions (see SQLite's)."""

@@ -42,6 +42,7 @@ import fcntl
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -61,6 +62,8 @@ __all__ = ["SQLiteStore", "SCHEMA_VERSION"]
 SCHEMA_VERSION = 2
 #: Bytes of the database file each connection reads through a memory map (see SQLiteStore).
 DEFAULT_MMAP_SIZE = 256 * 2**20
+#: How long ``catch_up`` (scans, counts) waits for another process's compactor.
+CATCH_UP_SECONDS = 30.0
 _CHUNK = 500  # ids per IN (...) query
 
 _SCHEMA = """
@@ -462,11 +465,19 @@ class SQLiteStore:
                 conn.execute("INSERT OR REPLACE INTO meta VALUES ('compacted_to', ?)", (str(chunk[-1][0]),))
                 return len(chunk)
 
-    def catch_up(self) -> None:
-        """Compact until the rows hold every event logged before the call (waits for the lock)."""
+    def catch_up(self, *, timeout: float = CATCH_UP_SECONDS) -> bool:
+        """Compact until the rows hold every event logged before the call; while another
+        process holds the compactor lock, wait for it to get there instead. False when
+        ``timeout`` seconds passed first (the rows are then behind by what is left)."""
         folded, end = self.compaction_position()
-        while folded < end and self.compact(wait=True):
+        deadline = time.monotonic() + timeout
+        while folded < end:
+            if self.compact() is None:  # another compactor folds: it will get there
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.05)
             folded = self.compaction_position()[0]
+        return True
 
     def compaction_position(self) -> tuple[int, int]:
         """``(folded, logged)``: the log position the rows hold everything up to, and the

@@ -315,7 +315,9 @@ def test_a_held_compactor_lock_folds_pass_after_pass_and_keeps_others_out(tmp_pa
         for n in range(3):
             worker.append([PageView(visitor_id="v1", path="/", at=T0 + timedelta(hours=n))])
             assert worker.compact() is None  # the worker's thread leaves it to the holder
+            assert worker.catch_up(timeout=0.1) is False  # a scan waits for the holder's pass
             assert follower.compact() == 1
+            assert worker.catch_up(timeout=0.1) is True
     assert worker.compact() == 0  # released: anyone may fold again
     assert worker.load(visitor_id="v1").visits == 3
     follower.close()
