@@ -227,13 +227,23 @@ def test_another_servers_append_drops_this_servers_cached_profile(redis_server):
 def test_own_appends_are_not_echoed_and_stores_without_pubsub_are_skipped(redis_server):
     store = RedisStore(redis_server.url)
     seen = []
-    store.on_invalidate(seen.append)
+    from_other = threading.Event()
+
+    def record(keys):
+        seen.append(keys)
+        if keys and "c:c2" in keys:
+            from_other.set()
+
+    store.on_invalidate(record)
     assert store._listener.subscribed.wait(5)
     store.append([order("o1")])
     other = RedisStore(redis_server.url)
     other.append([order("o2", customer="c2")])
     other.close()
-    store.close()  # joins the listener thread: every message sent before was handled
+    # Pub/sub is ordered: once the other server's message is handled, ours (sent before it)
+    # was handled too. Closing does not drain the channel, so wait for it first.
+    assert from_other.wait(10), "the other server's invalidation never arrived"
+    store.close()
     assert seen[0] is None  # on subscribe: anything missed before is dropped
     assert frozenset({"c:c2"}) in seen and all(k is None or "c:c1" not in k for k in seen)
     assert wire_invalidation(MemoryStore(), Profiles(MemoryStore())) is False
