@@ -1,11 +1,14 @@
 """The campaign report as one server-rendered HTML page: ``GET {prefix}/report``.
 
-The page opens with the campaigns and a verdict badge each; per campaign it shows the sample
-ratio check, the table (conversion, revenue, the lift with its interval), an inline SVG chart
-of the cumulative lift with its confidence band over time, and one of conversion per day
-(daily cohorts by first exposure). No CDN, no JavaScript: the page works offline, behind a
-strict Content-Security-Policy, and in any browser. Every text that comes from data
-(campaign, variant and segment names) is escaped.
+The page opens with the engine and CUPED line, then the campaigns and a verdict badge each;
+per campaign it shows the health checks (sample ratio, people in several arms), the table
+(conversion, the lift with its interval, and the p-value, or with the Bayesian engine the
+chance to beat control and the expected loss), an inline SVG chart of the cumulative lift with
+its confidence band over time, revenue (per visitor and average order value, each with its lift
+and interval, and the revenue guardrail in red), and conversion per day (daily cohorts by first
+exposure). No CDN, no JavaScript: the page works offline, behind a strict
+Content-Security-Policy, and in any browser. Every text that comes from data (campaign, variant
+and segment names) is escaped.
 
 Query parameters (all optional): ``since=YYYY-MM-DD``, ``campaign=ID``, ``window=DAYS``.
 A person signs in through a form (``report_session``: the token once, then a session
@@ -26,6 +29,7 @@ from urllib.parse import parse_qsl
 
 from segmint.engine.analytics import (
     CampaignReport,
+    Lift,
     LiftPoint,
     Report,
     SegmentSnapshot,
@@ -55,10 +59,12 @@ table{border-collapse:collapse;margin:8px 0 12px;font-variant-numeric:tabular-nu
 th,td{border:1px solid #dee2e6;padding:4px 8px;text-align:right}th{background:#f1f3f5}
 td.name,th.name{text-align:left}td.statement{text-align:left;max-width:360px}
 tr.control td{color:#495057;background:#f8f9fa}.sig{color:#2b8a3e;font-weight:600}
-p.srm.mismatch{color:#fff;background:#c92a2a;padding:6px 10px;font-weight:600}
+p.srm.mismatch,p.guardrail{color:#fff;background:#c92a2a;padding:6px 10px;font-weight:600}
+p.multiarm.warning{background:#fff3bf;color:#5c3c00;padding:6px 10px}
+.guardrail-text,.drop{color:#c92a2a;font-weight:600}tr.guardrail td{background:#fff5f5}
 svg.chart{border:1px solid #dee2e6;background:#fff}svg text{font:12px system-ui,sans-serif;fill:#343a40}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600;color:#fff}
-.badge.win{background:#2b8a3e}.badge.loss{background:#e8590c}.badge.srm{background:#c92a2a}
+.badge.win{background:#2b8a3e}.badge.loss{background:#e8590c}.badge.srm,.badge.guardrail{background:#c92a2a}
 .badge.collecting{background:#868e96}.badge.flat{background:#495057}.badge.none{background:#adb5bd}
 header.top{display:flex;justify-content:space-between;align-items:baseline}
 form.signout button{font:inherit;padding:2px 10px}table.campaigns td a{color:#1b6ac9}
@@ -78,8 +84,8 @@ def _short(text: str, width: int = 16) -> str:
     return text if len(text) <= width else text[: width - 1] + "\u2026"
 
 
-def _lift_cell(variant: Any) -> str:
-    lift = variant.lift
+def _interval(lift: Lift | None) -> str:
+    """A relative lift with its interval and the interval's level: ``+4.1% [-2.0%, +10.2%] (95%)``."""
     if lift is None or lift.relative is None or lift.relative_ci is None:
         return "-"
     low, high = lift.relative_ci
@@ -87,30 +93,65 @@ def _lift_cell(variant: Any) -> str:
             f"({lift.confidence * 100:.3g}%)")
 
 
+def _lift_cell(variant: Any) -> str:
+    return _interval(variant.lift)
+
+
+def _p_value(value: float | None) -> str:
+    return "-" if value is None else "< 0.0001" if value < 0.0001 else f"{value:.4f}"
+
+
+def _bayesian(campaign: CampaignReport) -> bool:
+    """The Bayesian engine read this campaign's lifts: its own numbers replace the p-values."""
+    return any(v.lift is not None and v.lift.method == "bayesian" for v in campaign.variants)
+
+
 def _campaign_table(campaign: CampaignReport) -> str:
+    bayesian = _bayesian(campaign)
+    # The Bayesian engine's verdict is the chance to beat control, so its p-values (kept in the
+    # JSON for reference) would only invite a second, contradicting reading.
+    odds = ("chance to beat control", "expected loss") if bayesian else ("p-value",)
     head = ("variant", "exposures", "visitors", "clicks", "CTR", "orders", "conversion",
-            "lift vs control (interval)", "verdict")
+            "lift vs control (interval)", *odds, "verdict")
     rows = []
     for v in campaign.variants:
-        cls = ' class="control"' if v.is_control else ""
+        cls = ' class="control"' if v.is_control else ' class="guardrail"' if v.revenue_guardrail else ""
         verdict = escape(v.statement)
-        if v.lift is not None and v.lift.significant:
-            verdict = f'<span class="sig">{verdict}</span>'
+        if v.revenue_guardrail or (v.lift is not None and v.lift.significant):
+            verdict = f'<span class="{"guardrail-text" if v.revenue_guardrail else "sig"}">{verdict}</span>'
+        lift = v.lift
+        if bayesian:
+            numbers = (_pct(lift.chance_to_win, 1) if lift else "-", _pct(lift.expected_loss) if lift else "-")
+        else:
+            numbers = (_p_value(lift.p_value_adjusted if lift and lift.p_value_adjusted is not None
+                                else lift.p_value if lift else None),)
         cells = (f'<td class="name">{escape(v.variant)}</td>', f"<td>{v.exposures:,}</td>",
                  f"<td>{v.visitors:,}</td>", f"<td>{v.clicks:,}</td>", f"<td>{_pct(v.ctr)}</td>",
                  f"<td>{v.orders:,}</td>", f"<td>{_pct(v.conversion_rate)}</td>",
-                 f"<td>{escape(_lift_cell(v))}</td>", f'<td class="statement">{verdict}</td>')
+                 f"<td>{escape(_lift_cell(v))}</td>", *(f"<td>{escape(n)}</td>" for n in numbers),
+                 f'<td class="statement">{verdict}</td>')
         rows.append(f"<tr{cls}>{''.join(cells)}</tr>")
     header = "".join(f'<th{" class=name" if h == "variant" else ""}>{escape(h)}</th>' for h in head)
     return f'<table class="variants"><thead><tr>{header}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
 def _campaign_checks(campaign: CampaignReport) -> str:
-    """The sample ratio check and the correction across variants, above the campaign's table."""
+    """The health checks (sample ratio, people in several arms) and the correction across
+    variants, above the campaign's table."""
     html = ""
     if campaign.srm is not None:
         cls = "srm mismatch" if campaign.srm.mismatch else "srm meta"
         html += f'<p class="{cls}">{escape(campaign.srm.message)}</p>'
+    if len(campaign.variants) > 1:
+        people = campaign.multi_arm_visitors
+        visitors = sum(v.visitors for v in campaign.variants)
+        if people:
+            share = f" ({_pct(people / visitors, 1)} of the visitors)" if visitors else ""
+            html += (f'<p class="multiarm warning">{people:,} {"person" if people == 1 else "people"}{share} '
+                     "saw more than one variant (one human on several devices, merged by a login); counted in "
+                     "each arm they saw, which pulls the lift toward 0.</p>")
+        else:
+            html += '<p class="multiarm meta">No one saw more than one variant.</p>'
     tested = sum(1 for v in campaign.variants if v.lift is not None)
     if tested > 1:
         html += (f'<p class="meta correction">{tested} variants against control: p-values corrected '
@@ -120,17 +161,25 @@ def _campaign_checks(campaign: CampaignReport) -> str:
 
 def verdict_badge(campaign: CampaignReport) -> tuple[str, str]:
     """The campaign's verdict in a word or two, and its CSS class: a sample ratio mismatch
-    first (nothing else may be trusted), then a significant loss, a significant win, a test
-    still collecting data, no difference, or no control to compare with."""
+    first (nothing else may be trusted), then the revenue guardrail (a variant that lowers
+    revenue per visitor significantly, even if it wins on conversion: not a win), then a
+    significant loss, a significant win (with the Bayesian engine: trails or beats control), a
+    test still collecting data, no difference, or no control to compare with."""
     if not campaign.trusted:
         return "do not trust: sample ratio mismatch", "srm"
     lifts = [v.lift for v in campaign.variants if v.lift is not None and v.lift.relative is not None]
     if campaign.control is None:
         return "no control", "none"
+    tripped = [v for v in campaign.variants if v.revenue_guardrail]
+    if tripped:
+        if any(v.lift is not None and v.lift.significant and (v.lift.relative or 0) > 0 for v in tripped):
+            return "conversion up, revenue per visitor down (guardrail)", "guardrail"
+        return "revenue per visitor down (guardrail)", "guardrail"
+    bayesian = _bayesian(campaign)
     if any(lift.significant and lift.relative < 0 for lift in lifts):  # type: ignore[operator]
-        return "significant drop", "loss"
+        return ("trails control" if bayesian else "significant drop"), "loss"
     if any(lift.significant for lift in lifts):
-        return "significant lift", "win"
+        return ("beats control" if bayesian else "significant lift"), "win"
     if not lifts or any(lift.more_visitors for lift in lifts):
         return "collecting data", "collecting"
     return "no significant difference", "flat"
@@ -160,18 +209,43 @@ def _campaign_list(campaigns: Sequence[CampaignReport]) -> str:
             f'<th>revenue</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
 
 
+def _money_lift(lift: Lift | None) -> str:
+    """A revenue lift's cell: the interval, and whether it is significant (Bayesian: the chance)."""
+    text = _interval(lift)
+    if lift is None or text == "-":
+        return escape(text)
+    if lift.chance_to_win is not None:
+        text += f", {_pct(lift.chance_to_win, 1)} chance to beat control"
+    cls = "sig" if lift.significant and (lift.relative or 0) > 0 else "drop" if lift.significant else ""
+    return f'<span class="{cls}">{escape(text)}</span>' if cls else escape(text)
+
+
 def _revenue_table(campaign: CampaignReport) -> str:
-    """Revenue per variant: what the report has (order totals and the recommended skus' share)."""
+    """Revenue per variant: order totals, revenue per visitor and average order value with their
+    lifts against the control, the recommended skus' share; a red line per variant that trips
+    the revenue guardrail."""
     rows = "".join(
-        f'<tr{" class=control" if v.is_control else ""}><td class="name">{escape(v.variant)}</td>'
-        f"<td>{_money(v.revenue)}</td><td>{_money(v.revenue_per_visitor)}</td>"
-        f"<td>{_money(v.average_order_value)}</td><td>{_money(v.recommended_revenue)}</td>"
-        f"<td>{_money(v.click_revenue)}</td></tr>"
+        f'<tr{" class=control" if v.is_control else " class=guardrail" if v.revenue_guardrail else ""}>'
+        f'<td class="name">{escape(v.variant)}</td>'
+        f"<td>{_money(v.revenue)}</td><td>{_money(v.revenue_per_visitor)}</td><td>{_money_lift(v.revenue_lift)}</td>"
+        f"<td>{_money(v.average_order_value)}</td><td>{_money_lift(v.aov_lift)}</td>"
+        f"<td>{_money(v.recommended_revenue)}</td><td>{_money(v.click_revenue)}</td></tr>"
         for v in campaign.variants)
-    return ('<p class="meta">Attributed orders per variant; recommended skus: the order lines whose sku '
-            'the widget showed.</p><table class="revenue"><thead><tr>'
-            '<th class="name">variant</th><th>revenue</th><th>per visitor</th><th>avg order</th>'
+    guardrails = "".join(
+        f'<p class="guardrail">Guardrail: {escape(v.variant)} lowers revenue per visitor by '
+        f"{_pct(-(v.revenue_lift.relative or 0.0), 1)}, significantly{_conversion_up(v)}: not a win.</p>"
+        for v in campaign.variants if v.revenue_guardrail and v.revenue_lift is not None)
+    return (f'{guardrails}<p class="meta">Attributed orders per variant; revenue per visitor over every '
+            "visitor, buyers or not; recommended skus: the order lines whose sku the widget showed.</p>"
+            '<table class="revenue"><thead><tr><th class="name">variant</th><th>revenue</th><th>per visitor</th>'
+            "<th>per visitor lift (interval)</th><th>avg order</th><th>avg order lift (interval)</th>"
             f"<th>recommended skus</th><th>click-through revenue</th></tr></thead><tbody>{rows}</tbody></table>")
+
+
+def _conversion_up(variant: Any) -> str:
+    lift = variant.lift
+    return (", although its conversion rises" if lift is not None and lift.significant and (lift.relative or 0) > 0
+            else "")
 
 
 def _nice_max(value: float) -> float:
@@ -351,6 +425,28 @@ def _segments_section(history: Sequence[SegmentSnapshot]) -> str:
     return html
 
 
+def _engine_line(report: Report) -> str:
+    """Which engine read the lifts and whether CUPED was applied (set, and how many lifts it
+    adjusted: it needs pre-exposure orders in the period read)."""
+    settings = report.analysis
+    if settings.engine == "bayesian":
+        engine = "Bayesian: chance to beat control and expected loss, credible intervals"
+    elif settings.sequential:
+        engine = "frequentist, sequential: intervals valid however often the page is read"
+    else:
+        engine = "frequentist, fixed horizon: valid when read once at the planned size"
+    lifts = [lift for c in report.campaigns for v in c.variants
+             for lift in (v.lift, v.revenue_lift) if lift is not None and lift.relative is not None]
+    adjusted = sum(1 for lift in lifts if lift.cuped_theta is not None)
+    if not settings.cuped:
+        cuped = "off"
+    elif adjusted:
+        cuped = f"applied to {adjusted} of {len(lifts)} conversion and revenue-per-visitor lifts"
+    else:
+        cuped = "on, but not applied (no orders before exposure in the period read)"
+    return f'<p class="meta engine">Engine: {escape(engine)}. CUPED: {escape(cuped)}.</p>'
+
+
 def render_report_page(report: Report, segments: Sequence[SegmentSnapshot] | None = None, *,
                        sign_out: str | None = None) -> str:
     """The whole page as a string (UTF-8 HTML5). ``sign_out``: the sign-out form's action (the
@@ -363,6 +459,7 @@ def render_report_page(report: Report, segments: Sequence[SegmentSnapshot] | Non
         f'<p class="meta">{escape(period)}; attribution window {report.window_days:g} days; '
         f"{report.orders:,} orders ({report.attributed_orders:,} attributed), revenue "
         f"{_money(report.revenue)}. Generated {escape(report.generated_at.isoformat())}.</p>",
+        _engine_line(report),
         f'<p class="meta">Method: {escape(report.method)}. Revenue is per campaign and does not add up '
         "across campaigns. Recent days' conversion is still maturing.</p>",
     ]

@@ -23,7 +23,7 @@ from segmint.engine.analytics import (
     snapshot_segments,
 )
 from segmint.engine.analytics.segments import SegmentSnapshot
-from segmint.engine.events import Click, Impression, Order, OrderItem
+from segmint.engine.events import Click, Identify, Impression, Order, OrderItem
 from segmint.engine.stores import MemoryStore
 from segmint.middleware.report_page import (
     parse_report_query, render_chart, render_lift_chart, render_report_page, report_endpoint, verdict_badge,
@@ -542,3 +542,118 @@ def test_the_demo_report_signs_in_and_shows_its_tests_in_headless_chromium(brows
         server.should_exit = True
         thread.join(10)
         app.close()
+
+
+# -- revenue lifts, the guardrail, health, the engine (issue #20) ---------------------------------
+
+def _buyers(events, rng, n, variant, share, price, history=0.0):
+    """``n`` visitors of campaign "c" in ``variant``; ``share`` of them buy one order of about
+    ``price``. With ``history``, half of them bought before their exposure and buy again more
+    often and for more (a pre-period CUPED can use)."""
+    for i in range(n):
+        visitor, spent = f"{variant}-{i}", 0.0
+        if history and rng.random() < 0.5:
+            spent = round(history * rng.uniform(0.2, 2.0), 2)
+            events.append(Order(order_id=f"h-{visitor}", visitor_id=visitor, at=T0,
+                                items=[OrderItem(sku="h", price=spent)]))
+        events.append(Impression(campaign="c", variant=variant, visitor_id=visitor, at=T0 + timedelta(days=1)))
+        if rng.random() < (share * 1.5 if spent else share * 0.5 if history else share):
+            events.append(Order(order_id=f"o-{visitor}", visitor_id=visitor, at=T0 + timedelta(days=2),
+                                items=[OrderItem(sku="s", price=round(price * rng.uniform(0.8, 1.2) + spent, 2))]))
+    return events
+
+
+def _build(events, **options):
+    return report_from_attribution(attribute(sorted(events, key=lambda e: e.at)), now=T0 + timedelta(days=9),
+                                   **options)
+
+
+def _between(html, start, end="</table>"):
+    at = html.index(start)
+    return html[at:html.index(end, at)]
+
+
+def test_a_variant_that_converts_more_but_earns_less_per_visitor_reads_red_not_as_a_win():
+    rng = random.Random(5)
+    events = _buyers([], rng, 4000, "control", 0.05, 100.0)
+    report = _build(_buyers(events, rng, 4000, EVIL, 0.07, 40.0))  # sells more often, much cheaper
+    (campaign,) = report.campaigns
+    cheap = campaign.variants[1]
+    assert cheap.lift.significant and cheap.lift.relative > 0 and cheap.revenue_guardrail
+    html = render_report_page(report)
+    assert "<script" not in html.lower()
+    assert verdict_badge(campaign) == ("conversion up, revenue per visitor down (guardrail)", "guardrail")
+    listing = _between(html, '<table class="campaigns">')
+    assert '<span class="badge guardrail">conversion up, revenue per visitor down (guardrail)</span>' in listing
+    assert "significant lift" not in html
+    (line,) = re.findall(r'<p class="guardrail">([^<]*)</p>', html)
+    assert line == (f"Guardrail: &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; lowers revenue per visitor by "
+                    f"{-cheap.revenue_lift.relative * 100:.1f}%, significantly, although its conversion rises: "
+                    "not a win.")
+    revenue = _between(html, '<table class="revenue">')
+    assert "<th>per visitor lift (interval)</th>" in revenue and "<th>avg order lift (interval)</th>" in revenue
+    rpv, aov = cheap.revenue_lift, cheap.aov_lift
+    for lift in (rpv, aov):
+        low, high = lift.relative_ci
+        assert (f'<span class="drop">{lift.relative * 100:+.1f}% [{low * 100:+.1f}%, {high * 100:+.1f}%] '
+                f"({lift.confidence * 100:.3g}%)</span>") in revenue
+    assert revenue.count("<tr class=guardrail>") == 1 and revenue.count("<tr class=control>") == 1
+    variants = _between(html, '<table class="variants">')
+    assert '<tr class="guardrail">' in variants and '<span class="guardrail-text">' in variants
+
+
+def test_a_variant_that_earns_more_per_visitor_shows_its_revenue_lift_without_a_guardrail():
+    rng = random.Random(6)
+    events = _buyers([], rng, 3000, "control", 0.05, 50.0)
+    report = _build(_buyers(events, rng, 3000, "B", 0.05, 80.0))
+    b = report.campaigns[0].variants[1]
+    assert b.revenue_lift.significant and b.revenue_lift.relative > 0 and not b.revenue_guardrail
+    html = render_report_page(report)
+    assert 'class="guardrail"' not in html and "badge guardrail" not in html
+    low, high = b.revenue_lift.relative_ci
+    assert f'<span class="sig">{b.revenue_lift.relative * 100:+.1f}% [{low * 100:+.1f}%, {high * 100:+.1f}%]' in html
+
+
+def test_people_in_several_arms_are_a_health_line_next_to_the_sample_ratio_check():
+    html = render_report_page(report_from_attribution(attribute(_events()), now=T0 + timedelta(days=20),
+                                                      splits={"winback": {"control": 1, "B": 1, EVIL: 1}}))
+    section = html[html.index('id="campaign-winback"'):]
+    assert re.search(r'<p class="srm meta">[^<]*</p><p class="multiarm meta">No one saw more than one variant.</p>',
+                     section)
+    events = [Impression(campaign="c", variant=v, visitor_id=f"{v}{i}", at=T0 + timedelta(hours=i))
+              for i in range(40) for v in ("control", "B")]
+    events += [Identify(visitor_id=f"B{i}", customer_id=f"c{i}", at=T0 + timedelta(days=3)) for i in (1, 2)]
+    events += [Identify(visitor_id=f"control{i}", customer_id=f"c{i}", at=T0 + timedelta(days=3)) for i in (1, 2)]
+    report = _build(events)
+    assert report.campaigns[0].multi_arm_visitors == 2
+    (warning,) = re.findall(r'<p class="multiarm warning">([^<]*)</p>', render_report_page(report))
+    assert warning.startswith("2 people (2.5% of the visitors) saw more than one variant")
+
+
+def test_the_bayesian_engine_shows_chance_to_beat_control_and_expected_loss_instead_of_p_values():
+    rng = random.Random(7)
+    events = _buyers([], rng, 3000, "control", 0.05, 50.0)
+    events = _buyers(events, rng, 3000, EVIL, 0.09, 50.0)
+    frequentist = render_report_page(_build(events))
+    assert "<th>p-value</th>" in _between(frequentist, '<table class="variants">')
+    assert "chance to beat control" not in frequentist
+    assert "Engine: frequentist, sequential" in frequentist
+    report = _build(events, analysis=AnalyticsConfig(engine="bayesian"))
+    html = render_report_page(report)
+    assert "<script" not in html.lower()
+    table = _between(html, '<table class="variants">')
+    assert "<th>chance to beat control</th><th>expected loss</th>" in table and "p-value" not in table
+    lift = report.campaigns[0].variants[1].lift
+    assert f"<td>{lift.chance_to_win * 100:.1f}%</td><td>{lift.expected_loss * 100:.2f}%</td>" in table
+    assert '<p class="meta engine">Engine: Bayesian: chance to beat control and expected loss' in html
+    assert verdict_badge(report.campaigns[0]) == ("beats control", "win") and lift.chance_to_win > 0.975
+
+
+def test_the_engine_line_says_whether_cuped_applied():
+    rng = random.Random(8)
+    events = _buyers([], rng, 1000, "control", 0.3, 50.0, history=60.0)
+    events = _buyers(events, rng, 1000, "B", 0.3, 55.0, history=60.0)
+    assert "CUPED: applied to 2 of 2 conversion and revenue-per-visitor lifts." in render_report_page(_build(events))
+    assert "CUPED: off." in render_report_page(_build(events, analysis=AnalyticsConfig(cuped=False)))
+    assert ("CUPED: on, but not applied (no orders before exposure in the period read)."
+            in render_report_page(_report()))
