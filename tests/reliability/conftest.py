@@ -109,14 +109,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def rss_kb(pid: int, field: str = "VmRSS") -> int:
-    """Resident memory of a process (Linux ``/proc``), in kB: all of it (``VmRSS``), or its
-    heap alone (``RssAnon``: without the pages of files it maps, which are the kernel's
-    page cache, shared and reclaimable)."""
+def rss_kb(pid: int) -> int:
+    """Resident memory of a process (Linux ``/proc``), in kB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
+        if line.startswith("VmRSS:"):
             return int(line.split()[1])
-    raise RuntimeError(f"no {field} for {pid}")
+    raise RuntimeError(f"no VmRSS for {pid}")
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
