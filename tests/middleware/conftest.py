@@ -229,6 +229,34 @@ def cookie_of(response: Any, name: str = "segmint_vid") -> str | None:
     return None
 
 
+async def fallback(request: Any) -> Any:
+    """The app behind the middleware in the API tests: every path answers "app"."""
+    from starlette.responses import PlainTextResponse
+
+    return PlainTextResponse("app")
+
+
+@pytest.fixture
+def client(runtime: Any) -> Any:
+    """A TestClient of ``fallback`` behind ``SegmintMiddleware`` on the ``runtime`` fixture
+    (modules that need another app define their own ``client``)."""
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    from segmint.middleware import SegmintMiddleware
+
+    app = Starlette(routes=[Route("/{path:path}", fallback)])
+    app.add_middleware(SegmintMiddleware, runtime=runtime)
+    with TestClient(app) as client:
+        yield client
+
+
+@pytest.fixture
+def auth() -> dict[str, str]:
+    """The intake token's Authorization header."""
+    return {"authorization": f"Bearer {TOKEN}"}
+
+
 @pytest.fixture
 def mw() -> Any:
     """This module: the helpers above (``mw.run_http``, ``mw.TestClient``, ``mw.SECRET``...).

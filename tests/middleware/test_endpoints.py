@@ -6,27 +6,9 @@ from typing import Any
 
 import pytest
 from starlette.applications import Starlette
-from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from segmint.middleware import SegmintMiddleware, safe_redirect_target
-
-
-async def fallback(request: Any) -> PlainTextResponse:
-    return PlainTextResponse("app")
-
-
-@pytest.fixture
-def client(mw: Any, runtime: Any) -> Any:
-    app = Starlette(routes=[Route("/{path:path}", fallback)])
-    app.add_middleware(SegmintMiddleware, runtime=runtime)
-    with mw.TestClient(app) as client:
-        yield client
-
-
-@pytest.fixture
-def auth(mw: Any) -> dict[str, str]:
-    return {"authorization": f"Bearer {mw.TOKEN}"}
 
 
 ORDER = {"type": "order", "customer_id": "c-1", "order_id": "A-1",
@@ -196,7 +178,7 @@ def test_health_and_the_start_log_warn_when_no_identity_secret_is_set(mw: Any, t
                                                                        caplog: Any):
     config = mw.write_config(tmp_path)
     config.write_text(config.read_text().replace(f'secret = "{mw.SECRET}"', ""))
-    app = Starlette(routes=[Route("/{path:path}", fallback)])
+    app = Starlette(routes=[Route("/{path:path}", mw.fallback)])
     with caplog.at_level("WARNING", logger="segmint.middleware"):
         with mw.TestClient(SegmintMiddleware(app, config=config)) as client:  # lifespan closes it
             for _ in range(3):

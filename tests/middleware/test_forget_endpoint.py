@@ -6,27 +6,9 @@ from typing import Any
 
 import pytest
 from starlette.applications import Starlette
-from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from segmint.middleware import SegmintMiddleware
-
-
-async def fallback(request: Any) -> PlainTextResponse:
-    return PlainTextResponse("app")
-
-
-@pytest.fixture
-def client(mw: Any, runtime: Any) -> Any:
-    app = Starlette(routes=[Route("/{path:path}", fallback)])
-    app.add_middleware(SegmintMiddleware, runtime=runtime)
-    with mw.TestClient(app) as client:
-        yield client
-
-
-@pytest.fixture
-def auth(mw: Any) -> dict[str, str]:
-    return {"authorization": f"Bearer {mw.TOKEN}"}
 
 
 def order(customer: str, order_id: str) -> dict[str, Any]:
@@ -118,7 +100,7 @@ def test_a_store_down_answers_503_instead_of_waiting_for_the_queue(client: Any, 
 def test_a_later_login_links_the_visitor_again(mw: Any, auth: Any, people: Any):
     from segmint.engine.identity import Identity
 
-    segmint = SegmintMiddleware(Starlette(routes=[Route("/{path:path}", fallback)]), runtime=people)
+    segmint = SegmintMiddleware(Starlette(routes=[Route("/{path:path}", mw.fallback)]), runtime=people)
     login = Identity(visitor_id="v-1", customer_id="c-1")
     with mw.TestClient(segmint) as client:
         segmint.core.link(login, [])  # the middleware saw this login and recorded its identify
