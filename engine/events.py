@@ -71,7 +71,10 @@ class _Base(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fie
     at: Annotated[datetime | None, _doc(
         "When it happened: 2026-03-01T10:00:00Z, another offset or none (UTC), or a date "
         "alone (midnight UTC); every form config.md#dates lists. Left out: the time the "
-        "intake receives the event (imported orders must have it).")] = None
+        "intake receives the event (imported orders must have it). A profile folds its "
+        "events in this time order, whatever order they arrive in; events of one instant in "
+        "a fixed order (by type, then content), so send milliseconds when a cart can change "
+        "twice in a second.")] = None
     visitor_id: Annotated[Id | None, _doc(
         "The browser's visitor id (the middleware's cookie). An event needs a visitor_id "
         "or a customer_id.")] = None
@@ -162,7 +165,9 @@ class Return(_Base, tag="return"):
 
 class Identify(_Base, tag="identify"):
     """A visitor logged in or was recognized: links ``visitor_id`` to ``customer_id``
-    (both required), and the visitor's profile is merged into the customer's."""
+    (both required). The visitor's events join the customer's: one profile, their events
+    folded together in time (a visit spanning the login counts once; the Redis store still
+    merges the two profiles, adding their visits up)."""
 
 
 class _Exposure(_Base):

@@ -2,9 +2,14 @@
 
 Rules (the derived fields in ``document.py`` rely on them):
 
+- *Event-time order*: a profile is its events folded in ``event_order`` (time, then a
+  tie-break on the event itself, never the arrival order), so any arrival order and any
+  batching of the same events give the same profile. The stores keep that promise by
+  folding each batch in that order and refolding a profile from the log when an event
+  older than its newest folded one arrives, or an ``identify`` joins a visitor's events to
+  it (``stores/batch.py``). ``fold`` itself folds whatever order it is given.
 - *Visits* are sessions: a ``page_view`` more than ``VISIT_GAP`` (30 min) after the
-  profile's previous activity starts a new visit. Events folded out of time order never
-  start a visit (the store folds each batch sorted by time; late stragglers are rare).
+  profile's previous activity starts a new visit.
 - *Activity* (``first_seen``, ``last_seen``) is what the visitor did: views, cart, orders,
   returns. ``identify``, ``impression`` and ``click`` are segmint's records around a page
   view, written with the same time or just before it; were they activity, one folded
@@ -41,12 +46,35 @@ from .profile import (
     purchase_times,
 )
 
-__all__ = ["fold", "folded", "merge_profiles", "VISIT_GAP"]
+__all__ = ["fold", "folded", "merge_profiles", "event_order", "EVENT_RANK", "VISIT_GAP"]
 
 VISIT_GAP = 30 * 60.0
 DAY = 86400.0
 #: Events that are not the visitor's activity (see the module docstring).
 _RECORDS = (Identify, Impression, Click)
+#: The tie-break between events of the same time, by type: the visitor's page view before
+#: what they did on that page (so it starts its visit), a cart before the order that empties
+#: it, segmint's own records last.
+EVENT_RANK = {
+    "page_view": 0, "product_view": 1, "cart_update": 2, "order": 3, "return": 4,
+    "identify": 5, "impression": 6, "click": 7,
+}
+_encode = msgspec.msgpack.Encoder().encode
+
+
+def event_order(event: Event) -> tuple[float, int, bytes]:
+    """The sort key of event-time order: ``(at, type rank, msgpack bytes)``.
+
+    A total order on the events themselves (two events with equal keys are equal), so
+    sorting by it does not depend on the order they arrived in. ``at`` must be set.
+
+    >>> from datetime import datetime, timezone
+    >>> t = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    >>> view, page = ProductView(sku="s", at=t), PageView(path="/", at=t)
+    >>> [type(e).__name__ for e in sorted([view, page], key=event_order)]
+    ['PageView', 'ProductView']
+    """
+    return event.at.timestamp(), EVENT_RANK[type(event).__struct_config__.tag], _encode(event)  # type: ignore[union-attr, index]
 
 
 def _push_front(items: tuple, value, bound: int) -> tuple:
@@ -96,6 +124,8 @@ def fold(profile: Profile, event: Event) -> None:
     """Fold one event into ``profile`` in place. ``event.at`` must be set (see ``stamp_events``)."""
     at = event.at.timestamp()  # type: ignore[union-attr]
     previous = profile.last_seen
+    if profile.newest_at is None or at > profile.newest_at:
+        profile.newest_at = at
     if not isinstance(event, _RECORDS):
         if profile.first_seen is None or at < profile.first_seen:
             profile.first_seen = at
@@ -147,7 +177,9 @@ def folded(profile: Profile, events: Iterable[Event]) -> Profile:
     view, which the writer stores only later: the first page of a new visit already counts
     that visit. It is the same ``fold`` the store runs, applied to a copy (cached profiles
     are shared and must not change), so the event counts once when the store's copy arrives.
-    Events must be stamped (``at`` set), as for ``fold``.
+    Events must be stamped (``at`` set), as for ``fold``, and newer than every event folded
+    into ``profile`` (a request's own page view is): for an older one the store refolds the
+    profile from its log, which this copy cannot.
     """
     events = tuple(events)
     if not events:
@@ -162,8 +194,8 @@ def folded(profile: Profile, events: Iterable[Event]) -> Profile:
     )
     if any(isinstance(event, (Impression, Click)) for event in events):
         copy.campaigns = {name: msgspec.structs.replace(stats) for name, stats in profile.campaigns.items()}
-    if len(events) > 1:  # in time order, as the store folds a batch
-        events = tuple(sorted(events, key=lambda e: e.at))  # type: ignore[arg-type, return-value]
+    if len(events) > 1:  # in event-time order, as the store folds
+        events = tuple(sorted(events, key=event_order))
     for event in events:
         fold(copy, event)
     return copy
@@ -283,6 +315,7 @@ def merge_profiles(into: Profile, other: Profile) -> None:
     into.last_seen = _max(into.last_seen, other.last_seen)
     into.first_order_at = _min(into.first_order_at, other.first_order_at)
     into.last_order_at = _max(into.last_order_at, other.last_order_at)
+    into.newest_at = _max(into.newest_at, other.newest_at)
     for name in (
         "visits", "page_views", "product_views", "orders", "items", "spend",
         "discounted_orders", "discount_total", "coupon_orders", "returns", "returned_items", "refunded",

@@ -165,6 +165,11 @@ class Profile(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     #: Values set by plugins (``segmint_enrich_profile``), exposed to rules as ``extra.<name>``.
     extra: dict[str, Any] = msgspec.field(default_factory=dict)
 
+    #: The time of the newest event folded in (any type): an event not newer than it makes
+    #: the store refold the profile from its log (``stores/batch.py``). None on profiles
+    #: stored before it was kept, which refold on their next event.
+    newest_at: float | None = None
+
     def __segmint_document__(self, now: Any) -> dict[str, Any]:
         """The nested field document rules are evaluated against (see ``document.py``).
 

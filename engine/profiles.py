@@ -25,8 +25,9 @@ from collections.abc import Callable, Iterable, Sequence
 
 from cachetools import LRUCache
 
-from .events import Event
+from .events import Event, Identify
 from .expiring_cache import ExpiringLRU
+from .folding import folded
 from .profile import Profile, profile_key, share_repeated_values
 from .stores.base import AppendResult, PersonalData, ProfileStore, personal_data_store
 
@@ -43,6 +44,9 @@ class Profiles:
         # profile key -> lookup keys caching it under another name (visitor -> customer)
         self._aliases: LRUCache[str, set[str]] = LRUCache(maxsize=maxsize)
         self._lock = threading.Lock()
+        #: This process's events queued for the store but not yet appended, by profile key:
+        #: folded onto every profile read, so the next page sees the last one (``_overlay``).
+        self._pending: dict[str, list[Event]] = {}
         self._generation = 0
         self.hits = 0
         self.misses = 0
@@ -56,17 +60,17 @@ class Profiles:
         """The profile for these ids; an empty ``Profile`` for unknown ids. May block on I/O."""
         key, cached, generation = self._lookup(visitor_id, customer_id)
         if cached is not None:
-            return cached
+            return self._overlay(key, cached)
         found = self.store.load(visitor_id=visitor_id, customer_id=customer_id)
-        return self._remember(key, generation, found, visitor_id, customer_id)
+        return self._overlay(key, self._remember(key, generation, found, visitor_id, customer_id))
 
     async def aget(self, visitor_id: str | None = None, customer_id: str | None = None) -> Profile:
         """``get`` on the event loop: a miss awaits the store's ``aload`` (see ``supports_async``)."""
         key, cached, generation = self._lookup(visitor_id, customer_id)
         if cached is not None:
-            return cached
+            return self._overlay(key, cached)
         found = await self.store.aload(visitor_id=visitor_id, customer_id=customer_id)  # type: ignore[attr-defined]
-        return self._remember(key, generation, found, visitor_id, customer_id)
+        return self._overlay(key, self._remember(key, generation, found, visitor_id, customer_id))
 
     def _lookup(self, visitor_id: str | None, customer_id: str | None) -> tuple[str, Profile | None, int]:
         """(lookup key, cached profile or None, generation to hand to ``_remember`` on a miss)."""
@@ -116,25 +120,66 @@ class Profiles:
             except KeyError:
                 return None
             self.hits += 1
+        return self._overlay(key, profile)
+
+    def _overlay(self, key: str, profile: Profile) -> Profile:
+        """``profile`` with this process's pending events for ``key`` folded in (a copy)."""
+        if not self._pending:  # the common case, without the lock
             return profile
+        with self._lock:
+            pending = tuple(self._pending.get(key, ()))
+        return folded(profile, pending) if pending else profile
 
-    def record(self, events: Sequence[Event]) -> AppendResult:
-        """Store and fold ``events`` durably, then bring the cache up to date.
+    def note_pending(self, events: Iterable[Event]) -> None:
+        """Events queued for the store (``EventWriter.submit``): reads show them until
+        ``record(..., pending=True)`` or ``forget_pending`` takes them back."""
+        with self._lock:
+            for event in events:
+                key = profile_key(customer_id=event.customer_id, visitor_id=event.visitor_id)
+                self._pending.setdefault(key, []).append(event)
 
-        A changed profile that was cached is replaced by the profile the store just wrote
-        (write-through): an active visitor's own page views would otherwise evict their
-        profile every time they are folded. Profiles that were not cached are not added (a
-        bulk backfill must not flush the visitors who are on the site), and alias entries of
-        identified visitors are dropped and reload once.
+    def forget_pending(self, events: Iterable[Event]) -> None:
+        """Take back pending events (stored, or dropped by the writer)."""
+        with self._lock:
+            self._forget_pending(events)
+
+    def _forget_pending(self, events: Iterable[Event]) -> None:
+        for event in events:
+            key = profile_key(customer_id=event.customer_id, visitor_id=event.visitor_id)
+            queued = self._pending.get(key)
+            if queued is None:
+                continue
+            for i, candidate in enumerate(queued):
+                if candidate is event:
+                    del queued[i]
+                    break
+            if not queued:
+                del self._pending[key]
+
+    def record(self, events: Sequence[Event], *, pending: bool = False) -> AppendResult:
+        """Store ``events`` durably, then bring the cache up to date.
+
+        A changed profile that was cached gets the stored events folded into it in memory
+        (``folded``; the store only logged them): an active visitor's own page views would
+        otherwise evict their profile every time they are stored. That is the store's
+        profile too when the events are newer than every event in it and none joins a
+        visitor; otherwise (a late event, an identify) the entry is dropped and reloads once.
+        Profiles that were not cached are not added (a bulk backfill must not flush the
+        visitors who are on the site), and alias entries of identified visitors are dropped.
+        ``pending``: the events were noted with ``note_pending`` (the writer's batches); in
+        the same step as the cache update they stop being overlaid, so none counts twice.
         """
         result = self.store.append(events)
-        fresh = result.profiles
         with self._lock:
+            if pending:
+                self._forget_pending(events)
             self._generation += 1
             for key in result.changed_keys:
-                profile = fresh.get(key)
-                if self._drop(key) and profile is not None:
-                    self._cache[key] = share_repeated_values(profile)
+                cached = self._cache.pop(key, None)
+                self._drop(key)
+                new = result.events.get(key)
+                if cached is not None and new and _extends(cached, new):
+                    self._cache[key] = folded(cached, new)
         return result
 
     def forget(self, *, customer_id: str | None = None, visitor_id: str | None = None) -> PersonalData:
@@ -167,3 +212,11 @@ class Profiles:
     def stats(self) -> dict[str, int]:
         with self._lock:
             return {"hits": self.hits, "misses": self.misses, "size": len(self._cache)}
+
+
+def _extends(profile: Profile, events: Sequence[Event]) -> bool:
+    """True when folding ``events`` onto ``profile`` gives what the store holds: all newer
+    than its newest event, none an ``identify`` (which joins a visitor's history)."""
+    newest = profile.newest_at
+    return newest is not None and all(
+        e.at.timestamp() > newest and not isinstance(e, Identify) for e in events)  # type: ignore[union-attr]

@@ -18,8 +18,10 @@ change; everything else reloads.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,7 +41,7 @@ from .config_plugins import call_each, first_result
 from .config_schema import Config
 from .decide import Decision, LazyDocument, SlotDecision, decide
 from .document import profile_document
-from .errors import EventError, SegmintError
+from .errors import EventError, SegmintError, StoreError
 from .events import Event, Order, decode_events, stamp_events
 from .failure_log import FailureLog
 from .plugin_manager import blocking_plugins
@@ -47,7 +49,7 @@ from .product_stats import ProductStats
 from .profile import Profile
 from .profiles import Profiles
 from .reload import ConfigReloader, PeriodicThread
-from .stores import AppendResult, ProfileStore, open_store
+from .stores import AppendResult, CompactingStore, ProfileStore, open_store
 from .stores.base import PersonalData
 from .writer import EventWriter
 
@@ -59,6 +61,8 @@ log = logging.getLogger("segmint.runtime")
 RELOAD_INTERVAL = 0.5
 #: How long ``forget`` waits for this process's queued events to be written first.
 PRIVACY_FLUSH_SECONDS = 5.0
+#: Seconds between the embedded compactor's tries (each folds everything waiting).
+COMPACT_INTERVAL = 0.2
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,10 @@ class Segmint:
         wire_invalidation(store, self.profiles)
         self.writer = EventWriter(self.profiles, on_recorded=self._events_recorded)
         self._threads: list[PeriodicThread] = []
+        #: ``{"events", "seconds"}`` not yet folded into the store's rows, as last measured by
+        #: the embedded compactor (None without one); shown on ``/health``.
+        self.compaction: dict[str, Any] | None = None
+        self._log_ends: deque[tuple[float, int]] = deque(maxlen=3000)  # (time, log end) looks
         try:
             self.refresh_stats()
         except BaseException:
@@ -135,6 +143,12 @@ class Segmint:
                                                     name="segmint-config-watch").start())
             self._threads.append(PeriodicThread(self.refresh_stats_if_due, lambda: STATS_POLL,
                                                 name="segmint-stats").start())
+            if isinstance(store, CompactingStore):
+                # The embedded compactor: every process tries the store's lock, one folds.
+                with contextlib.suppress(StoreError):  # /health shows the lag from the start
+                    self._measure_lag(store)
+                self._threads.append(PeriodicThread(self.compact, lambda: COMPACT_INTERVAL,
+                                                    name="segmint-compactor").start())
 
     @classmethod
     def from_config(
@@ -376,6 +390,30 @@ class Segmint:
         thread calls this every ``STATS_POLL`` seconds."""
         stats = self.config.stats
         return self.batch.refresh_if_due(stats.window_days, stats.refresh_seconds)
+
+    def compact(self) -> None:
+        """Fold what the store logged into its rows while this process holds the compactor
+        lock (another process may hold it: then that one folds), then measure the lag."""
+        store = self.store
+        if not isinstance(store, CompactingStore):
+            return
+        try:
+            while store.compact():
+                pass
+            self._measure_lag(store)
+        except StoreError as exc:  # the store is down or busy: retried next time, logged once
+            if self.compaction is None or self.compaction.get("error") != str(exc):
+                log.warning("segmint: compaction failed, retrying: %s", exc)
+            self.compaction = {**(self.compaction or {"events": 0, "seconds": 0.0}), "error": str(exc)}
+
+    def _measure_lag(self, store: CompactingStore) -> None:
+        folded, logged = store.compaction_position()
+        # Seconds behind: since the first look that found the log already holding the oldest
+        # event still unfolded (the looks are COMPACT_INTERVAL apart, ends only grow).
+        now = self.clock().timestamp()
+        self._log_ends.append((now, logged))
+        since = next((at for at, end in self._log_ends if end > folded), now)
+        self.compaction = {"events": logged - folded, "seconds": round(now - since, 3)}
 
     # -- hot reload -----------------------------------------------------------------------------
 

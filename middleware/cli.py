@@ -1,5 +1,5 @@
 """The ``segmint`` command line: check, explain, audience, import, rfm, predict, report, segments,
-forget, export, migrate, schema, demo.
+forget, export, migrate, fold, schema, demo.
 
 Every command prints a readable result to a terminal, and ``--json`` where a script would
 consume it. Errors are one clear message and exit code 1; a traceback only with ``--debug``.
@@ -95,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="source store: sqlite:///segmint.db (or a path) or redis://host:6379/0")
     p.add_argument("--to", dest="target", required=True, metavar="URL", help="target store (must be empty)")
     p.add_argument("--batch-size", type=int, default=1000, metavar="N", help="rows per batch (default 1000)")
+    p = command("fold", "fold the event log into the profile rows (compaction)", cli_commands.fold)
+    p.add_argument("--follow", action="store_true",
+                   help="keep folding as events arrive (a compactor in its own process)")
+    p.add_argument("--interval", type=float, default=0.2, metavar="SECONDS",
+                   help="with --follow: pause when caught up (default 0.2)")
     command("schema", "print the JSON Schema of the config file", cli_commands.schema, config=False, json=False)
 
     p = command("demo", "serve the demo shop (what `make demo` runs)", cli_commands.demo, config=False, json=False)

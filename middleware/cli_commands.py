@@ -346,6 +346,45 @@ def migrate(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+def fold(args: argparse.Namespace, out: Output) -> int:
+    """Fold the store's event log into its profile rows (what the embedded compactor does).
+
+    Folds what is logged and exits (while another compactor holds the file's lock, waits
+    for it to get there); ``--follow`` takes the lock, holds it and keeps folding as events
+    arrive: the compactor in its own process (docs/deployment.md).
+    """
+    import time
+
+    from segmint.engine.errors import StoreError
+    from segmint.engine.stores import CompactingStore
+
+    folded = 0
+    with config_store(args.config) as store:
+        if not isinstance(store, CompactingStore):
+            raise StoreError("this store folds events as they are appended: nothing to compact",
+                             store=store.url)
+        if not args.follow:  # fold what is logged now (or wait while another compactor does)
+            start = store.compaction_position()[0]
+            store.catch_up()
+            position, logged = store.compaction_position()
+            folded = position - start
+        else:
+            # Held for the whole run: the serving processes' compactor threads leave it alone.
+            with contextlib.suppress(KeyboardInterrupt), store.compactor_lock(wait=True):
+                while True:
+                    done = store.compact(wait=True)
+                    folded += done or 0
+                    if not done:
+                        time.sleep(args.interval)
+            position, logged = store.compaction_position()
+        waiting = logged - position
+    if args.json:
+        out.json({"folded": folded, "waiting": waiting})
+    else:
+        out.line(f"folded {plural(folded, 'event')} into profiles; {waiting:,} waiting")
+    return 0
+
+
 def schema(args: argparse.Namespace, out: Output) -> int:
     """Print the JSON Schema of the config file."""
     from segmint.engine.config import config_json_schema

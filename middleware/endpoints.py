@@ -410,16 +410,19 @@ async def _check_token(scope: MutableMapping[str, Any], send: Send, token: str |
 
 def _runtime_health(runtime: Any) -> dict[str, Any]:
     """The runtime's own numbers: event writer (queued, written, dropped), profile cache
-    (hits, misses, size, maxsize), contained plugin failures, the last failed config reload
-    (None when healthy), the predictive model (``BatchStats.predict_status``: fitted, or why
-    not) and the catalog (products served, bad products left out, the first
-    ``HEALTH_PROBLEMS`` of them)."""
+    (hits, misses, size, maxsize), compaction lag (events, seconds), contained plugin failures,
+    the last failed config reload (None when healthy), the predictive model
+    (``BatchStats.predict_status``: fitted, or why not) and the catalog (products served, bad
+    products left out, the first ``HEALTH_PROBLEMS`` of them)."""
     health: dict[str, Any] = {}
     writer, profiles = getattr(runtime, "writer", None), getattr(runtime, "profiles", None)
     if writer is not None:
         health["writer"] = writer.stats
     if profiles is not None:
         health["cache"] = {**profiles.stats, "maxsize": runtime.config.cache.maxsize}
+    compaction = getattr(runtime, "compaction", None)
+    if compaction is not None:  # events logged but not yet folded into the store's rows
+        health["compaction"] = compaction
     error = getattr(runtime, "last_reload_error", None)
     health["reload_error"] = str(error) if error is not None else None
     failures = getattr(runtime, "failures", None)

@@ -19,6 +19,7 @@ belong to the person too) and those links; an unlinked visitor is its ``v:`` key
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -30,7 +31,7 @@ from ..errors import StoreError
 from ..events import Event
 from ..profile import Profile
 
-__all__ = ["ProfileStore", "AppendResult", "RESERVED_META", "redacted_url", "PersonalDataStore",
+__all__ = ["ProfileStore", "CompactingStore", "AppendResult", "RESERVED_META", "redacted_url", "PersonalDataStore",
            "PersonalData", "REPORT_STATE_META_PREFIX", "resolve_person", "personal_data_store"]
 
 def redacted_url(url: str) -> str:
@@ -48,7 +49,7 @@ def redacted_url(url: str) -> str:
 
 
 #: Meta names the stores use themselves; ``set_meta`` refuses them.
-RESERVED_META = frozenset({"schema_version"})
+RESERVED_META = frozenset({"schema_version", "compacted_to"})
 #: Meta blobs named so hold the saved report state (``analytics/checkpoint.py``), which has
 #: per-person entries (people seen within the window, visitor -> customer links) inside totals
 #: that cannot be split by person: ``forget`` drops these blobs whole, and the next report
@@ -60,19 +61,17 @@ REPORT_STATE_META_PREFIX = "report-checkpoint:"
 class AppendResult:
     """What one ``append`` did.
 
-    ``stored`` events were logged and folded; ``duplicates`` orders were dropped because
-    their ``order_id`` was already stored; ``changed_keys`` are the profile keys written or
-    deleted (a merged visitor's ``v:`` key included), for cache invalidation; ``profiles``
-    the written profiles themselves.
+    ``stored`` events were logged; ``duplicates`` orders were dropped because their
+    ``order_id`` was already stored; ``changed_keys`` are the profile keys whose profile
+    changed (a joined visitor's ``v:`` key included), for cache invalidation; ``events`` the
+    stored events by the profile key they fold into, each list in event-time order, so a
+    cache can fold them into a cached profile instead of reloading it.
     """
 
     stored: int = 0
     duplicates: int = 0
     changed_keys: set[str] = field(default_factory=set)
-    #: The profiles as folded and written, by key (deleted keys excluded), so a cache can be
-    #: refreshed in place instead of reloading them. Owned by the caller: the store keeps no
-    #: reference to these objects.
-    profiles: dict[str, Profile] = field(default_factory=dict)
+    events: dict[str, list[Event]] = field(default_factory=dict)
 
 
 @runtime_checkable
@@ -83,7 +82,7 @@ class ProfileStore(Protocol):
         """The profile of a customer (wins) or visitor (following identify links), or None."""
 
     def append(self, events: Sequence[Event]) -> AppendResult:
-        """Log and fold a batch atomically, in time order; duplicate orders are dropped."""
+        """Log and fold a batch atomically, in event-time order; duplicate orders are dropped."""
 
     def iter_profiles(self, *, batch_size: int = 1000) -> Iterator[Profile]:
         """Every profile, read in batches of ``batch_size`` (constant memory)."""
@@ -178,3 +177,22 @@ def personal_data_store(store: ProfileStore) -> PersonalDataStore:
         raise StoreError("this store cannot export or erase one person (it has no export/forget)",
                          store=getattr(store, "url", None))
     return store
+@runtime_checkable
+class CompactingStore(Protocol):
+    """A store whose ``append`` only logs and whose rows a compactor folds (SQLite, memory)."""
+
+    def compact(self, *, max_events: int = 2000, wait: bool = False) -> int | None:
+        """One pass: fold up to ``max_events`` logged events into the rows, each touched row
+        written once; the number folded (0: caught up), or None when another compactor holds
+        the lock (``wait``: wait for it instead)."""
+
+    def compactor_lock(self, *, wait: bool = True) -> AbstractContextManager[bool]:
+        """Hold the compactor lock across passes (True), or False when another holds it."""
+
+    def catch_up(self, *, timeout: float = ...) -> bool:
+        """Compact until the rows hold every event logged before the call, or wait for the
+        compactor holding the lock to get there; False when ``timeout`` ran out first."""
+
+    def compaction_position(self) -> tuple[int, int]:
+        """``(folded, logged)``: the log position the rows hold every event up to, and the
+        log's last position; ``logged - folded`` events wait to be folded."""

@@ -1,121 +1,208 @@
-"""One algorithm for ``append``, shared by every store: route, dedupe, merge, fold.
+"""The rules every store shares: route and dedupe a batch, and fold a key group in event time.
 
-A store opens its transaction, hands ``fold_batch`` a ``BatchSource`` that answers three
-bulk questions (which order ids exist, which visitors are linked, the stored profiles of
-some keys) and writes back the ``BatchPlan`` it returns. Keeping the logic here means the
-SQLite, memory and (later) Redis stores cannot drift apart.
+Routing (``route_batch``): an event with a ``customer_id`` goes to ``c:<customer_id>``; one
+with only a ``visitor_id`` goes to the linked customer if the visitor was identified, else
+to ``v:<visitor_id>``. ``identify`` links the visitor to the customer: the visitor's events
+join the customer's *key group* (``c:X`` and every ``v:Y`` linked to ``X``; an unlinked
+visitor's group is its ``v:Y`` alone). A resent ``order_id`` is dropped. The store logs the
+routed events (time order, arrival order within one time) and stores the new links and
+order ids: that is all an append does (SQLite, memory).
 
-Routing: an event with a ``customer_id`` goes to ``c:<customer_id>``; one with only a
-``visitor_id`` goes to the linked customer if the visitor was identified, else to
-``v:<visitor_id>``. ``identify`` merges the visitor's profile into the customer's, links the
-visitor and deletes the ``v:`` profile. Events are folded sorted by ``at`` (stable).
+Folding (``materialize``): a profile is every event of its key group folded in
+``event_order`` (time, then a tie-break on the event itself), so arrival order and batching
+cannot change it. A stored row is the profile up to ``folded_to`` (a log position); the
+events of its key after that (the *tail*) are folded onto it when they are all newer than
+its ``newest_at`` and none is an ``identify``; otherwise (a late page view, a visitor
+joining) the group is refolded from the log, which is complete (nothing prunes it; bulk
+import appends too). Ties with ``newest_at`` refold as well: the row does not keep the
+tie-break of its newest event. ``load`` materializes on the fly; ``compact`` writes the result.
+
+After a link, every later event of the visitor is routed to ``c:X``, so a customer's tail is
+its own key's events: a visitor's events logged before the link are reached by the refold
+that the ``identify`` (in the customer's tail) triggers.
+
+``fold_batch`` is the Redis store's append (its log is not indexed by key yet): the batch is
+folded onto the stored profiles in event-time order, a joined visitor's profile merged with
+``merge_profiles``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+import msgspec
+
 from ..events import Event, Identify, Order, stamp_events
-from ..folding import fold, merge_profiles
+from ..folding import EVENT_RANK, fold, merge_profiles
 from ..profile import Profile
 from .base import AppendResult
 
-__all__ = ["BatchSource", "BatchPlan", "fold_batch"]
+__all__ = ["BatchSource", "GroupLog", "BatchPlan", "route_batch", "fold_batch", "materialize"]
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode_event = msgspec.msgpack.Decoder(Event).decode
+#: An event as a sortable row: (at, type rank, msgpack bytes, event); the first three are
+#: ``event_order``, and the bytes are what the store logs.
+_Row = tuple[float, int, bytes, Event]
+#: A logged event as the stores read it back: (log position, at, msgpack bytes).
+LogRow = tuple[int, float, bytes]
+
+
+def _order(row: _Row) -> tuple[float, int, bytes]:
+    return row[0], row[1], row[2]
+
+
+def _time(row: _Row) -> float:
+    return row[0]
 
 
 class BatchSource(Protocol):
     def existing_orders(self, order_ids: set[str]) -> set[str]: ...
     def links(self, visitor_ids: set[str]) -> dict[str, str]: ...
+
+
+class ProfileSource(BatchSource, Protocol):
     def load_many(self, keys: set[str]) -> dict[str, Profile]: ...
+
+
+class GroupLog(Protocol):
+    """What a refold reads: a customer's linked visitors and the logged events of some keys."""
+
+    def linked_visitors(self, customer_ids: set[str]) -> dict[str, set[str]]:
+        """The visitors linked to each of ``customer_ids`` (those with any)."""
+
+    def group_events(self, keys: set[str]) -> Iterable[LogRow]:
+        """Every logged event whose routed key is in ``keys``."""
 
 
 @dataclass(slots=True)
 class BatchPlan:
-    """What to write: profiles to upsert, keys to delete, new links, new order ids and the
-    logged events as ``(event, key)``; ``result`` is what ``append`` returns."""
+    """What to write: new links, new order ids and the logged events as
+    ``(event, key, msgpack data)``; for ``fold_batch`` also profiles to upsert and keys to
+    delete. ``result`` is what ``append`` returns."""
 
-    profiles: dict[str, Profile] = field(default_factory=dict)
-    deleted: set[str] = field(default_factory=set)
     links: dict[str, str] = field(default_factory=dict)
     orders: list[tuple[str, float]] = field(default_factory=list)
-    logged: list[tuple[Event, str]] = field(default_factory=list)
+    logged: list[tuple[Event, str, bytes]] = field(default_factory=list)
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    deleted: set[str] = field(default_factory=set)
     result: AppendResult = field(default_factory=AppendResult)
 
+    def rows(self) -> list[tuple[float, str, str, bytes]]:
+        """The logged events as ``(at, type, key, data)`` rows for an event table."""
+        return [(e.at.timestamp(), type(e).__struct_config__.tag, key, data)  # type: ignore[union-attr]
+                for e, key, data in self.logged]
 
-def _order_by_time(events: Sequence[Event], now: datetime | None) -> list[Event]:
-    stamp_events(events, now)
-    return sorted(events, key=lambda e: e.at)  # type: ignore[arg-type, return-value]
 
-
-def fold_batch(
-    events: Iterable[Event], source: BatchSource, *, now: datetime | None = None
-) -> BatchPlan:
-    events = _order_by_time(list(events), now)
+def route_batch(events: Iterable[Event], source: BatchSource, *, now: datetime | None = None) -> BatchPlan:
+    """Stamp, dedupe and route a batch; ``result.events`` holds each group's events in
+    event-time order, ``result.changed_keys`` the groups and the keys they absorbed."""
+    batch = list(events)
+    stamp_events(batch, now)
+    rows = [(e.at.timestamp(), EVENT_RANK[type(e).__struct_config__.tag], _encode(e), e)  # type: ignore[union-attr]
+            for e in batch]
+    rows.sort(key=_time)
     plan = BatchPlan()
     result = plan.result
-    # One pass for the three bulk questions: which orders, which visitors, which customers.
     order_ids: set[str] = set()
-    visitor_ids: set[str] = set()  # routed by visitor id, or an identify to merge
-    customer_ids: set[str] = set()
-    for e in events:
+    visitor_ids: set[str] = set()  # routed by visitor id, or an identify to link
+    for row in rows:
+        e = row[3]
         if isinstance(e, Order):
             order_ids.add(e.order_id)
-        customer = e.customer_id
-        if customer:
-            customer_ids.add(customer)
-            if e.visitor_id and isinstance(e, Identify):
-                visitor_ids.add(e.visitor_id)
-        elif e.visitor_id:
+        if e.visitor_id and (not e.customer_id or isinstance(e, Identify)):
             visitor_ids.add(e.visitor_id)
     existing = source.existing_orders(order_ids) if order_ids else set()
     links = source.links(visitor_ids) if visitor_ids else {}
 
-    wanted = {f"c:{c}" for c in customer_ids}
-    for visitor in visitor_ids:
-        wanted.add(f"v:{visitor}")
-        if visitor in links:
-            wanted.add(f"c:{links[visitor]}")
-    profiles = source.load_many(wanted) if wanted else {}
-    deleted = plan.deleted
-
-    def profile_for(key: str) -> Profile:
-        profile = profiles.get(key)
-        if profile is None:
-            profile = profiles[key] = Profile(key=key)
-        deleted.discard(key)
-        return profile
-
-    for e in events:
+    groups: dict[str, list[_Row]] = {}
+    for row in rows:
+        e = row[3]
         if isinstance(e, Order):
             if e.order_id in existing:
                 result.duplicates += 1
                 continue
             existing.add(e.order_id)
-            plan.orders.append((e.order_id, e.at.timestamp()))  # type: ignore[union-attr]
+            plan.orders.append((e.order_id, row[0]))
         if e.customer_id:
             key = f"c:{e.customer_id}"
         elif e.visitor_id in links:
             key = f"c:{links[e.visitor_id]}"  # type: ignore[index]
         else:
             key = f"v:{e.visitor_id}"
-        profile = profile_for(key)
-        if isinstance(e, Identify):
-            visitor_key = f"v:{e.visitor_id}"
-            visitor = profiles.pop(visitor_key, None)
-            if visitor is not None:
-                merge_profiles(profile, visitor)
-            deleted.add(visitor_key)
-            result.changed_keys.add(visitor_key)
-            links[e.visitor_id] = e.customer_id  # type: ignore[index]
-            plan.links[e.visitor_id] = e.customer_id  # type: ignore[index]
-        fold(profile, e)
-        result.changed_keys.add(key)
-        plan.logged.append((e, key))
+        if isinstance(e, Identify) and links.get(e.visitor_id) != e.customer_id:  # type: ignore[arg-type]
+            links[e.visitor_id] = plan.links[e.visitor_id] = e.customer_id  # type: ignore[index]
+        groups.setdefault(key, []).append(row)
+        plan.logged.append((e, key, row[2]))
         result.stored += 1
 
-    plan.profiles = {k: p for k, p in profiles.items() if k in result.changed_keys and k not in deleted}
-    result.profiles = plan.profiles
+    result.changed_keys.update(groups)
+    if plan.links:  # a joined visitor's rows go to its customer's group
+        result.changed_keys.update(f"v:{visitor}" for visitor in plan.links)
+        by_group: dict[str, list[_Row]] = {}
+        for key, key_rows in groups.items():
+            visitor = key[2:] if key.startswith("v:") else None
+            group = f"c:{plan.links[visitor]}" if visitor in plan.links else key
+            by_group.setdefault(group, []).extend(key_rows)
+        groups = by_group
+        result.changed_keys.update(groups)
+    for group, group_rows in groups.items():
+        if len(group_rows) > 1:  # in time order already: the tie-break, and joined keys
+            group_rows.sort(key=_order)
+        result.events[group] = [row[3] for row in group_rows]
     return plan
+
+
+def fold_batch(events: Iterable[Event], source: ProfileSource, *, now: datetime | None = None) -> BatchPlan:
+    """Route the batch and fold it onto the stored profiles (the Redis store's append)."""
+    plan = route_batch(events, source, now=now)
+    joined: dict[str, set[str]] = {}
+    for visitor, customer in plan.links.items():
+        joined.setdefault(f"c:{customer}", set()).add(visitor)
+        plan.deleted.add(f"v:{visitor}")
+    wanted = set(plan.result.events) | plan.deleted
+    profiles = source.load_many(wanted)
+    for group, group_events in plan.result.events.items():
+        profile = profiles.get(group) or Profile(key=group)
+        for visitor in sorted(joined.get(group, ())):
+            absorbed = profiles.get(f"v:{visitor}")
+            if absorbed is not None:
+                merge_profiles(profile, absorbed)
+        for e in group_events:
+            fold(profile, e)
+        plan.profiles[group] = profile
+    return plan
+
+
+def materialize(key: str, row: tuple[Profile, int] | None, tail: Iterable[LogRow],
+                log: GroupLog) -> tuple[Profile, int, bool] | None:
+    """The profile of ``key`` from its stored ``(profile, folded_to)`` and its ``tail`` (the
+    key's logged events after ``folded_to``): ``(profile, new folded_to, refolded)``, or
+    None when there is nothing. ``row``'s profile is folded in place (pass a fresh copy)."""
+    new = [(at, EVENT_RANK[type(e).__struct_config__.tag], data, e, position)
+           for position, at, data in tail for e in (_decode_event(data),)]
+    if row is not None and not new:
+        return row[0], row[1], False
+    if row is not None:
+        profile, folded_to = row
+        newest = profile.newest_at
+        if newest is not None and all(r[0] > newest and not isinstance(r[3], Identify) for r in new):
+            new.sort(key=_order)  # type: ignore[arg-type]
+            for r in new:
+                fold(profile, r[3])
+            return profile, max(folded_to, max(r[4] for r in new)), False
+    keys = {key}
+    if key.startswith("c:"):
+        keys.update(f"v:{v}" for v in log.linked_visitors({key[2:]}).get(key[2:], ()))
+    everything = [(at, EVENT_RANK[type(e).__struct_config__.tag], data, e, position)
+                  for position, at, data in log.group_events(keys) for e in (_decode_event(data),)]
+    if not everything:
+        return None
+    everything.sort(key=_order)  # type: ignore[arg-type]
+    profile = Profile(key=key)
+    for r in everything:
+        fold(profile, r[3])
+    return profile, max(r[4] for r in everything), True

@@ -1,11 +1,14 @@
 """``MemoryStore``: the in-process store for tests and demos, same semantics as SQLite.
 
 Profiles are kept msgpack-encoded so a loaded profile is a fresh copy, exactly as from
-SQLite: changing it does not change the store.
+SQLite: changing it does not change the store. Like SQLite, ``append`` only logs; ``load``
+folds a row's tail on the fly and ``compact`` folds the log into the rows (``batch.py``).
 """
 
 from __future__ import annotations
 
+import bisect
+import contextlib
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime, timezone
@@ -16,7 +19,7 @@ from ..errors import StoreError
 from ..events import Event
 from ..profile import Profile
 from .base import REPORT_STATE_META_PREFIX, RESERVED_META, AppendResult, PersonalData, resolve_person
-from .batch import fold_batch
+from .batch import LogRow, materialize, route_batch
 
 __all__ = ["MemoryStore"]
 
@@ -31,14 +34,16 @@ class MemoryStore:
         self.url = url
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._lock = threading.RLock()
-        self._profiles: dict[str, bytes] = {}
+        self._profiles: dict[str, tuple[bytes, int]] = {}  # key -> (profile, folded_to)
         self._links: dict[str, str] = {}
+        self._customer_visitors: dict[str, set[str]] = {}
+        #: The routed key of each logged event (its id, and seq in ``_events``, is index + 1);
+        #: None once ``forget`` removed it, so ids stay unique and positions stay put.
+        self._log: list[str | None] = []
+        self._by_key: dict[str, list[LogRow]] = {}  # routed key -> its logged events
+        self._compacted_to = 0
         self._orders: set[str] = set()
         self._events: list[tuple[float, int, Event]] = []
-        #: The profile key each logged event was routed to, by its seq (``forget``/``export``);
-        #: seqs come from a counter so they stay unique after ``forget`` removed events.
-        self._event_keys: dict[int, str] = {}
-        self._next_seq = 0
         self._meta: dict[str, bytes] = {}
         self._closed = False
 
@@ -49,8 +54,22 @@ class MemoryStore:
     def links(self, visitor_ids: set[str]) -> dict[str, str]:
         return {v: self._links[v] for v in visitor_ids if v in self._links}
 
-    def load_many(self, keys: set[str]) -> dict[str, Profile]:
-        return {k: _decode_profile(self._profiles[k]) for k in keys if k in self._profiles}
+    # -- GroupLog (called under the lock) --
+    def linked_visitors(self, customer_ids: set[str]) -> dict[str, set[str]]:
+        found = self._customer_visitors
+        return {c: set(found[c]) for c in customer_ids if found.get(c)}
+
+    def group_events(self, keys: set[str]) -> list[LogRow]:
+        return [row for key in keys for row in self._by_key.get(key, ())]
+
+    def _materialize(self, key: str) -> tuple[Profile, int, bool] | None:
+        row = self._profiles.get(key)
+        if row is None:
+            return materialize(key, None, (), self)
+        data, folded_to = row
+        logged = self._by_key.get(key, [])
+        tail = logged[bisect.bisect_right(logged, folded_to, key=lambda r: r[0]):]
+        return materialize(key, (_decode_profile(data), folded_to), tail, self)
 
     # -- ProfileStore --
     def _check_open(self) -> None:
@@ -67,37 +86,78 @@ class MemoryStore:
                 key = f"c:{linked}" if linked else f"v:{visitor_id}"
             else:
                 raise ValueError("load() needs a visitor_id or a customer_id")
-            data = self._profiles.get(key)
-        return None if data is None else _decode_profile(data)
+            found = self._materialize(key)
+        return None if found is None else found[0]
 
     def append(self, events: Sequence[Event]) -> AppendResult:
         with self._lock:
             self._check_open()
-            plan = fold_batch(events, self, now=self._clock())
-            for key, profile in plan.profiles.items():
-                self._profiles[key] = _encode(profile)
-            for key in plan.deleted:
-                self._profiles.pop(key, None)
+            plan = route_batch(events, self, now=self._clock())
+            for visitor, customer in plan.links.items():
+                previous = self._links.get(visitor)
+                if previous is not None:
+                    self._customer_visitors[previous].discard(visitor)
+                self._customer_visitors.setdefault(customer, set()).add(visitor)
             self._links.update(plan.links)
             self._orders.update(order_id for order_id, _ in plan.orders)
-            base, self._next_seq = self._next_seq, self._next_seq + len(plan.logged)
-            for offset, (event, key) in enumerate(plan.logged):
-                self._events.append((event.at.timestamp(), base + offset, event))  # type: ignore[union-attr]
-                self._event_keys[base + offset] = key
+            for event, key, data in plan.logged:
+                at = event.at.timestamp()  # type: ignore[union-attr]
+                self._log.append(key)
+                self._events.append((at, len(self._log), event))
+                self._by_key.setdefault(key, []).append((len(self._log), at, data))
             self._events.sort(key=lambda row: row[:2])
             return plan.result
 
+    def compact(self, *, max_events: int = 2000, wait: bool = False) -> int | None:
+        """One compaction pass over at most ``max_events`` log events (see SQLite's)."""
+        with self._lock:
+            self._check_open()
+            start = self._compacted_to
+            chunk = self._log[start:start + max_events]
+            groups = {f"c:{self._links[key[2:]]}" if key.startswith("v:") and key[2:] in self._links else key
+                      for key in chunk if key is not None}
+            for group in sorted(groups):
+                found = self._materialize(group)
+                if found is None:
+                    continue
+                profile, folded_to, refolded = found
+                self._profiles[group] = (_encode(profile), folded_to)
+                if refolded and group.startswith("c:"):
+                    for visitor in self._customer_visitors.get(group[2:], ()):
+                        self._profiles.pop(f"v:{visitor}", None)
+            self._compacted_to = start + len(chunk)
+            return len(chunk)
+
+    @contextlib.contextmanager
+    def compactor_lock(self, *, wait: bool = True) -> Iterator[bool]:
+        """One process: nothing to share the folding with (see SQLite's)."""
+        yield True
+
+    def catch_up(self, *, timeout: float = 0.0) -> bool:
+        """Compact until the rows hold every event logged before the call (see SQLite's)."""
+        with self._lock:
+            while self.compact():
+                pass
+        return True
+
+    def compaction_position(self) -> tuple[int, int]:
+        """``(folded, logged)`` log positions (see SQLite's)."""
+        with self._lock:
+            return self._compacted_to, len(self._log)
+
     def iter_profiles(self, *, batch_size: int = 1000) -> Iterator[Profile]:
         with self._lock:
+            self.catch_up()
             keys = sorted(self._profiles)
         for key in keys:
             with self._lock:
-                data = self._profiles.get(key)
-            if data is not None:
-                yield _decode_profile(data)
+                row = self._profiles.get(key)
+            if row is not None:
+                yield _decode_profile(row[0])
 
     def count_profiles(self) -> int:
         with self._lock:
+            self.catch_up()
             return len(self._profiles)
 
     def iter_events(
@@ -139,9 +199,11 @@ class MemoryStore:
             visitors_of=lambda c: [v for v, linked in self._links.items() if linked == c])
         data = PersonalData(customer_id=customer, visitor_ids=visitors)
         keys = data.keys
-        data.profiles = [_decode_profile(self._profiles[k]) for k in sorted(keys) if k in self._profiles]
+        # Rows with their tails folded; a linked visitor's events are its customer's profile.
+        found = {k: self._materialize(k) for k in sorted(keys) if not (k.startswith("v:") and k[2:] in self._links)}
+        data.profiles = [result[0] for result in found.values() if result is not None]
         data.links = {v: self._links[v] for v in visitors if v in self._links}
-        rows = [(seq, event) for _, seq, event in self._events if self._event_keys.get(seq) in keys]
+        rows = [(seq, event) for _, seq, event in self._events if self._log[seq - 1] in keys]
         data.events = [msgspec.msgpack.decode(_encode(e), type=type(e)) for _, e in rows]
         return data, [seq for seq, _ in rows]
 
@@ -161,12 +223,14 @@ class MemoryStore:
             data, seqs = self._person(customer_id, visitor_id)
             for key in data.keys:
                 self._profiles.pop(key, None)
-            for visitor in data.links:
+                self._by_key.pop(key, None)
+            for visitor, customer in data.links.items():
                 del self._links[visitor]
+                self._customer_visitors[customer].discard(visitor)
             gone = set(seqs)
             self._events = [row for row in self._events if row[1] not in gone]
             for seq in gone:
-                del self._event_keys[seq]
+                self._log[seq - 1] = None
             data.report_states = self._report_states()
             for name in data.report_states:
                 del self._meta[name]

@@ -1,7 +1,7 @@
 """``migrate(source_url, target_url)``: copy a store into another, e.g. SQLite -> Redis.
 
-What is copied, as stored (nothing is folded again, so every profile stays byte-for-byte
-what the source folded): profiles, visitor -> customer links, order ids (the dedupe set),
+What is copied, as stored: profiles (a SQLite source is compacted first; a SQLite target
+folds the copied log into them again, in event-time order, since the log ids are new), visitor -> customer links, order ids (the dedupe set),
 the event log in its order, and meta blobs (RFM thresholds, ...). Everything streams in
 batches of ``batch_size``, so memory stays flat however large the store.
 
@@ -93,11 +93,13 @@ class _SQLiteSide:
             return self._paged("orders", "order_id, at", "order_id", batch_size)
         if kind == "events":
             return self._paged("events", "type, at, key, data", "at, id", batch_size)
-        return iter(self.conn.execute("SELECT name, value FROM meta WHERE name != 'schema_version'").fetchall())
+        meta = self.conn.execute("SELECT name, value FROM meta").fetchall()
+        return iter([(name, value) for name, value in meta if name not in RESERVED_META])
 
     def write(self, kind: str, batch: list[Any]) -> None:
         sql = {
-            "profiles": "INSERT INTO profiles VALUES (?, ?)",
+            # folded_to 0: the copied log (new ids) is folded into these rows again, in event time
+            "profiles": "INSERT INTO profiles (key, data) VALUES (?, ?)",
             "links": "INSERT OR REPLACE INTO links VALUES (?, ?)",
             "orders": "INSERT OR REPLACE INTO orders VALUES (?, ?)",
             "events": "INSERT INTO events (type, at, key, data) VALUES (?, ?, ?, ?)",
@@ -188,6 +190,7 @@ def _translated(source: Any, target: Any, what: str) -> Iterator[None]:
 def _side(url: str) -> _SQLiteSide | _RedisSide:
     store = open_store(url)
     if isinstance(store, SQLiteStore):
+        store.catch_up()  # the rows copied are the whole log folded (no event left unfolded)
         side = _SQLiteSide(store)  # SQLiteStore created the schema; plain SQL from here
         store.close()
         return side

@@ -22,6 +22,10 @@ changed any watched key in between, ``EXEC`` fails and the whole batch is folded
 fresh data, so concurrent appends to one customer lose no update and an order id is counted
 once. Folding stays in Python (a Lua script would need a second implementation of it);
 conflicts only arise between batches touching the same customer, visitor or order.
+Not yet on the event-time rule of ``batch.py``: the log is not indexed by key, so a late
+event is folded onto the stored profile and ``identify`` merges the visitor's profile
+(``merge_profiles``) instead of refolding the key group (issue #19 moves the log to a
+Redis Stream).
 Redis Cluster is not supported (keys of one batch span hash slots).
 
 Event logs are sorted sets whose member bytes sort by (event time, sequence), so
@@ -319,9 +323,9 @@ class RedisStore:
         if plan.orders:
             pipe.mset({f"{p}o:{order_id}": repr(at) for order_id, at in plan.orders})
         logs: dict[str, dict[bytes, int]] = {}
-        for seq, (event, key) in enumerate(plan.logged, first_seq):
+        for seq, (event, key, data) in enumerate(plan.logged, first_seq):
             tag = type(event).__struct_config__.tag
-            member = encode_event_member(event.at.timestamp(), seq, key, _encode(event))  # type: ignore[union-attr]
+            member = encode_event_member(event.at.timestamp(), seq, key, data)  # type: ignore[union-attr]
             logs.setdefault(tag, {})[member] = 0
         for tag, members in logs.items():
             pipe.zadd(f"{p}e:{tag}", members)

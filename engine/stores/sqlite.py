@@ -1,11 +1,28 @@
 """``SQLiteStore``: the embedded default store, one file, WAL, safe for several processes.
 
-Tables: ``meta(name, value)`` (schema version, RFM thresholds, ...), ``profiles(key, data)``
-(msgpack), ``links(visitor_id, customer_id)``, ``orders(order_id, at)`` (dedupe) and the
-append-only log ``events(id, at, type, key, data)``.
+Tables: ``meta(name, value)`` (schema version, ``compacted_to``, RFM thresholds, ...),
+``profiles(key, data, folded_to)`` (msgpack; the profile as folded up to log id
+``folded_to``), ``links(visitor_id, customer_id)`` (indexed by customer too: a customer's
+key group), ``orders(order_id, at)`` (dedupe) and the append-only log
+``events(id, at, type, key, data)``, indexed by time and by routed key.
 
-Concurrency: each ``append`` is one ``BEGIN IMMEDIATE`` transaction that reads the affected
-profiles, folds and writes them back. IMMEDIATE takes the write lock *before* reading, so
+The log is the truth, the rows a materialized view of it (``batch.py`` has the rules):
+``append`` only logs (one short ``BEGIN IMMEDIATE``: dedupe orders, route, store links,
+insert the events; no profile is read or written); ``load`` is the row plus its key's
+newer events folded on the fly; ``compact`` folds the log into the rows, a bounded chunk
+per pass, every touched row written once, ``compacted_to`` advanced in the same
+transaction (a crashed pass is redone; a row's ``folded_to`` makes a redone event a no-op).
+One compactor per file at a time: an exclusive ``flock`` on ``<file>.fold.lock``, released
+by the kernel if its process dies. ``iter_profiles`` and ``count_profiles`` first wait for
+the rows to catch up with the log.
+
+Schema version 2 (the two indexes, ``folded_to``, ``compacted_to``). A version 1 file is
+upgraded when it is opened, in the same transaction that checks the version: the indexes
+are built (a few seconds per million events), every row counts as folded up to the newest
+event, and, having no ``newest_at`` (version 1 folded in arrival order), is refolded from
+the log in event-time order when its next event arrives.
+
+Concurrency: appends and compaction passes are ``BEGIN IMMEDIATE`` transactions. IMMEDIATE takes the write lock *before* reading, so
 two processes folding events into the same customer serialize instead of overwriting each
 other's update. Waiting writers retry for ``busy_timeout`` seconds. Reads use WAL snapshots
 and never wait for writers. Each thread gets its own connection (``sqlite3`` connections
@@ -21,9 +38,11 @@ again without creating an empty file there: writing resumes once the file is res
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -36,30 +55,44 @@ from ..errors import StoreError
 from ..events import Event
 from ..profile import Profile
 from .base import REPORT_STATE_META_PREFIX, RESERVED_META, AppendResult, PersonalData, resolve_person
-from .batch import fold_batch
+from .batch import LogRow, materialize, route_batch
 
 __all__ = ["SQLiteStore", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: Bytes of the database file each connection reads through a memory map (see SQLiteStore).
 DEFAULT_MMAP_SIZE = 256 * 2**20
+#: How long ``catch_up`` (scans, counts) waits for another process's compactor.
+CATCH_UP_SECONDS = 30.0
 _CHUNK = 500  # ids per IN (...) query
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS profiles (key TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS profiles (
+    key TEXT PRIMARY KEY, data BLOB NOT NULL, folded_to INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS links (
     visitor_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS links_by_customer ON links (customer_id);
 CREATE TABLE IF NOT EXISTS orders (order_id TEXT PRIMARY KEY, at REAL NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY, at REAL NOT NULL, type TEXT NOT NULL, key TEXT NOT NULL,
     data BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS events_by_time ON events (at, id);
+CREATE INDEX IF NOT EXISTS events_by_key ON events (key, id);
 """
-_LOAD_CUSTOMER = "SELECT data FROM profiles WHERE key = ?"
+#: Version 1 -> 2 (after ``_SCHEMA``, which adds the indexes): version 1 rows had folded everything.
+_UPGRADE_1 = (
+    "ALTER TABLE profiles ADD COLUMN folded_to INTEGER NOT NULL DEFAULT 0",
+    "UPDATE profiles SET folded_to = (SELECT coalesce(max(id), 0) FROM events)",
+    "INSERT OR REPLACE INTO meta VALUES ('compacted_to', (SELECT coalesce(max(id), 0) FROM events))",
+)
+_LOAD_ROW = "SELECT data, folded_to FROM profiles WHERE key = ?"
+_TAIL = "SELECT id, at, data FROM events WHERE key = ? AND id > ? ORDER BY id"
+_LOAD_CUSTOMER = "SELECT ?1, data, folded_to FROM (SELECT 1) LEFT JOIN profiles ON key = ?1"
 _LOAD_VISITOR = (
-    "SELECT data FROM profiles WHERE key = coalesce("
-    "(SELECT 'c:' || customer_id FROM links WHERE visitor_id = ?1), 'v:' || ?1)"
+    "SELECT k.key, p.data, p.folded_to FROM (SELECT coalesce("
+    "(SELECT 'c:' || customer_id FROM links WHERE visitor_id = ?1), 'v:' || ?1) AS key) AS k"
+    " LEFT JOIN profiles AS p ON p.key = k.key"
 )
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -108,9 +141,37 @@ class _Transaction:
         return dict(self._select(
             "SELECT visitor_id, customer_id FROM links WHERE visitor_id IN ({})", visitor_ids))
 
+
+    def linked_visitors(self, customer_ids: set[str]) -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        for customer, visitor in self._select(
+                "SELECT customer_id, visitor_id FROM links WHERE customer_id IN ({})", customer_ids):
+            found.setdefault(customer, set()).add(visitor)
+        return found
+
+    def group_events(self, keys: set[str]) -> list[LogRow]:
+        return self._select("SELECT id, at, data FROM events WHERE key IN ({})", keys)
+
     def load_many(self, keys: set[str]) -> dict[str, Profile]:
-        rows = self._select("SELECT key, data FROM profiles WHERE key IN ({})", keys)
-        return {key: _decode_profile(data) for key, data in rows}
+        """The profiles of ``keys`` as ``load`` gives them (row plus tail), those that exist; a
+        linked visitor's ``v:`` key has none (its events are its customer's)."""
+        found: dict[str, Profile] = {}
+        linked = self.links({key[2:] for key in keys if key.startswith("v:")})
+        for key in keys:
+            if key.startswith("v:") and key[2:] in linked:
+                continue
+            row = self.conn.execute(_LOAD_ROW, (key,)).fetchone()
+            result = self.materialize(key, *(row or (None, 0)))
+            if result is not None:
+                found[key] = result[0]
+        return found
+
+    def materialize(self, key: str, data: bytes | None, folded_to: int) -> tuple[Profile, int, bool] | None:
+        """``batch.materialize`` of a row read through this connection."""
+        if data is None:
+            return materialize(key, None, (), self)
+        tail = self.conn.execute(_TAIL, (key, folded_to)).fetchall()
+        return materialize(key, (_decode_profile(data), folded_to), tail, self)
 
 
 class SQLiteStore:
@@ -150,6 +211,9 @@ class SQLiteStore:
         self._shared: _Connection | None = None
         self._closed = False
         self._opened = False  # after the first connection, never create the file again
+        #: One compaction pass at a time in this process; ``flock`` orders processes.
+        self._fold_mutex = threading.RLock()
+        self._fold_held = 0  # depth of this process's hold (``compactor_lock`` around passes)
         with self._connection() as conn:
             self._init_schema(conn)
         self._opened = True
@@ -271,6 +335,11 @@ class SQLiteStore:
                     found = SCHEMA_VERSION
                 else:
                     found = int(row[0])
+                if found == 1:
+                    for statement in _UPGRADE_1:
+                        conn.execute(statement)
+                    conn.execute("UPDATE meta SET value = ? WHERE name = 'schema_version'", (str(SCHEMA_VERSION),))
+                    found = SCHEMA_VERSION
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -286,42 +355,140 @@ class SQLiteStore:
 
     # -- ProfileStore --
     def load(self, *, visitor_id: str | None = None, customer_id: str | None = None) -> Profile | None:
+        """The compacted row plus its key's newer log events, folded (``batch.materialize``)."""
         if customer_id:
             sql, args = _LOAD_CUSTOMER, ("c:" + customer_id,)
         elif visitor_id:
             sql, args = _LOAD_VISITOR, (visitor_id,)
         else:
             raise ValueError("load() needs a visitor_id or a customer_id")
-        if self._lock is None:  # the hot path: no context manager, one statement
+        if self._lock is None:  # the hot path: no context manager
             try:
-                row = self._thread_connection(lookup=True).execute(sql, args).fetchone()
+                conn = self._thread_connection(lookup=True)
+                key, data, folded_to = conn.execute(sql, args).fetchone()
+                found = _Transaction(conn).materialize(key, data, folded_to)
             except sqlite3.Error as exc:
                 raise StoreError(f"database error: {exc}", store=self.url) from exc
         else:
             with self._connection() as conn:
-                row = conn.execute(sql, args).fetchone()
-        return None if row is None else _decode_profile(row[0])
+                key, data, folded_to = conn.execute(sql, args).fetchone()
+                found = _Transaction(conn).materialize(key, data, folded_to)
+        return None if found is None else found[0]
 
     def append(self, events: Sequence[Event]) -> AppendResult:
+        """Log the batch (dedupe orders, route, store links); no profile is read or written."""
         if not events:
             return AppendResult()
         with self._write() as conn:
-            plan = fold_batch(events, _Transaction(conn), now=self._clock())
-            conn.executemany(
-                "INSERT INTO events (at, type, key, data) VALUES (?, ?, ?, ?)",
-                [(e.at.timestamp(), type(e).__struct_config__.tag, key, _encode(e))  # type: ignore[union-attr]
-                 for e, key in plan.logged],
-            )
-            conn.executemany("INSERT INTO orders VALUES (?, ?)", plan.orders)
-            conn.executemany("INSERT OR REPLACE INTO links VALUES (?, ?)", plan.links.items())
-            conn.executemany("DELETE FROM profiles WHERE key = ?", [(k,) for k in plan.deleted])
-            conn.executemany(
-                "INSERT INTO profiles VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET data = excluded.data",
-                [(k, _encode(p)) for k, p in plan.profiles.items()],
-            )
+            plan = route_batch(events, _Transaction(conn), now=self._clock())
+            conn.executemany("INSERT INTO events (at, type, key, data) VALUES (?, ?, ?, ?)", plan.rows())
+            if plan.orders:
+                conn.executemany("INSERT INTO orders VALUES (?, ?)", plan.orders)
+            if plan.links:
+                conn.executemany("INSERT OR REPLACE INTO links VALUES (?, ?)", plan.links.items())
         return plan.result
 
+    # -- compaction --
+    @contextmanager
+    def compactor_lock(self, *, wait: bool = True) -> Iterator[bool]:
+        """Hold this file's compactor lock across passes (True), or yield False when another
+        process holds it. ``segmint fold --follow`` holds it for its lifetime, so the serving
+        processes' compactor threads leave the folding to it."""
+        with self._fold_lock(wait) as held:
+            yield held
+
+    @contextmanager
+    def _fold_lock(self, wait: bool) -> Iterator[bool]:
+        """Hold this file's compactor lock (True), or yield False when another holds it."""
+        if not self._fold_mutex.acquire(blocking=wait):
+            yield False
+            return
+        try:
+            if self._memory or self._fold_held:  # in-memory, or this thread holds it already
+                self._fold_held += 1
+                try:
+                    yield True
+                finally:
+                    self._fold_held -= 1
+                return
+            try:
+                fd = os.open(f"{self.path}.fold.lock", os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise StoreError(f"cannot open the compactor lock: {exc}", store=self.url) from exc
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+                except BlockingIOError:
+                    yield False
+                    return
+                self._fold_held += 1
+                try:
+                    yield True
+                finally:
+                    self._fold_held -= 1
+            finally:
+                os.close(fd)  # releases the flock
+        finally:
+            self._fold_mutex.release()
+
+    def compact(self, *, max_events: int = 2000, wait: bool = False) -> int | None:
+        """One compaction pass over at most ``max_events`` log events: the number folded, or
+        None when another compactor holds the file's lock (``wait``: wait for it instead)."""
+        with self._fold_lock(wait) as held:
+            if not held:
+                return None
+            with self._write() as conn:
+                row = conn.execute("SELECT value FROM meta WHERE name = 'compacted_to'").fetchone()
+                start = int(row[0]) if row is not None else 0
+                chunk = conn.execute("SELECT id, key FROM events WHERE id > ? ORDER BY id LIMIT ?",
+                                     (start, max_events)).fetchall()
+                if not chunk:
+                    return 0
+                source = _Transaction(conn)
+                keys = {key for _, key in chunk}
+                links = source.links({key[2:] for key in keys if key.startswith("v:")})
+                groups = {f"c:{links[key[2:]]}" if key[2:] in links and key.startswith("v:") else key
+                          for key in keys}
+                for group in sorted(groups):
+                    found = conn.execute(_LOAD_ROW, (group,)).fetchone()
+                    result = source.materialize(group, *(found or (None, 0)))
+                    if result is None:
+                        continue
+                    profile, folded_to, refolded = result
+                    conn.execute(
+                        "INSERT INTO profiles VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
+                        " data = excluded.data, folded_to = excluded.folded_to",
+                        (group, _encode(profile), folded_to))
+                    if refolded and group.startswith("c:"):  # joined visitors' rows are in it now
+                        conn.execute("DELETE FROM profiles WHERE key IN (SELECT 'v:' || visitor_id"
+                                     " FROM links WHERE customer_id = ?)", (group[2:],))
+                conn.execute("INSERT OR REPLACE INTO meta VALUES ('compacted_to', ?)", (str(chunk[-1][0]),))
+                return len(chunk)
+
+    def catch_up(self, *, timeout: float = CATCH_UP_SECONDS) -> bool:
+        """Compact until the rows hold every event logged before the call; while another
+        process holds the compactor lock, wait for it to get there instead. False when
+        ``timeout`` seconds passed first (the rows are then behind by what is left)."""
+        folded, end = self.compaction_position()
+        deadline = time.monotonic() + timeout
+        while folded < end:
+            if self.compact() is None:  # another compactor folds: it will get there
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.05)
+            folded = self.compaction_position()[0]
+        return True
+
+    def compaction_position(self) -> tuple[int, int]:
+        """``(folded, logged)``: the log position the rows hold everything up to, and the
+        log's last position (the difference is what waits to be folded)."""
+        with self._connection() as conn:
+            end = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+            row = conn.execute("SELECT value FROM meta WHERE name = 'compacted_to'").fetchone()
+        return (int(row[0]) if row is not None else 0), end
+
     def iter_profiles(self, *, batch_size: int = 1000) -> Iterator[Profile]:
+        self.catch_up()
         last = ""
         while True:
             with self._connection() as conn:
@@ -336,6 +503,7 @@ class SQLiteStore:
             last = rows[-1][0]
 
     def count_profiles(self) -> int:
+        self.catch_up()
         with self._connection() as conn:
             return conn.execute("SELECT count(*) FROM profiles").fetchone()[0]
 
@@ -388,8 +556,7 @@ class SQLiteStore:
     def _person(self, conn: sqlite3.Connection, customer_id: str | None, visitor_id: str | None, *,
                 events_after: int = -1) -> tuple[PersonalData, list[tuple[float, int, bytes]]]:
         """The person's data and the ``(at, id, data)`` rows of their events with ``id >
-        events_after``, read inside the caller's transaction (``data.events`` is left empty).
-        Links by customer and events by key have no index in this schema: table scans."""
+        events_after``, read inside the caller's transaction (``data.events`` is left empty)."""
         def link_of(visitor: str) -> str | None:
             row = conn.execute("SELECT customer_id FROM links WHERE visitor_id = ?", (visitor,)).fetchone()
             return None if row is None else row[0]

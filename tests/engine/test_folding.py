@@ -1,6 +1,8 @@
 """Folding properties: order of arrival within a batch does not matter, merges lose nothing."""
 
+import pathlib
 import random
+import tempfile
 from datetime import datetime, timedelta, timezone
 
 import msgspec
@@ -10,9 +12,9 @@ from hypothesis import strategies as st
 from segmint.engine.events import (
     CartLine, CartUpdate, Click, Identify, Impression, Order, OrderItem, PageView, ProductView, Return, ReturnItem,
 )
-from segmint.engine.folding import VISIT_GAP, fold, folded, merge_profiles
+from segmint.engine.folding import VISIT_GAP, event_order, fold, folded, merge_profiles
 from segmint.engine.profile import BUCKET_DAYS, MAX_PURCHASED_SKUS, MAX_VIEWED_SKUS, Profile, purchase_times
-from segmint.engine.stores import MemoryStore
+from segmint.engine.stores import MemoryStore, SQLiteStore
 
 UTC = timezone.utc
 BASE = datetime(2025, 1, 1, tzinfo=UTC)
@@ -34,8 +36,8 @@ def order_items(draw):
 
 
 @st.composite
-def event_lists(draw, ids):
-    offsets = draw(st.lists(st.integers(0, 200 * 86400), min_size=1, max_size=40, unique=True))
+def event_lists(draw, ids, offsets=st.lists(st.integers(0, 200 * 86400), min_size=1, max_size=40, unique=True)):
+    offsets = draw(offsets)
     events = []
     for n, offset in enumerate(offsets):
         at = BASE + timedelta(seconds=offset)
@@ -63,8 +65,9 @@ def event_lists(draw, ids):
 
 
 def fold_all(key, events):
+    """The definition of a profile: its events folded in event-time order."""
     profile = Profile(key=key)
-    for e in sorted(events, key=lambda e: e.at):
+    for e in sorted(events, key=event_order):
         fold(profile, e)
     return profile
 
@@ -122,28 +125,105 @@ def test_merging_a_visitor_into_a_customer_loses_nothing(customer_events, visito
 
 @settings(max_examples=100, deadline=None)
 @given(event_lists([{"visitor_id": "v1"}]), event_lists([{"customer_id": "c1"}]))
-def test_identify_in_the_store_merges_the_visitor_profile_into_the_customer(visitor_events, customer_events):
-    from segmint.engine.events import Identify
-
+def test_identify_in_the_store_joins_the_visitors_events_to_the_customers(visitor_events, customer_events):
+    for event in customer_events:  # one order each (the store drops a resent order_id)
+        if isinstance(event, Order):
+            event.order_id = f"c-{event.order_id}"
     store = MemoryStore()
     store.append(visitor_events)
     store.append(customer_events)
     visitor_before = store.load(visitor_id="v1")
     customer_before = store.load(customer_id="c1") or Profile(key="c:c1")
     latest = max(e.at for e in visitor_events + customer_events)
-    store.append([Identify(visitor_id="v1", customer_id="c1", at=latest + timedelta(seconds=1))])
+    identify = Identify(visitor_id="v1", customer_id="c1", at=latest + timedelta(seconds=1))
+    store.append([identify])
     merged = store.load(customer_id="c1")
     assert store.load(visitor_id="v1") == merged
+    # One person's events, folded together in time: visits are sessions over both histories.
+    assert merged == fold_all("c:c1", [*visitor_events, *customer_events, identify])
     for name in COUNTERS:
-        assert getattr(merged, name) == getattr(customer_before, name) + getattr(visitor_before, name)
+        if name != "visits":
+            assert getattr(merged, name) == getattr(customer_before, name) + getattr(visitor_before, name)
     assert "v1" in merged.visitor_ids
     assert store.count_profiles() == 1
+
+
+# Times on a 10-minute grid over three days: ties (the tie-break decides), gaps shorter and
+# longer than a visit, and events late by minutes or days.
+grid = st.lists(st.integers(0, 3 * 144).map(lambda n: n * 600), min_size=1, max_size=30)
+PEOPLE = [{"customer_id": "c1"}, {"visitor_id": "v1"}, {"visitor_id": "v2"}, {"visitor_id": "v3"}]
+
+
+def store_factories(tmp_path):
+    return [MemoryStore, lambda: SQLiteStore(":memory:"), lambda: SQLiteStore(str(tmp_path / "p.db"))]
+
+
+@settings(max_examples=150, deadline=None)
+@given(event_lists(PEOPLE, offsets=grid), st.sets(st.sampled_from(["v1", "v2"])),
+       st.lists(st.integers(0, 3 * 144), min_size=2, max_size=2), st.randoms(use_true_random=False),
+       st.integers(1, 6), st.integers(0, 2))
+def test_any_arrival_order_and_batching_gives_the_same_profiles(events, identified, identify_at, rnd,
+                                                                batches, store_kind):
+    """Issue #19: a profile is its key group's events folded in event-time order, however
+    they arrive: shuffled, in any batches, identify merges included."""
+    events = list(events)
+    for n, visitor in enumerate(sorted(identified)):
+        events.append(Identify(visitor_id=visitor, customer_id="c1",
+                               at=BASE + timedelta(seconds=identify_at[n] * 600)))
+    groups = {"c:c1": [e for e in events if e.customer_id or e.visitor_id in identified]}
+    for visitor in ("v1", "v2", "v3"):
+        if visitor not in identified:
+            groups[f"v:{visitor}"] = [e for e in events if e.visitor_id == visitor and not e.customer_id]
+    expected = {key: fold_all(key, group) for key, group in groups.items() if group}
+
+    arrival = list(events)
+    rnd.shuffle(arrival)
+    cuts = sorted(rnd.sample(range(1, len(arrival)), min(batches, len(arrival)) - 1)) if len(arrival) > 1 else []
+    with tempfile.TemporaryDirectory() as tmp:
+        store = store_factories(pathlib.Path(tmp))[store_kind]()
+        for start, end in zip([0, *cuts], [*cuts, len(arrival)]):
+            store.append(arrival[start:end])
+        assert {p.key: p for p in store.iter_profiles()} == expected
+        for visitor in identified:
+            assert store.load(visitor_id=visitor) == expected["c:c1"]
+        store.close()
+
+
+def test_a_late_page_view_counts_its_visit():
+    """The issue's example: a visitor seen two days ago, whose page view is posted late."""
+    now = BASE + timedelta(days=2)
+    store = MemoryStore()
+    store.append([PageView(visitor_id="v1", path="/", at=now)])
+    store.append([PageView(visitor_id="v1", path="/", at=now - timedelta(days=2))])
+    profile = store.load(visitor_id="v1")
+    assert (profile.visits, profile.page_views) == (2, 2)
+    assert profile.first_seen == (now - timedelta(days=2)).timestamp()
+    assert len(profile.daily_visits) == 2
+
+
+def test_events_of_the_same_time_fold_in_one_order_whatever_their_arrival():
+    # The page view starts its visit before the product view on it keeps the session alive.
+    page = PageView(customer_id="c1", path="/", at=BASE + timedelta(hours=2))
+    view = ProductView(customer_id="c1", sku="s1", at=BASE + timedelta(hours=2))
+    earlier = PageView(customer_id="c1", path="/", at=BASE)
+    profiles = []
+    for batches in ([[earlier], [view], [page]], [[earlier], [page], [view]], [[view, page, earlier]]):
+        store = MemoryStore()
+        for batch in batches:
+            store.append(batch)
+        profiles.append(store.load(customer_id="c1"))
+    assert profiles[0] == profiles[1] == profiles[2]
+    assert profiles[0].visits == 2
 
 
 @settings(max_examples=100, deadline=None)
 @given(event_lists([{"customer_id": "c1"}]), event_lists([{"customer_id": "c1"}]))
 def test_folded_is_the_profile_the_store_will_hold_and_leaves_its_input_alone(history, new):
-    for event in new:  # new orders (the store drops a resent order_id; a request sends none)
+    # What a request folds: its own events, newer than the profile's (an older one would make
+    # the store refold from the log) and new orders (the store drops a resent order_id).
+    shift = max(e.at for e in history) - min(e.at for e in new) + timedelta(seconds=1)
+    for event in new:
+        event.at += max(shift, timedelta(0))
         if isinstance(event, Order):
             event.order_id = f"new-{event.order_id}"
     store = MemoryStore()

@@ -1,7 +1,7 @@
 """The Profiles cache: TTL with an injected timer, invalidation on record, identify aliases."""
 
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -151,7 +151,9 @@ def test_record_refreshes_cached_profiles_in_place_without_a_reload(setup):
     store, _, profiles = setup
     store.append([order("o1")])
     assert profiles.get(customer_id="c1").orders == 1 and store.loads == 1
-    profiles.record([order("o2")])
+    later = order("o2")
+    later.at += timedelta(minutes=1)  # newer than the cached profile: folded onto it in memory
+    profiles.record([later])
     refreshed = profiles.get(customer_id="c1")
     assert refreshed.orders == 2 and store.loads == 1  # served from the refreshed cache entry
     assert refreshed == store.load(customer_id="c1")

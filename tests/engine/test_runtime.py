@@ -176,3 +176,19 @@ def test_document_builder_gives_the_documents_document_gives(rt):
     rt._state.pm.register(Enricher())
     build = rt.document_builder(NOW)
     assert build(profiles[0])["extra"] == {"seen_at": NOW} == rt.document(profiles[0], NOW)["extra"]
+
+
+def test_the_compactor_measures_events_waiting_and_seconds_behind(rt, clock, monkeypatch):
+    rt.compact()
+    assert rt.compaction == {"events": 0, "seconds": 0.0}
+    monkeypatch.setattr(rt.store, "compact", lambda **kwargs: None)  # another process holds the lock
+    rt.record([big_order()])
+    rt.compact()  # first look at the waiting event
+    clock.advance(seconds=3)
+    rt.compact()
+    assert rt.compaction == {"events": 1, "seconds": 3.0}
+    monkeypatch.undo()
+    clock.advance(seconds=1)
+    rt.compact()
+    assert rt.compaction == {"events": 0, "seconds": 0.0}
+    assert rt.profile(customer_id="c1").orders == 1

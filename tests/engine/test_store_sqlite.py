@@ -5,13 +5,17 @@ import subprocess
 import sys
 import textwrap
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
+import msgspec
 import pytest
 
 from segmint.engine.errors import StoreError
 from segmint.engine.events import Identify, Order, OrderItem, PageView
+from segmint.engine.folding import fold
+from segmint.engine.profile import Profile
 from segmint.engine.stores import SCHEMA_VERSION, SQLiteStore, open_store
+from segmint.engine.stores.migrate import migrate
 
 UTC = timezone.utc
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
@@ -46,6 +50,69 @@ def test_a_file_from_a_newer_version_is_a_clear_error(tmp_path):
         SQLiteStore(path)
     assert info.value.store == f"sqlite:///{path}"
     assert f"schema version {SCHEMA_VERSION + 1}" in str(info.value)
+
+
+#: A version 1 file as segmint wrote it before the event-time rule (schema and rows).
+_V1_SCHEMA = """
+CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE profiles (key TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE links (visitor_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE orders (order_id TEXT PRIMARY KEY, at REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE events (id INTEGER PRIMARY KEY, at REAL NOT NULL, type TEXT NOT NULL, key TEXT NOT NULL,
+                     data BLOB NOT NULL);
+CREATE INDEX events_by_time ON events (at, id);
+INSERT INTO meta VALUES ('schema_version', '1');
+"""
+
+
+def _version_1_file(path):
+    """A v1 file whose profile was folded in arrival order: a page view posted two days late
+    left ``visits`` at 1."""
+    today, late = PageView(visitor_id="v1", path="/", at=T0 + timedelta(days=2)), PageView(visitor_id="v1", path="/", at=T0)
+    profile = Profile(key="v:v1")
+    for event in (today, late):  # arrival order, as version 1 folded
+        fold(profile, event)
+    assert profile.visits == 1
+    profile.newest_at = None  # version 1 did not keep it
+    with sqlite3.connect(path) as raw:
+        raw.executescript(_V1_SCHEMA)
+        raw.execute("INSERT INTO profiles VALUES ('v:v1', ?)", (msgspec.msgpack.encode(profile),))
+        raw.executemany("INSERT INTO events (at, type, key, data) VALUES (?, 'page_view', 'v:v1', ?)",
+                        [(e.at.timestamp(), msgspec.msgpack.encode(e)) for e in (today, late)])
+    raw.close()
+    return today, late
+
+
+def test_opening_a_version_1_file_upgrades_it_and_its_profiles_are_refolded_when_touched(tmp_path):
+    path = str(tmp_path / "v1.db")
+    today, late = _version_1_file(path)
+    store = SQLiteStore(path)
+    assert store.load(visitor_id="v1").visits == 1  # as stored, until an event reaches it
+    later = PageView(visitor_id="v1", path="/", at=T0 + timedelta(days=3))
+    store.append([later])
+    profile = store.load(visitor_id="v1")
+    expected = Profile(key="v:v1")
+    for event in (late, today, later):
+        fold(expected, event)
+    assert profile == expected and profile.visits == 3
+    store.close()
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0] == "2"
+        indexes = {row[1] for row in raw.execute("SELECT * FROM sqlite_master WHERE type = 'index'")}
+        assert {"events_by_key", "links_by_customer"} <= indexes
+        assert int(raw.execute("SELECT value FROM meta WHERE name = 'compacted_to'").fetchone()[0]) == 2
+    raw.close()
+
+
+def test_migrate_copies_a_version_1_file_and_the_copy_refolds_in_event_time(tmp_path):
+    source, target = str(tmp_path / "v1.db"), str(tmp_path / "v2.db")
+    _version_1_file(source)
+    report = migrate(f"sqlite:///{source}", f"sqlite:///{target}")
+    assert (report.counts["profiles"], report.counts["events"]) == (1, 2)
+    store = SQLiteStore(target)
+    store.append([PageView(visitor_id="v1", path="/", at=T0 + timedelta(days=3))])
+    assert store.load(visitor_id="v1").visits == 3
+    store.close()
 
 
 def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path):
@@ -208,3 +275,50 @@ def test_lookups_read_through_a_memory_map_and_bulk_reads_do_not(tmp_path):
     for bad in (-1, 1.5, True, "256M"):
         with pytest.raises(ValueError, match="mmap_size"):
             SQLiteStore(path, mmap_size=bad)
+
+
+def test_one_compactor_per_file_and_a_killed_one_blocks_nobody(tmp_path):
+    path = str(tmp_path / "p.db")
+    store = SQLiteStore(path)
+    store.append([PageView(visitor_id="v1", path="/", at=T0)])
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from segmint.engine.stores import SQLiteStore
+        store = SQLiteStore({path!r})
+        with store.compactor_lock(wait=True):
+            print("holding", flush=True)
+            time.sleep(60)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        assert store.compact() is None  # another process folds this file now
+        assert waiting(store) == 1
+        assert store.load(visitor_id="v1").page_views == 1  # reads fold the tail meanwhile
+    finally:
+        holder.kill()  # kill -9: the kernel releases its flock
+        holder.wait()
+        holder.stdout.close()
+    assert store.compact() == 1 and waiting(store) == 0
+    store.close()
+
+
+def waiting(store):
+    folded, logged = store.compaction_position()
+    return logged - folded
+
+
+def test_a_held_compactor_lock_folds_pass_after_pass_and_keeps_others_out(tmp_path):
+    path = str(tmp_path / "p.db")
+    follower, worker = SQLiteStore(path), SQLiteStore(path)
+    with follower.compactor_lock() as held:
+        assert held
+        for n in range(3):
+            worker.append([PageView(visitor_id="v1", path="/", at=T0 + timedelta(hours=n))])
+            assert worker.compact() is None  # the worker's thread leaves it to the holder
+            assert worker.catch_up(timeout=0.1) is False  # a scan waits for the holder's pass
+            assert follower.compact() == 1
+            assert worker.catch_up(timeout=0.1) is True
+    assert worker.compact() == 0  # released: anyone may fold again
+    assert worker.load(visitor_id="v1").visits == 3
+    follower.close()
+    worker.close()

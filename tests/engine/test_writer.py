@@ -26,7 +26,13 @@ class FakeProfiles:
         self.gate = threading.Event()
         self.gate.set()
 
-    def record(self, events):
+    def note_pending(self, events):
+        self.noted = getattr(self, "noted", 0) + len(events)
+
+    def forget_pending(self, events):
+        self.forgotten = getattr(self, "forgotten", 0) + len(events)
+
+    def record(self, events, *, pending=False):
         self.gate.wait(5)
         if self.failures:
             self.failures -= 1
@@ -106,7 +112,7 @@ def test_on_recorded_sees_each_written_batch():
 class UnavailableStoreProfiles(FakeProfiles):
     """Raises StoreError (the store is down) for the first ``failures`` calls."""
 
-    def record(self, events):
+    def record(self, events, *, pending=False):
         from segmint.engine.errors import StoreError
 
         if self.failures:
@@ -152,3 +158,39 @@ def test_close_returns_while_the_store_stays_down_and_counts_the_loss():
     threading.Thread(target=lambda: (writer.close(), done.set()), daemon=True).start()
     assert done.wait(10), "close() hung on a store that stays down"
     assert writer.stats["dropped"] == 5 and writer.stats["written"] == 0
+
+
+class GatedStore(MemoryStore):
+    """A store whose appends wait for ``gate``: the events stay queued meanwhile."""
+
+    def __init__(self):
+        super().__init__()
+        self.gate = threading.Event()
+
+    def append(self, events):
+        self.gate.wait(5)
+        return super().append(events)
+
+
+def test_reads_see_queued_events_before_they_are_stored_and_count_them_once():
+    store = GatedStore()
+    profiles = Profiles(store)
+    assert profiles.get(visitor_id="v1").page_views == 0  # cached: an unknown visitor
+    writer = EventWriter(profiles, batch_size=10, flush_interval=0.01)
+    assert writer.submit(views(2))
+    assert profiles.get(visitor_id="v1").page_views == 2  # not stored yet: still queued
+    assert profiles.peek(visitor_id="v1").page_views == 2
+    store.gate.set()
+    writer.flush(5)
+    assert store.load(visitor_id="v1").page_views == 2
+    assert profiles.get(visitor_id="v1").page_views == 2  # stored, and no longer overlaid
+    writer.close()
+
+
+def test_a_dropped_batch_is_no_longer_shown():
+    fake = FakeProfiles(failures=10)
+    writer = EventWriter(fake, batch_size=10, flush_interval=0.01, max_retries=1, retry_delay=0.001)
+    writer.submit(views(3))
+    writer.flush(5)
+    writer.close()
+    assert fake.noted == 3 and fake.forgotten == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import argparse
 import json
 import re
@@ -344,3 +345,25 @@ def test_predict_without_scipy_names_the_extra(capsys, seeded_config, monkeypatc
         monkeypatch.undo()
         predict._scipy.cache_clear()
     assert code == 1 and 'error: predictive fields need scipy: pip install "segmint[predict]"' in err
+
+
+def test_fold_compacts_the_log_into_the_rows_once(capsys, seeded_config):
+    code, out, _ = run(capsys, "fold", str(seeded_config), "--json")
+    first = json.loads(out)
+    assert code == 0 and first["folded"] > 0 and first["waiting"] == 0
+    code, out, _ = run(capsys, "fold", str(seeded_config))
+    assert code == 0 and out.strip() == "folded 0 events into profiles; 0 waiting"
+
+
+def test_fold_on_a_store_that_folds_on_append_is_a_clear_error(capsys, tmp_path, monkeypatch):
+    import segmint.middleware.cli_commands as commands
+
+    class FoldsOnAppend:
+        url = "redis://cache:6379/0"
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(commands, "config_store", lambda config: contextlib.nullcontext(FoldsOnAppend()))
+    code, _, err = run(capsys, "fold", str(tmp_path / "segmint.toml"))
+    assert code == 1 and "nothing to compact" in err and "redis://cache:6379/0" in err

@@ -174,6 +174,16 @@ def test_health_needs_the_token_and_reports_counters(client: Any, auth: Any):
     assert data["predict"]["status"] == "waiting" and "100 customers" in data["predict"]["reason"]
 
 
+def test_health_shows_the_compaction_lag(client: Any, auth: Any, runtime: Any):
+    client.post("/_segmint/events", json=[ORDER], headers=auth)
+    runtime.store.compact = lambda **kwargs: None  # another process holds the compactor lock
+    runtime.compact()  # what the embedded compactor thread runs
+    assert client.get("/_segmint/health", headers=auth).json()["compaction"]["events"] == 1
+    del runtime.store.compact
+    runtime.compact()
+    assert client.get("/_segmint/health", headers=auth).json()["compaction"] == {"events": 0, "seconds": 0.0}
+
+
 def test_health_and_the_start_log_warn_when_no_identity_secret_is_set(mw: Any, tmp_path: Any, auth: Any,
                                                                        caplog: Any):
     config = mw.write_config(tmp_path)

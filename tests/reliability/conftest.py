@@ -109,12 +109,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def rss_kb(pid: int) -> int:
-    """Resident memory of a process (Linux ``/proc``), in kB."""
+def rss_kb(pid: int, field: str = "VmRSS") -> int:
+    """Resident memory of a process (Linux ``/proc``), in kB: all of it (``VmRSS``), or its
+    heap alone (``RssAnon``: without the pages of files it maps, which are the kernel's
+    page cache, shared and reclaimable)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for {pid}")
+    raise RuntimeError(f"no {field} for {pid}")
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
