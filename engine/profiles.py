@@ -19,8 +19,10 @@ store on its event loop instead of blocking a thread. Both share the cache steps
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 
 from cachetools import LRUCache
@@ -44,9 +46,9 @@ class Profiles:
         # profile key -> lookup keys caching it under another name (visitor -> customer)
         self._aliases: LRUCache[str, set[str]] = LRUCache(maxsize=maxsize)
         self._lock = threading.Lock()
-        #: This process's events queued for the store but not yet appended, by profile key:
-        #: folded onto every profile read, so the next page sees the last one (``_overlay``).
-        self._pending: dict[str, list[Event]] = {}
+        #: This process's events queued for the store but not yet appended, by profile key,
+        #: with the profile they make (``_overlay``), so the next page sees the last one.
+        self._pending: dict[str, _Pending] = {}
         self._generation = 0
         self.hits = 0
         self.misses = 0
@@ -123,12 +125,17 @@ class Profiles:
         return self._overlay(key, profile)
 
     def _overlay(self, key: str, profile: Profile) -> Profile:
-        """``profile`` with this process's pending events for ``key`` folded in (a copy)."""
+        """``profile`` with this process's pending events for ``key`` folded in.
+
+        The folded copy is kept with the pending events and extended by the events noted
+        since the last read, so each queued event is folded once however often its key is
+        read (a busy visitor's backlog must not make each of their pages slower).
+        """
         if not self._pending:  # the common case, without the lock
             return profile
         with self._lock:
-            pending = tuple(self._pending.get(key, ()))
-        return folded(profile, pending) if pending else profile
+            pending = self._pending.get(key)
+            return profile if pending is None else pending.applied_to(profile)
 
     def note_pending(self, events: Iterable[Event]) -> None:
         """Events queued for the store (``EventWriter.submit``): reads show them until
@@ -136,24 +143,28 @@ class Profiles:
         with self._lock:
             for event in events:
                 key = profile_key(customer_id=event.customer_id, visitor_id=event.visitor_id)
-                self._pending.setdefault(key, []).append(event)
+                pending = self._pending.get(key)
+                if pending is None:
+                    pending = self._pending[key] = _Pending()
+                pending.events.append(event)
 
     def forget_pending(self, events: Iterable[Event]) -> None:
         """Take back pending events (stored, or dropped by the writer)."""
         with self._lock:
             self._forget_pending(events)
 
-    def _forget_pending(self, events: Iterable[Event]) -> None:
+    def _forget_pending(self, events: Iterable[Event],
+                        stored: dict[str, tuple[Profile, Profile, int]] | None = None) -> None:
+        """Take ``events`` back from the pending lists (lock held). ``stored``: by key, the
+        cached profile before and after ``record`` folded the stored events in, and their
+        number (the kept overlays move onto the new profile)."""
+        by_key: dict[str, list[Event]] = {}
         for event in events:
-            key = profile_key(customer_id=event.customer_id, visitor_id=event.visitor_id)
-            queued = self._pending.get(key)
-            if queued is None:
-                continue
-            for i, candidate in enumerate(queued):
-                if candidate is event:
-                    del queued[i]
-                    break
-            if not queued:
+            by_key.setdefault(
+                profile_key(customer_id=event.customer_id, visitor_id=event.visitor_id), []).append(event)
+        for key, taken in by_key.items():
+            pending = self._pending.get(key)
+            if pending is not None and pending.take(taken, None if stored is None else stored.get(key)):
                 del self._pending[key]
 
     def record(self, events: Sequence[Event], *, pending: bool = False) -> AppendResult:
@@ -171,15 +182,17 @@ class Profiles:
         """
         result = self.store.append(events)
         with self._lock:
-            if pending:
-                self._forget_pending(events)
             self._generation += 1
+            extended: dict[str, tuple[Profile, Profile, int]] = {}  # key -> (before, after, events)
             for key in result.changed_keys:
                 cached = self._cache.pop(key, None)
                 self._drop(key)
                 new = result.events.get(key)
                 if cached is not None and new and _extends(cached, new):
-                    self._cache[key] = folded(cached, new)
+                    self._cache[key] = after = folded(cached, new)
+                    extended[key] = (cached, after, len(new))
+            if pending:
+                self._forget_pending(events, extended)
         return result
 
     def forget(self, *, customer_id: str | None = None, visitor_id: str | None = None) -> PersonalData:
@@ -216,7 +229,63 @@ class Profiles:
 
 def _extends(profile: Profile, events: Sequence[Event]) -> bool:
     """True when folding ``events`` onto ``profile`` gives what the store holds: all newer
-    than its newest event, none an ``identify`` (which joins a visitor's history)."""
+    than its newest event, none an ``identify`` (which joins a visitor's history). A blank
+    visitor's profile (cached for a visitor the store did not know) has no newest event: any
+    is newer. (A blank customer profile lists the visitor asked with, which the store's need
+    not: it reloads.)"""
     newest = profile.newest_at
-    return newest is not None and all(
-        e.at.timestamp() > newest and not isinstance(e, Identify) for e in events)  # type: ignore[union-attr]
+    if newest is None:
+        if profile.customer_id or profile != Profile(key=profile.key, visitor_ids=profile.visitor_ids):
+            return False  # e.g. stored before ``newest_at`` was kept: the store refolds it
+        newest = float("-inf")
+    return all(e.at.timestamp() > newest and not isinstance(e, Identify) for e in events)  # type: ignore[union-attr]
+
+
+class _Pending:
+    """One key's queued events, oldest first, and the last overlay made of them: ``profile``
+    is ``base`` with the first ``applied`` events folded in. Lock held by the caller."""
+
+    __slots__ = ("events", "base", "profile", "applied")
+
+    def __init__(self) -> None:
+        self.events: deque[Event] = deque()
+        self.base: Profile | None = None
+        self.profile: Profile | None = None
+        self.applied = 0
+
+    def applied_to(self, base: Profile) -> Profile:
+        """``base`` with every pending event folded in; only the events not yet in the kept
+        overlay are folded, unless ``base`` is another profile than last time (reloaded)."""
+        if base is not self.base or self.profile is None:
+            self.base, self.profile, self.applied = base, base, 0
+        if self.applied < len(self.events):
+            self.profile = folded(self.profile, itertools.islice(self.events, self.applied, None))
+            self.applied = len(self.events)
+        return self.profile
+
+    def take(self, events: list[Event], stored: tuple[Profile, Profile, int] | None) -> bool:
+        """Remove ``events`` (stored or dropped); True when nothing is left pending.
+
+        The writer stores and drops its queue in order, so they are the oldest pending
+        events: popped from the front. When the stored events are now in the cached profile
+        ``holder`` (the cache was extended with them), the kept overlay is still right on top
+        of it (``stored``: the cached profile before and after, and how many events it got:
+        all of them, or a duplicate order the overlay counted was not stored); otherwise it
+        is rebuilt on the next read."""
+        for event in events:
+            if self.events and self.events[0] is event:
+                self.events.popleft()
+            else:  # not in queue order (a caller other than the writer): find it
+                try:
+                    index = next(i for i, queued in enumerate(self.events) if queued is event)
+                except StopIteration:
+                    continue
+                del self.events[index]
+                self.base = None  # the overlay held an event no longer pending
+        if (stored is not None and self.base is stored[0] and stored[2] == len(events)
+                and self.applied >= len(events)):
+            self.base, self.applied = stored[1], self.applied - len(events)
+        else:
+            self.base = self.profile = None
+            self.applied = 0
+        return not self.events

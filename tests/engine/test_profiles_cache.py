@@ -225,3 +225,81 @@ def test_cached_profiles_leave_the_cyclic_garbage_collector_almost_nothing_to_wa
     # batches of 200), not a cost per profile.
     assert grown < n // 4, grown
     store.close()
+
+
+def _page_events(n, visitor="v1", start=T0):
+    """A returning visitor's page views and widget impressions, a second apart."""
+    from segmint.engine.events import Impression
+    events = []
+    for i in range(n):
+        at = start + timedelta(seconds=i)
+        if i % 3 == 2:
+            events.append(Impression(campaign="winback", variant="A", slot="home", skus=[f"s{i % 7}"],
+                                     visitor_id=visitor, at=at))
+        else:
+            events.append(PageView(path=f"/p/{i % 5}", visitor_id=visitor, at=at))
+    return events
+
+
+def test_pending_events_show_on_every_read_until_stored_and_never_count_twice(setup):
+    """The writer's path in any interleaving: events noted as pending, reads, the oldest
+    stored (or dropped) a batch at a time. Every read equals the store's profile with the
+    still-pending events folded in; once all are stored, the store's profile itself."""
+    import random
+
+    from segmint.engine.folding import folded
+    from segmint.engine.profile import Profile
+
+    store, clock, profiles = setup
+    rng = random.Random(5)
+    events = _page_events(300)
+    queue: list = []   # noted, not yet stored or dropped (oldest first)
+    dropped: set[int] = set()
+    for event in events:
+        profiles.note_pending([event])
+        queue.append(event)
+        roll = rng.random()
+        if roll < 0.25:
+            batch = queue[:rng.randint(1, len(queue))]
+            queue = queue[len(batch):]
+            if rng.random() < 0.1:
+                profiles.forget_pending(batch)  # the writer gave up on the batch
+                dropped.update(id(e) for e in batch)
+            else:
+                profiles.record(batch, pending=True)
+        elif roll < 0.3:
+            clock.now += 61.0  # the cached profile expires: the next read reloads it
+        if rng.random() < 0.7:
+            base = store.load(visitor_id="v1") or Profile(key="v:v1", visitor_ids=("v1",))
+            assert profiles.get(visitor_id="v1") == folded(base, queue)
+    profiles.record(queue, pending=True)
+    assert profiles.get(visitor_id="v1") == store.load(visitor_id="v1")
+    assert store.load(visitor_id="v1").page_views == sum(
+        1 for e in events if isinstance(e, PageView) and id(e) not in dropped)
+
+
+def test_each_pending_event_is_folded_once_however_often_its_key_is_read(setup, monkeypatch):
+    """A busy visitor's backlog must not make each of their pages slower: reading after every
+    new event folds each event into the kept overlay once, not the whole backlog each time."""
+    from segmint.engine import profiles as profiles_module
+
+    _, _, profiles = setup
+    folds = []
+    real = profiles_module.folded
+
+    def counting(profile, events):
+        events = list(events)
+        folds.extend(events)
+        return real(profile, events)
+
+    monkeypatch.setattr(profiles_module, "folded", counting)
+    events = _page_events(400)
+    for event in events:
+        profiles.note_pending([event])
+        profiles.get(visitor_id="v1")
+    assert len(folds) == len(events)  # the whole backlog at every read would be 80,200
+    # Storing the oldest half keeps the overlay (the cached profile got those events).
+    profiles.record(events[:200], pending=True)
+    folds.clear()
+    assert profiles.get(visitor_id="v1").page_views == sum(isinstance(e, PageView) for e in events)
+    assert folds == []
