@@ -31,7 +31,7 @@ from ..errors import StoreError
 from ..events import Event
 from ..profile import Profile
 
-__all__ = ["ProfileStore", "CompactingStore", "AppendResult", "RESERVED_META", "redacted_url", "PersonalDataStore",
+__all__ = ["ProfileStore", "CompactingStore", "AppendResult", "RESERVED_META", "COMPACT_CHUNK", "redacted_url", "PersonalDataStore",
            "PersonalData", "REPORT_STATE_META_PREFIX", "resolve_person", "personal_data_store"]
 
 def redacted_url(url: str) -> str:
@@ -49,7 +49,11 @@ def redacted_url(url: str) -> str:
 
 
 #: Meta names the stores use themselves; ``set_meta`` refuses them.
-RESERVED_META = frozenset({"schema_version", "compacted_to"})
+RESERVED_META = frozenset({"schema_version", "compacted_to", "erasures"})
+#: Log events one compaction pass folds at most: a larger pass writes a busy profile once
+#: for more of its events (fewer row writes per event); the SQLite store holds no lock
+#: while it folds, so appends do not wait for a pass however large.
+COMPACT_CHUNK = 10_000
 #: Meta blobs named so hold the saved report state (``analytics/checkpoint.py``), which has
 #: per-person entries (people seen within the window, visitor -> customer links) inside totals
 #: that cannot be split by person: ``forget`` drops these blobs whole, and the next report
@@ -181,7 +185,7 @@ def personal_data_store(store: ProfileStore) -> PersonalDataStore:
 class CompactingStore(Protocol):
     """A store whose ``append`` only logs and whose rows a compactor folds (SQLite, memory)."""
 
-    def compact(self, *, max_events: int = 2000, wait: bool = False) -> int | None:
+    def compact(self, *, max_events: int = COMPACT_CHUNK, wait: bool = False) -> int | None:
         """One pass: fold up to ``max_events`` logged events into the rows, each touched row
         written once; the number folded (0: caught up), or None when another compactor holds
         the lock (``wait``: wait for it instead)."""

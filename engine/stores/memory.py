@@ -18,7 +18,7 @@ import msgspec
 from ..errors import StoreError
 from ..events import Event
 from ..profile import Profile
-from .base import REPORT_STATE_META_PREFIX, RESERVED_META, AppendResult, PersonalData, resolve_person
+from .base import COMPACT_CHUNK, REPORT_STATE_META_PREFIX, RESERVED_META, AppendResult, PersonalData, resolve_person
 from .batch import LogRow, materialize, route_batch
 
 __all__ = ["MemoryStore"]
@@ -108,7 +108,7 @@ class MemoryStore:
             self._events.sort(key=lambda row: row[:2])
             return plan.result
 
-    def compact(self, *, max_events: int = 2000, wait: bool = False) -> int | None:
+    def compact(self, *, max_events: int = COMPACT_CHUNK, wait: bool = False) -> int | None:
         """One compaction pass over at most ``max_events`` log events (see SQLite's)."""
         with self._lock:
             self._check_open()

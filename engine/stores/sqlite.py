@@ -10,8 +10,10 @@ The log is the truth, the rows a materialized view of it (``batch.py`` has the r
 ``append`` only logs (one short ``BEGIN IMMEDIATE``: dedupe orders, route, store links,
 insert the events; no profile is read or written); ``load`` is the row plus its key's
 newer events folded on the fly; ``compact`` folds the log into the rows, a bounded chunk
-per pass, every touched row written once, ``compacted_to`` advanced in the same
-transaction (a crashed pass is redone; a row's ``folded_to`` makes a redone event a no-op).
+per pass read and folded in a read snapshot (appends go on meanwhile), then every touched
+row written once and ``compacted_to`` advanced in one short write transaction (a crashed
+pass is redone; a row's ``folded_to`` makes a redone event a no-op; an erasure meanwhile,
+counted in ``meta.erasures``, makes the pass start again).
 One compactor per file at a time: an exclusive ``flock`` on ``<file>.fold.lock``, released
 by the kernel if its process dies. ``iter_profiles`` and ``count_profiles`` first wait for
 the rows to catch up with the log.
@@ -22,9 +24,9 @@ are built (a few seconds per million events), every row counts as folded up to t
 event, and, having no ``newest_at`` (version 1 folded in arrival order), is refolded from
 the log in event-time order when its next event arrives.
 
-Concurrency: appends and compaction passes are ``BEGIN IMMEDIATE`` transactions. IMMEDIATE takes the write lock *before* reading, so
-two processes folding events into the same customer serialize instead of overwriting each
-other's update. Waiting writers retry for ``busy_timeout`` seconds. Reads use WAL snapshots
+Concurrency: appends and the writes of a compaction pass are ``BEGIN IMMEDIATE``
+transactions. IMMEDIATE takes the write lock *before* reading, so two processes appending
+an order or a link at once serialize instead of counting the order twice. Waiting writers retry for ``busy_timeout`` seconds. Reads use WAL snapshots
 and never wait for writers. Each thread gets its own connection (``sqlite3`` connections
 must not be shared across threads); an in-memory database (``":memory:"``) has a single
 connection guarded by a lock instead.
@@ -54,7 +56,7 @@ import msgspec
 from ..errors import StoreError
 from ..events import Event
 from ..profile import Profile
-from .base import REPORT_STATE_META_PREFIX, RESERVED_META, AppendResult, PersonalData, resolve_person
+from .base import COMPACT_CHUNK, REPORT_STATE_META_PREFIX, RESERVED_META, AppendResult, PersonalData, resolve_person
 from .batch import LogRow, materialize, route_batch
 
 __all__ = ["SQLiteStore", "SCHEMA_VERSION"]
@@ -96,6 +98,12 @@ _LOAD_VISITOR = (
 )
 
 _encode = msgspec.msgpack.Encoder().encode
+
+
+def _meta_int(conn: sqlite3.Connection, name: str) -> int:
+    """An integer kept in ``meta`` (0 when absent)."""
+    row = conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+    return int(row[0]) if row is not None else 0
 _decode_profile = msgspec.msgpack.Decoder(Profile).decode
 _decode_event = msgspec.msgpack.Decoder(Event).decode
 
@@ -431,39 +439,59 @@ class SQLiteStore:
         finally:
             self._fold_mutex.release()
 
-    def compact(self, *, max_events: int = 2000, wait: bool = False) -> int | None:
+    def compact(self, *, max_events: int = COMPACT_CHUNK, wait: bool = False) -> int | None:
         """One compaction pass over at most ``max_events`` log events: the number folded, or
-        None when another compactor holds the file's lock (``wait``: wait for it instead)."""
+        None when another compactor holds the file's lock (``wait``: wait for it instead).
+
+        The rows are read and folded in a read snapshot, so appends go on meanwhile (they
+        never wait for a fold); only the writing of the folded rows takes the write lock.
+        That is safe because nothing else writes rows while this process holds the
+        compactor lock, except ``forget``: it bumps ``erasures``, and a pass that sees it
+        changed is done again (it would otherwise bring an erased row back). Events
+        appended meanwhile are left for the next pass (or folded already, by a row's tail:
+        its ``folded_to`` makes them no-ops then)."""
         with self._fold_lock(wait) as held:
             if not held:
                 return None
-            with self._write() as conn:
-                row = conn.execute("SELECT value FROM meta WHERE name = 'compacted_to'").fetchone()
-                start = int(row[0]) if row is not None else 0
-                chunk = conn.execute("SELECT id, key FROM events WHERE id > ? ORDER BY id LIMIT ?",
-                                     (start, max_events)).fetchall()
-                if not chunk:
-                    return 0
-                source = _Transaction(conn)
-                keys = {key for _, key in chunk}
-                links = source.links({key[2:] for key in keys if key.startswith("v:")})
-                groups = {f"c:{links[key[2:]]}" if key[2:] in links and key.startswith("v:") else key
-                          for key in keys}
-                for group in sorted(groups):
-                    found = conn.execute(_LOAD_ROW, (group,)).fetchone()
-                    result = source.materialize(group, *(found or (None, 0)))
-                    if result is None:
-                        continue
-                    profile, folded_to, refolded = result
-                    conn.execute(
+            while True:
+                with self._snapshot() as conn:
+                    erasures = _meta_int(conn, "erasures")
+                    start = _meta_int(conn, "compacted_to")
+                    chunk = conn.execute("SELECT id, key FROM events WHERE id > ? ORDER BY id LIMIT ?",
+                                         (start, max_events)).fetchall()
+                    if not chunk:
+                        return 0
+                    folded = self._fold_groups(conn, {key for _, key in chunk})
+                with self._write() as conn:
+                    if _meta_int(conn, "erasures") != erasures:
+                        continue  # someone was erased meanwhile: fold again from what is left
+                    conn.executemany(
                         "INSERT INTO profiles VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
                         " data = excluded.data, folded_to = excluded.folded_to",
-                        (group, _encode(profile), folded_to))
-                    if refolded and group.startswith("c:"):  # joined visitors' rows are in it now
-                        conn.execute("DELETE FROM profiles WHERE key IN (SELECT 'v:' || visitor_id"
-                                     " FROM links WHERE customer_id = ?)", (group[2:],))
-                conn.execute("INSERT OR REPLACE INTO meta VALUES ('compacted_to', ?)", (str(chunk[-1][0]),))
+                        [(group, data, folded_to) for group, data, folded_to, _ in folded])
+                    # A refolded customer holds its joined visitors' events: their rows go.
+                    conn.executemany("DELETE FROM profiles WHERE key IN (SELECT 'v:' || visitor_id"
+                                     " FROM links WHERE customer_id = ?)",
+                                     [(group[2:],) for group, _, _, refolded in folded
+                                      if refolded and group.startswith("c:")])
+                    conn.execute("INSERT OR REPLACE INTO meta VALUES ('compacted_to', ?)", (str(chunk[-1][0]),))
                 return len(chunk)
+
+    @staticmethod
+    def _fold_groups(conn: sqlite3.Connection, keys: set[str]) -> list[tuple[str, bytes, int, bool]]:
+        """Each key group of ``keys`` materialized: ``(group, row data, folded_to, refolded)``."""
+        source = _Transaction(conn)
+        links = source.links({key[2:] for key in keys if key.startswith("v:")})
+        groups = {f"c:{links[key[2:]]}" if key[2:] in links and key.startswith("v:") else key
+                  for key in keys}
+        folded = []
+        for group in sorted(groups):
+            found = conn.execute(_LOAD_ROW, (group,)).fetchone()
+            result = source.materialize(group, *(found or (None, 0)))
+            if result is not None:
+                profile, folded_to, refolded = result
+                folded.append((group, _encode(profile), folded_to, refolded))
+        return folded
 
     def catch_up(self, *, timeout: float = CATCH_UP_SECONDS) -> bool:
         """Compact until the rows hold every event logged before the call; while another
@@ -609,6 +637,9 @@ class SQLiteStore:
                 data, rows = self._person(conn, customer_id, visitor_id)
             conn.executemany("DELETE FROM events WHERE id = ?", [(r[1],) for r in rows])
             conn.executemany("DELETE FROM profiles WHERE key = ?", [(k,) for k in data.keys])
+            # A compaction pass folding meanwhile must not write the erased rows back.
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('erasures', ?)",
+                         (str(_meta_int(conn, "erasures") + 1),))
             conn.executemany("DELETE FROM links WHERE visitor_id = ?", [(v,) for v in data.links])
             data.report_states = self._report_states(conn)
             conn.executemany("DELETE FROM meta WHERE name = ?", [(n,) for n in data.report_states])

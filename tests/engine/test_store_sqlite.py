@@ -322,3 +322,55 @@ def test_a_held_compactor_lock_folds_pass_after_pass_and_keeps_others_out(tmp_pa
     assert worker.load(visitor_id="v1").visits == 3
     follower.close()
     worker.close()
+
+
+def _during_the_fold(store, monkeypatch, action):
+    """Run ``action`` in another thread while the next compaction pass folds (after it read
+    the log and the rows, before it writes them), once; returns what ``action`` returned."""
+    real, done = SQLiteStore._fold_groups, {}
+
+    def folding(conn, keys):
+        folded = real(conn, keys)
+        if "result" not in done:
+            worker = threading.Thread(target=lambda: done.setdefault("result", action()))
+            worker.start()
+            worker.join(10)
+        return folded
+
+    monkeypatch.setattr(SQLiteStore, "_fold_groups", staticmethod(folding))
+    return done
+
+
+def test_appends_go_on_while_a_compaction_pass_folds(tmp_path, monkeypatch):
+    """A pass folds in a read snapshot: an append meanwhile does not wait for its write lock
+    (one that waited would time out here), and the next pass folds it."""
+    path = str(tmp_path / "p.db")
+    store = SQLiteStore(path)
+    impatient = SQLiteStore(path, busy_timeout=0.2)
+    store.append([PageView(visitor_id="v1", path="/a", at=T0)])
+    done = _during_the_fold(store, monkeypatch, lambda: impatient.append(
+        [PageView(visitor_id="v1", path="/b", at=T0 + timedelta(minutes=1))]).stored)
+    assert store.compact() == 1
+    assert done["result"] == 1
+    assert store.compact() == 1 and store.compact() == 0
+    with sqlite3.connect(path) as raw:
+        (data,) = raw.execute("SELECT data FROM profiles WHERE key = 'v:v1'").fetchone()
+    assert msgspec.msgpack.decode(data, type=Profile).page_views == 2
+    impatient.close()
+    store.close()
+
+
+def test_a_person_erased_while_a_pass_folds_is_not_written_back(tmp_path, monkeypatch):
+    path = str(tmp_path / "p.db")
+    store = SQLiteStore(path)
+    store.append([PageView(visitor_id="v1", path="/a", at=T0), PageView(visitor_id="v2", path="/a", at=T0)])
+    other = SQLiteStore(path)
+    done = _during_the_fold(store, monkeypatch, lambda: other.forget(visitor_id="v1"))
+    assert store.compact() == 1  # done again: v1's event is gone from the log
+    assert done["result"].keys == {"v:v1"}
+    with sqlite3.connect(path) as raw:
+        keys = {key for (key,) in raw.execute("SELECT key FROM profiles")}
+    assert keys == {"v:v2"}
+    assert store.load(visitor_id="v1") is None and store.load(visitor_id="v2").page_views == 1
+    other.close()
+    store.close()
