@@ -25,7 +25,8 @@ compaction that folded nothing) fails its row:
   with the workers for them.
 - **sustained**: 60 s of wrk at full rate on one worker (quick: 10 s), then events shed (the
   writer's ``rejected`` + ``dropped`` on ``/health``, and page views and impressions logged
-  against pages served; target 0) and the seconds until everything is folded (target <= 5 s).
+  against pages served; target 0; a page that failed open without a decision, which the
+  server counts, has no impression to log and is shown in the note instead) and the seconds until everything is folded (target <= 5 s).
   The backlog, sampled each second during the run, shows how close the queue came to its bound.
 
 Compaction and the cold read need a store that compacts: ``CompactingStore`` below, checked
@@ -77,6 +78,8 @@ VISITORS = 10_000
 LOADS = ("one returning visitor", f"{VISITORS:,} returning visitors in rotation")
 FOLDED_TARGET, WORKERS_TARGET, WRITES_TARGET, TAIL_TARGET, LAG_TARGET_S = 0.5, 1.7, 0.2, 1.5, 5.0
 TAIL = 10
+#: ``/health`` counters of pages served without a decision (so without an impression).
+UNDECIDED = ("failure.budget", "failure.overloaded", "failure.decide", "skipped.overloaded")
 CAMPAIGN = "bench-bestsellers"  # bench_middleware's config
 
 #: wrk requests from a file of signed cookies, one per line, taken in turn (``-- FILE``).
@@ -463,7 +466,7 @@ class Fleet:
         if counts is None:
             return _wrk(server.url + "/", seconds, self.script, str(self.cookies[load]))
         newest = counts.newest()
-        writer = health(server)["writer"] if variant != "segmint x2" else None
+        before = health(server) if variant != "segmint x2" else None  # x2: /health is one worker's
         samples: list[int] = []
         stop = threading.Event()
 
@@ -486,9 +489,11 @@ class Fleet:
         served = result["requests"]
         result["drain"], result["folded"] = settle(server, counts, newest, served, drain_timeout, self.compacts)
         result["views"], result["impressions"] = counts.logged(newest)
-        if writer is not None:
-            after = health(server)["writer"]
-            result["shed"] = sum(after[k] - writer[k] for k in ("rejected", "dropped"))
+        if before is not None:
+            after = health(server)
+            result["shed"] = sum(after["writer"][k] - before["writer"][k] for k in ("rejected", "dropped"))
+            result["undecided"] = sum(after["counters"].get(k, 0) - before["counters"].get(k, 0)
+                                      for k in UNDECIDED)
         distinct, strangers = counts.visitors_since(newest)
         # every page was a known visitor's; all of them were seen unless events were lost (a
         # loss fails the row through _lost, not here)
@@ -504,8 +509,11 @@ class Fleet:
 def _lost(runs: list[dict[str, Any]]) -> int:
     """Page views and impressions of the pages served that were not logged, over ``runs``
     (requests in flight when wrk stopped may be logged without being counted as served:
-    never negative per run)."""
-    return sum(max(0, r["requests"] - r["views"]) + max(0, r["requests"] - r["impressions"]) for r in runs)
+    never negative per run). A page served without a decision (``undecided``: the server's
+    own count of pages that failed open under overload or past the time budget) showed no
+    widget, so it has no impression to log; those pages are reported, not counted lost."""
+    return sum(max(0, r["requests"] - r["views"]) + max(0, r["requests"] - r.get("undecided", 0) - r["impressions"])
+               for r in runs)
 
 
 def _page_rows(runs: dict[tuple[str, str], list[dict[str, Any]]], seconds: int) -> list[dict[str, Any]]:
@@ -548,7 +556,9 @@ def _sustained_rows(fleet: Fleet, load: str, seconds: int) -> list[dict[str, Any
     events = 2 * served  # a page view and an impression per page
     shed = result["shed"]
     note = (f"{served:,} pages served at {result['rps']:,.0f} req/s, {result['views']:,} page views and "
-            f"{result['impressions']:,} impressions logged; writer rejected + dropped: {shed:,}; "
+            f"{result['impressions']:,} impressions logged; pages served without a decision (failed open "
+            f"under overload or past the time budget): {result.get('undecided', 0):,}; writer rejected + "
+            f"dropped: {shed:,}; "
             f"events queued, sampled each second: at most {result['peak']:,}")
     figure = f"pipeline, sustained {seconds} s at full rate, one worker, {load}"
     return [

@@ -185,15 +185,27 @@ def folded(profile: Profile, events: Iterable[Event]) -> Profile:
     if not events:
         return profile
     # ``fold`` replaces tuples and scalars but updates dicts and campaign stats in place:
-    # those are copied (campaign stats only for exposures: a page view has many campaigns
-    # in its history and changes none), the rest is shared with ``profile``.
-    copy = msgspec.structs.replace(
-        profile, daily_visits=dict(profile.daily_visits), daily_orders=dict(profile.daily_orders),
-        category_views=dict(profile.category_views), category_items=dict(profile.category_items),
-        category_spend=dict(profile.category_spend),
-    )
-    if any(isinstance(event, (Impression, Click)) for event in events):
-        copy.campaigns = {name: msgspec.structs.replace(stats) for name, stats in profile.campaigns.items()}
+    # the ones these events update are copied, the rest is shared with ``profile`` (it runs
+    # on every page, whose page view and impressions touch one or two of them).
+    copy = msgspec.structs.replace(profile)
+    campaigns: set[str] = set()
+    for event in events:
+        if isinstance(event, PageView):
+            if copy.daily_visits is profile.daily_visits:
+                copy.daily_visits = dict(profile.daily_visits)
+        elif isinstance(event, (Impression, Click)):
+            campaigns.add(event.campaign)
+        elif isinstance(event, ProductView):
+            if copy.category_views is profile.category_views:
+                copy.category_views = dict(profile.category_views)
+        elif isinstance(event, Order) and copy.daily_orders is profile.daily_orders:
+            copy.daily_orders = dict(profile.daily_orders)
+            copy.category_items = dict(profile.category_items)
+            copy.category_spend = dict(profile.category_spend)
+    if campaigns:
+        copy.campaigns = dict(profile.campaigns)
+        for name in campaigns & copy.campaigns.keys():
+            copy.campaigns[name] = msgspec.structs.replace(copy.campaigns[name])
     if len(events) > 1:  # in event-time order, as the store folds
         events = tuple(sorted(events, key=event_order))
     for event in events:

@@ -31,7 +31,7 @@ from .events import Event, Identify
 from .expiring_cache import ExpiringLRU
 from .folding import folded
 from .profile import Profile, profile_key, share_repeated_values
-from .stores.base import AppendResult, PersonalData, ProfileStore, personal_data_store
+from .stores.base import AppendResult, PersonalData, ProfileStore, UnsyncedAppendStore, personal_data_store
 
 __all__ = ["Profiles"]
 
@@ -42,6 +42,9 @@ class Profiles:
         timer: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
+        #: The writer's batches (``record(..., pending=True)``) are logged without waiting
+        #: for the disk where the store can (nobody waits for them).
+        self._unsynced = isinstance(store, UnsyncedAppendStore)
         self._cache: ExpiringLRU[str, Profile] = ExpiringLRU(maxsize=maxsize, ttl=ttl, timer=timer)
         # profile key -> lookup keys caching it under another name (visitor -> customer)
         self._aliases: LRUCache[str, set[str]] = LRUCache(maxsize=maxsize)
@@ -179,8 +182,13 @@ class Profiles:
         visitors who are on the site), and alias entries of identified visitors are dropped.
         ``pending``: the events were noted with ``note_pending`` (the writer's batches); in
         the same step as the cache update they stop being overlaid, so none counts twice.
+        They are logged with ``append_unsynced`` where the store has it: they survive this
+        process dying but are not synced to disk one batch at a time (``UnsyncedAppendStore``).
         """
-        result = self.store.append(events)
+        if pending and self._unsynced:
+            result = self.store.append_unsynced(events)  # type: ignore[attr-defined]
+        else:
+            result = self.store.append(events)
         with self._lock:
             self._generation += 1
             extended: dict[str, tuple[Profile, Profile, int]] = {}  # key -> (before, after, events)

@@ -7,11 +7,12 @@ from collections.abc import Callable
 from datetime import datetime
 
 from ..errors import StoreError
-from .base import AppendResult, CompactingStore, PersonalData, PersonalDataStore, ProfileStore, redacted_url
+from .base import (AppendResult, CompactingStore, PersonalData, PersonalDataStore, ProfileStore, UnsyncedAppendStore,
+                   redacted_url)
 from .memory import MemoryStore
 from .sqlite import SCHEMA_VERSION, SQLiteStore
 
-__all__ = ["ProfileStore", "CompactingStore", "AppendResult", "PersonalDataStore", "PersonalData", "MemoryStore",
+__all__ = ["ProfileStore", "CompactingStore", "UnsyncedAppendStore", "AppendResult", "PersonalDataStore", "PersonalData", "MemoryStore",
            "SQLiteStore", "SCHEMA_VERSION", "open_store"]
 
 

@@ -31,7 +31,7 @@ from ..errors import StoreError
 from ..events import Event
 from ..profile import Profile
 
-__all__ = ["ProfileStore", "CompactingStore", "AppendResult", "RESERVED_META", "COMPACT_CHUNK", "redacted_url", "PersonalDataStore",
+__all__ = ["ProfileStore", "CompactingStore", "AppendResult", "RESERVED_META", "COMPACT_CHUNK", "UnsyncedAppendStore", "redacted_url", "PersonalDataStore",
            "PersonalData", "REPORT_STATE_META_PREFIX", "resolve_person", "personal_data_store"]
 
 def redacted_url(url: str) -> str:
@@ -181,6 +181,15 @@ def personal_data_store(store: ProfileStore) -> PersonalDataStore:
         raise StoreError("this store cannot export or erase one person (it has no export/forget)",
                          store=getattr(store, "url", None))
     return store
+@runtime_checkable
+class UnsyncedAppendStore(Protocol):
+    """A store that can log a batch without waiting for the disk (SQLite): it survives the
+    process dying, not the machine losing power. The event writer uses it for the events
+    nobody waits for; acknowledged events (the intake, orders) always use ``append``."""
+
+    def append_unsynced(self, events: Sequence[Event]) -> AppendResult: ...
+
+
 @runtime_checkable
 class CompactingStore(Protocol):
     """A store whose ``append`` only logs and whose rows a compactor folds (SQLite, memory)."""

@@ -113,6 +113,8 @@ class _Connection(sqlite3.Connection):
 
     #: (st_dev, st_ino) of the database file when this connection opened it.
     file_id: tuple[int, int] | None = None
+    #: Its ``PRAGMA synchronous`` now (``append_unsynced`` lowers it for its commits).
+    synchronous = ""
 
 
 def _file_id(path: str) -> tuple[int, int] | None:
@@ -242,6 +244,7 @@ class SQLiteStore:
                 if mmap:
                     conn.execute(f"PRAGMA mmap_size={self._mmap_size}")
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            conn.synchronous = self._synchronous
             conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the database: {exc}", store=self.url) from exc
@@ -298,8 +301,14 @@ class SQLiteStore:
                 conn.execute("PRAGMA wal_checkpoint(FULL)")
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, synchronous: str | None = None) -> Iterator[sqlite3.Connection]:
+        """A ``BEGIN IMMEDIATE`` transaction, committed with ``synchronous`` (default: the
+        store's level)."""
         with self._connection() as conn:
+            level = synchronous or self._synchronous
+            if conn.synchronous != level:  # type: ignore[attr-defined]
+                conn.execute(f"PRAGMA synchronous={level}")
+                conn.synchronous = level  # type: ignore[attr-defined]
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
@@ -384,10 +393,22 @@ class SQLiteStore:
         return None if found is None else found[0]
 
     def append(self, events: Sequence[Event]) -> AppendResult:
-        """Log the batch (dedupe orders, route, store links); no profile is read or written."""
+        """Log the batch (dedupe orders, route, store links); no profile is read or written.
+        Durable when it returns, at the store's ``synchronous`` level."""
+        return self._append(events, None)
+
+    def append_unsynced(self, events: Sequence[Event]) -> AppendResult:
+        """``append``, committed without waiting for the disk (WAL, ``synchronous=NORMAL``):
+        the batch survives the process dying (``kill -9``), and is synced with the next
+        checkpoint or durable commit; only the machine losing power can lose it. For the
+        event writer's batches (page views, impressions: nobody waits for them), whose
+        ``fsync`` per batch would otherwise compete with the pages for the CPU."""
+        return self._append(events, "OFF" if self._synchronous == "OFF" else "NORMAL")
+
+    def _append(self, events: Sequence[Event], synchronous: str | None) -> AppendResult:
         if not events:
             return AppendResult()
-        with self._write() as conn:
+        with self._write(synchronous) as conn:
             plan = route_batch(events, _Transaction(conn), now=self._clock())
             conn.executemany("INSERT INTO events (at, type, key, data) VALUES (?, ?, ?, ?)", plan.rows())
             if plan.orders:

@@ -303,3 +303,32 @@ def test_each_pending_event_is_folded_once_however_often_its_key_is_read(setup, 
     folds.clear()
     assert profiles.get(visitor_id="v1").page_views == sum(isinstance(e, PageView) for e in events)
     assert folds == []
+
+
+def test_the_writers_batches_are_logged_unsynced_and_acknowledged_ones_durably():
+    """``record(..., pending=True)`` (the event writer: nobody waits for those events) uses
+    the store's ``append_unsynced`` where it has one; everything else ``append``."""
+    from segmint.engine.stores import UnsyncedAppendStore
+
+    class Store(MemoryStore):
+        def __init__(self):
+            super().__init__()
+            self.calls = []
+
+        def append(self, events):
+            self.calls.append("append")
+            return super().append(events)
+
+        def append_unsynced(self, events):
+            self.calls.append("unsynced")
+            return super().append(events)
+
+    store = Store()
+    assert isinstance(store, UnsyncedAppendStore) and not isinstance(MemoryStore(), UnsyncedAppendStore)
+    profiles = Profiles(store)
+    events = _page_events(4)
+    profiles.note_pending(events[:2])
+    profiles.record(events[:2], pending=True)
+    profiles.record(events[2:])
+    assert store.calls == ["unsynced", "append"]
+    assert profiles.get(visitor_id="v1") == store.load(visitor_id="v1")

@@ -374,3 +374,34 @@ def test_a_person_erased_while_a_pass_folds_is_not_written_back(tmp_path, monkey
     assert store.load(visitor_id="v1") is None and store.load(visitor_id="v2").page_views == 1
     other.close()
     store.close()
+
+
+def test_unsynced_appends_survive_the_process_being_killed(tmp_path):
+    """The event writer's batches commit without an fsync each (``append_unsynced``), yet a
+    batch that returned is in the file after a ``kill -9``; durable appends keep the store's
+    synchronous level."""
+    path = str(tmp_path / "p.db")
+    SQLiteStore(path).close()
+    script = textwrap.dedent(f"""
+        import os, signal
+        from datetime import datetime, timedelta, timezone
+        from segmint.engine.events import PageView
+        from segmint.engine.stores import SQLiteStore
+        store = SQLiteStore({path!r})
+        at = datetime(2025, 3, 1, tzinfo=timezone.utc)
+        for batch in range(20):
+            store.append_unsynced([PageView(visitor_id="v1", path="/", at=at + timedelta(minutes=batch, seconds=i))
+                                   for i in range(50)])
+        with store._connection() as conn:
+            print(conn.execute("PRAGMA synchronous").fetchone()[0], flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == -9, done.stderr
+    assert done.stdout.strip() == "1"  # NORMAL while the writer's batches commit
+    store = SQLiteStore(path)
+    assert store.load(visitor_id="v1").page_views == 1000
+    store.append([PageView(visitor_id="v2", path="/", at=T0)])
+    with store._connection() as conn:
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again for a durable one
+    store.close()
