@@ -87,14 +87,15 @@ class BatchPlan:
     links: dict[str, str] = field(default_factory=dict)
     orders: list[tuple[str, float]] = field(default_factory=list)
     logged: list[tuple[Event, str, bytes]] = field(default_factory=list)
+    #: ``logged`` as event-table rows ``(at, type, key, data)`` (see ``rows``).
+    log_rows: list[tuple[float, str, str, bytes]] = field(default_factory=list)
     profiles: dict[str, Profile] = field(default_factory=dict)
     deleted: set[str] = field(default_factory=set)
     result: AppendResult = field(default_factory=AppendResult)
 
     def rows(self) -> list[tuple[float, str, str, bytes]]:
         """The logged events as ``(at, type, key, data)`` rows for an event table."""
-        return [(e.at.timestamp(), type(e).__struct_config__.tag, key, data)  # type: ignore[union-attr]
-                for e, key, data in self.logged]
+        return self.log_rows
 
 
 def route_batch(events: Iterable[Event], source: BatchSource, *, now: datetime | None = None) -> BatchPlan:
@@ -104,7 +105,7 @@ def route_batch(events: Iterable[Event], source: BatchSource, *, now: datetime |
     stamp_events(batch, now)
     rows = [(e.at.timestamp(), EVENT_RANK[type(e).__struct_config__.tag], _encode(e), e)  # type: ignore[union-attr]
             for e in batch]
-    rows.sort(key=_time)
+    rows.sort(key=_time)  # logged in time order, arrival order within one time
     plan = BatchPlan()
     result = plan.result
     order_ids: set[str] = set()
@@ -119,6 +120,7 @@ def route_batch(events: Iterable[Event], source: BatchSource, *, now: datetime |
     links = source.links(visitor_ids) if visitor_ids else {}
 
     groups: dict[str, list[_Row]] = {}
+    tied: set[str] = set()
     for row in rows:
         e = row[3]
         if isinstance(e, Order):
@@ -135,9 +137,18 @@ def route_batch(events: Iterable[Event], source: BatchSource, *, now: datetime |
             key = f"v:{e.visitor_id}"
         if isinstance(e, Identify) and links.get(e.visitor_id) != e.customer_id:  # type: ignore[arg-type]
             links[e.visitor_id] = plan.links[e.visitor_id] = e.customer_id  # type: ignore[index]
-        groups.setdefault(key, []).append(row)
+        group_rows = groups.get(key)
+        if group_rows is None:
+            groups[key] = [row]
+        else:
+            if group_rows[-1][0] == row[0]:
+                tied.add(key)  # folded in event order: the tie-break decides, not arrival
+            group_rows.append(row)
         plan.logged.append((e, key, row[2]))
+        plan.log_rows.append((row[0], e.__struct_config__.tag, key, row[2]))
         result.stored += 1
+    for key in tied:
+        groups[key].sort(key=_order)
 
     result.changed_keys.update(groups)
     if plan.links:  # a joined visitor's rows go to its customer's group
@@ -146,12 +157,15 @@ def route_batch(events: Iterable[Event], source: BatchSource, *, now: datetime |
         for key, key_rows in groups.items():
             visitor = key[2:] if key.startswith("v:") else None
             group = f"c:{plan.links[visitor]}" if visitor in plan.links else key
-            by_group.setdefault(group, []).extend(key_rows)
+            joined = by_group.get(group)
+            if joined is None:
+                by_group[group] = key_rows
+            else:  # several keys' rows: back in event-time order
+                joined.extend(key_rows)
+                joined.sort(key=_order)
         groups = by_group
         result.changed_keys.update(groups)
     for group, group_rows in groups.items():
-        if len(group_rows) > 1:  # in time order already: the tie-break, and joined keys
-            group_rows.sort(key=_order)
         result.events[group] = [row[3] for row in group_rows]
     return plan
 
