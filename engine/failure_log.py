@@ -1,4 +1,4 @@
-"""``FailureLog``: contained failures counted, and logged at most once a minute each.
+"""``FailureLog``: failures counted, and logged at most once a minute each.
 
 A plugin that fails on every request (a strategy whose service is down, an enricher with a
 bug) is contained: the request goes on without it. Logging each failure with its traceback
@@ -32,20 +32,32 @@ class FailureLog:
         self._last_logged: dict[str, float] = {}
         self._suppressed: Counter[str] = Counter()
 
-    def report(self, logger: logging.Logger, key: str, message: str, exc: BaseException | None = None) -> bool:
-        """Count a failure of ``key``; log ``message`` (with ``exc``'s traceback) unless this key
-        was logged less than ``interval`` seconds ago. True when a line was logged."""
+    def allow(self, key: str, amount: int = 1) -> int | None:
+        """Count ``amount`` failures of ``key``. When ``key`` was not logged in the last
+        ``interval`` seconds, it may be now: returns how many were counted under it since
+        it was last logged (not these); otherwise None, and they count as suppressed.
+
+        The one rate limit of segmint's failure logging: ``report`` (contained plugin
+        failures), the middleware's ``Counters`` (requests that failed open) and the event
+        writer (write errors, a full queue) each log through it."""
         now = self._timer()
         with self._lock:
-            self._counts[key] += 1
+            self._counts[key] += amount
             last = self._last_logged.get(key)
             if last is not None and now - last < self._interval:
-                self._suppressed[key] += 1
-                return False
+                self._suppressed[key] += amount
+                return None
             if len(self._last_logged) >= _MAX_KEYS and key not in self._last_logged:
                 self._last_logged.pop(next(iter(self._last_logged)))
             self._last_logged[key] = now
-            suppressed = self._suppressed.pop(key, 0)
+            return self._suppressed.pop(key, 0)
+
+    def report(self, logger: logging.Logger, key: str, message: str, exc: BaseException | None = None) -> bool:
+        """Count a failure of ``key``; log ``message`` (with ``exc``'s traceback) unless this key
+        was logged less than ``interval`` seconds ago. True when a line was logged."""
+        suppressed = self.allow(key)
+        if suppressed is None:
+            return False
         more = f" ({suppressed} more since last logged)" if suppressed else ""
         logger.error("%s%s", message, more, exc_info=exc)
         return True

@@ -31,12 +31,12 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 
 from .errors import StoreError
 from .events import Event
+from .failure_log import FailureLog
 from .profiles import Profiles
 from .stores.base import AppendResult
 
@@ -68,10 +68,7 @@ class EventWriter:
         #: Set by close(): outages are no longer waited out, so close() always returns.
         self._closing = False
         self._flushing = 0
-        self._last_log = float("-inf")
-        self._suppressed = 0
-        self._last_reject_log = float("-inf")
-        self._rejected_unlogged = 0
+        self._log = FailureLog(interval=log_interval)  # write errors and rejections, rate limited
         self._stats = dict.fromkeys(
             ("submitted", "rejected", "written", "duplicates", "batches", "errors", "retries",
              "dropped"), 0)
@@ -193,19 +190,15 @@ class EventWriter:
 
     def _log_rejected(self, count: int) -> None:
         # Called with the lock held. Shedding is logged, rate limited, with a running count.
-        self._rejected_unlogged += count
-        now = time.monotonic()
-        if now - self._last_reject_log >= self.log_interval:
+        suppressed = self._log.allow("queue full", count)
+        if suppressed is not None:
             log.warning("segmint: event queue full (%d pending): %d events rejected since the last warning",
-                        len(self._queue) + self._in_flight, self._rejected_unlogged)
-            self._last_reject_log, self._rejected_unlogged = now, 0
+                        len(self._queue) + self._in_flight, suppressed + count)
 
     def _log_error(self, exc: Exception, size: int, final: bool) -> None:
-        now = time.monotonic()
-        if now - self._last_log < self.log_interval:
-            self._suppressed += 1
+        suppressed = self._log.allow("write")
+        if suppressed is None:
             return
-        suppressed, self._suppressed, self._last_log = self._suppressed, 0, now
         what = "dropped" if final else "will retry"
         more = f" ({suppressed} similar errors suppressed)" if suppressed else ""
         log.error("segmint: writing %d events failed, %s: %r%s", size, what, exc, more)

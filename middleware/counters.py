@@ -15,12 +15,11 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from segmint.engine.failure_log import FailureLog
+
 __all__ = ["Counters", "logger"]
 
 logger = logging.getLogger("segmint.middleware")
-
-#: At most this many distinct causes are remembered for log rate limiting.
-_MAX_CAUSES = 256
 
 
 class Counters:
@@ -31,11 +30,8 @@ class Counters:
 
     def __init__(self, *, log_interval: float = 60.0, timer: Callable[[], float] = time.monotonic) -> None:
         self._counts: Counter[str] = Counter()
-        self._last_logged: dict[str, float] = {}
-        self._suppressed: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self._interval = log_interval
-        self._timer = timer
+        self._log = FailureLog(interval=log_interval, timer=timer)  # when a cause is logged again
 
     def incr(self, name: str, amount: int = 1) -> None:
         with self._lock:
@@ -48,19 +44,12 @@ class Counters:
         (``"decide"``, ``"budget"``, ``"identify"``); the exception type is added to it so
         two different failures of one step are both reported.
         """
-        key = f"{cause}:{type(exc).__name__}" if exc is not None else cause
-        now = self._timer()
         with self._lock:
             self._counts["failures"] += 1
             self._counts[f"failure.{cause}"] += 1
-            last = self._last_logged.get(key)
-            if last is not None and now - last < self._interval:
-                self._suppressed[key] += 1
-                return False
-            if len(self._last_logged) >= _MAX_CAUSES and key not in self._last_logged:
-                self._last_logged.pop(next(iter(self._last_logged)))
-            self._last_logged[key] = now
-            suppressed = self._suppressed.pop(key, 0)
+        suppressed = self._log.allow(f"{cause}:{type(exc).__name__}" if exc is not None else cause)
+        if suppressed is None:
+            return False
         more = f" ({suppressed} more since last logged)" if suppressed else ""
         if exc is not None:
             logger.warning("segmint failed open (%s)%s: %s: %s", cause, more, type(exc).__name__, exc)

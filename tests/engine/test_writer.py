@@ -194,3 +194,18 @@ def test_a_dropped_batch_is_no_longer_shown():
     writer.flush(5)
     writer.close()
     assert fake.noted == 3 and fake.forgotten == 3
+
+
+def test_a_full_queue_is_logged_once_per_interval_with_the_events_rejected(caplog):
+    fake = FakeProfiles()
+    fake.gate.clear()  # nothing drains
+    writer = EventWriter(fake, batch_size=2, flush_interval=0.01, max_pending=2, log_interval=3600)
+    with caplog.at_level(logging.WARNING, logger="segmint.writer"):
+        assert writer.submit(views(2))
+        for size in (3, 4, 5):
+            assert not writer.submit(views(size))
+    lines = [r.getMessage() for r in caplog.records if "queue full" in r.getMessage()]
+    assert len(lines) == 1 and "3 events rejected" in lines[0]  # the first rejection; the rest counted
+    assert writer.stats["rejected"] == 12
+    fake.gate.set()
+    writer.close(timeout=5)
