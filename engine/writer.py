@@ -3,7 +3,8 @@
 Page views and impressions are recorded off the request path: ``submit`` appends to a
 bounded in-memory queue and returns at once (``False``, counted as ``rejected``, when the
 queue is full: shedding load beats blocking a page). The thread takes up to
-``batch_size`` events at a time, waiting at most ``flush_interval`` seconds to fill a
+``batch_size`` events at a time (whole submits, so a page's events stay in one batch; a
+submit larger than a batch is split), waiting at most ``flush_interval`` seconds to fill a
 batch, and calls ``profiles.record``.
 
 While the store is unavailable (``StoreError``: Redis down, SQLite locked or read-only) a
@@ -61,7 +62,11 @@ class EventWriter:
         self.max_retry_delay = max_retry_delay
         self.log_interval = log_interval
         self.on_recorded = on_recorded
-        self._queue: deque[Event] = deque()
+        #: Submitted lists, whole: a batch never splits one ``submit`` (a page's view and its
+        #: impressions share one time; split over two batches, the cache could not extend the
+        #: visitor's profile with the second, see ``Profiles.record``).
+        self._queue: deque[list[Event]] = deque()
+        self._queued = 0  # events in ``_queue``
         self._cond = threading.Condition()
         self._in_flight = 0
         self._stopping = False
@@ -80,23 +85,26 @@ class EventWriter:
         """Counters: submitted, rejected (queue full), written, duplicates, batches, errors,
         retries, dropped (after failed retries) and pending (queued now)."""
         with self._cond:
-            return {**self._stats, "pending": len(self._queue) + self._in_flight}
+            return {**self._stats, "pending": self._queued + self._in_flight}
 
     def submit(self, events: Iterable[Event]) -> bool:
         """Queue events for writing; never blocks. False (and counted) if the queue is full
         or the writer is closed."""
         batch = list(events)
         with self._cond:
-            if self._stopping or len(self._queue) + self._in_flight + len(batch) > self.max_pending:
+            if self._stopping or self._queued + self._in_flight + len(batch) > self.max_pending:
                 self._stats["rejected"] += len(batch)
                 self._log_rejected(len(batch))
                 return False
+            if not batch:
+                return True
             was_empty = not self._queue
             # Before the thread can take them: reads show them until they are stored.
             self.profiles.note_pending(batch)
-            self._queue.extend(batch)
+            self._queue.append(batch)
+            self._queued += len(batch)
             self._stats["submitted"] += len(batch)
-            if was_empty or len(self._queue) >= self.batch_size:
+            if was_empty or self._queued >= self.batch_size:
                 self._cond.notify_all()
         return True
 
@@ -131,11 +139,17 @@ class EventWriter:
             # unless someone is waiting in flush() or close().
             self._cond.wait_for(lambda: self._queue or self._stopping)
             self._cond.wait_for(
-                lambda: len(self._queue) >= self.batch_size or self._stopping or self._flushing,
+                lambda: self._queued >= self.batch_size or self._stopping or self._flushing,
                 self.flush_interval,
             )
-            count = min(self.batch_size, len(self._queue))
-            batch = [self._queue.popleft() for _ in range(count)]
+            batch: list[Event] = []
+            while self._queue and len(batch) + len(self._queue[0]) <= self.batch_size:
+                batch += self._queue.popleft()
+            if not batch and self._queue:  # one submit larger than a batch: in batch-size parts
+                first = self._queue[0]
+                batch, self._queue[0] = first[:self.batch_size], first[self.batch_size:]
+            count = len(batch)
+            self._queued -= count
             self._in_flight = count
             return batch
 
@@ -193,7 +207,7 @@ class EventWriter:
         suppressed = self._log.allow("queue full", count)
         if suppressed is not None:
             log.warning("segmint: event queue full (%d pending): %d events rejected since the last warning",
-                        len(self._queue) + self._in_flight, suppressed + count)
+                        self._queued + self._in_flight, suppressed + count)
 
     def _log_error(self, exc: Exception, size: int, final: bool) -> None:
         suppressed = self._log.allow("write")

@@ -1,6 +1,7 @@
 """EventWriter: batching thread, back-pressure without blocking, retries, counted losses."""
 
 import logging
+import time
 import threading
 from datetime import datetime, timezone
 
@@ -209,3 +210,19 @@ def test_a_full_queue_is_logged_once_per_interval_with_the_events_rejected(caplo
     assert writer.stats["rejected"] == 12
     fake.gate.set()
     writer.close(timeout=5)
+
+
+def test_a_batch_never_splits_one_submit():
+    """A page's view and impressions (one submit, one time) are stored in one batch: split,
+    the cache could not extend the visitor's profile with the second half."""
+    fake = FakeProfiles()
+    fake.gate.clear()  # hold the thread so the queue fills before batches are taken
+    writer = EventWriter(fake, batch_size=4, flush_interval=0.01)
+    writer.submit(views(1))  # taken alone while the gate is shut
+    time.sleep(0.05)
+    for size in (3, 3, 6, 1):
+        writer.submit(views(size))
+    fake.gate.set()
+    writer.close(timeout=5)
+    assert [len(b) for b in fake.batches] == [1, 3, 3, 4, 3]  # only a submit larger than a batch splits
+    assert writer.stats["written"] == 14 and writer.stats["pending"] == 0
