@@ -618,7 +618,7 @@ class RedisStore:
         else:
             group = next(g for g in self.client.xinfo_groups(self.stream) if g["name"] == GROUP.encode())
             low = _next_id(group["last-delivered-id"])
-        self.client.xtrim(self.stream, minid=low)
+        self.client.xtrim(self.stream, minid=low, approximate=False)
 
     @contextmanager
     def compactor_lock(self, *, wait: bool = True) -> Iterator[bool]:
