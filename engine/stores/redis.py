@@ -132,6 +132,7 @@ DEFAULT_CLAIM_IDLE = 30.0
 CATCH_UP_SECONDS = 30.0
 _CHUNK = 1000  # keys per MGET / WATCH
 _MAX_ATTEMPTS = 50
+_FOLD_CHUNK = 200  # key groups read and written per round trip in a compaction pass
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode_profile = msgspec.msgpack.Decoder(Profile).decode
@@ -547,8 +548,7 @@ class RedisStore:
             links = dict(zip(visitors, self.client.mget([self._key("l", v) for v in visitors]))) if visitors else {}
             groups = {f"c:{links[key[2:]].decode()}" if key.startswith("v:") and links.get(key[2:]) else key
                       for key in keys}
-            for group in sorted(groups):
-                self._fold_group(group)
+            self._fold_groups(sorted(groups))
             ids = [entry_id for entry_id, _ in entries]
             for chunk in _chunks(ids):
                 self.client.xack(self.stream, GROUP, *chunk)
@@ -574,40 +574,74 @@ class RedisStore:
         unique = dict(entries)  # own pending and claimed may overlap once the claimed are ours
         return [(entry_id, fields or None) for entry_id, fields in unique.items()]
 
-    def _fold_group(self, group: str) -> None:
-        """Fold ``group``'s tail into its row, unless another compactor did it meanwhile."""
+    def _fold_groups(self, groups: list[str]) -> None:
+        """Fold each group's tail into its row, unless another compactor did it meanwhile.
+
+        Optimistically all at once: the rows (and visitors' links) are WATCHed, every row
+        and tail read in one pipeline (``_LOAD``, which also says whether a visitor is linked
+        now), the refolded groups in a second, and every row written in one ``MULTI``. When
+        another compactor wrote one of the rows in between, each group is redone alone."""
         p = self.prefix
-        row_key = f"{p}p:{group}"
-        visitor = group[2:] if group.startswith("v:") else None
+        for start in range(0, len(groups), _FOLD_CHUNK):
+            chunk = groups[start:start + _FOLD_CHUNK]
+            with self.client.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(*(f"{p}p:{g}" for g in chunk), *(f"{p}l:{g[2:]}" for g in chunk if g[0] == "v"))
+                    self._fold_watched(pipe, chunk)
+                except _redis.WatchError:
+                    for group in chunk:
+                        self._fold_group(group)
+
+    def _fold_group(self, group: str) -> None:
         for attempt in range(_MAX_ATTEMPTS):
             with self.client.pipeline(transaction=True) as pipe:
                 try:
-                    pipe.watch(row_key, *([f"{p}l:{visitor}"] if visitor else []))
-                    if visitor and pipe.get(f"{p}l:{visitor}") is not None:
-                        return  # linked meanwhile: its customer's group holds its events
-                    n_raw, data = pipe.hmget(row_key, "n", "profile")
-                    n = int(n_raw or 0)
-                    reply = [group, n, data, pipe.lrange(f"{p}k:{group}", n, -1)]
-                    try:
-                        found = self._materialize(reply, _Group())
-                    except _GroupUnread:
-                        found = self._materialize(reply, _Group(self._group(args=[p, group])))
-                    if found is None or (data is not None and found[1] <= n):
-                        return  # nothing new (an entry folded already, redelivered)
-                    profile, folded_to, refolded = found
-                    pipe.multi()
-                    pipe.hset(row_key, mapping={"n": folded_to, "profile": _encode(profile)})
-                    pipe.zadd(f"{p}profiles", {group: 0})
-                    joined = [f"v:{v.decode()}" for v in self.client.smembers(f"{p}cv:{group[2:]}")] \
-                        if refolded and not visitor else []
-                    if joined:  # their events are in this row now
-                        pipe.delete(*(f"{p}p:{key}" for key in joined))
-                        pipe.zrem(f"{p}profiles", *joined)
-                    pipe.execute()
+                    pipe.watch(f"{self.prefix}p:{group}", *([f"{self.prefix}l:{group[2:]}"] if group[0] == "v" else []))
+                    self._fold_watched(pipe, [group])
                     return
                 except _redis.WatchError:
                     time.sleep(random.uniform(0, 0.001 * min(attempt + 1, 20)))
         raise StoreError(f"compacting {group} gave up after {_MAX_ATTEMPTS} conflicting attempts", store=self.url)
+
+    def _fold_watched(self, pipe: Any, groups: list[str]) -> None:
+        """Read, fold and write ``groups`` whose rows ``pipe`` WATCHes (``WatchError``: one
+        of them changed meanwhile)."""
+        p = self.prefix
+        reads = self.client.pipeline(transaction=False)  # another connection: the WATCH holds
+        for group in groups:
+            self._load(args=[p, group[0], group[2:]], client=reads)
+        # A visitor linked meanwhile loads as its customer: that group holds its events now.
+        wanted = set(groups)
+        replies = {key: reply for reply in reads.execute() if (key := reply[0].decode()) in wanted}
+        found: dict[str, tuple[Profile, int, bool] | None] = {}
+        grouped: dict[str, _Group] = {}
+        for key, reply in replies.items():
+            try:
+                found[key] = self._materialize(reply, _Group())
+            except _GroupUnread:
+                grouped[key] = _Group()
+        if grouped:
+            reads = self.client.pipeline(transaction=False)
+            for key in grouped:
+                self._group(args=[p, key], client=reads)
+            for reply, key in zip(reads.execute(), grouped):
+                grouped[key] = _Group(reply)
+            for key, group in grouped.items():
+                found[key] = self._materialize(replies[key], group)
+        pipe.multi()
+        for key, reply in replies.items():
+            result = found.get(key)
+            if result is None or (reply[2] is not None and result[1] <= int(reply[1])):
+                continue  # nothing new (an entry folded already, redelivered)
+            profile, folded_to, refolded = result
+            pipe.hset(f"{p}p:{key}", mapping={"n": folded_to, "profile": _encode(profile)})
+            pipe.zadd(f"{p}profiles", {key: 0})
+            if refolded and key[0] == "c" and key in grouped:  # the joined visitors' events are in it now
+                joined = [k for k in grouped[key].lists or () if k.startswith("v:")]
+                if joined:
+                    pipe.delete(*(f"{p}p:{k}" for k in joined))
+                    pipe.zrem(f"{p}profiles", *joined)
+        pipe.execute()
 
     def _trim(self) -> None:
         """Drop the stream entries every compactor is done with (below the oldest pending or

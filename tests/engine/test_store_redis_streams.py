@@ -121,41 +121,58 @@ def test_compaction_trims_the_stream_and_the_key_lists_keep_the_history(open_sto
 
 
 def test_a_dead_compactors_entries_are_claimed_and_folded_once(open_store, monkeypatch):
-    """A compactor that wrote some rows and died before XACK: after ``claim_idle`` another one
-    takes its entries over; rows already written stay as they are, the rest are written."""
+    """A compactor that wrote its rows and died before XACK: after ``claim_idle`` another one
+    takes its entries over and finds them folded already: nothing is written twice."""
     dead, survivor = open_store(claim_idle=0), open_store(claim_idle=0)
-    dead.append([order("o1", customer="c1"), order("o2", customer="c2"), PageView(visitor_id="v1", at=at(1))])
-    calls = []
+    dead.append([order("o1", customer="c1"), order("o2", customer="c2"), PageView(visitor_id="v1", at=at(1)),
+                 Identify(visitor_id="v1", customer_id="c2", at=at(2))])
 
-    def die_on_the_second_group(*args, **kwargs):
-        calls.append(args[0])
-        if len(set(calls)) == 2:  # the second group (a group may take two calls: a refold)
-            raise KeyboardInterrupt("killed mid-batch")
-        return redis_module.batch_materialize(*args, **kwargs)
+    def die(*args):
+        raise KeyboardInterrupt("killed before XACK")
 
-    monkeypatch.setattr(redis_module, "batch_materialize", redis_module.materialize, raising=False)
-    monkeypatch.setattr(redis_module, "materialize", die_on_the_second_group)
+    monkeypatch.setattr(dead.client, "xack", die)
     with pytest.raises(KeyboardInterrupt):
         dead.compact()
     monkeypatch.undo()
     written = rows(dead)
-    assert list(written) == ["c:c1"]  # the first group, written before the death
+    assert {k: n for k, (n, _) in written.items()} == {"c:c1": 1, "c:c2": 2}
     pending = dead.client.xpending(dead.stream, GROUP)
-    assert pending["pending"] == 3 and pending["consumers"] == [{"name": dead.consumer.encode(), "pending": 3}]
-    assert survivor.compaction_position() == (0, 3)
+    assert pending["pending"] == 4 and pending["consumers"] == [{"name": dead.consumer.encode(), "pending": 4}]
+    assert survivor.compaction_position() == (0, 4)
+    writes = dead.client.info("commandstats")["cmdstat_hset"]["calls"]
 
-    assert survivor.compact() == 3  # claimed (idle >= 0 s)
+    assert survivor.compact() == 4  # claimed (idle >= 0 s)
     assert survivor.client.xpending(survivor.stream, GROUP)["pending"] == 0
-    assert rows(survivor)["c:c1"] == written["c:c1"]  # redone: nothing new, so not rewritten
-    assert {k: n for k, (n, _) in rows(survivor).items()} == {"c:c1": 1, "c:c2": 1, "v:v1": 1}
-    assert survivor.load(customer_id="c1").orders == 1 and survivor.load(customer_id="c2").orders == 1
-    assert survivor.compaction_position() == (3, 3) and survivor.catch_up(timeout=0)
+    assert rows(survivor) == written and survivor.client.info("commandstats")["cmdstat_hset"]["calls"] == writes
+    profile = survivor.load(customer_id="c2")
+    assert (profile.orders, profile.page_views) == (1, 1) and survivor.load(customer_id="c1").orders == 1
+    assert survivor.compaction_position() == (4, 4) and survivor.catch_up(timeout=0)
+
+
+def test_a_compactor_that_failed_mid_pass_redoes_its_own_entries(open_store, monkeypatch):
+    store = open_store()  # claim_idle 30 s: only its own pending entries can be redone now
+    store.append([order("o1", customer="c1"), order("o2", customer="c2")])
+    original, calls = redis_module.materialize, []
+
+    def fail_on_the_second_group(key, *args):
+        calls.append(key)
+        if len(set(calls)) == 2:
+            raise RuntimeError("failed mid-pass")
+        return original(key, *args)
+
+    monkeypatch.setattr(redis_module, "materialize", fail_on_the_second_group)
+    with pytest.raises(RuntimeError):
+        store.compact()
+    monkeypatch.undo()
+    assert rows(store) == {} and store.compaction_position() == (0, 2)  # one MULTI: nothing written
+    assert store.compact() == 2 and set(rows(store)) == {"c:c1", "c:c2"}
+    assert store.compaction_position() == (2, 2)
 
 
 def test_entries_of_a_live_compactor_are_left_to_it_until_claim_idle(open_store, monkeypatch):
     first, second = open_store(), open_store()  # claim_idle 30 s
     first.append([order("o1")])
-    monkeypatch.setattr(first, "_fold_group", lambda group: None)  # takes the entry, folds nothing...
+    monkeypatch.setattr(first, "_fold_groups", lambda groups: None)  # takes the entry, folds nothing...
     monkeypatch.setattr(first.client, "xack", lambda *args: 0)     # ...and does not acknowledge it
     assert first.compact() == 1
     assert second.compact() == 0  # pending with ``first``, not idle long enough: not taken
