@@ -290,3 +290,31 @@ def test_claim_idle_comes_from_the_url_and_a_bad_value_is_a_clear_error(redis_se
     store.close()
     with pytest.raises(StoreError, match="claim_idle must be a number of seconds"):
         RedisStore(redis_server.url + "?claim_idle=soon")
+
+
+def test_the_documented_key_layout_is_what_redis_holds(open_store):
+    """docs/deployment-multi-server.md's table names every key a store writes, with its type."""
+    import re
+
+    doc = (TESTS.parent / "docs" / "deployment-multi-server.md").read_text()
+    table = doc[doc.index("## Key layout"):doc.index("## Sizing")]
+    kinds = {"string": "string", "stream": "stream", "list": "list", "hash": "hash", "sorted set": "zset",
+             "set": "set", "channel": "channel"}
+    documented = {}
+    for name, kind in re.findall(r"^\| `([^`]+)` \| ([a-z ]+) \|", table, re.M):
+        documented[re.compile(re.sub(r"<[^>]+>", ".+", re.escape(name).replace(r"\<", "<").replace(r"\>", ">")) + "$")] = kinds[kind]
+    store = open_store()
+    store.append([PageView(visitor_id="v1", at=at(0)), Identify(visitor_id="v1", customer_id="c1", at=at(1)),
+                  order("o1"), PageView(visitor_id="v2", at=at(2))])
+    store.set_meta("rfm", b"x")
+    store.compact()
+    store.append([PageView(visitor_id="v2", at=at(3))])  # a stream entry left to see
+    seen = set()
+    for key in store.client.keys("*"):
+        kind = store.client.type(key).decode()
+        matches = [pattern for pattern, documented_kind in documented.items()
+                   if pattern.match(key.decode()) and documented_kind == kind]
+        assert matches, f"{key.decode()} ({kind}) is not in the documented key layout"
+        seen.update(matches)
+    assert {p.pattern for p, kind in documented.items() if kind != "channel"} == {p.pattern for p in seen}
+    assert any(p.match(store.channel) and kind == "channel" for p, kind in documented.items())
