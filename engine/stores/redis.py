@@ -370,8 +370,7 @@ class RedisStore:
             self.client.setnx(key, str(REDIS_SCHEMA_VERSION))
             found = int(self.client.get(key) or REDIS_SCHEMA_VERSION)
             if found == REDIS_SCHEMA_VERSION:
-                with contextlib.suppress(_redis.ResponseError):  # BUSYGROUP: it exists
-                    self.client.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
+                self._create_group()
         if found > REDIS_SCHEMA_VERSION:
             raise StoreError(
                 f"the data was written by a newer segmint (schema version {found}; this "
@@ -386,6 +385,11 @@ class RedisStore:
                 "REDIS_URL --to old.db), then with this version into an empty Redis database or "
                 "prefix (segmint migrate --from old.db --to REDIS_URL?prefix=new:)", store=self.url,
             )
+
+    def _create_group(self) -> None:
+        """The compactors' consumer group, reading the stream from its start."""
+        with contextlib.suppress(_redis.ResponseError):  # BUSYGROUP: it exists
+            self.client.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
 
     # -- ProfileStore --
     def _load_args(self, visitor_id: str | None, customer_id: str | None) -> list[str]:
@@ -540,7 +544,14 @@ class RedisStore:
         acknowledged. The number taken (0: nothing waited). Never None: every compactor may
         fold (``wait`` is accepted for the protocol)."""
         with self.errors("compaction"):
-            entries = self._take(max_events)
+            try:
+                entries = self._take(max_events)
+            except _redis.ResponseError as exc:
+                if not str(exc).startswith("NOGROUP"):
+                    raise
+                # Redis lost the group (restarted without persistence, flushed): start afresh.
+                self._create_group()
+                entries = self._take(max_events)
             if not entries:
                 return 0
             keys = {fields[b"key"].decode() for _, fields in entries if fields}

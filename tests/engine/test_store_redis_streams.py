@@ -318,3 +318,12 @@ def test_the_documented_key_layout_is_what_redis_holds(open_store):
         seen.update(matches)
     assert {p.pattern for p, kind in documented.items() if kind != "channel"} == {p.pattern for p in seen}
     assert any(p.match(store.channel) and kind == "channel" for p, kind in documented.items())
+
+
+def test_compaction_recovers_when_redis_lost_the_stream_and_its_group(open_store):
+    store = open_store()
+    store.append([order("o1")])
+    store.client.delete(store.stream)  # a restart without persistence, a flush
+    store.append([order("o2", minutes=1)])
+    assert store.compact() == 1 and store.compaction_position() == (1, 1)
+    assert rows(store)["c:c1"][0] == 2 and store.load(customer_id="c1").orders == 2
