@@ -107,7 +107,8 @@ from ..errors import StoreError
 from ..events import Event
 from ..profile import Profile
 from .base import (
-    REPORT_STATE_META_PREFIX, RESERVED_META, AppendResult, PersonalData, redacted_url, resolve_person,
+    COMPACT_CHUNK, REPORT_STATE_META_PREFIX, RESERVED_META, AppendResult, PersonalData, redacted_url,
+    resolve_person,
 )
 from .batch import BatchPlan, LogRow, materialize, route_batch
 
@@ -537,7 +538,7 @@ class RedisStore:
             pipe.execute()
 
     # -- compaction (CompactingStore) --
-    def compact(self, *, max_events: int = 2000, wait: bool = False) -> int:
+    def compact(self, *, max_events: int = COMPACT_CHUNK, wait: bool = False) -> int:
         """One pass over at most ``max_events`` stream entries: this consumer's own pending
         ones first, then entries a compactor left pending longer than ``claim_idle``, then
         new ones; each touched key group folded and written once, then the entries
