@@ -368,6 +368,10 @@ class RedisStore:
     def _check_schema(self) -> None:
         key = self._key("meta", "schema_version")
         with self.errors("opening the store"):
+            version = self.client.info("server").get("redis_version", "0")
+            if tuple(int(part) for part in str(version).split(".")[:2] if part.isdigit()) < (7, 0):
+                raise StoreError(f"the Redis store needs Redis 7.0 or newer (consumer group lag, "
+                                 f"XAUTOCLAIM); this server is {version}", store=self.url)
             self.client.setnx(key, str(REDIS_SCHEMA_VERSION))
             found = int(self.client.get(key) or REDIS_SCHEMA_VERSION)
             if found == REDIS_SCHEMA_VERSION:
@@ -605,6 +609,7 @@ class RedisStore:
                         self._fold_group(group)
 
     def _fold_group(self, group: str) -> None:
+        """``_fold_groups`` of one group, again while another compactor writes its row."""
         for attempt in range(_MAX_ATTEMPTS):
             with self.client.pipeline(transaction=True) as pipe:
                 try:

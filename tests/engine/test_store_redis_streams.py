@@ -327,3 +327,11 @@ def test_compaction_recovers_when_redis_lost_the_stream_and_its_group(open_store
     store.append([order("o2", minutes=1)])
     assert store.compact() == 1 and store.compaction_position() == (1, 1)
     assert rows(store)["c:c1"][0] == 2 and store.load(customer_id="c1").orders == 2
+
+
+def test_a_redis_older_than_7_is_refused_with_the_version_needed(redis_server, monkeypatch):
+    real_info = redis_module._redis.Redis.info
+    monkeypatch.setattr(redis_module._redis.Redis, "info",
+                        lambda self, *args: {**real_info(self, *args), "redis_version": "6.2.14"})
+    with pytest.raises(StoreError, match=r"needs Redis 7.0 or newer .* this server is 6.2.14"):
+        RedisStore(redis_server.url)
