@@ -500,20 +500,19 @@ class RedisStore:
                 pipe.sadd(f"{p}cv:{customer}", visitor)
         if plan.orders:
             pipe.mset({f"{p}o:{order_id}": repr(at) for order_id, at in plan.orders})
-        self._queue_log(pipe, [(type(event).__struct_config__.tag, event.at.timestamp(), key, data)  # type: ignore[union-attr]
-                               for event, key, data in plan.logged], first_seq)
+        self._queue_log(pipe, plan.rows(), first_seq)
         if plan.result.changed_keys:
             pipe.publish(self.channel, _encode((self._origin, sorted(plan.result.changed_keys))))
 
-    def _queue_log(self, pipe: Any, rows: Sequence[tuple[str, float, str, bytes]], first_seq: int) -> None:
-        """Queue the log writes of ``(type, at, routed key, msgpack)`` rows on ``pipe``:
+    def _queue_log(self, pipe: Any, rows: Sequence[tuple[float, str, str, bytes]], first_seq: int) -> None:
+        """Queue the log writes of ``(at, type, routed key, msgpack)`` rows on ``pipe``:
         stream, key lists (``_LOG``) and type logs."""
         if not rows:
             return
         p = self.prefix
         logs: dict[str, dict[bytes, int]] = {}
         keys, args = [self.stream], []
-        for seq, (tag, at, key, data) in enumerate(rows, first_seq):
+        for seq, (at, tag, key, data) in enumerate(rows, first_seq):
             logs.setdefault(tag, {})[encode_event_member(at, seq, key, data)] = 0
             keys.append(f"{p}k:{key}")
             args += [key, repr(at), tag, data, _ENTRY.pack(seq, at) + data]
@@ -529,7 +528,7 @@ class RedisStore:
         with self.errors("logging events"):
             first_seq = self.client.incrby(f"{self.prefix}seq", count) - count + 1
             with self.client.pipeline(transaction=True) as pipe:
-                self._queue_log(pipe, rows, first_seq)
+                self._queue_log(pipe, [(at, tag, key, data) for tag, at, key, data in rows], first_seq)
                 pipe.execute()
 
     def add_links(self, links: Sequence[tuple[str, str]]) -> None:
