@@ -166,8 +166,7 @@ class Return(_Base, tag="return"):
 class Identify(_Base, tag="identify"):
     """A visitor logged in or was recognized: links ``visitor_id`` to ``customer_id``
     (both required). The visitor's events join the customer's: one profile, their events
-    folded together in time (a visit spanning the login counts once; the Redis store still
-    merges the two profiles, adding their visits up)."""
+    folded together in time (a visit spanning the login counts once)."""
 
 
 class _Exposure(_Base):

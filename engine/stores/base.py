@@ -192,7 +192,7 @@ class UnsyncedAppendStore(Protocol):
 
 @runtime_checkable
 class CompactingStore(Protocol):
-    """A store whose ``append`` only logs and whose rows a compactor folds (SQLite, memory)."""
+    """A store whose ``append`` only logs and whose rows a compactor folds (every built-in store)."""
 
     def compact(self, *, max_events: int = COMPACT_CHUNK, wait: bool = False) -> int | None:
         """One pass: fold up to ``max_events`` logged events into the rows, each touched row

@@ -6,7 +6,7 @@ to ``v:<visitor_id>``. ``identify`` links the visitor to the customer: the visit
 join the customer's *key group* (``c:X`` and every ``v:Y`` linked to ``X``; an unlinked
 visitor's group is its ``v:Y`` alone). A resent ``order_id`` is dropped. The store logs the
 routed events (time order, arrival order within one time) and stores the new links and
-order ids: that is all an append does (SQLite, memory).
+order ids: that is all an append does (every built-in store).
 
 Folding (``materialize``): a profile is every event of its key group folded in
 ``event_order`` (time, then a tie-break on the event itself), so arrival order and batching
@@ -20,10 +20,6 @@ tie-break of its newest event. ``load`` materializes on the fly; ``compact`` wri
 After a link, every later event of the visitor is routed to ``c:X``, so a customer's tail is
 its own key's events: a visitor's events logged before the link are reached by the refold
 that the ``identify`` (in the customer's tail) triggers.
-
-``fold_batch`` is the Redis store's append (its log is not indexed by key yet): the batch is
-folded onto the stored profiles in event-time order, a joined visitor's profile merged with
-``merge_profiles``.
 """
 
 from __future__ import annotations
@@ -36,11 +32,11 @@ from typing import Protocol
 import msgspec
 
 from ..events import Event, Identify, Order, stamp_events
-from ..folding import EVENT_RANK, fold, merge_profiles
+from ..folding import EVENT_RANK, fold
 from ..profile import Profile
 from .base import AppendResult
 
-__all__ = ["BatchSource", "GroupLog", "BatchPlan", "route_batch", "fold_batch", "materialize"]
+__all__ = ["BatchSource", "GroupLog", "BatchPlan", "route_batch", "materialize"]
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode_event = msgspec.msgpack.Decoder(Event).decode
@@ -64,10 +60,6 @@ class BatchSource(Protocol):
     def links(self, visitor_ids: set[str]) -> dict[str, str]: ...
 
 
-class ProfileSource(BatchSource, Protocol):
-    def load_many(self, keys: set[str]) -> dict[str, Profile]: ...
-
-
 class GroupLog(Protocol):
     """What a refold reads: a customer's linked visitors and the logged events of some keys."""
 
@@ -81,16 +73,13 @@ class GroupLog(Protocol):
 @dataclass(slots=True)
 class BatchPlan:
     """What to write: new links, new order ids and the logged events as
-    ``(event, key, msgpack data)``; for ``fold_batch`` also profiles to upsert and keys to
-    delete. ``result`` is what ``append`` returns."""
+    ``(event, key, msgpack data)``. ``result`` is what ``append`` returns."""
 
     links: dict[str, str] = field(default_factory=dict)
     orders: list[tuple[str, float]] = field(default_factory=list)
     logged: list[tuple[Event, str, bytes]] = field(default_factory=list)
     #: ``logged`` as event-table rows ``(at, type, key, data)`` (see ``rows``).
     log_rows: list[tuple[float, str, str, bytes]] = field(default_factory=list)
-    profiles: dict[str, Profile] = field(default_factory=dict)
-    deleted: set[str] = field(default_factory=set)
     result: AppendResult = field(default_factory=AppendResult)
 
     def rows(self) -> list[tuple[float, str, str, bytes]]:
@@ -167,27 +156,6 @@ def route_batch(events: Iterable[Event], source: BatchSource, *, now: datetime |
         result.changed_keys.update(groups)
     for group, group_rows in groups.items():
         result.events[group] = [row[3] for row in group_rows]
-    return plan
-
-
-def fold_batch(events: Iterable[Event], source: ProfileSource, *, now: datetime | None = None) -> BatchPlan:
-    """Route the batch and fold it onto the stored profiles (the Redis store's append)."""
-    plan = route_batch(events, source, now=now)
-    joined: dict[str, set[str]] = {}
-    for visitor, customer in plan.links.items():
-        joined.setdefault(f"c:{customer}", set()).add(visitor)
-        plan.deleted.add(f"v:{visitor}")
-    wanted = set(plan.result.events) | plan.deleted
-    profiles = source.load_many(wanted)
-    for group, group_events in plan.result.events.items():
-        profile = profiles.get(group) or Profile(key=group)
-        for visitor in sorted(joined.get(group, ())):
-            absorbed = profiles.get(f"v:{visitor}")
-            if absorbed is not None:
-                merge_profiles(profile, absorbed)
-        for e in group_events:
-            fold(profile, e)
-        plan.profiles[group] = profile
     return plan
 
 

@@ -1,7 +1,8 @@
 """``migrate(source_url, target_url)``: copy a store into another, e.g. SQLite -> Redis.
 
 What is copied, as stored: profiles (a SQLite source is compacted first; a SQLite target
-folds the copied log into them again, in event-time order, since the log ids are new), visitor -> customer links, order ids (the dedupe set),
+folds the copied log into them again, in event-time order, since the log ids are new; so do a
+Redis target's compactors), visitor -> customer links, order ids (the dedupe set),
 the event log in its order, and meta blobs (RFM thresholds, ...). Everything streams in
 batches of ``batch_size``, so memory stays flat however large the store.
 
@@ -29,7 +30,7 @@ from ..errors import StoreError
 from ..profile import Profile
 from . import open_store
 from .base import RESERVED_META
-from .redis import RedisStore, decode_event_member, encode_event_member
+from .redis import RedisStore, decode_event_member
 from .sqlite import SQLiteStore
 
 __all__ = ["migrate", "MigrateReport"]
@@ -148,19 +149,18 @@ class _RedisSide:
         return ((name, value) for name, value in self._scan("meta", batch_size) if name not in RESERVED_META)
 
     def write(self, kind: str, batch: list[Any]) -> None:
+        if kind == "links":
+            return self.store.add_links(batch)
+        if kind == "events":  # (type, at, profile key, msgpack data), in log order
+            return self.store.append_logged(batch)
         p, pipe = self.prefix, self.client.pipeline(transaction=False)
         if kind == "profiles":
-            pipe.mset({f"{p}p:{profile.key}": _encode(profile) for profile in batch})
+            # n 0: the copied log (new stream ids) is folded into these rows again, in event time
+            for profile in batch:
+                pipe.hset(f"{p}p:{profile.key}", mapping={"n": 0, "profile": _encode(profile)})
             pipe.zadd(f"{p}profiles", {profile.key: 0 for profile in batch})
-        elif kind == "links":
-            pipe.mset({f"{p}l:{visitor}": customer for visitor, customer in batch})
         elif kind == "orders":
             pipe.mset({f"{p}o:{order_id}": repr(at) for order_id, at in batch})
-        elif kind == "events":  # (type, at, profile key, msgpack data), in log order
-            first = self.client.incrby(f"{p}seq", len(batch)) - len(batch) + 1
-            for seq, (tag, at, key, data) in enumerate(batch, first):
-                pipe.zadd(f"{p}e:{tag}", {encode_event_member(at, seq, key, data): 0})
-            pipe.sadd(f"{p}event_types", *{row[0] for row in batch})
         else:
             pipe.mset({f"{p}meta:{name}": value for name, value in batch})
         pipe.execute()

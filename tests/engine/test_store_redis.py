@@ -67,9 +67,11 @@ def test_open_store_selects_redis_and_keys_carry_the_prefix(redis_server):
     other = open_store(redis_server.url)  # default prefix "segmint:" in the same database
     assert isinstance(store, RedisStore) and store.prefix == "shop1:"
     store.append([order("o1"), PageView(visitor_id="v1", at=T0)])
+    assert store.compact() == 2
     keys = {k.decode() for k in store.client.keys("*")}
     assert keys and all(k.startswith(("shop1:", "segmint:")) for k in keys)
-    assert {"shop1:p:c:c1", "shop1:p:v:v1", "shop1:o:o1", "shop1:profiles", "shop1:e:order"} <= keys
+    assert {"shop1:p:c:c1", "shop1:p:v:v1", "shop1:k:c:c1", "shop1:k:v:v1", "shop1:o:o1", "shop1:profiles",
+            "shop1:e:order", "shop1:log"} <= keys
     assert other.load(customer_id="c1") is None and other.count_profiles() == 0
     store.close()
     other.close()
