@@ -15,7 +15,7 @@ from .filters import Explanation, Filter, compile_filter, compile_segments
 from .document import profile_document
 from .events import Event, decode_events, encode_events, event_to_dict
 from .field_table import DEFAULT_FIELDS, default_field_catalog
-from .folding import fold, folded, merge_profiles
+from .folding import fold, folded
 from .importer import ImportReport, import_orders
 from .predict import PredictModel, compute_predict_model, fit_bgnbd, fit_gamma_gamma, load_predict_model
 from .profiles import Profiles
@@ -77,7 +77,6 @@ __all__ = [
     "event_to_dict",
     "fold",
     "folded",
-    "merge_profiles",
     "profile_document",
     "DEFAULT_FIELDS",
     "default_field_catalog",

@@ -1,4 +1,7 @@
-"""Folding: update a profile with one event in O(1), and merge two profiles on identify.
+"""Folding: update a profile with one event in O(1).
+
+Two profiles are never merged: an ``identify`` makes the store refold the customer's key
+group (its events and the joined visitor's) in event-time order, the one rule below.
 
 Rules (the derived fields in ``document.py`` rely on them):
 
@@ -46,7 +49,7 @@ from .profile import (
     purchase_times,
 )
 
-__all__ = ["fold", "folded", "merge_profiles", "event_order", "EVENT_RANK", "VISIT_GAP"]
+__all__ = ["fold", "folded", "event_order", "EVENT_RANK", "VISIT_GAP"]
 
 VISIT_GAP = 30 * 60.0
 DAY = 86400.0
@@ -283,90 +286,3 @@ def _fold_exposure(profile: Profile, event: Impression | Click, at: float) -> No
         stats.recent = (at, *recent[:MAX_CAMPAIGN_EXPOSURES - 1])
     else:  # out of order: keep them sorted, most recent first
         stats.recent = tuple(sorted((*recent, at), reverse=True)[:MAX_CAMPAIGN_EXPOSURES])
-
-
-# -- merging (identify) ----------------------------------------------------------------------
-
-
-def _min(a: float | None, b: float | None) -> float | None:
-    return b if a is None else a if b is None else min(a, b)
-
-
-def _max(a: float | None, b: float | None) -> float | None:
-    return b if a is None else a if b is None else max(a, b)
-
-
-def _add_counts(into: dict, other: dict) -> None:
-    for key, value in other.items():
-        into[key] = into.get(key, 0) + value
-
-
-def _merge_recent(first: tuple, second: tuple, bound: int) -> tuple:
-    return tuple(dict.fromkeys((*first, *second)))[:bound]
-
-
-def _merge_bought(first: Profile, second: Profile) -> tuple[tuple[str, ...], tuple[float, ...]]:
-    """Purchased skus interleaved like ``_merge_recent``, each with its latest purchase time."""
-    latest: dict[str, float] = {}
-    for profile in (first, second):
-        for sku, at in zip(profile.purchased_skus, purchase_times(profile)):
-            latest[sku] = max(at, latest.get(sku, at))
-    kept = list(latest.items())[:MAX_PURCHASED_SKUS]
-    return tuple(sku for sku, _ in kept), tuple(at for _, at in kept)
-
-
-def _merge_buckets(into: dict[int, int], other: dict[int, int]) -> None:
-    _add_counts(into, other)
-    _sort_buckets(into)
-    if into:
-        cutoff = next(reversed(into)) - BUCKET_DAYS
-        for old in [d for d in into if d <= cutoff]:
-            del into[old]
-
-
-def merge_profiles(into: Profile, other: Profile) -> None:
-    """Merge ``other`` (an anonymous visitor's profile) into ``into`` (the customer's).
-
-    Counters and sums add up, first/last times take the min/max, recent lists interleave
-    with the more recently active profile first, the newer cart wins. ``into`` keeps its key.
-    """
-    other_newer = (other.last_seen or 0.0) > (into.last_seen or 0.0)
-    first, second = (other, into) if other_newer else (into, other)
-    into.visitor_ids = _merge_recent(first.visitor_ids, second.visitor_ids, MAX_VISITOR_IDS)
-    into.viewed_skus = _merge_recent(first.viewed_skus, second.viewed_skus, MAX_VIEWED_SKUS)
-    into.purchased_skus, into.purchased_at = _merge_bought(first, second)
-    into.first_seen = _min(into.first_seen, other.first_seen)
-    into.last_seen = _max(into.last_seen, other.last_seen)
-    into.first_order_at = _min(into.first_order_at, other.first_order_at)
-    into.last_order_at = _max(into.last_order_at, other.last_order_at)
-    into.newest_at = _max(into.newest_at, other.newest_at)
-    for name in (
-        "visits", "page_views", "product_views", "orders", "items", "spend",
-        "discounted_orders", "discount_total", "coupon_orders", "returns", "returned_items", "refunded",
-    ):
-        setattr(into, name, getattr(into, name) + getattr(other, name))
-    _merge_buckets(into.daily_visits, other.daily_visits)
-    _merge_buckets(into.daily_orders, other.daily_orders)
-    _add_counts(into.category_views, other.category_views)
-    _add_counts(into.category_items, other.category_items)
-    _add_counts(into.category_spend, other.category_spend)
-    if other.cart_updated_at is not None and (
-        into.cart_updated_at is None or other.cart_updated_at > into.cart_updated_at
-    ):
-        into.cart, into.cart_value = other.cart, other.cart_value
-        into.cart_updated_at = other.cart_updated_at
-    for campaign, theirs in other.campaigns.items():
-        ours = into.campaigns.get(campaign)
-        if ours is None:
-            into.campaigns[campaign] = theirs
-            continue
-        ours.impressions += theirs.impressions
-        ours.clicks += theirs.clicks
-        ours.first_at = _min(ours.first_at, theirs.first_at)
-        if theirs.last_at is not None and (ours.last_at is None or theirs.last_at > ours.last_at):
-            ours.last_variant = theirs.last_variant or ours.last_variant
-        ours.last_at = _max(ours.last_at, theirs.last_at)
-        ours.last_click_at = _max(ours.last_click_at, theirs.last_click_at)
-        ours.recent = tuple(sorted((*ours.recent, *theirs.recent), reverse=True)[:MAX_CAMPAIGN_EXPOSURES])
-    for name, value in other.extra.items():
-        into.extra.setdefault(name, value)

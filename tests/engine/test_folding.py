@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from segmint.engine.events import (
     CartLine, CartUpdate, Click, Identify, Impression, Order, OrderItem, PageView, ProductView, Return, ReturnItem,
 )
-from segmint.engine.folding import VISIT_GAP, event_order, fold, folded, merge_profiles
+from segmint.engine.folding import VISIT_GAP, event_order, fold, folded
 from segmint.engine.profile import BUCKET_DAYS, MAX_PURCHASED_SKUS, MAX_VIEWED_SKUS, Profile, purchase_times
 from segmint.engine.stores import MemoryStore, SQLiteStore
 
@@ -93,34 +93,6 @@ def test_a_shuffled_batch_folds_like_the_events_one_by_one_in_time_order(events,
 
 COUNTERS = ("visits", "page_views", "product_views", "orders", "items", "discounted_orders",
             "coupon_orders", "returns", "returned_items")
-
-
-@settings(max_examples=150, deadline=None)
-@given(event_lists([{"customer_id": "c1"}]), event_lists([{"visitor_id": "v1"}]))
-def test_merging_a_visitor_into_a_customer_loses_nothing(customer_events, visitor_events):
-    customer = fold_all("c:c1", customer_events)
-    visitor = fold_all("v:v1", visitor_events)
-    merged = fold_all("c:c1", customer_events)
-    merge_profiles(merged, fold_all("v:v1", visitor_events))
-    for name in COUNTERS:
-        assert getattr(merged, name) == getattr(customer, name) + getattr(visitor, name), name
-    assert abs(merged.spend - customer.spend - visitor.spend) < 1e-6
-    assert abs(merged.refunded - customer.refunded - visitor.refunded) < 1e-6
-    bought = {}
-    for profile in (customer, visitor):
-        for sku, at in zip(profile.purchased_skus, profile.purchased_at):
-            bought[sku] = max(at, bought.get(sku, at))
-    assert dict(zip(merged.purchased_skus, merged.purchased_at)) == bought
-    for name in ("category_items", "category_views"):
-        mine, theirs = getattr(customer, name), getattr(visitor, name)
-        assert getattr(merged, name) == {k: mine.get(k, 0) + theirs.get(k, 0) for k in {*mine, *theirs}}
-    for campaign in {*customer.campaigns, *visitor.campaigns}:
-        stats = [p.campaigns[campaign] for p in (customer, visitor) if campaign in p.campaigns]
-        assert merged.campaigns[campaign].impressions == sum(s.impressions for s in stats)
-        assert merged.campaigns[campaign].clicks == sum(s.clicks for s in stats)
-    firsts = [p.first_seen for p in (customer, visitor) if p.first_seen is not None]
-    assert merged.first_seen == min(firsts, default=None)
-    assert set(merged.viewed_skus) <= set(customer.viewed_skus) | set(visitor.viewed_skus)
 
 
 @settings(max_examples=100, deadline=None)
