@@ -7,8 +7,11 @@ remembers that so folding into the customer invalidates the visitor entry too.
 
 Staleness: ``record`` invalidates what it changed in this process; changes made by other
 processes (several app servers on one SQLite file) show after at most ``ttl`` seconds.
-A load that raced with an invalidation is not cached (generation counter), so a stale
-profile cannot be put back into the cache after ``record`` returned.
+A load that raced with a change of its key is not cached (a generation counter, and the
+generation each key last changed at), so a stale profile cannot be put back into the cache
+after ``record`` returned; a load racing with changes of other keys is cached (under load
+the writer stores a batch every few milliseconds: a global check would keep a busy
+visitor's profile out of the cache, and refold their pending events on every page).
 
 Profiles returned by ``get`` are shared with other threads: treat them as read-only.
 
@@ -53,6 +56,11 @@ class Profiles:
         #: with the profile they make (``_overlay``), so the next page sees the last one.
         self._pending: dict[str, _Pending] = {}
         self._generation = 0
+        #: Key -> the generation it last changed at (``record``, ``invalidate``). Bounded:
+        #: when it is cleared, loads that began before are not cached (``_floor``).
+        self._changed: dict[str, int] = {}
+        self._floor = 0
+        self._changed_bound = 4 * maxsize
         self.hits = 0
         self.misses = 0
 
@@ -102,7 +110,9 @@ class Profiles:
             key=profile_key(customer_id=customer_id, visitor_id=visitor_id),
             customer_id=customer_id or None, visitor_ids=(visitor_id,) if visitor_id else ())
         with self._lock:
-            if generation == self._generation:
+            changed = self._changed
+            if (generation >= self._floor and changed.get(key, -1) <= generation
+                    and changed.get(profile.key, -1) <= generation):
                 self._cache[key] = profile
                 if profile.key != key:
                     aliases = self._aliases.get(profile.key)
@@ -193,6 +203,7 @@ class Profiles:
             self._generation += 1
             extended: dict[str, tuple[Profile, Profile, int]] = {}  # key -> (before, after, events)
             for key in result.changed_keys:
+                self._note_changed(key)
                 cached = self._cache.pop(key, None)
                 self._drop(key)
                 new = result.events.get(key)
@@ -214,7 +225,15 @@ class Profiles:
         with self._lock:
             self._generation += 1
             for key in keys:
+                self._note_changed(key)
                 self._drop(key)
+
+    def _note_changed(self, key: str) -> None:
+        """Remember that ``key`` changed at this generation (lock held)."""
+        if len(self._changed) >= self._changed_bound:  # forget them all: older loads are refused
+            self._changed.clear()
+            self._floor = self._generation
+        self._changed[key] = self._generation
 
     def _drop(self, key: str) -> bool:
         """Drop ``key`` and its alias entries (lock held); True if ``key`` was cached."""
@@ -226,6 +245,8 @@ class Profiles:
     def clear(self) -> None:
         with self._lock:
             self._generation += 1
+            self._floor = self._generation
+            self._changed.clear()
             self._cache.clear()
             self._aliases.clear()
 

@@ -332,3 +332,36 @@ def test_the_writers_batches_are_logged_unsynced_and_acknowledged_ones_durably()
     profiles.record(events[2:])
     assert store.calls == ["unsynced", "append"]
     assert profiles.get(visitor_id="v1") == store.load(visitor_id="v1")
+
+
+def test_a_load_racing_with_a_change_of_another_key_is_cached():
+    """Under load the writer stores a batch every few milliseconds; a profile load that
+    overlapped one that did not touch its key is still cached (a global check would send a
+    busy visitor back to the store, and refold their pending events, on every page)."""
+
+    class SlowStore(MemoryStore):
+        def __init__(self):
+            super().__init__()
+            self.loads = 0
+            self.loading = threading.Event()
+            self.release = threading.Event()
+
+        def load(self, **ids):
+            self.loads += 1
+            found = super().load(**ids)
+            self.loading.set()
+            self.release.wait(5)
+            return found
+
+    store = SlowStore()
+    store.append([order("o1")])
+    store.release.set()
+    profiles = Profiles(store, timer=Clock())
+    store.release.clear()
+    reader = threading.Thread(target=profiles.get, kwargs={"customer_id": "c1"})
+    reader.start()
+    assert store.loading.wait(5)
+    profiles.record([order("o2", customer="c2")])  # another customer's batch meanwhile
+    store.release.set()
+    reader.join(5)
+    assert profiles.get(customer_id="c1").orders == 1 and store.loads == 1  # from the cache
