@@ -153,21 +153,23 @@ class _Person:
 
 
 class Exposures:
-    """Consecutive impressions of one visitor to one variant, folded ahead by a columnar reader
-    (the row of kind ``EXPOSURES``): ``count`` impressions from the row's ``at`` to ``last_at``,
-    none more than the window after the one before, with nothing else of the visitor's between
-    them, by a visitor no event links to a customer (so no other device's event can touch the
-    same person meanwhile); ``shown``: each sku shown, with when it was last shown. Fed at the
-    first impression's place in the log, it leaves the pass as the impressions one by one would.
+    """Consecutive impressions and clicks of one visitor on one variant, folded ahead by a
+    columnar reader (the row of kind ``EXPOSURES``): ``count`` impressions and ``clicks`` clicks
+    (the last at ``last_click``) from the row's ``at`` to ``last_at``, none more than the window
+    after the one before, with nothing else of the visitor's between them, by a visitor no
+    event links to a customer (so no other device's event can touch the same person meanwhile);
+    ``shown``: each sku shown or clicked, with when it last was. Fed at the first one's place
+    in the log, it leaves the pass as those events one by one would.
     """
 
-    __slots__ = ("visitor_id", "campaign", "variant", "count", "last_at", "shown")
+    __slots__ = ("visitor_id", "campaign", "variant", "count", "clicks", "last_click", "last_at", "shown")
     customer_id = None
 
     def __init__(self, visitor_id: str, campaign: str, variant: str, count: int, last_at: float,
-                 shown: dict[str, float]) -> None:
+                 shown: dict[str, float], clicks: int = 0, last_click: float | None = None) -> None:
         self.visitor_id, self.campaign, self.variant = visitor_id, campaign, variant
         self.count, self.last_at, self.shown = count, last_at, shown
+        self.clicks, self.last_click = clicks, last_click
 
 
 # -- saved state (``Attributor.state`` / ``Attributor.from_state``; see ``checkpoint.py``) --------
@@ -443,7 +445,7 @@ class Attributor:
                 self._sweep(at)
             if kind >= IMPRESSION:  # IMPRESSION, CLICK, EXPOSURES
                 if kind == EXPOSURES:
-                    count += event.count - 1
+                    count += event.count + event.clicks - 1
                 if campaign_filter is not None and event.campaign != campaign_filter:
                     continue
                 if event.customer_id is None:
@@ -462,8 +464,11 @@ class Attributor:
                 run = person.runs.get((event.campaign, variant)) if variant is not None else None
                 if run is None or at - run.last_seen > window:
                     run = self._start_run(key, person, event, at)
-                if kind == EXPOSURES:  # impressions up to last_at
+                if kind == EXPOSURES:  # impressions and clicks up to last_at
                     run.totals.exposures += event.count
+                    if event.clicks:
+                        run.totals.clicks += event.clicks
+                        run.last_click = event.last_click
                     run.last_seen = person.last_seen = event.last_at
                     if event.last_at > folded_last:
                         folded_last = event.last_at

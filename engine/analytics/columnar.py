@@ -6,7 +6,7 @@ A report reads every attribution event in time order and folds it in Python
 again. This module keeps, beside a ``SQLiteStore`` file ``shop.db``, a DuckDB file
 ``shop.db.report.duckdb`` with one row per attribution event and only the columns
 attribution reads (``_COLUMNS``), and reads it with SQL that folds each run of one visitor's
-consecutive impressions of one variant into one ``EXPOSURES`` row (``Exposures`` says when
+consecutive impressions and clicks of one variant into one ``EXPOSURES`` row (``Exposures`` says when
 that is exact). The Python pass then sees a fraction of the rows and gives the same report
 (a test compares the two on the same events).
 
@@ -62,14 +62,14 @@ _SQLITE_SCHEMA = (
 )
 _COLUMNS = ("id", "ts", "kind", "visitor", "customer", "campaign", "variant", "skus", "total", "items")
 
-# The rows of [since, until): one visitor's consecutive impressions of one variant, none more
+# The rows of [since, until): one visitor's consecutive impressions and clicks of one variant, none more
 # than the window after the one before, folded into one row when no event links the visitor
 # to a customer (then no other device's events share the person; see ``Exposures``).
 _READ = """
 WITH linked AS (
     SELECT DISTINCT visitor FROM events WHERE visitor IS NOT NULL AND customer IS NOT NULL),
 r AS (
-    SELECT e.*, (kind = $impression AND customer IS NULL AND variant IS NOT NULL AND visitor IS NOT NULL
+    SELECT e.*, (kind IN ($impression, $click) AND customer IS NULL AND variant IS NOT NULL AND visitor IS NOT NULL
                  AND NOT EXISTS (SELECT 1 FROM linked l WHERE l.visitor = e.visitor)) AS foldable
     FROM events e WHERE ts >= $since AND ts < $until),
 w AS (
@@ -88,14 +88,17 @@ shown AS (
     GROUP BY visitor, grp),
 folded AS (
     SELECT min(ts) AS ts, first(id ORDER BY ts, id) AS id, visitor, any_value(campaign) AS campaign,
-           any_value(variant) AS variant, count(*) AS n, max(ts) AS last_at, grp
+           any_value(variant) AS variant, count(*) FILTER (WHERE kind = $impression) AS n,
+           count(*) FILTER (WHERE kind = $click) AS clicks, max(ts) FILTER (WHERE kind = $click) AS last_click,
+           max(ts) AS last_at, grp
     FROM g GROUP BY visitor, grp)
 SELECT f.ts, $exposures::TINYINT, f.visitor, NULL::VARCHAR, f.campaign, f.variant, f.n, f.last_at,
-       to_json(s.shown)::VARCHAR, NULL::VARCHAR, NULL::DOUBLE, NULL::VARCHAR, f.id
+       to_json(s.shown)::VARCHAR, NULL::VARCHAR, NULL::DOUBLE, NULL::VARCHAR, f.clicks, f.last_click, f.id
 FROM folded f LEFT JOIN shown s ON s.visitor = f.visitor AND s.grp = f.grp
 UNION ALL
-SELECT ts, kind, visitor, customer, campaign, variant, NULL, NULL, NULL, skus, total, items, id FROM r WHERE NOT foldable
-ORDER BY 1, 13
+SELECT ts, kind, visitor, customer, campaign, variant, NULL, NULL, NULL, skus, total, items, NULL, NULL, id
+FROM r WHERE NOT foldable
+ORDER BY 1, 15
 """
 
 
@@ -239,7 +242,8 @@ class ColumnarLog:
             self.sync(duck)
             cursor = duck.execute(_READ, {
                 "since": float("-inf") if since is None else since, "until": until,
-                "window": -1.0 if window is None else window, "impression": IMPRESSION, "exposures": EXPOSURES})
+                "window": -1.0 if window is None else window, "impression": IMPRESSION, "click": CLICK,
+                "exposures": EXPOSURES})
             while True:
                 chunk = cursor.fetchmany(batch_size)
                 if not chunk:
@@ -268,9 +272,10 @@ def _strings(values: Iterator[Any]) -> Any:
 
 
 def _row(row: tuple[Any, ...]) -> Row:
-    at, kind, visitor, customer, campaign, variant, n, last_at, shown, skus, total, items, _ = row
+    at, kind, visitor, customer, campaign, variant, n, last_at, shown, skus, total, items, clicks, last_click, _ = row
     if kind == EXPOSURES:  # doubles survive to_json exactly (shortest round-trip form)
-        return at, kind, Exposures(visitor, campaign, variant, n, last_at, _decode_shown(shown) if shown else {})
+        return at, kind, Exposures(visitor, campaign, variant, n, last_at, _decode_shown(shown) if shown else {},
+                                   clicks, last_click)
     if kind == IMPRESSION or kind == CLICK:
         return at, kind, _Exposure(visitor_id=visitor, customer_id=customer, campaign=campaign, variant=variant,
                                    skus=_decode_skus(skus))

@@ -20,6 +20,7 @@ report is the same whichever reads (a test checks it).
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -36,6 +37,8 @@ from ..stores.sqlite import SQLiteStore
 from .attribution import ATTRIBUTION_EVENT_TYPES, CLICK, IDENTIFY, IMPRESSION, ORDER, feed_kind
 
 __all__ = ["AttributionLog", "Row", "SQLiteAttributionLog", "attribution_log"]
+
+log = logging.getLogger("segmint.analytics")
 
 #: ``(at, kind, event)``: seconds since the epoch, an ``attribution`` kind, the event's fields.
 Row = tuple[float, int, Any]
@@ -156,10 +159,13 @@ class _StoreEvents:
 
 
 def attribution_log(store: ProfileStore, reader: Reader = "python") -> AttributionLog:
-    """The reader of ``store``'s attribution rows: with ``reader`` "python" the cheapest there is
-    (see the module docstring); "duckdb" the columnar projection (``columnar.py``), which needs
-    the ``analytics`` extra and a SQLite store file (``ConfigError`` naming what is missing);
-    "auto" the projection when both are there, else as "python"."""
+    """The reader of ``store``'s attribution rows. A store (or a view of one) that implements
+    ``AttributionLog`` reads its own. Otherwise, ``reader`` "python": the cheapest reader there is
+    (see the module docstring); "duckdb": the columnar projection (``columnar.py``), which needs
+    the ``analytics`` extra (a ``ConfigError`` naming it) and a SQLite store file (any other
+    store is read in Python, with a warning); "auto": the projection when both are there."""
+    if isinstance(store, AttributionLog):
+        return store
     sqlite_file = type(store) is SQLiteStore and store.path != ":memory:"
     if reader != "python":
         from .columnar import ColumnarLog, duckdb_available
@@ -167,14 +173,11 @@ def attribution_log(store: ProfileStore, reader: Reader = "python") -> Attributi
         if reader == "duckdb" and not duckdb_available():
             raise ConfigError('reader "duckdb" needs DuckDB: pip install "segmint[analytics]"',
                               path="$.analytics.reader", suggestion='reader = "python" or "auto"')
-        if reader == "duckdb" and not sqlite_file:
-            raise ConfigError('reader "duckdb" reads a projection of a SQLite store file; this store is '
-                              f"{getattr(store, 'url', type(store).__name__)}", path="$.analytics.reader",
-                              suggestion='reader = "python" or "auto"')
         if sqlite_file and duckdb_available():
             return ColumnarLog(store.path)  # type: ignore[union-attr]
-    if isinstance(store, AttributionLog):
-        return store
+        if reader == "duckdb":
+            log.warning('reader "duckdb" reads a projection of a SQLite store file; %s is read in Python',
+                        getattr(store, "url", None) or type(store).__name__)
     if sqlite_file:
         return SQLiteAttributionLog(store.path)  # type: ignore[union-attr]
     return _StoreEvents(store)

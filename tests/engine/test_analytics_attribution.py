@@ -293,17 +293,19 @@ def test_an_order_counts_the_most_recently_shown_skus_however_often_the_run_was_
     assert attribute(events).totals[("c", "B")].recommended_revenue == 5.0
 
 
-def test_an_exposures_row_counts_as_its_impressions_one_by_one():
+def test_an_exposures_row_counts_as_its_impressions_and_clicks_one_by_one():
     from segmint.engine.analytics import EXPOSURES, Exposures
 
-    shown = [seen(at=0, skus=("s1", "s2")), seen(at=1, skus=("s2", "s3")), seen(at=2, skus=("s4",))]
-    after = [clicked(at=2.5), bought(at=3, lines=(("s1", 10.0), ("s3", 4.0), ("x", 1.0)))]
+    shown = [seen(at=0, skus=("s1", "s2")), seen(at=1, skus=("s2", "s3")), clicked(at=1.5), seen(at=2, skus=("s4",))]
+    after = [seen(visitor="v2", at=2.2), bought(at=3, lines=(("s1", 10.0), ("s3", 4.0), ("x", 1.0)))]
     one_by_one = attribute(shown + after)
     folded = Attributor()
     folded.feed_rows([(days(0).timestamp(), EXPOSURES,
                        Exposures("v1", "c", "B", 3, days(2).timestamp(),
                                  {"s1": days(0).timestamp(), "s2": days(1).timestamp(),
-                                  "s3": days(1).timestamp(), "s4": days(2).timestamp()}))])
+                                  "s3": days(1).timestamp(), "s4": days(2).timestamp()},
+                                 clicks=1, last_click=days(1.5).timestamp()))])
     folded.feed_all(after)
     assert folded.result() == one_by_one
-    assert one_by_one.totals[("c", "B")].exposures == 3 and one_by_one.totals[("c", "B")].recommended_revenue == 14.0
+    totals = one_by_one.totals[("c", "B")]
+    assert (totals.exposures, totals.clicks, totals.click_orders, totals.recommended_revenue) == (4, 1, 1, 14.0)

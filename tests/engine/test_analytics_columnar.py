@@ -169,10 +169,11 @@ def test_duckdb_without_the_extra_is_a_config_error_naming_it(store, monkeypatch
     assert isinstance(attribution_log(store, "auto"), SQLiteAttributionLog)  # auto: the Python reader
 
 
-def test_duckdb_needs_a_sqlite_store_file_and_auto_falls_back():
+def test_duckdb_on_another_store_reads_it_in_python_and_says_so(caplog):
     memory = MemoryStore()
-    with pytest.raises(ConfigError, match="SQLite store file"):
-        build_report(memory, now=day(1), analysis=DUCKDB)
     memory.append(traffic(1, 0, 2, n=200))
+    with caplog.at_level(logging.WARNING, "segmint.analytics"):
+        duck = build_report(memory, now=day(3), analysis=DUCKDB)
+    assert "SQLite store file" in caplog.text
     auto = build_report(memory, now=day(3), analysis=AnalyticsConfig(reader="auto"))
-    assert figures(auto) == figures(build_report(memory, now=day(3), analysis=PYTHON))
+    assert figures(duck) == figures(auto) == figures(build_report(memory, now=day(3), analysis=PYTHON))
