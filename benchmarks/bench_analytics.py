@@ -216,6 +216,7 @@ def _rows(label: str, n_events: int, first_events: int, newer: int, counts: Coun
             and report.events == read
         )
         name = "Python reader" if reader == "python" else "DuckDB projection"
+        print(f"  {name}: counts exact and the same report as the Python reader: {correct}", file=sys.stderr)
         if "build" in seconds:
             rows.append({
                 "figure": f"campaign report, {name}: the projection built from the {first_events:,} events "

@@ -47,7 +47,7 @@ log = logging.getLogger("segmint.analytics")
 #: The SQLite meta entry naming the projection this file belongs to (see the docstring).
 TOKEN_META = "report-projection"
 #: Log rows read, decoded and appended to the projection at once.
-SYNC_CHUNK = 100_000
+SYNC_CHUNK = 20_000
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS projection (token VARCHAR, projected_to BIGINT);
 CREATE TABLE IF NOT EXISTS events (
