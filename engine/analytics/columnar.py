@@ -129,8 +129,14 @@ class ColumnarLog:
 
     # -- keeping it up to date -------------------------------------------------------------
     def _sqlite(self) -> sqlite3.Connection:
+        """A connection to the store file with the trigger and the token in place (the write
+        lock, which appends wait for, is taken only the first time)."""
         conn = sqlite3.connect(f"file:{quote(os.path.abspath(self.path))}?mode=rw", uri=True,
                                isolation_level=None, timeout=10.0)
+        ready = conn.execute("SELECT (SELECT count(*) FROM sqlite_master WHERE name = 'report_projection_erase')"
+                             " + (SELECT count(*) FROM meta WHERE name = ?)", (TOKEN_META,)).fetchone()[0]
+        if ready == 2:
+            return conn
         conn.execute("BEGIN IMMEDIATE")
         try:
             for statement in _SQLITE_SCHEMA:
@@ -230,20 +236,23 @@ class ColumnarLog:
 
     def attribution_rows(self, *, since: float | None, until: float, batch_size: int,
                          window: float | None = None) -> Iterator[Row]:
+        duck = None
         try:
             duck = self.connect()
-        except self._duckdb.IOException as exc:  # another process holds the file's lock
-            log.warning("the report projection %s is in use (%s); reading the event log in Python",
-                        projection_path(self.path), exc)
-            yield from SQLiteAttributionLog(self.path).attribution_rows(since=since, until=until,
-                                                                       batch_size=batch_size)
-            return
-        try:
             self.sync(duck)
             cursor = duck.execute(_READ, {
                 "since": float("-inf") if since is None else since, "until": until,
                 "window": -1.0 if window is None else window, "impression": IMPRESSION, "click": CLICK,
                 "exposures": EXPOSURES})
+        except self._duckdb.Error as exc:  # in use by another process (DuckDB locks it), damaged, ...
+            if duck is not None:
+                duck.close()
+            log.warning("the report projection %s cannot be read (%s); reading the event log in Python",
+                        projection_path(self.path), exc)
+            yield from SQLiteAttributionLog(self.path).attribution_rows(since=since, until=until,
+                                                                       batch_size=batch_size)
+            return
+        try:
             while True:
                 chunk = cursor.fetchmany(batch_size)
                 if not chunk:

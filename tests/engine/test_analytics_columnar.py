@@ -148,7 +148,7 @@ def test_a_projection_of_another_file_is_rebuilt(store, tmp_path):
         1 for _ in store.iter_events(types=("impression", "click", "order", "identify")))
 
 
-def test_a_projection_in_use_elsewhere_falls_back_to_the_python_reader(store, monkeypatch, caplog):
+def test_a_projection_in_use_elsewhere_or_damaged_falls_back_to_the_python_reader(store, monkeypatch, caplog):
     store.append(traffic(1, 0, 10))
 
     def locked(self):
@@ -157,7 +157,15 @@ def test_a_projection_in_use_elsewhere_falls_back_to_the_python_reader(store, mo
     monkeypatch.setattr(columnar.ColumnarLog, "connect", locked)
     with caplog.at_level(logging.WARNING, "segmint.analytics"):
         report = build_report(store, now=day(10), checkpoint=False, analysis=DUCKDB)
-    assert "in use" in caplog.text
+    assert "cannot be read" in caplog.text
+    assert figures(report) == figures(build_report(store, now=day(10), checkpoint=False, analysis=PYTHON))
+    monkeypatch.undo()
+    with open(columnar.projection_path(store.path), "wb") as damaged:
+        damaged.write(b"not a duckdb file" * 1000)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, "segmint.analytics"):
+        report = build_report(store, now=day(10), checkpoint=False, analysis=DUCKDB)
+    assert "cannot be read" in caplog.text
     assert figures(report) == figures(build_report(store, now=day(10), checkpoint=False, analysis=PYTHON))
 
 
