@@ -46,6 +46,8 @@ log = logging.getLogger("segmint.analytics")
 
 #: The SQLite meta entry naming the projection this file belongs to (see the docstring).
 TOKEN_META = "report-projection"
+#: Bumped when the projection's columns change: an older projection is rebuilt.
+FORMAT = 1
 #: Log rows read, decoded and appended to the projection at once.
 SYNC_CHUNK = 20_000
 _SCHEMA = """
@@ -159,10 +161,11 @@ class ColumnarLog:
             duck.execute(_SCHEMA)
             conn.execute("BEGIN")  # one snapshot: the erased ids and the events agree
             (token,) = conn.execute("SELECT value FROM meta WHERE name = ?", (TOKEN_META,)).fetchone()
-            token = bytes(token).decode()
+            token = f"{FORMAT}:{bytes(token).decode()}"
             state = duck.execute("SELECT token, projected_to FROM projection").fetchone()
-            if state is None or state[0] != token:  # new, or another file's projection
-                duck.execute("DELETE FROM events")
+            if state is None or state[0] != token:  # new, another file's, or an older format
+                duck.execute("DROP TABLE events")
+                duck.execute(_SCHEMA)
                 duck.execute("DELETE FROM projection")
                 duck.execute("INSERT INTO projection VALUES (?, 0)", (token,))
                 projected_to = 0
