@@ -32,13 +32,14 @@ import os
 import secrets
 import sqlite3
 from collections.abc import Iterator
+from operator import attrgetter
 from typing import Any
 from urllib.parse import quote
 
 import msgspec
 
 from .attribution import CLICK, EXPOSURES, IDENTIFY, IMPRESSION, ORDER, Exposures
-from .eventlog import _KIND_SQL, _TYPES_SQL, Row, SQLiteAttributionLog, _decode, _Exposure, _Identify, _Line, _Order
+from .eventlog import _KIND_SQL, _TYPES_SQL, Row, SQLiteAttributionLog, _Exposure, _Identify, _Line, _Order
 
 __all__ = ["ColumnarLog", "duckdb_available", "projection_path"]
 
@@ -211,18 +212,16 @@ class ColumnarLog:
         if not rows:
             return 0
         ids, ats, kinds, blobs = zip(*rows)
-        events = list(map(_decode, blobs))
-        exposure = [kind >= IMPRESSION for kind in kinds]
+        events = list(map(_decode_fields, blobs))  # one record type: every column is one C-level map
         frame = {
             "id": numpy.array(ids, dtype=numpy.int64), "ts": numpy.array(ats, dtype=numpy.float64),
             "kind": numpy.array(kinds, dtype=numpy.int8),
-            "visitor": _strings(e.visitor_id for e in events), "customer": _strings(e.customer_id for e in events),
-            "campaign": _strings(e.campaign if x else None for e, x in zip(events, exposure)),
-            "variant": _strings(e.variant if x else None for e, x in zip(events, exposure)),
-            "skus": _strings(_json(e.skus) if x else None for e, x in zip(events, exposure)),
-            "total": numpy.array([e.total if k == ORDER and e.total is not None else numpy.nan
-                                  for e, k in zip(events, kinds)], dtype=numpy.float64),
-            "items": _strings(_json(e.items) if k == ORDER else None for e, k in zip(events, kinds)),
+            **{column: _strings(map(attrgetter(name), events)) for column, name in (
+                ("visitor", "visitor_id"), ("customer", "customer_id"), ("campaign", "campaign"),
+                ("variant", "variant"))},
+            "skus": _strings(map(_json_or_none, map(attrgetter("skus"), events))),
+            "total": numpy.fromiter(map(_nan_if_none, map(attrgetter("total"), events)), dtype=numpy.float64),
+            "items": _strings(map(_json_or_none, map(attrgetter("items"), events))),
         }
         duck.register("_segmint_rows", frame)
         try:  # NaN marks a missing total (an order total is never NaN: events.Money)
@@ -268,8 +267,27 @@ class ColumnarLog:
 _encode_json = msgspec.json.Encoder().encode
 
 
-def _json(value: Any) -> str:
-    return _encode_json(value).decode()
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else _encode_json(value).decode()
+
+
+def _nan_if_none(value: float | None) -> float:
+    return float("nan") if value is None else value
+
+
+class _Fields(msgspec.Struct, kw_only=True, gc=False):
+    """Every field the projection keeps, of any attribution event (absent ones None)."""
+
+    visitor_id: str | None = None
+    customer_id: str | None = None
+    campaign: str | None = None
+    variant: str | None = None
+    skus: list[str] | None = None
+    items: list[_Line] | None = None
+    total: float | None = None
+
+
+_decode_fields = msgspec.msgpack.Decoder(_Fields).decode
 
 
 _decode_shown = msgspec.json.Decoder(dict[str, float]).decode
@@ -290,7 +308,7 @@ def _row(row: tuple[Any, ...]) -> Row:
                                    clicks, last_click)
     if kind == IMPRESSION or kind == CLICK:
         return at, kind, _Exposure(visitor_id=visitor, customer_id=customer, campaign=campaign, variant=variant,
-                                   skus=_decode_skus(skus))
+                                   skus=_decode_skus(skus) if skus else [])
     if kind == ORDER:
         return at, kind, _Order(visitor_id=visitor, customer_id=customer, total=total, items=_decode_lines(items))
     assert kind == IDENTIFY
