@@ -6,21 +6,25 @@ A/B/control variants, 6% clicks, 3% orders, 1% identify links and 12% page views
 report skips). It is bulk-inserted into a real ``SQLiteStore`` file (the store's own table and
 msgpack encoding; folding 10M events into profiles is not what is measured here).
 
-Figures (seconds, median of the repetitions):
+Figures (seconds, one run each), for each reader (``[analytics] reader``: the Python reader of
+the log, and DuckDB's columnar projection when the ``analytics`` extra is installed):
 
-- the first report, run when 90% of the traffic was in: it reads the log up to then and
-  saves its state in the store (``analytics/checkpoint.py``);
-- the refreshed report over the whole log, run later: it restores that state and reads only
-  the events logged after it. This is the report as a shop sees it day to day (the report
-  page, a nightly ``segmint report``), and the one held to the target: under 30 s for 10M
-  events (quick mode: 200k events against the same target scaled to its size, 0.6 s, so
-  ``make bench-quick`` stays under two minutes). Its floor: a bare read (the same
-  ``store.iter_events`` call, doing nothing) of the events logged after the saved state,
-  which any report that resumes must read. The first run's figure is shown beside it,
-  against the refreshed report.
+- the first report, run when 90% of the traffic is in: it reads the log up to then and saves
+  its state in the store (``analytics/checkpoint.py``); held to the issue's target, under
+  30 s for 10M events;
+- the refreshed report, run after the last 10% came in: it restores that state and reads only
+  the newer events; held to under 5 s. Its floor: a bare read (the Python reader, doing
+  nothing) of the events logged after the saved state, which any report that resumes must read;
+- for DuckDB, the projection's own cost apart: built from the log before its first report (a
+  shop pays it once; each later report first appends the events logged since, and that
+  catch-up is inside the refreshed figure, not hidden).
+
+Quick mode (200k events) scales the targets to its size (0.6 s and 0.1 s), so ``make
+bench-quick`` stays under two minutes; fixed costs weigh more there.
 
 The refreshed report must count exactly the impressions, clicks and orders that were
-generated, so a fast wrong answer (or a state that lost events) cannot pass.
+generated, and both readers must give the same report, so a fast wrong answer (or a state or
+projection that lost events) cannot pass.
 
 Run alone: ``python -m benchmarks.bench_analytics [--quick]``.
 """
@@ -29,18 +33,19 @@ from __future__ import annotations
 
 import random
 import sqlite3
-import statistics
 import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import msgspec
 
-from segmint.engine.analytics import ATTRIBUTION_EVENT_TYPES, build_report
+from segmint.engine.analytics import attribution_log, build_report
 from segmint.engine.analytics.checkpoint import SETTLE_SECONDS
+from segmint.engine.analytics.columnar import ColumnarLog, duckdb_available
 from segmint.engine.events import Click, Identify, Impression, Order, OrderItem, PageView
 from segmint.engine.stores.sqlite import SQLiteStore
 
@@ -51,12 +56,14 @@ SKUS = [f"sku-{i}" for i in range(500)]
 EVENTS_PER_VISITOR = 12
 POOL = 20_000          # visitors active at once
 SPACING = 0.05         # seconds between events: 10M events span about 6 days of traffic
-TARGET_SECONDS = 30.0
+FIRST_SECONDS = 30.0    # the issue's targets over 10M events (scaled down for a quick run)
+REFRESH_SECONDS = 5.0
 GIVE_UP_SECONDS = 600.0
 
 
-def generate(path: Path, n_events: int, seed: int = 7) -> Counter[str]:
-    """Write ``n_events`` time-ordered events into a new SQLite store at ``path``; counts by type."""
+def generate(path: Path, n_events: int, seed: int = 7) -> Iterator[Counter[str]]:
+    """Write ``n_events`` time-ordered events into a new SQLite store at ``path`` in two steps:
+    the first 90% (then the counts by type so far), the rest when advanced (then all counts)."""
     SQLiteStore(str(path), synchronous="OFF").close()  # the store creates its schema
     rng = random.Random(seed)
     encode = msgspec.msgpack.Encoder().encode
@@ -64,8 +71,8 @@ def generate(path: Path, n_events: int, seed: int = 7) -> Counter[str]:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=OFF")
-    # The store's time index is built once at the end (rows arrive in time order): faster
-    # than keeping it up to date row by row, and the same index the store creates.
+    # The store's time index is built once after the first 90% (rows arrive in time order):
+    # faster than keeping it up to date row by row, and the same index the store creates.
     (index_sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'events_by_time'").fetchone()
     conn.execute("DROP INDEX events_by_time")
     start = START.timestamp()
@@ -98,13 +105,15 @@ def generate(path: Path, n_events: int, seed: int = 7) -> Counter[str]:
         kind = type(event).__struct_config__.tag
         counts[kind] += 1
         rows.append((ts, kind, f"v:{visitor}", encode(event)))
-        if len(rows) == 50_000:
+        if len(rows) == 50_000 or i == int(n_events * 0.9) - 1:
             _insert(conn, rows)
             rows.clear()
+        if i == int(n_events * 0.9) - 1:
+            conn.execute(index_sql)
+            yield Counter(counts)
     _insert(conn, rows)
-    conn.execute(index_sql)
     conn.close()
-    return counts
+    yield counts
 
 
 def _insert(conn: sqlite3.Connection, rows: list[tuple]) -> None:
@@ -114,91 +123,122 @@ def _insert(conn: sqlite3.Connection, rows: list[tuple]) -> None:
 
 
 class _Bounded:
-    """The store, but reading events gives up after ``seconds`` (a slow store must not hang
-    ``make bench`` for hours); the check costs the floor and the report the same."""
+    """The store, read with ``reader``, but reading gives up after ``seconds`` (a slow store must
+    not hang ``make bench`` for hours); the check costs the floor and the report the same."""
 
-    def __init__(self, store: SQLiteStore, seconds: float) -> None:
-        self.store, self.seconds = store, seconds
+    def __init__(self, store: SQLiteStore, seconds: float, reader: str = "python") -> None:
+        self.store, self.seconds, self.reader = store, seconds, attribution_log(store, reader)  # type: ignore[arg-type]
 
     def __getattr__(self, name: str):
         return getattr(self.store, name)  # meta and the event fingerprint (report checkpoints)
 
-    def iter_events(self, **options):
+    def attribution_rows(self, **options):
         deadline = time.perf_counter() + self.seconds
-        for i, event in enumerate(self.store.iter_events(**options)):
+        for i, row in enumerate(self.reader.attribution_rows(**options)):
             if not i & 0xFFFF and time.perf_counter() > deadline:
                 raise TimeoutError(f"reading events took over {self.seconds:.0f} s")
-            yield event
+            yield row
 
 
 def _floor(store: _Bounded, since: datetime) -> int:
     n = 0
-    for _ in store.iter_events(since=since, types=ATTRIBUTION_EVENT_TYPES, batch_size=5000):
+    for _ in store.attribution_rows(since=since.timestamp(), until=float("inf"), batch_size=5000):
         n += 1
     return n
 
 
 def run(quick: bool) -> list[dict]:
     n_events = 200_000 if quick else 10_000_000
-    repeats = 3 if quick else 1
-    target = TARGET_SECONDS * n_events / 10_000_000
+    scale = n_events / 10_000_000
+    first_target, refresh_target = FIRST_SECONDS * scale, REFRESH_SECONDS * scale
     label = f"{n_events / 1_000_000:g}M"
+    readers = ["python"] + (["duckdb"] if duckdb_available() else [])
+    figures: dict[str, dict[str, float]] = {reader: {} for reader in readers}
+    reports = {}
     with tempfile.TemporaryDirectory(prefix="segmint-bench-") as tmp:
         path = Path(tmp) / "events.db"
         began = time.perf_counter()
-        counts = generate(path, n_events)
-        generated = time.perf_counter() - began
-        print(f"  generated {n_events:,} events in {generated:.0f} s", file=sys.stderr)
+        steps = generate(path, n_events)
+        next(steps)
+        print(f"  generated {n_events * 0.9:,.0f} events in {time.perf_counter() - began:.0f} s", file=sys.stderr)
         store = SQLiteStore(str(path))
-        bounded = _Bounded(store, GIVE_UP_SECONDS)
         # The first report runs when 90% of the traffic is in (it reads the log up to then and
-        # saves its state); the refreshed one runs later over the whole log, from that state.
+        # saves its state); the refreshed one runs after the rest came in, from that state.
         saved_at = START + timedelta(seconds=n_events * 0.9 * SPACING)
         first_now, now = saved_at + timedelta(seconds=SETTLE_SECONDS), START + timedelta(days=60)
-        floors, firsts, ours = [], [], []
         try:
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                newer = _floor(bounded, saved_at)
-                floors.append(time.perf_counter() - t0)
+            for reader in readers:
+                bounded = _Bounded(store, GIVE_UP_SECONDS, reader)
+                if reader == "duckdb":  # the projection's cost, apart: built from the log so far
+                    t0 = time.perf_counter()
+                    projection = ColumnarLog(str(path))
+                    with projection.connect() as duck:
+                        projection.sync(duck)
+                    figures[reader]["build"] = time.perf_counter() - t0
                 t0 = time.perf_counter()
                 first = build_report(bounded, now=first_now, fresh=True)  # type: ignore[arg-type]
-                firsts.append(time.perf_counter() - t0)
-                t0 = time.perf_counter()
-                report = build_report(bounded, now=now)  # type: ignore[arg-type]
-                ours.append(time.perf_counter() - t0)
+                figures[reader]["first"] = time.perf_counter() - t0
+            counts = next(steps)  # the last 10% logged: all the counts
+            for reader in readers:
+                bounded = _Bounded(store, GIVE_UP_SECONDS, reader)
+                if reader == "python":
+                    t0 = time.perf_counter()
+                    newer = _floor(bounded, saved_at)
+                    figures[reader]["floor"] = time.perf_counter() - t0
+                t0 = time.perf_counter()  # the duckdb reader first appends the newer events to its projection
+                reports[reader] = build_report(bounded, now=now)  # type: ignore[arg-type]
+                figures[reader]["refresh"] = time.perf_counter() - t0
         except TimeoutError as exc:
             print(f"  gave up: {exc}", file=sys.stderr)
             return [{"figure": f"campaign report over {label} events (s)",
-                     "ours": GIVE_UP_SECONDS, "peer": "bare iter_events loop",
-                     "peer_value": floors[0] if floors else GIVE_UP_SECONDS, "ratio": 0.0, "unit": "s",
-                     "target": f"< {TARGET_SECONDS:.0f} s (gave up)", "ok": False}]
+                     "ours": GIVE_UP_SECONDS, "peer": "-", "peer_value": GIVE_UP_SECONDS, "ratio": 0.0,
+                     "unit": "s", "target": f"< {first_target:.3g} s (gave up)", "ok": False}]
         finally:
             store.close()
-    variants = [v for c in report.campaigns for v in c.variants]
+    return _rows(label, n_events, first.events, newer, counts, reports, figures, first_target, refresh_target)
+
+
+def _rows(label: str, n_events: int, first_events: int, newer: int, counts: Counter[str], reports: dict,
+          figures: dict[str, dict[str, float]], first_target: float, refresh_target: float) -> list[dict]:
     read = n_events - counts["page_view"]
-    correct = (
-        0 < newer < read
-        and sum(v.exposures for v in variants) == counts["impression"]
-        and sum(v.clicks for v in variants) == counts["click"]
-        and report.orders == counts["order"]
-        and report.events == read
-    )
-    mine, floor, cold = statistics.median(ours), statistics.median(floors), statistics.median(firsts)
-    return [{
-        "figure": f"campaign report over {label} events, refreshed: resumes the state the first "
-                  f"report saved at 90% (s)",
-        "ours": mine, "peer": f"bare iter_events loop over the {newer:,} events after the saved state",
-        "peer_value": floor, "ratio": floor / mine if mine else 0.0, "unit": "s",
-        "target": f"< {target:.3g} s and counts exact",
-        "ok": correct and mine < target,
-    }, {
-        "figure": f"campaign report, first run: reads the {first.events:,} events logged by then, "
-                  f"saves its state (s)",
-        "ours": cold, "peer": "the refreshed report (above)", "peer_value": mine,
-        "ratio": mine / cold if cold else 0.0, "unit": "s",
-        "target": "- (info)", "ok": True,
-    }]
+    python = reports["python"]
+    rows = []
+    for reader, report in reports.items():
+        seconds = figures[reader]
+        variants = [v for c in report.campaigns for v in c.variants]
+        same = {**report.to_dict(), "generated_at": None} == {**python.to_dict(), "generated_at": None}
+        correct = (
+            0 < newer < read and same
+            and sum(v.exposures for v in variants) == counts["impression"]
+            and sum(v.clicks for v in variants) == counts["click"]
+            and report.orders == counts["order"]
+            and report.events == read
+        )
+        name = "Python reader" if reader == "python" else "DuckDB projection"
+        print(f"  {name}: counts exact and the same report as the Python reader: {correct}", file=sys.stderr)
+        if "build" in seconds:
+            rows.append({
+                "figure": f"campaign report, {name}: the projection built from the {first_events:,} events "
+                          "logged by then (s; once, then kept up to date by each report)",
+                "ours": seconds["build"], "peer": "the first report over it (below)", "peer_value": seconds["first"],
+                "ratio": seconds["first"] / seconds["build"] if seconds["build"] else 0.0, "unit": "s",
+                "target": "- (info)", "ok": True})
+        rows.append({
+            "figure": f"campaign report over {label} events, {name}, first run: reads the {first_events:,} "
+                      "events logged by then, saves its state (s)",
+            "ours": seconds["first"], "peer": "bare read of the log (Python reader) after the saved state",
+            "peer_value": figures["python"]["floor"],
+            "ratio": figures["python"]["floor"] / seconds["first"] if seconds["first"] else 0.0, "unit": "s",
+            "target": f"< {first_target:.3g} s", "ok": correct and seconds["first"] < first_target})
+        rows.append({
+            "figure": f"campaign report over {label} events, {name}, refreshed: resumes the saved state, reads "
+                      f"the {newer:,} newer events{' (appended to the projection first)' if 'build' in seconds else ''} (s)",
+            "ours": seconds["refresh"], "peer": "bare read of the log (Python reader) after the saved state",
+            "peer_value": figures["python"]["floor"],
+            "ratio": figures["python"]["floor"] / seconds["refresh"] if seconds["refresh"] else 0.0, "unit": "s",
+            "target": f"< {refresh_target:.3g} s, counts exact, readers agree",
+            "ok": correct and seconds["refresh"] < refresh_target})
+    return rows
 
 
 if __name__ == "__main__":

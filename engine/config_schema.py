@@ -252,6 +252,8 @@ class StatsConfig(ConfigBase):
 Correction = Literal["holm-bonferroni", "benjamini-hochberg", "none"]
 #: How a report reads each lift: p-values and confidence intervals, or chance to beat control.
 Engine = Literal["frequentist", "bayesian"]
+#: How a report reads the event log: in Python, through DuckDB's columnar projection, or either.
+Reader = Literal["python", "duckdb", "auto"]
 
 
 class AnalyticsConfig(ConfigBase):
@@ -286,6 +288,10 @@ class AnalyticsConfig(ConfigBase):
     prior_sd: Annotated[float, msgspec.Meta(gt=0, le=10)] = 0.3
     #: Use that prior (true), or a flat one (false, GrowthBook's default: the data alone).
     proper_prior: bool = False
+    #: How a report reads the event log: "python" (the log itself), "duckdb" (a columnar projection
+    #: beside a SQLite store file, read by DuckDB: the ``analytics`` extra), or "auto" (duckdb when
+    #: the extra is installed and the store is a SQLite file). Both give the same report.
+    reader: Reader = "python"
 
 
 class Config(ConfigBase):

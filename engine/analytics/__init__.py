@@ -7,13 +7,20 @@
 
 from .attribution import (
     ATTRIBUTION_EVENT_TYPES,
+    CLICK,
     DEFAULT_WINDOW_DAYS,
+    EXPOSURES,
+    IDENTIFY,
+    IMPRESSION,
+    ORDER,
     Attribution,
     Attributor,
     AttributorState,
+    Exposures,
     VariantTotals,
     attribute,
 )
+from .eventlog import AttributionLog, attribution_log
 from .report import (
     CONTROL_VARIANT,
     CampaignReport,
@@ -58,12 +65,20 @@ from .stats import (
 
 __all__ = [
     "ATTRIBUTION_EVENT_TYPES",
+    "CLICK",
     "DEFAULT_WINDOW_DAYS",
+    "EXPOSURES",
+    "IDENTIFY",
+    "IMPRESSION",
+    "ORDER",
     "Attribution",
+    "AttributionLog",
     "Attributor",
     "AttributorState",
+    "Exposures",
     "VariantTotals",
     "attribute",
+    "attribution_log",
     "CONTROL_VARIANT",
     "CampaignReport",
     "DailyPoint",

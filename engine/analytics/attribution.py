@@ -22,6 +22,14 @@ began, with their squares and their products with the run's revenue and conversi
 history is one small entry per buyer (``max_history``, least recently active dropped first).
 A person exposed to more than one variant of a campaign (usually one human on two devices,
 merged by a login) is counted once per campaign (``multi_arm``).
+
+The pass reads rows ``(at, kind, event)`` (``feed_rows``): ``at`` in seconds since the epoch,
+``kind`` one of ``IMPRESSION``, ``CLICK``, ``ORDER``, ``IDENTIFY`` or ``EXPOSURES``, and an
+event with the fields attribution reads (an ``Event``, or the narrower records a fast reader
+decodes: ``eventlog.py``). ``EXPOSURES`` is several impressions folded ahead by a columnar
+reader (``Exposures``). The figures depend only on the events, never on how they were
+batched or when memory was swept: a person silent for longer than the window is someone new
+when met again, whether or not the sweep had dropped them yet.
 """
 
 from __future__ import annotations
@@ -30,23 +38,37 @@ from collections import OrderedDict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
 from ..events import Click, Event, Identify, Impression, Order
 
 __all__ = ["DEFAULT_WINDOW_DAYS", "ATTRIBUTION_EVENT_TYPES", "VariantTotals", "Attribution",
-           "Attributor", "AttributorState", "attribute"]
+           "Attributor", "AttributorState", "Exposures", "attribute", "IMPRESSION", "CLICK", "ORDER",
+           "IDENTIFY", "EXPOSURES", "feed_kind"]
 
 DEFAULT_WINDOW_DAYS = 7.0
 #: The event types attribution reads; pass them to ``store.iter_events(types=...)``.
 ATTRIBUTION_EVENT_TYPES = ("impression", "click", "order", "identify")
+#: The kinds of the rows ``Attributor.feed_rows`` reads (``-1``: another event, counted only).
+ORDER: Final = 0
+IDENTIFY: Final = 1
+IMPRESSION: Final = 2
+CLICK: Final = 3
+EXPOSURES: Final = 4
+_KINDS = {Impression: IMPRESSION, Click: CLICK, Order: ORDER, Identify: IDENTIFY}
+
+
+def feed_kind(event: Event) -> int:
+    """The row kind of ``event`` (``-1`` for the events attribution does not read)."""
+    return _KINDS.get(type(event), -1)
 #: Skus remembered per visitor run (the most recently shown win).
 MAX_SKUS = 200
 _DAY = 86_400.0
-#: Expired people are swept every this many events (a power of 2; only the oldest are looked at).
+#: Expired people are swept every this many events (only the oldest are looked at).
 _SWEEP_EVERY = 1024
+
 #: The ``VariantTotals`` sums beyond the counts, in the order a saved state lists them.
 _MOMENTS = ("revenue_squares", "order_squares", "revenue_orders", "pre_spend", "pre_spend_squares", "pre_orders",
             "pre_order_squares", "spend_revenue", "orders_converted")
@@ -102,7 +124,8 @@ class Attribution:
 
 
 class _Run:
-    """One person's current run of exposures to one variant (``totals``: that variant's)."""
+    """One person's current run of exposures to one variant (``totals``: that variant's);
+    ``skus``: each sku shown, with when it was last shown (at least the ``MAX_SKUS`` most recent)."""
 
     __slots__ = ("totals", "first_day", "last_seen", "last_click", "skus", "converted", "revenue", "orders",
                  "pre_spend", "pre_orders")
@@ -127,6 +150,26 @@ class _Person:
         self.runs: dict[tuple[str, str], _Run] = {}
         self.last_seen = at
         self.multi_arm: set[str] | None = None  # campaigns this person was counted in (several arms)
+
+
+class Exposures:
+    """Consecutive impressions and clicks of one visitor on one variant, folded ahead by a
+    columnar reader (the row of kind ``EXPOSURES``): ``count`` impressions and ``clicks`` clicks
+    (the last at ``last_click``) from the row's ``at`` to ``last_at``, none more than the window
+    after the one before, with nothing else of the visitor's between them, by a visitor no
+    event links to a customer (so no other device's event can touch the same person meanwhile);
+    ``shown``: each sku shown or clicked, with when it last was. Fed at the first one's place
+    in the log, it leaves the pass as those events one by one would.
+    """
+
+    __slots__ = ("visitor_id", "campaign", "variant", "count", "clicks", "last_click", "last_at", "shown")
+    customer_id = None
+
+    def __init__(self, visitor_id: str, campaign: str, variant: str, count: int, last_at: float,
+                 shown: dict[str, float], clicks: int = 0, last_click: float | None = None) -> None:
+        self.visitor_id, self.campaign, self.variant = visitor_id, campaign, variant
+        self.count, self.last_at, self.shown = count, last_at, shown
+        self.clicks, self.last_click = clicks, last_click
 
 
 # -- saved state (``Attributor.state`` / ``Attributor.from_state``; see ``checkpoint.py``) --------
@@ -266,14 +309,19 @@ class Attributor:
         anonymous = self._people.pop("v:" + visitor, None)
         if type(anonymous) is bytes:
             anonymous = self._thaw(None, anonymous)
-        if anonymous is not None:
+        if anonymous is not None and at - anonymous.last_seen <= self.window:  # type: ignore[union-attr]
             self._merge(anonymous, self._person(key, at, create=True), at)  # type: ignore[arg-type]
 
     def _person(self, key: str, at: float, *, create: bool) -> _Person | None:
+        """The person ``key`` is, seen at ``at``; one silent for longer than the window is
+        dropped (someone new: what the sweep does, whenever it runs)."""
         people = self._people
         person = people.get(key)
         if type(person) is bytes:
             person = self._thaw(key, person)
+        if person is not None and at - person.last_seen > self.window:
+            del people[key]
+            person = None
         if person is not None:
             people.move_to_end(key)
             person.last_seen = at
@@ -319,11 +367,12 @@ class Attributor:
                     totals.daily[early.first_day][1] += 1
             early.last_seen = max(early.last_seen, late.last_seen)
             early.last_click = max(early.last_click, late.last_click)
+            skus = early.skus
             for sku, shown in late.skus.items():
-                if shown > early.skus.get(sku, -1e300):
-                    early.skus[sku] = shown
-            if len(early.skus) > 2 * MAX_SKUS:
-                _trim(early.skus)
+                if shown > skus.get(sku, -1e300):
+                    skus[sku] = shown
+            if len(skus) > 2 * MAX_SKUS:
+                _trim(skus)
             into.runs[variant_key] = early
         self._merge_multi_arm(source, into)
 
@@ -366,7 +415,14 @@ class Attributor:
         self.feed_all((event,))
 
     def feed_all(self, events: Iterable[Event], until: datetime | None = None) -> None:
-        """Take a time-ordered stream; stop at the first event at or after ``until``.
+        """Take a time-ordered stream of events; stop at the first at or after ``until``."""
+        kinds = _KINDS.get
+        self.feed_rows(((event.at.timestamp(), kinds(type(event), -1), event)  # type: ignore[union-attr]
+                        for event in events), until.timestamp() if until is not None else None)
+
+    def feed_rows(self, rows: Iterable[tuple[float, int, Any]], until: float | None = None) -> None:
+        """Take time-ordered rows ``(at, kind, event)`` (see the module docstring); stop at the
+        first row at or after ``until`` (seconds since the epoch).
 
         This is the hot loop of a report (millions of events): the common cases are inlined
         and attributes bound to locals, which is why it reads flatter than the rest.
@@ -374,57 +430,76 @@ class Attributor:
         result, people = self._result, self._people
         person_of, touch, linked = people.get, people.move_to_end, self._links.get
         campaign_filter, window = self.campaign, self.window
-        limit = until.timestamp() if until is not None else float("inf")
-        count, first, last = result.events, result.first_at, None
-        for event in events:
-            at = event.at.timestamp()  # type: ignore[union-attr]
+        limit = until if until is not None else float("inf")
+        count, first, last, folded_last = result.events, None, None, -1e300
+        sweep_at = count - count % _SWEEP_EVERY + _SWEEP_EVERY
+        for at, kind, event in rows:
             if at >= limit:
                 break
-            last = event
             if first is None:
-                first = result.first_at = event.at
+                first = at
+            last = at
             count += 1
-            if not count & (_SWEEP_EVERY - 1):
+            if count >= sweep_at:
+                sweep_at += _SWEEP_EVERY
                 self._sweep(at)
-            kind = type(event)
-            if kind is Impression or kind is Click:
-                if campaign_filter is not None and event.campaign != campaign_filter:  # type: ignore[union-attr]
+            if kind >= IMPRESSION:  # IMPRESSION, CLICK, EXPOSURES
+                if kind == EXPOSURES:
+                    count += event.count + event.clicks - 1
+                if campaign_filter is not None and event.campaign != campaign_filter:
                     continue
                 if event.customer_id is None:
-                    key = linked(event.visitor_id) or "v:" + event.visitor_id  # type: ignore[operator]
+                    key = linked(event.visitor_id) or "v:" + event.visitor_id
                 else:
                     key = self._key(event, at)
                 person = person_of(key)
+                if person is not None and (type(person) is bytes or at - person.last_seen > window):
+                    person = self._person(key, at, create=False)  # resumed, or silent too long
                 if person is None:
                     person = self._person(key, at, create=True)
                 else:
-                    if type(person) is bytes:
-                        person = self._thaw(key, person)
                     touch(key)
                     person.last_seen = at
-                variant = event.variant  # type: ignore[union-attr]
-                run = person.runs.get((event.campaign, variant)) if variant is not None else None  # type: ignore[union-attr]
+                variant = event.variant
+                run = person.runs.get((event.campaign, variant)) if variant is not None else None
                 if run is None or at - run.last_seen > window:
-                    run = self._start_run(key, person, event, at)  # type: ignore[arg-type]
+                    run = self._start_run(key, person, event, at)
+                if kind == EXPOSURES:  # impressions and clicks up to last_at
+                    run.totals.exposures += event.count
+                    if event.clicks:
+                        run.totals.clicks += event.clicks
+                        run.last_click = event.last_click
+                    run.last_seen = person.last_seen = event.last_at
+                    if event.last_at > folded_last:
+                        folded_last = event.last_at
+                    skus = run.skus
+                    for sku, shown_at in event.shown.items():
+                        if skus.get(sku, -1e300) < shown_at:
+                            skus[sku] = shown_at
+                    if len(skus) > 2 * MAX_SKUS:
+                        _trim(skus)
+                    continue
                 run.last_seen = at
-                if kind is Click:
+                if kind == IMPRESSION:
+                    run.totals.exposures += 1
+                else:
                     run.totals.clicks += 1
                     run.last_click = at
-                else:
-                    run.totals.exposures += 1
-                shown = event.skus  # type: ignore[union-attr]
+                shown = event.skus
                 if shown:
                     skus = run.skus
                     skus.update(dict.fromkeys(shown, at))
                     if len(skus) > 2 * MAX_SKUS:
                         _trim(skus)
-            elif kind is Order:
-                self._order(event, at)  # type: ignore[arg-type]
-            elif kind is Identify:
+            elif kind == ORDER:
+                self._order(event, at)
+            elif kind == IDENTIFY:
                 self._key(event, at)
-        result.events = count
-        if last is not None:
-            result.last_at = last.at
+        if first is not None:
+            result.events = count
+            if result.first_at is None:
+                result.first_at = datetime.fromtimestamp(first, timezone.utc)
+            result.last_at = datetime.fromtimestamp(max(last, folded_last), timezone.utc)  # type: ignore[type-var]
 
     def _start_run(self, key: str, person: _Person, event: Impression | Click, at: float) -> _Run:
         """A new (or the first) run of exposures: one more visitor for the variant, with what
@@ -495,6 +570,8 @@ class Attributor:
                 totals.click_revenue += total
             if run.skus:
                 skus = run.skus
+                if len(skus) > MAX_SKUS:
+                    _trim(skus)  # only the most recent count (see ``_trim``)
                 totals.recommended_revenue += sum(
                     value for sku, value in lines if skus.get(sku, -1e300) >= cutoff)
         result.attributed_orders += attributed
@@ -595,9 +672,12 @@ def _merge_moments(totals: VariantTotals, early: _Run, late: _Run) -> None:
 
 
 def _trim(skus: dict[str, float]) -> None:
-    """Keep the ``MAX_SKUS`` most recently shown skus (amortized: runs when twice as many)."""
+    """Keep the ``MAX_SKUS`` most recently shown skus (ties by name). Exposures trim when there
+    are twice as many (amortized), an order before it counts any: what is kept always holds
+    the ``MAX_SKUS`` most recent of all the run showed, so the figures do not depend on when
+    a trim ran (a columnar reader's folded impressions trim at other moments)."""
     if len(skus) > MAX_SKUS:
-        recent = sorted(skus.items(), key=lambda item: item[1])[-MAX_SKUS:]
+        recent = sorted(skus.items(), key=lambda item: (item[1], item[0]))[-MAX_SKUS:]
         skus.clear()
         skus.update(recent)
 

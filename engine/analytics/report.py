@@ -27,8 +27,9 @@ from typing import Any
 
 from ..config_schema import CONTROL_VARIANT, Campaign  # CONTROL_VARIANT: how holdout exposures are recorded
 from ..stores.base import ProfileStore
-from .attribution import ATTRIBUTION_EVENT_TYPES, DEFAULT_WINDOW_DAYS, Attributor, VariantTotals
+from .attribution import DEFAULT_WINDOW_DAYS, Attributor, VariantTotals
 from .checkpoint import SETTLE_SECONDS, ReportCheckpoint
+from .eventlog import attribution_log
 from .stats import (
     AnalyticsConfig,
     Difference,
@@ -439,7 +440,8 @@ def build_report(store: ProfileStore, *, since: datetime | None = None, until: d
     one when this report read many events (see ``checkpoint.py``; the figures are the same
     either way). ``fresh``: ignore the saved state, read the whole log (and save anew).
     ``analysis`` and ``splits``: see ``report_from_attribution`` (the config's ``analytics``
-    and ``configured_splits(config.campaigns)``).
+    and ``configured_splits(config.campaigns)``); ``analysis.reader`` picks how the log is read
+    (``eventlog.attribution_log``: in Python, or DuckDB's columnar projection; same report).
     """
     since, until, now = _utc(since), _utc(until), _utc(now)
     assert now is not None
@@ -452,10 +454,13 @@ def build_report(store: ProfileStore, *, since: datetime | None = None, until: d
     use_checkpoints = checkpoint and saved.supported
     resumed = saved.resume(limit.timestamp()) if use_checkpoints and not fresh else None
     attributor, start = resumed or (Attributor(window_days=window_days, campaign=campaign), since)
+    log = attribution_log(store, (analysis or AnalyticsConfig()).reader)
 
     def read(start: datetime | float | None, end: datetime) -> None:
-        events = store.iter_events(since=start, types=ATTRIBUTION_EVENT_TYPES, batch_size=batch_size)
-        attributor.feed_all(events, end)
+        until = end.timestamp()
+        rows = log.attribution_rows(since=None if start is None else _timestamp(start), until=until,
+                                    batch_size=batch_size, window=attributor.window)
+        attributor.feed_rows(rows, until)
 
     position = limit.timestamp() - SETTLE_SECONDS
     if use_checkpoints and (start is None or _timestamp(start) < position):

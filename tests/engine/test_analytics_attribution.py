@@ -273,3 +273,39 @@ def test_two_people_each_counted_then_merged_are_one():
               Identify(visitor_id="v1", customer_id="42", at=days(0.5)),
               Identify(visitor_id="v2", customer_id="42", at=days(0.6))]
     assert attribute(events).multi_arm == {"c": 1}
+
+
+def test_a_person_silent_for_longer_than_the_window_is_someone_new_whether_swept_or_not():
+    # Two events: no sweep runs between them. Before, the person kept the expired run of A and
+    # was counted as exposed to two arms; a sweep in between would have said one.
+    result = attribute([seen(variant="A", at=0), seen(variant="B", at=8)])
+    assert result.multi_arm == {}
+    assert (result.totals[("c", "A")].visitors, result.totals[("c", "B")].visitors) == (1, 1)
+
+
+def test_an_order_counts_the_most_recently_shown_skus_however_often_the_run_was_trimmed():
+    from segmint.engine.analytics.attribution import MAX_SKUS
+
+    # 300 skus shown one by one (a trim at 401 never runs), then an order of the oldest and newest.
+    events = [seen(skus=[f"s{i}"], at=i / 1000) for i in range(300)]
+    events.append(bought(at=1, lines=(("s0", 10.0), ("s299", 5.0))))
+    assert MAX_SKUS < 300
+    assert attribute(events).totals[("c", "B")].recommended_revenue == 5.0
+
+
+def test_an_exposures_row_counts_as_its_impressions_and_clicks_one_by_one():
+    from segmint.engine.analytics import EXPOSURES, Exposures
+
+    shown = [seen(at=0, skus=("s1", "s2")), seen(at=1, skus=("s2", "s3")), clicked(at=1.5), seen(at=2, skus=("s4",))]
+    after = [seen(visitor="v2", at=2.2), bought(at=3, lines=(("s1", 10.0), ("s3", 4.0), ("x", 1.0)))]
+    one_by_one = attribute(shown + after)
+    folded = Attributor()
+    folded.feed_rows([(days(0).timestamp(), EXPOSURES,
+                       Exposures("v1", "c", "B", 3, days(2).timestamp(),
+                                 {"s1": days(0).timestamp(), "s2": days(1).timestamp(),
+                                  "s3": days(1).timestamp(), "s4": days(2).timestamp()},
+                                 clicks=1, last_click=days(1.5).timestamp()))])
+    folded.feed_all(after)
+    assert folded.result() == one_by_one
+    totals = one_by_one.totals[("c", "B")]
+    assert (totals.exposures, totals.clicks, totals.click_orders, totals.recommended_revenue) == (4, 1, 1, 14.0)

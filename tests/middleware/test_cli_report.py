@@ -126,15 +126,17 @@ def test_report_resumes_from_saved_state_and_fresh_reads_everything(capsys, conf
     store = SQLiteStore(str(config.parent / "shop.db"))  # under the name the report page resumes from
     assert store.get_meta(checkpoint.ReportCheckpoint(store, window_days=7.0, campaign=None, since=None).meta_name)
     store.close()
+    from segmint.engine.analytics.eventlog import SQLiteAttributionLog
+
     reads = []
-    original = SQLiteStore.iter_events
+    original = SQLiteAttributionLog.attribution_rows  # how a report reads a SQLite store's log
 
     def counted(self, **options):
-        for event in original(self, **options):
-            reads.append(event)
-            yield event
+        for row in original(self, **options):
+            reads.append(row)
+            yield row
 
-    monkeypatch.setattr(SQLiteStore, "iter_events", counted)
+    monkeypatch.setattr(SQLiteAttributionLog, "attribution_rows", counted)
     code, resumed, _ = run(capsys, "report", str(config), "--json")
     assert code == 0 and reads == []  # all traffic is older than the saved state
     code, fresh, _ = run(capsys, "report", str(config), "--json", "--fresh")

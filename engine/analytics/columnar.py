@@ -1,0 +1,315 @@
+"""The columnar projection of the event log (the ``analytics`` extra: DuckDB) for reports over
+large logs.
+
+A report reads every attribution event in time order and folds it in Python
+(``attribution.py``); most of them are impressions, one visitor seeing one variant again and
+again. This module keeps, beside a ``SQLiteStore`` file ``shop.db``, a DuckDB file
+``shop.db.report.duckdb`` with one row per attribution event and only the columns
+attribution reads (``_COLUMNS``), and reads it with SQL that folds each run of one visitor's
+consecutive impressions and clicks of one variant into one ``EXPOSURES`` row (``Exposures`` says when
+that is exact). The Python pass then sees a fraction of the rows and gives the same report
+(a test compares the two on the same events).
+
+Kept up to date from the log by position (the ``events.id`` of the SQLite file): each read
+first appends the events logged since the last one (late events included: they get new
+ids), so the projection costs its catch-up at the next report, not on the request path.
+Erasure (``PersonalDataStore.forget``) deletes events from the log; a trigger in the SQLite
+file records each deleted id in the same transaction (``report_projection_erased``), and
+every read first deletes those rows from the projection (and projects again any new event
+that reused an erased id). So a forgotten person's events leave the projection before any
+report reads it; until then they stay in the DuckDB file, which ``forget`` does not open.
+A projection that does not match its SQLite file (a file restored or replaced: the token in
+the SQLite meta differs) is rebuilt.
+
+DuckDB takes a write lock on its file: while one process reads the projection another
+falls back to the Python reader (``eventlog.py``) with a log line, never fails the report.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sqlite3
+from collections.abc import Iterator
+from operator import attrgetter
+from typing import Any
+from urllib.parse import quote
+
+import msgspec
+
+from .attribution import CLICK, EXPOSURES, IDENTIFY, IMPRESSION, ORDER, Exposures
+from .eventlog import _KIND_SQL, _TYPES_SQL, Row, SQLiteAttributionLog, _Exposure, _Identify, _Line, _Order
+
+__all__ = ["ColumnarLog", "duckdb_available", "projection_path"]
+
+log = logging.getLogger("segmint.analytics")
+
+#: The SQLite meta entry naming the projection this file belongs to (see the docstring).
+TOKEN_META = "report-projection"
+#: Bumped when the projection's columns change: an older projection is rebuilt.
+FORMAT = 1
+#: Log rows read, decoded and appended to the projection at once.
+SYNC_CHUNK = 20_000
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS projection (token VARCHAR, projected_to BIGINT);
+CREATE TABLE IF NOT EXISTS events (
+    id BIGINT, ts DOUBLE, kind TINYINT, visitor VARCHAR, customer VARCHAR, campaign VARCHAR,
+    variant VARCHAR, skus VARCHAR, total DOUBLE, items VARCHAR);
+"""
+#: Created in the SQLite file: every deleted log event is recorded in the deleting transaction.
+_SQLITE_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS report_projection_erased (seq INTEGER PRIMARY KEY, id INTEGER NOT NULL)",
+    "CREATE TRIGGER IF NOT EXISTS report_projection_erase AFTER DELETE ON events"
+    " BEGIN INSERT INTO report_projection_erased (id) VALUES (old.id); END",
+)
+_COLUMNS = ("id", "ts", "kind", "visitor", "customer", "campaign", "variant", "skus", "total", "items")
+
+# The rows of [since, until): one visitor's consecutive impressions and clicks of one variant, none more
+# than the window after the one before, folded into one row when no event links the visitor
+# to a customer (then no other device's events share the person; see ``Exposures``).
+_READ = """
+WITH linked AS (
+    SELECT DISTINCT visitor FROM events WHERE visitor IS NOT NULL AND customer IS NOT NULL),
+r AS (
+    SELECT e.*, (kind IN ($impression, $click) AND customer IS NULL AND variant IS NOT NULL AND visitor IS NOT NULL
+                 AND NOT EXISTS (SELECT 1 FROM linked l WHERE l.visitor = e.visitor)) AS foldable
+    FROM events e WHERE ts >= $since AND ts < $until),
+w AS (
+    SELECT *, CASE WHEN foldable AND lag(foldable) OVER p AND lag(campaign) OVER p = campaign
+                        AND lag(variant) OVER p = variant AND ts - lag(ts) OVER p <= $window
+                   THEN 0 ELSE 1 END AS starts
+    FROM r WINDOW p AS (PARTITION BY visitor ORDER BY ts, id)),
+g AS (
+    SELECT *, sum(starts) OVER (PARTITION BY visitor ORDER BY ts, id ROWS UNBOUNDED PRECEDING) AS grp
+    FROM w WHERE foldable),
+shown AS (
+    SELECT visitor, grp, map(list(sku), list(last)) AS shown FROM (
+        SELECT visitor, grp, sku, max(ts) AS last
+        FROM (SELECT visitor, grp, unnest(from_json(skus, '["VARCHAR"]')) AS sku, ts FROM g)
+        GROUP BY visitor, grp, sku)
+    GROUP BY visitor, grp),
+folded AS (
+    SELECT min(ts) AS ts, first(id ORDER BY ts, id) AS id, visitor, any_value(campaign) AS campaign,
+           any_value(variant) AS variant, count(*) FILTER (WHERE kind = $impression) AS n,
+           count(*) FILTER (WHERE kind = $click) AS clicks, max(ts) FILTER (WHERE kind = $click) AS last_click,
+           max(ts) AS last_at, grp
+    FROM g GROUP BY visitor, grp)
+SELECT f.ts, $exposures::TINYINT, f.visitor, NULL::VARCHAR, f.campaign, f.variant, f.n, f.last_at,
+       to_json(s.shown)::VARCHAR, NULL::VARCHAR, NULL::DOUBLE, NULL::VARCHAR, f.clicks, f.last_click, f.id
+FROM folded f LEFT JOIN shown s ON s.visitor = f.visitor AND s.grp = f.grp
+UNION ALL
+SELECT ts, kind, visitor, customer, campaign, variant, NULL, NULL, NULL, skus, total, items, NULL, NULL, id
+FROM r WHERE NOT foldable
+ORDER BY 1, 15
+"""
+
+
+def duckdb_available() -> bool:
+    """True when the ``analytics`` extra (DuckDB, numpy) is installed."""
+    try:
+        import duckdb  # noqa: F401
+        import numpy  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def projection_path(sqlite_path: str) -> str:
+    """Where the projection of the SQLite store file ``sqlite_path`` lives (beside it)."""
+    return sqlite_path + ".report.duckdb"
+
+
+class ColumnarLog:
+    """The projection of the SQLite store file ``path``, read through DuckDB (an
+    ``AttributionLog``). Raises ``ImportError`` without the ``analytics`` extra."""
+
+    def __init__(self, path: str) -> None:
+        import duckdb
+
+        self.path = path
+        self._duckdb = duckdb
+
+    # -- keeping it up to date -------------------------------------------------------------
+    def _sqlite(self) -> sqlite3.Connection:
+        """A connection to the store file with the trigger and the token in place (the write
+        lock, which appends wait for, is taken only the first time)."""
+        conn = sqlite3.connect(f"file:{quote(os.path.abspath(self.path))}?mode=rw", uri=True,
+                               isolation_level=None, timeout=10.0)
+        ready = conn.execute("SELECT (SELECT count(*) FROM sqlite_master WHERE name = 'report_projection_erase')"
+                             " + (SELECT count(*) FROM meta WHERE name = ?)", (TOKEN_META,)).fetchone()[0]
+        if ready == 2:
+            return conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _SQLITE_SCHEMA:
+                conn.execute(statement)
+            row = conn.execute("SELECT value FROM meta WHERE name = ?", (TOKEN_META,)).fetchone()
+            if row is None:
+                conn.execute("INSERT INTO meta VALUES (?, ?)", (TOKEN_META, secrets.token_hex(16).encode()))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            conn.close()
+            raise
+        return conn
+
+    def sync(self, duck: Any) -> int:
+        """Bring the projection up to the log: erased events out, newer events in; the number
+        of log events appended."""
+        conn = self._sqlite()
+        try:
+            duck.execute(_SCHEMA)
+            conn.execute("BEGIN")  # one snapshot: the erased ids and the events agree
+            (token,) = conn.execute("SELECT value FROM meta WHERE name = ?", (TOKEN_META,)).fetchone()
+            token = f"{FORMAT}:{bytes(token).decode()}"
+            state = duck.execute("SELECT token, projected_to FROM projection").fetchone()
+            if state is None or state[0] != token:  # new, another file's, or an older format
+                duck.execute("DROP TABLE events")
+                duck.execute(_SCHEMA)
+                duck.execute("DELETE FROM projection")
+                duck.execute("INSERT INTO projection VALUES (?, 0)", (token,))
+                projected_to = 0
+            else:
+                projected_to = state[1]
+            erased = conn.execute("SELECT seq, id FROM report_projection_erased").fetchall()
+            added = 0
+            duck.execute("BEGIN")
+            if erased:
+                ids = sorted({id_ for _, id_ in erased if id_ <= projected_to})
+                for chunk in range(0, len(ids), 10_000):
+                    part = ids[chunk:chunk + 10_000]
+                    duck.execute(f"DELETE FROM events WHERE id IN ({','.join(map(str, part))})")
+                    # An erased id may be reused by a newer event (SQLite takes max(id) + 1).
+                    added += self._append(duck, conn.execute(
+                        f"SELECT id, at, {_KIND_SQL}, data FROM events WHERE id IN ({','.join(map(str, part))})"
+                        f" AND {_TYPES_SQL}").fetchall())
+            last = projected_to
+            while True:
+                rows = conn.execute(f"SELECT id, at, {_KIND_SQL}, data FROM events WHERE id > ? AND {_TYPES_SQL}"
+                                    " ORDER BY id LIMIT ?", (last, SYNC_CHUNK)).fetchall()
+                if not rows:
+                    break
+                added += self._append(duck, rows)
+                last = rows[-1][0]
+            # Every event up to the log's end is in, whatever its type.
+            (end,) = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
+            duck.execute("UPDATE projection SET projected_to = ?", (max(last, end, projected_to),))
+            duck.execute("COMMIT")
+            conn.execute("COMMIT")
+            if erased:
+                conn.execute("DELETE FROM report_projection_erased WHERE seq <= ?", (erased[-1][0],))
+            return added
+        finally:
+            conn.close()
+
+    def _append(self, duck: Any, rows: list[tuple[int, float, int, bytes]]) -> int:
+        """Decode log rows and append their projection. Lists and order lines are stored as
+        JSON text: flat columns load from numpy arrays without converting Python objects one by
+        one, and a report parses only the few it needs (DuckDB's ``from_json``, msgspec)."""
+        import numpy
+
+        if not rows:
+            return 0
+        ids, ats, kinds, blobs = zip(*rows)
+        events = list(map(_decode_fields, blobs))  # one record type: every column is one C-level map
+        frame = {
+            "id": numpy.array(ids, dtype=numpy.int64), "ts": numpy.array(ats, dtype=numpy.float64),
+            "kind": numpy.array(kinds, dtype=numpy.int8),
+            **{column: _strings(map(attrgetter(name), events)) for column, name in (
+                ("visitor", "visitor_id"), ("customer", "customer_id"), ("campaign", "campaign"),
+                ("variant", "variant"))},
+            "skus": _strings(map(_json_or_none, map(attrgetter("skus"), events))),
+            "total": numpy.fromiter(map(_nan_if_none, map(attrgetter("total"), events)), dtype=numpy.float64),
+            "items": _strings(map(_json_or_none, map(attrgetter("items"), events))),
+        }
+        duck.register("_segmint_rows", frame)
+        try:  # NaN marks a missing total (an order total is never NaN: events.Money)
+            duck.execute("INSERT INTO events SELECT id, ts, kind, visitor, customer, campaign, variant, skus,"
+                         " CASE WHEN isnan(total) THEN NULL ELSE total END, items FROM _segmint_rows")
+        finally:
+            duck.unregister("_segmint_rows")
+        return len(ids)
+
+    # -- reading ---------------------------------------------------------------------------
+    def connect(self) -> Any:
+        """The DuckDB connection to the projection (its file is created when missing)."""
+        return self._duckdb.connect(projection_path(self.path))
+
+    def attribution_rows(self, *, since: float | None, until: float, batch_size: int,
+                         window: float | None = None) -> Iterator[Row]:
+        duck = None
+        try:
+            duck = self.connect()
+            self.sync(duck)
+            cursor = duck.execute(_READ, {
+                "since": float("-inf") if since is None else since, "until": until,
+                "window": -1.0 if window is None else window, "impression": IMPRESSION, "click": CLICK,
+                "exposures": EXPOSURES})
+        except self._duckdb.Error as exc:  # in use by another process (DuckDB locks it), damaged, ...
+            if duck is not None:
+                duck.close()
+            log.warning("the report projection %s cannot be read (%s); reading the event log in Python",
+                        projection_path(self.path), exc)
+            yield from SQLiteAttributionLog(self.path).attribution_rows(since=since, until=until,
+                                                                       batch_size=batch_size)
+            return
+        try:
+            while True:
+                chunk = cursor.fetchmany(batch_size)
+                if not chunk:
+                    return
+                yield from map(_row, chunk)
+        finally:
+            duck.close()
+
+
+_encode_json = msgspec.json.Encoder().encode
+
+
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else _encode_json(value).decode()
+
+
+def _nan_if_none(value: float | None) -> float:
+    return float("nan") if value is None else value
+
+
+class _Fields(msgspec.Struct, kw_only=True, gc=False):
+    """Every field the projection keeps, of any attribution event (absent ones None)."""
+
+    visitor_id: str | None = None
+    customer_id: str | None = None
+    campaign: str | None = None
+    variant: str | None = None
+    skus: list[str] | None = None
+    items: list[_Line] | None = None
+    total: float | None = None
+
+
+_decode_fields = msgspec.msgpack.Decoder(_Fields).decode
+
+
+_decode_shown = msgspec.json.Decoder(dict[str, float]).decode
+_decode_skus = msgspec.json.Decoder(list[str]).decode
+_decode_lines = msgspec.json.Decoder(list[_Line]).decode
+
+
+def _strings(values: Iterator[Any]) -> Any:
+    import numpy
+
+    return numpy.fromiter(values, dtype=object)
+
+
+def _row(row: tuple[Any, ...]) -> Row:
+    at, kind, visitor, customer, campaign, variant, n, last_at, shown, skus, total, items, clicks, last_click, _ = row
+    if kind == EXPOSURES:  # doubles survive to_json exactly (shortest round-trip form)
+        return at, kind, Exposures(visitor, campaign, variant, n, last_at, _decode_shown(shown) if shown else {},
+                                   clicks, last_click)
+    if kind == IMPRESSION or kind == CLICK:
+        return at, kind, _Exposure(visitor_id=visitor, customer_id=customer, campaign=campaign, variant=variant,
+                                   skus=_decode_skus(skus) if skus else [])
+    if kind == ORDER:
+        return at, kind, _Order(visitor_id=visitor, customer_id=customer, total=total, items=_decode_lines(items))
+    assert kind == IDENTIFY
+    return at, kind, _Identify(visitor_id=visitor, customer_id=customer)

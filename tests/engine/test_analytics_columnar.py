@@ -1,0 +1,187 @@
+"""The report's readers give the same report on the same events: the store's log read in Python
+and DuckDB's columnar projection (identity merges, late events, the checkpointed refresh,
+erasure); the projection keeps up with the log and forgets what the log forgets."""
+
+import logging
+import random
+import shutil
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from segmint.engine.analytics import EXPOSURES, AnalyticsConfig, attribution_log, build_report
+from segmint.engine.analytics import checkpoint as checkpoint_module
+from segmint.engine.analytics import columnar
+from segmint.engine.analytics.eventlog import SQLiteAttributionLog
+from segmint.engine.errors import ConfigError
+from segmint.engine.events import Click, Identify, Impression, Order, OrderItem, PageView
+from segmint.engine.stores import MemoryStore, SQLiteStore
+
+duckdb = pytest.importorskip("duckdb")
+
+UTC = timezone.utc
+T0 = datetime(2026, 2, 1, tzinfo=UTC)
+PYTHON, DUCKDB = AnalyticsConfig(reader="python"), AnalyticsConfig(reader="duckdb")
+SKUS = [f"s{k}" for k in range(30)]
+
+
+def day(n):
+    return T0 + timedelta(days=n)
+
+
+def traffic(seed, first_day, days, n=3000, visitors=150):
+    """Shop traffic: each visitor sticks to one campaign and variant (as bucketing does), so runs
+    of impressions fold; some log in (some on two devices), click without a variant, buy."""
+    rng = random.Random(seed)
+    events = []
+    for i in range(n):
+        at = day(first_day + rng.random() * days)
+        number = rng.randrange(visitors)
+        visitor, campaign = f"v{number}", ("winback", "bundle")[number % 2]
+        variant = ("A", "B", "control")[number // 2 % 3]
+        roll = rng.random()
+        if roll < 0.7:
+            skus = [] if variant == "control" else rng.sample(SKUS, 3)
+            events.append(Impression(campaign=campaign, variant=variant, skus=skus, visitor_id=visitor, at=at))
+        elif roll < 0.78:
+            events.append(Click(campaign=campaign, variant=variant if roll < 0.77 else None,
+                                skus=[rng.choice(SKUS)], visitor_id=visitor, at=at))
+        elif roll < 0.9:
+            items = [OrderItem(sku=rng.choice(SKUS), price=float(rng.randrange(5, 50)), quantity=rng.randrange(1, 3))
+                     for _ in range(rng.randrange(1, 3))]
+            who = {"customer_id": f"c{number // 3}"} if roll < 0.8 else {"visitor_id": visitor}
+            events.append(Order(order_id=f"o{seed}-{i}", at=at, items=items, **who))
+        elif roll < 0.91 and number % 5 == 0:
+            events.append(Identify(visitor_id=visitor, customer_id=f"c{number // 3}", at=at))
+        else:
+            events.append(PageView(path="/", visitor_id=visitor, at=at))
+    return events
+
+
+def figures(report):
+    data = report.to_dict()
+    data.pop("generated_at")
+    data["analysis"].pop("reader")
+    return data
+
+
+def both(store, **options):
+    """The report read in Python and through the projection: asserted equal, returned."""
+    python = build_report(store, analysis=PYTHON, **options)
+    columnar_ = build_report(store, analysis=DUCKDB, **options)
+    assert figures(columnar_) == figures(python)
+    return python
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = SQLiteStore(str(tmp_path / "events.db"))
+    yield s
+    s.close()
+
+
+def projected(store, sql, *args):
+    with duckdb.connect(columnar.projection_path(store.path)) as duck:
+        return duck.execute(sql, args).fetchall()
+
+
+def test_both_readers_give_the_same_report_and_the_projection_folds_impressions(store):
+    store.append(traffic(1, 0, 10))
+    report = both(store, now=day(10), checkpoint=False)
+    assert report.attributed_orders and report.campaigns[0].multi_arm_visitors >= 0
+    assert sum(t.visitors for c in report.campaigns for t in c.variants) > 50
+    rows = list(attribution_log(store, "duckdb").attribution_rows(since=None, until=day(10).timestamp(),
+                                                                  batch_size=1000, window=7 * 86400.0))
+    folded = [event.count for _, kind, event in rows if kind == EXPOSURES]
+    assert max(folded) > 1 and len(rows) < 0.7 * report.events  # fewer rows, the same report
+    both(store, now=day(10), checkpoint=False, campaign="bundle", window_days=2)
+    both(store, now=day(10), checkpoint=False, since=day(3))
+
+
+def test_late_events_and_the_checkpointed_refresh_agree(store, monkeypatch):
+    monkeypatch.setattr(checkpoint_module, "MIN_EVENTS", 1)
+    store.append(traffic(1, 0, 10))
+    both(store, now=day(10))          # saves the state (the Python reader's, then the same again)
+    store.append(traffic(2, 8, 6))     # new events, some logged late (before the end of the first)
+    store.append(traffic(3, 0.5, 1))  # a backfill: voids the saved state
+    refreshed = both(store, now=day(15))
+    assert figures(refreshed) == figures(build_report(store, now=day(15), checkpoint=False, analysis=PYTHON))
+    store.append(traffic(4, 15, 2))
+    both(store, now=day(18))          # resumes the state the last report saved
+
+
+def test_erasure_leaves_the_projection_before_any_report_reads_it(store):
+    store.append(traffic(1, 0, 10))
+    store.append([Identify(visitor_id="v5", customer_id="c1", at=day(9))])
+    both(store, now=day(10), checkpoint=False)
+    assert projected(store, "SELECT count(*) FROM events WHERE visitor = 'v5' OR customer = 'c1'")[0][0] > 0
+    gone = store.forget(customer_id="c1")  # v5 logged in as c1: both keys go
+    assert "v5" in gone.visitor_ids and gone.events
+    report = both(store, now=day(10), checkpoint=False)
+    assert projected(store, "SELECT count(*) FROM events WHERE visitor = 'v5' OR customer = 'c1'") == [(0,)]
+    assert report.orders == sum(1 for e in store.iter_events(types=("order",)))
+
+
+def test_an_event_that_reuses_an_erased_id_is_projected(store):
+    store.append(traffic(1, 0, 10))
+    store.append([Impression(campaign="bundle", variant="B", skus=["s1"], visitor_id="last", at=day(9))])
+    both(store, now=day(10), checkpoint=False)
+    store.forget(visitor_id="last")  # the log's newest row: SQLite gives its id to the next event
+    store.append([Impression(campaign="bundle", variant="B", skus=["s2"], visitor_id="next", at=day(9)),
+                  Order(order_id="late", visitor_id="next", at=day(9.5), items=[OrderItem(sku="s2", price=7.0)])])
+    report = both(store, now=day(10), checkpoint=False)
+    assert projected(store, "SELECT count(*) FROM events WHERE visitor = 'last'") == [(0,)]
+    assert projected(store, "SELECT count(*) FROM events WHERE visitor = 'next'") == [(2,)]
+    assert any(v.variant == "B" and v.recommended_revenue >= 7.0 for c in report.campaigns if c.campaign == "bundle"
+               for v in c.variants)
+
+
+def test_a_projection_of_another_file_is_rebuilt(store, tmp_path):
+    other = SQLiteStore(str(tmp_path / "other.db"))
+    other.append(traffic(9, 0, 5))
+    build_report(other, now=day(10), analysis=DUCKDB, checkpoint=False)
+    other.close()
+    shutil.copy(columnar.projection_path(other.path), columnar.projection_path(store.path))
+    store.append(traffic(1, 0, 10))
+    both(store, now=day(10), checkpoint=False)
+    assert projected(store, "SELECT count(*) FROM events WHERE id > 0")[0][0] == sum(
+        1 for _ in store.iter_events(types=("impression", "click", "order", "identify")))
+
+
+def test_a_projection_in_use_elsewhere_or_damaged_falls_back_to_the_python_reader(store, monkeypatch, caplog):
+    store.append(traffic(1, 0, 10))
+
+    def locked(self):
+        raise duckdb.IOException("Could not set lock on file")
+
+    monkeypatch.setattr(columnar.ColumnarLog, "connect", locked)
+    with caplog.at_level(logging.WARNING, "segmint.analytics"):
+        report = build_report(store, now=day(10), checkpoint=False, analysis=DUCKDB)
+    assert "cannot be read" in caplog.text
+    assert figures(report) == figures(build_report(store, now=day(10), checkpoint=False, analysis=PYTHON))
+    monkeypatch.undo()
+    with open(columnar.projection_path(store.path), "wb") as damaged:
+        damaged.write(b"not a duckdb file" * 1000)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, "segmint.analytics"):
+        report = build_report(store, now=day(10), checkpoint=False, analysis=DUCKDB)
+    assert "cannot be read" in caplog.text
+    assert figures(report) == figures(build_report(store, now=day(10), checkpoint=False, analysis=PYTHON))
+
+
+def test_duckdb_without_the_extra_is_a_config_error_naming_it(store, monkeypatch):
+    monkeypatch.setattr(columnar, "duckdb_available", lambda: False)
+    with pytest.raises(ConfigError, match=r'pip install "segmint\[analytics\]"') as caught:
+        build_report(store, now=day(1), analysis=DUCKDB)
+    assert caught.value.path == "$.analytics.reader"
+    assert isinstance(attribution_log(store, "auto"), SQLiteAttributionLog)  # auto: the Python reader
+
+
+def test_duckdb_on_another_store_reads_it_in_python_and_says_so(caplog):
+    memory = MemoryStore()
+    memory.append(traffic(1, 0, 2, n=200))
+    with caplog.at_level(logging.WARNING, "segmint.analytics"):
+        duck = build_report(memory, now=day(3), analysis=DUCKDB)
+    assert "SQLite store file" in caplog.text
+    auto = build_report(memory, now=day(3), analysis=AnalyticsConfig(reader="auto"))
+    assert figures(duck) == figures(auto) == figures(build_report(memory, now=day(3), analysis=PYTHON))
