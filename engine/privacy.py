@@ -1,20 +1,43 @@
-"""Privacy requests: everything stored about one person, as plain data (``segmint export``).
+"""Privacy requests: erase one person (``segmint forget``, ``DELETE {prefix}/profiles``), and
+everything stored about them, as plain data (``segmint export``).
 
-The store gives the person's profiles, links and logged events (``PersonalDataStore.export``);
-the saved report states are looked into here, where their format is known, for the person's
-own entries (what the store holds as blobs).
+The store erases and gives the person's profiles, links and logged events
+(``PersonalDataStore``); the report projection beside a SQLite file (``analytics/columnar.py``)
+and the saved report states are handled here, where their formats are known.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import Any
 
 import msgspec
 
 from .analytics.checkpoint import saved_state
-from .stores.base import ProfileStore, personal_data_store
+from .analytics.columnar import ColumnarLog, duckdb_available, projection_path
+from .stores.base import PersonalData, ProfileStore, personal_data_store
+from .stores.sqlite import SQLiteStore
 
-__all__ = ["export_person"]
+__all__ = ["forget_person", "export_person"]
+
+log = logging.getLogger("segmint.privacy")
+
+
+def forget_person(store: ProfileStore, *, customer_id: str | None = None,
+                  visitor_id: str | None = None) -> PersonalData:
+    """Erase the person one id names from ``store`` (``PersonalDataStore.forget``) and their
+    events from the report projection beside a SQLite store file, when there is one, at once
+    (a report would drop them before reading, but the file would hold them until then)."""
+    data = personal_data_store(store).forget(customer_id=customer_id, visitor_id=visitor_id)
+    if data.events and type(store) is SQLiteStore and os.path.exists(projection_path(store.path)):
+        if duckdb_available():
+            ColumnarLog(store.path).drop_erased()
+        else:
+            log.warning("segmint: %s holds a report projection but DuckDB is not installed: the erased "
+                        "events leave it when a report next reads it (pip install \"segmint[analytics]\")",
+                        projection_path(store.path))
+    return data
 
 
 def export_person(store: ProfileStore, *, customer_id: str | None = None,

@@ -34,7 +34,8 @@ from .events import Event, Identify
 from .expiring_cache import ExpiringLRU
 from .folding import folded
 from .profile import Profile, profile_key, share_repeated_values
-from .stores.base import AppendResult, PersonalData, ProfileStore, UnsyncedAppendStore, personal_data_store
+from .privacy import forget_person
+from .stores.base import AppendResult, PersonalData, ProfileStore, UnsyncedAppendStore
 
 __all__ = ["Profiles"]
 
@@ -217,7 +218,7 @@ class Profiles:
     def forget(self, *, customer_id: str | None = None, visitor_id: str | None = None) -> PersonalData:
         """Erase one person from the store (``PersonalDataStore.forget``) and from this cache;
         a shared store tells the other servers' caches itself. Returns what was erased."""
-        data = personal_data_store(self.store).forget(customer_id=customer_id, visitor_id=visitor_id)
+        data = forget_person(self.store, customer_id=customer_id, visitor_id=visitor_id)
         self.invalidate(data.keys)
         return data
 

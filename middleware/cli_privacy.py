@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from segmint.engine.privacy import export_person
-from segmint.engine.stores.base import personal_data_store
+from segmint.engine.privacy import export_person, forget_person
 
 from .cli_commands import config_store
 from .cli_output import Output, plural
@@ -21,7 +20,7 @@ def _who(args: argparse.Namespace) -> str:
 def forget(args: argparse.Namespace, out: Output) -> int:
     """Erase the person: profiles, identity links, logged events, saved report states."""
     with config_store(args.config) as store:
-        gone = personal_data_store(store).forget(customer_id=args.customer, visitor_id=args.visitor)
+        gone = forget_person(store, customer_id=args.customer, visitor_id=args.visitor)
     counts = gone.counts()
     if args.json:
         out.json(counts)

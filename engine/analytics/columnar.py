@@ -15,9 +15,9 @@ first appends the events logged since the last one (late events included: they g
 ids), so the projection costs its catch-up at the next report, not on the request path.
 Erasure (``PersonalDataStore.forget``) deletes events from the log; a trigger in the SQLite
 file records each deleted id in the same transaction (``report_projection_erased``), and
-every read first deletes those rows from the projection (and projects again any new event
-that reused an erased id). So a forgotten person's events leave the projection before any
-report reads it; until then they stay in the DuckDB file, which ``forget`` does not open.
+``privacy.forget_person`` then deletes those rows from the projection (``drop_erased``);
+every read first does the same (for an erasure that found the projection locked by a report
+elsewhere), and projects again any new event that reused an erased id.
 A projection that does not match its SQLite file (a file restored or replaced: the token in
 the SQLite meta differs) is rebuilt.
 
@@ -172,18 +172,8 @@ class ColumnarLog:
                 projected_to = 0
             else:
                 projected_to = state[1]
-            erased = conn.execute("SELECT seq, id FROM report_projection_erased").fetchall()
-            added = 0
             duck.execute("BEGIN")
-            if erased:
-                ids = sorted({id_ for _, id_ in erased if id_ <= projected_to})
-                for chunk in range(0, len(ids), 10_000):
-                    part = ids[chunk:chunk + 10_000]
-                    duck.execute(f"DELETE FROM events WHERE id IN ({','.join(map(str, part))})")
-                    # An erased id may be reused by a newer event (SQLite takes max(id) + 1).
-                    added += self._append(duck, conn.execute(
-                        f"SELECT id, at, {_KIND_SQL}, data FROM events WHERE id IN ({','.join(map(str, part))})"
-                        f" AND {_TYPES_SQL}").fetchall())
+            erased, added = self._erase(conn, duck, projected_to)
             last = projected_to
             while True:
                 rows = conn.execute(f"SELECT id, at, {_KIND_SQL}, data FROM events WHERE id > ? AND {_TYPES_SQL}"
@@ -202,6 +192,50 @@ class ColumnarLog:
             return added
         finally:
             conn.close()
+
+    def _erase(self, conn: sqlite3.Connection, duck: Any, projected_to: int) -> tuple[list[Any], int]:
+        """Delete the events the log erased from the projection (both in a transaction);
+        ``(the erasure records applied, log events appended)``: an erased id may be reused
+        by a newer event (SQLite takes max(id) + 1), which is projected again."""
+        erased = conn.execute("SELECT seq, id FROM report_projection_erased").fetchall()
+        added = 0
+        ids = sorted({id_ for _, id_ in erased if id_ <= projected_to})
+        for chunk in range(0, len(ids), 10_000):
+            part = ids[chunk:chunk + 10_000]
+            duck.execute(f"DELETE FROM events WHERE id IN ({','.join(map(str, part))})")
+            added += self._append(duck, conn.execute(
+                f"SELECT id, at, {_KIND_SQL}, data FROM events WHERE id IN ({','.join(map(str, part))})"
+                f" AND {_TYPES_SQL}").fetchall())
+        return erased, added
+
+    def drop_erased(self) -> bool:
+        """Apply the log's erasures to the projection now, if there is one (``forget``), so an
+        erased person's events leave the DuckDB file at once rather than at the next report;
+        the log's newer events are left for the report to catch up. False when the projection
+        is locked by a report in another process (the next report drops them first)."""
+        if not os.path.exists(projection_path(self.path)):
+            return True
+        try:
+            duck = self.connect()
+        except self._duckdb.Error as exc:  # a report holds its lock
+            log.warning("segmint: the report projection %s is in use; erased events leave it at the next "
+                        "report (%s)", projection_path(self.path), exc)
+            return False
+        conn = self._sqlite()
+        try:
+            duck.execute(_SCHEMA)
+            conn.execute("BEGIN")
+            state = duck.execute("SELECT projected_to FROM projection").fetchone()
+            duck.execute("BEGIN")
+            erased, _ = self._erase(conn, duck, state[0] if state is not None else 0)
+            duck.execute("COMMIT")
+            conn.execute("COMMIT")
+            if erased:
+                conn.execute("DELETE FROM report_projection_erased WHERE seq <= ?", (erased[-1][0],))
+            return True
+        finally:
+            conn.close()
+            duck.close()
 
     def _append(self, duck: Any, rows: list[tuple[int, float, int, bytes]]) -> int:
         """Decode log rows and append their projection. Lists and order lines are stored as

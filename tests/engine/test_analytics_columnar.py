@@ -122,6 +122,23 @@ def test_erasure_leaves_the_projection_before_any_report_reads_it(store):
     assert report.orders == sum(1 for e in store.iter_events(types=("order",)))
 
 
+def test_forgetting_a_person_drops_their_events_from_the_projection_at_once(store):
+    """``forget_person`` (``segmint forget``, ``DELETE {prefix}/profiles``): the projection file
+    holds none of the person's events right after, no report needed; the rest stays."""
+    from segmint.engine.privacy import forget_person
+
+    store.append(traffic(1, 0, 10))
+    both(store, now=day(10), checkpoint=False)
+    person = "SELECT count(*) FROM events WHERE visitor = 'v7'"
+    before, total = projected(store, person)[0][0], projected(store, "SELECT count(*) FROM events")[0][0]
+    assert before > 0
+    gone = forget_person(store, visitor_id="v7")
+    assert projected(store, person) == [(0,)]
+    assert projected(store, "SELECT count(*) FROM events")[0][0] == total - before == total - len(
+        [e for e in gone.events if type(e).__name__ in ("Impression", "Click", "Order", "Identify")])
+    both(store, now=day(10), checkpoint=False)  # and the next report agrees with the Python reader
+
+
 def test_an_event_that_reuses_an_erased_id_is_projected(store):
     store.append(traffic(1, 0, 10))
     store.append([Impression(campaign="bundle", variant="B", skus=["s1"], visitor_id="last", at=day(9))])
