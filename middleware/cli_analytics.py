@@ -27,24 +27,30 @@ def _day(value: str, option: str) -> datetime:
 
 
 class _Counted:
-    """The store, counting the events a report reads into a progress line (a first report
-    over a large log reads millions)."""
+    """The store, read with the configured reader (``attribution_log``), counting the events
+    a report reads into a progress line (a first report over a large log reads millions)."""
 
-    _EVERY = 4096  # events between progress updates (a power of 2)
+    _EVERY = 4096  # rows between progress updates (a power of 2)
 
-    def __init__(self, store: Any, progress: Progress) -> None:
-        self.store, self.progress = store, progress
+    def __init__(self, store: Any, progress: Progress, reader: str) -> None:
+        from segmint.engine.analytics.eventlog import attribution_log
 
-    def iter_events(self, **options: Any) -> Iterator[Any]:
-        n, mask = 0, self._EVERY - 1
+        self.store, self.progress, self.log = store, progress, attribution_log(store, reader)  # type: ignore[arg-type]
+
+    def attribution_rows(self, **options: Any) -> Iterator[Any]:
+        from segmint.engine.analytics.attribution import EXPOSURES
+
+        n, rows, mask = 0, 0, self._EVERY - 1
         try:
-            for event in self.store.iter_events(**options):
-                n += 1
-                if not n & mask:
-                    self.progress.advance(self._EVERY)
-                yield event
+            for row in self.log.attribution_rows(**options):
+                rows += 1
+                n += row[2].count + row[2].clicks if row[1] == EXPOSURES else 1  # events folded in
+                if not rows & mask:
+                    self.progress.advance(n)
+                    n = 0
+                yield row
         finally:  # also when the report stops reading early (its end time)
-            self.progress.advance(n & mask)
+            self.progress.advance(n)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)  # meta and the event fingerprint (saved report state)
@@ -69,7 +75,8 @@ def report(args: argparse.Namespace, out: Output) -> int:
     with config_store(args.config) as store:
         progress = Progress(None, "reading the event log")
         try:
-            result = build_report(_Counted(store, progress) if progress.enabled else store, since=since,
+            result = build_report(_Counted(store, progress, analysis.reader) if progress.enabled else store,
+                                  since=since,
                                   campaign=args.campaign, window_days=args.window,
                                   now=datetime.now(timezone.utc), fresh=args.fresh,
                                   analysis=analysis, splits=configured_splits(config.campaigns))

@@ -155,6 +155,22 @@ def test_report_shows_its_progress_on_a_terminal(capsys, config, monkeypatch):
     assert counts and counts[-1] == json.loads(out)["events"]  # every event read was counted
 
 
+def test_report_on_a_terminal_reads_through_the_configured_reader(capsys, config, monkeypatch):
+    """With the progress line (a terminal), the report still reads with ``[analytics] reader``
+    (here the DuckDB projection, which folds impressions into fewer rows), and the count is of
+    events, not rows."""
+    import sys
+
+    pytest.importorskip("duckdb")
+    config.write_text(config.read_text() + '[analytics]\nreader = "duckdb"\n')
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, out, err = run(capsys, "report", str(config), "--json", "--fresh")
+    assert code == 0, err
+    counts = [int(part.split()[-1].replace(",", "")) for part in err.split("\r") if part.strip()]
+    assert counts and counts[-1] == json.loads(out)["events"]
+    assert (config.parent / "shop.db.report.duckdb").exists()
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (("--since", "last week"), "--since: 'last week' is not a date"),
     (("--window", "0"), "--window"),
