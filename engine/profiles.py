@@ -62,6 +62,8 @@ class Profiles:
         self._changed: dict[str, int] = {}
         self._floor = 0
         self._changed_bound = 4 * maxsize
+        #: Key -> the loads of it under way, each told what ``record`` stores for the key.
+        self._loading: dict[str, list[_Load]] = {}
         self.hits = 0
         self.misses = 0
 
@@ -72,22 +74,30 @@ class Profiles:
 
     def get(self, visitor_id: str | None = None, customer_id: str | None = None) -> Profile:
         """The profile for these ids; an empty ``Profile`` for unknown ids. May block on I/O."""
-        key, cached, generation = self._lookup(visitor_id, customer_id)
+        key, cached, load = self._lookup(visitor_id, customer_id)
         if cached is not None:
             return self._overlay(key, cached)
-        found = self.store.load(visitor_id=visitor_id, customer_id=customer_id)
-        return self._overlay(key, self._remember(key, generation, found, visitor_id, customer_id))
+        try:
+            found = self.store.load(visitor_id=visitor_id, customer_id=customer_id)
+        except BaseException:
+            self._unwatch(key, load)
+            raise
+        return self._overlay(key, self._remember(key, load, found, visitor_id, customer_id))
 
     async def aget(self, visitor_id: str | None = None, customer_id: str | None = None) -> Profile:
         """``get`` on the event loop: a miss awaits the store's ``aload`` (see ``supports_async``)."""
-        key, cached, generation = self._lookup(visitor_id, customer_id)
+        key, cached, load = self._lookup(visitor_id, customer_id)
         if cached is not None:
             return self._overlay(key, cached)
-        found = await self.store.aload(visitor_id=visitor_id, customer_id=customer_id)  # type: ignore[attr-defined]
-        return self._overlay(key, self._remember(key, generation, found, visitor_id, customer_id))
+        try:
+            found = await self.store.aload(visitor_id=visitor_id, customer_id=customer_id)  # type: ignore[attr-defined]
+        except BaseException:
+            self._unwatch(key, load)
+            raise
+        return self._overlay(key, self._remember(key, load, found, visitor_id, customer_id))
 
-    def _lookup(self, visitor_id: str | None, customer_id: str | None) -> tuple[str, Profile | None, int]:
-        """(lookup key, cached profile or None, generation to hand to ``_remember`` on a miss)."""
+    def _lookup(self, visitor_id: str | None, customer_id: str | None) -> tuple[str, Profile | None, _Load | None]:
+        """(lookup key, cached profile or None, the load to hand to ``_remember`` on a miss)."""
         if customer_id:
             key = "c:" + customer_id
         elif visitor_id:
@@ -98,28 +108,55 @@ class Profiles:
             try:  # one cache call: Cache.get() would check the expiry twice
                 profile = self._cache[key]
                 self.hits += 1
-                return key, profile, self._generation
+                return key, profile, None
             except KeyError:
                 self.misses += 1
-                return key, None, self._generation
+                load = _Load(self._generation)
+                self._loading.setdefault(key, []).append(load)
+                return key, None, load
 
-    def _remember(self, key: str, generation: int, found: Profile | None,
+    def _unwatch(self, key: str, load: _Load | None) -> None:
+        """Stop telling ``load`` what is stored for ``key`` (lock held or not)."""
+        with self._lock:
+            self._forget_load(key, load)
+
+    def _forget_load(self, key: str, load: _Load | None) -> None:
+        loads = self._loading.get(key)
+        if loads is not None and load in loads:
+            loads.remove(load)
+            if not loads:
+                del self._loading[key]
+
+    def _remember(self, key: str, load: _Load | None, found: Profile | None,
                   visitor_id: str | None, customer_id: str | None) -> Profile:
-        """Cache what the store returned (an empty profile for unknown ids) and return it,
-        unless an invalidation happened since ``_lookup``: then the load may be stale."""
+        """Cache what the store returned (an empty profile for unknown ids) and return it.
+
+        A batch stored for ``key`` while the load ran may be in what it returned or not.
+        When all its events are newer than the loaded profile's newest, it is not: they are
+        folded in and the result cached (as ``record`` extends a cached profile). Otherwise
+        (some may be in it, an invalidation, a change of the customer a visitor's profile
+        was found under) it is returned uncached: the next read loads again. Without that
+        check a hot visitor whose entry expired under load would be sent back to the store
+        on every page, each load overlapping one of the writer's batches."""
         profile = share_repeated_values(found) if found is not None else Profile(
             key=profile_key(customer_id=customer_id, visitor_id=visitor_id),
             customer_id=customer_id or None, visitor_ids=(visitor_id,) if visitor_id else ())
         with self._lock:
-            changed = self._changed
-            if (generation >= self._floor and changed.get(key, -1) <= generation
-                    and changed.get(profile.key, -1) <= generation):
-                self._cache[key] = profile
-                if profile.key != key:
-                    aliases = self._aliases.get(profile.key)
-                    if aliases is None:
-                        aliases = self._aliases[profile.key] = set()
-                    aliases.add(key)
+            self._forget_load(key, load)
+            if load is None or load.generation < self._floor or load.invalidated:
+                return profile
+            if profile.key != key and self._changed.get(profile.key, -1) > load.generation:
+                return profile
+            if load.stored:
+                if not _extends(profile, load.stored):
+                    return profile
+                profile = folded(profile, load.stored)
+            self._cache[key] = profile
+            if profile.key != key:
+                aliases = self._aliases.get(profile.key)
+                if aliases is None:
+                    aliases = self._aliases[profile.key] = set()
+                aliases.add(key)
         return profile
 
     def peek(self, visitor_id: str | None = None, customer_id: str | None = None) -> Profile | None:
@@ -208,6 +245,11 @@ class Profiles:
                 cached = self._cache.pop(key, None)
                 self._drop(key)
                 new = result.events.get(key)
+                for load in self._loading.get(key, ()):
+                    if new:
+                        load.stored.extend(new)
+                    else:  # changed without events of its own: joined to a customer
+                        load.invalidated = True
                 if cached is not None and new and _extends(cached, new):
                     self._cache[key] = after = folded(cached, new)
                     extended[key] = (cached, after, len(new))
@@ -227,10 +269,14 @@ class Profiles:
             self._generation += 1
             for key in keys:
                 self._note_changed(key)
+                for load in self._loading.get(key, ()):
+                    load.invalidated = True
                 self._drop(key)
 
     def _note_changed(self, key: str) -> None:
-        """Remember that ``key`` changed at this generation (lock held)."""
+        """Remember that ``key`` changed at this generation (lock held). A load of it under
+        way learns what was stored from ``record``; ``invalidate`` calls this for keys that
+        changed elsewhere, whose loads may be stale: they are not cached."""
         if len(self._changed) >= self._changed_bound:  # forget them all: older loads are refused
             self._changed.clear()
             self._floor = self._generation
@@ -319,3 +365,15 @@ class _Pending:
             self.base = self.profile = None
             self.applied = 0
         return not self.events
+
+
+class _Load:
+    """A store load under way (a cache miss): the generation it began at, the events stored
+    for its key meanwhile, and whether its key was invalidated meanwhile."""
+
+    __slots__ = ("generation", "stored", "invalidated")
+
+    def __init__(self, generation: int) -> None:
+        self.generation = generation
+        self.stored: list[Event] = []
+        self.invalidated = False

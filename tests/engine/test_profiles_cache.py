@@ -365,3 +365,57 @@ def test_a_load_racing_with_a_change_of_another_key_is_cached():
     store.release.set()
     reader.join(5)
     assert profiles.get(customer_id="c1").orders == 1 and store.loads == 1  # from the cache
+
+
+class _SlowStore(MemoryStore):
+    """Holds each load until released, after reading the store (the race's window)."""
+
+    def __init__(self):
+        super().__init__()
+        self.loads = 0
+        self.loading = threading.Event()
+        self.release = threading.Event()
+
+    def load(self, **ids):
+        self.loads += 1
+        found = super().load(**ids)
+        self.loading.set()
+        self.release.wait(5)
+        return found
+
+
+def _race(store, profiles, during):
+    store.release.clear()
+    store.loading.clear()
+    reader = threading.Thread(target=profiles.get, kwargs={"visitor_id": "v1"})
+    reader.start()
+    assert store.loading.wait(5)
+    during()
+    store.release.set()
+    reader.join(5)
+
+
+def test_a_load_that_missed_a_batch_of_its_key_gets_it_folded_in_and_is_cached():
+    """A hot visitor's profile reloaded under load: a writer batch of their newer events is
+    stored while the load runs (and is not in what it read): the events are folded into the
+    loaded profile, which is cached, so the next page is a cache hit with every event."""
+    store = _SlowStore()
+    events = _page_events(6)
+    store.append(events[:3])
+    profiles = Profiles(store, timer=Clock())
+    _race(store, profiles, lambda: profiles.record(events[3:]))
+    cached = profiles.get(visitor_id="v1")
+    assert store.loads == 1 and cached == store.load(visitor_id="v1")
+
+
+def test_a_load_racing_with_an_older_event_of_its_key_is_not_cached():
+    """A late event stored during the load may be in what it read or not: the load is
+    returned uncached and the next read loads again."""
+    store = _SlowStore()
+    events = _page_events(6)
+    store.append(events[1:])
+    store.release.set()
+    profiles = Profiles(store, timer=Clock())
+    _race(store, profiles, lambda: profiles.record(events[:1]))
+    store.release.set()
+    assert profiles.get(visitor_id="v1") == store.load(visitor_id="v1") and store.loads == 3
