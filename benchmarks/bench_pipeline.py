@@ -356,19 +356,21 @@ def backlog(report: dict[str, Any], compacts: bool) -> int | None:
 
 
 def settle(server: Server, counts: Counts, since: int, pages: int, timeout: float,
-           compacts: bool) -> tuple[float, bool]:
-    """Wait until ``server`` has logged a page view and an impression for each of ``pages``
-    after event ``since``, and folded them; (the seconds it took, whether it got there).
+           compacts: bool, impressions: int | None = None) -> tuple[float, bool]:
+    """Wait until ``server`` has logged a page view for each of ``pages`` after event
+    ``since`` and ``impressions`` impressions (default: one a page; fewer when pages failed
+    open without a decision), and folded them; (the seconds it took, whether it got there).
 
     Gives up when the server has nothing left to fold for a second but the counts are still
     short (events were shed: waiting longer would not bring them), or after ``timeout``.
     """
     started = time.perf_counter()
     idle_since = None
+    wanted = pages if impressions is None else impressions
     while time.perf_counter() - started < timeout:
-        views, impressions = counts.logged(since)
+        views, logged = counts.logged(since)
         idle = backlog(health(server), compacts) == 0
-        if idle and views >= pages and impressions >= pages:
+        if idle and views >= pages and logged >= wanted:
             return time.perf_counter() - started, True
         idle_since = (idle_since or time.perf_counter()) if idle else None
         if idle_since is not None and time.perf_counter() - idle_since > 1.0:
@@ -487,13 +489,15 @@ class Fleet:
                 sampler.join()
         result["peak"] = max(samples, default=0)
         served = result["requests"]
-        result["drain"], result["folded"] = settle(server, counts, newest, served, drain_timeout, self.compacts)
+        if before is not None:  # the pages are answered (wrk is done): their counters are final
+            counters = health(server)["counters"]
+            result["undecided"] = sum(counters.get(k, 0) - before["counters"].get(k, 0) for k in UNDECIDED)
+        result["drain"], result["folded"] = settle(server, counts, newest, served, drain_timeout, self.compacts,
+                                                   impressions=served - result.get("undecided", 0))
         result["views"], result["impressions"] = counts.logged(newest)
         if before is not None:
             after = health(server)
             result["shed"] = sum(after["writer"][k] - before["writer"][k] for k in ("rejected", "dropped"))
-            result["undecided"] = sum(after["counters"].get(k, 0) - before["counters"].get(k, 0)
-                                      for k in UNDECIDED)
         distinct, strangers = counts.visitors_since(newest)
         # every page was a known visitor's; all of them were seen unless events were lost (a
         # loss fails the row through _lost, not here)
