@@ -39,6 +39,10 @@ from .stores.base import AppendResult, PersonalData, ProfileStore, UnsyncedAppen
 
 __all__ = ["Profiles"]
 
+#: How long a request waits for another request's load of the same profile before loading it
+#: itself (a store that hangs is bounded by its own timeouts and the request's time budget).
+FOLLOW_SECONDS = 2.0
+
 
 class Profiles:
     def __init__(
@@ -74,9 +78,15 @@ class Profiles:
 
     def get(self, visitor_id: str | None = None, customer_id: str | None = None) -> Profile:
         """The profile for these ids; an empty ``Profile`` for unknown ids. May block on I/O."""
-        key, cached, load = self._lookup(visitor_id, customer_id)
+        key, cached, load = self._lookup(visitor_id, customer_id, follow=True)
         if cached is not None:
             return self._overlay(key, cached)
+        assert load is not None
+        leader = load.leader
+        if leader is not None:  # the same profile is being loaded: wait for that load instead
+            if leader.done.wait(FOLLOW_SECONDS) and leader.result is not None:
+                return self._overlay(key, leader.result)
+            load = self._watch(key, load)  # the leader failed or is slow: load it ourselves
         try:
             found = self.store.load(visitor_id=visitor_id, customer_id=customer_id)
         except BaseException:
@@ -96,8 +106,13 @@ class Profiles:
             raise
         return self._overlay(key, self._remember(key, load, found, visitor_id, customer_id))
 
-    def _lookup(self, visitor_id: str | None, customer_id: str | None) -> tuple[str, Profile | None, _Load | None]:
-        """(lookup key, cached profile or None, the load to hand to ``_remember`` on a miss)."""
+    def _lookup(self, visitor_id: str | None, customer_id: str | None,
+                follow: bool = False) -> tuple[str, Profile | None, _Load | None]:
+        """(lookup key, cached profile or None, the load to hand to ``_remember`` on a miss).
+
+        ``follow``: when the same ids are being loaded already, the load returned is not
+        registered and has that one as its ``leader`` to wait for (one store read however
+        many requests of a busy visitor miss the cache at once, e.g. when its entry expired)."""
         if customer_id:
             key = "c:" + customer_id
         elif visitor_id:
@@ -111,14 +126,29 @@ class Profiles:
                 return key, profile, None
             except KeyError:
                 self.misses += 1
-                load = _Load(self._generation)
-                self._loading.setdefault(key, []).append(load)
+                ids = (visitor_id, customer_id)
+                load = _Load(self._generation, ids)
+                loads = self._loading.setdefault(key, [])
+                if follow:
+                    load.leader = next((other for other in loads if other.ids == ids), None)
+                    if load.leader is not None:
+                        return key, None, load
+                loads.append(load)
                 return key, None, load
 
+    def _watch(self, key: str, follower: _Load) -> _Load:
+        """A registered load of ``key`` for a follower that loads after all."""
+        with self._lock:
+            load = _Load(self._generation, follower.ids)
+            self._loading.setdefault(key, []).append(load)
+            return load
+
     def _unwatch(self, key: str, load: _Load | None) -> None:
-        """Stop telling ``load`` what is stored for ``key`` (lock held or not)."""
+        """Stop telling ``load`` what is stored for ``key``; its followers load themselves."""
         with self._lock:
             self._forget_load(key, load)
+        if load is not None:
+            load.done.set()
 
     def _forget_load(self, key: str, load: _Load | None) -> None:
         loads = self._loading.get(key)
@@ -142,21 +172,29 @@ class Profiles:
             key=profile_key(customer_id=customer_id, visitor_id=visitor_id),
             customer_id=customer_id or None, visitor_ids=(visitor_id,) if visitor_id else ())
         with self._lock:
-            self._forget_load(key, load)
-            if load is None or load.generation < self._floor or load.invalidated:
+            profile = self._settle(key, load, profile)
+        if load is not None:
+            load.result = profile
+            load.done.set()
+        return profile
+
+    def _settle(self, key: str, load: _Load | None, profile: Profile) -> Profile:
+        """``_remember``'s decision (lock held): the profile to return, cached when it may be."""
+        self._forget_load(key, load)
+        if load is None or load.generation < self._floor or load.invalidated:
+            return profile
+        if profile.key != key and self._changed.get(profile.key, -1) > load.generation:
+            return profile
+        if load.stored:
+            if not _extends(profile, load.stored):
                 return profile
-            if profile.key != key and self._changed.get(profile.key, -1) > load.generation:
-                return profile
-            if load.stored:
-                if not _extends(profile, load.stored):
-                    return profile
-                profile = folded(profile, load.stored)
-            self._cache[key] = profile
-            if profile.key != key:
-                aliases = self._aliases.get(profile.key)
-                if aliases is None:
-                    aliases = self._aliases[profile.key] = set()
-                aliases.add(key)
+            profile = folded(profile, load.stored)
+        self._cache[key] = profile
+        if profile.key != key:
+            aliases = self._aliases.get(profile.key)
+            if aliases is None:
+                aliases = self._aliases[profile.key] = set()
+            aliases.add(key)
         return profile
 
     def peek(self, visitor_id: str | None = None, customer_id: str | None = None) -> Profile | None:
@@ -368,12 +406,17 @@ class _Pending:
 
 
 class _Load:
-    """A store load under way (a cache miss): the generation it began at, the events stored
-    for its key meanwhile, and whether its key was invalidated meanwhile."""
+    """A store load under way (a cache miss): the generation it began at, the ids asked for,
+    the events stored for its key meanwhile, whether its key was invalidated meanwhile; and,
+    for the requests that wait for it (``leader``), ``done`` and the profile it gave."""
 
-    __slots__ = ("generation", "stored", "invalidated")
+    __slots__ = ("generation", "ids", "stored", "invalidated", "leader", "done", "result")
 
-    def __init__(self, generation: int) -> None:
+    def __init__(self, generation: int, ids: tuple[str | None, str | None]) -> None:
         self.generation = generation
+        self.ids = ids
         self.stored: list[Event] = []
         self.invalidated = False
+        self.leader: _Load | None = None
+        self.done = threading.Event()
+        self.result: Profile | None = None

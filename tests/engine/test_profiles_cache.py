@@ -1,6 +1,7 @@
 """The Profiles cache: TTL with an injected timer, invalidation on record, identify aliases."""
 
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -419,3 +420,61 @@ def test_a_load_racing_with_an_older_event_of_its_key_is_not_cached():
     _race(store, profiles, lambda: profiles.record(events[:1]))
     store.release.set()
     assert profiles.get(visitor_id="v1") == store.load(visitor_id="v1") and store.loads == 3
+
+
+def test_requests_missing_the_cache_at_once_share_one_store_read():
+    """A busy visitor whose entry expired: the requests that miss at the same time wait for
+    the first one's load instead of each reading the store (which overflowed the pool)."""
+    store = _SlowStore()
+    store.append(_page_events(5))
+    profiles = Profiles(store, timer=Clock())
+    results = []
+    readers = [threading.Thread(target=lambda: results.append(profiles.get(visitor_id="v1"))) for _ in range(4)]
+    readers[0].start()
+    assert store.loading.wait(5)
+    for reader in readers[1:]:
+        reader.start()
+    time.sleep(0.05)  # the others are waiting for the first load, not loading
+    assert store.loads == 1
+    store.release.set()
+    for reader in readers:
+        reader.join(5)
+    expected = store.load(visitor_id="v1")
+    assert len(results) == 4 and all(r == expected for r in results)
+    assert store.loads == 2  # the first load, and the check's own read just above
+
+
+def test_a_failed_load_lets_the_waiting_requests_load_themselves():
+    class Failing(_SlowStore):
+        def load(self, **ids):
+            if not self.loads:
+                self.loads += 1
+                self.loading.set()
+                self.release.wait(5)
+                raise StoreError("down for a moment")
+            return super().load(**ids)
+
+    from segmint.engine.errors import StoreError
+
+    store = Failing()
+    store.append(_page_events(2))
+    profiles = Profiles(store, timer=Clock())
+    outcome = {}
+
+    def first():
+        try:
+            profiles.get(visitor_id="v1")
+        except StoreError as exc:
+            outcome["first"] = exc
+
+    leader = threading.Thread(target=first)
+    leader.start()
+    assert store.loading.wait(5)
+    follower = threading.Thread(target=lambda: outcome.setdefault("second", profiles.get(visitor_id="v1")))
+    follower.start()
+    time.sleep(0.05)
+    store.release.set()
+    leader.join(5)
+    follower.join(5)
+    assert isinstance(outcome["first"], StoreError)
+    assert outcome["second"].page_views == 2
