@@ -85,7 +85,12 @@ class Profiles:
         leader = load.leader
         if leader is not None:  # the same profile is being loaded: wait for that load instead
             if leader.done.wait(FOLLOW_SECONDS) and leader.result is not None:
-                return self._overlay(key, leader.result)
+                with self._lock:  # the cached entry, if the load was cached: record() keeps it current
+                    try:
+                        current = self._cache[key]
+                    except KeyError:
+                        current = leader.result
+                return self._overlay(key, current)
             load = self._watch(key, load)  # the leader failed or is slow: load it ourselves
         try:
             found = self.store.load(visitor_id=visitor_id, customer_id=customer_id)
