@@ -225,5 +225,5 @@ def profile_document(
     if segment is not None:
         doc["customer_segment"] = segment
     if everything or "extra" in wanted:
-        doc["extra"] = dict(p.extra)
+        doc["extra"] = {}  # plugins write here (``segmint_enrich_document``); nothing is stored
     return doc

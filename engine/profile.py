@@ -162,9 +162,6 @@ class Profile(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     # campaign history, by campaign id
     campaigns: dict[str, CampaignStats] = msgspec.field(default_factory=dict)
 
-    #: Values set by plugins (``segmint_enrich_profile``), exposed to rules as ``extra.<name>``.
-    extra: dict[str, Any] = msgspec.field(default_factory=dict)
-
     #: The time of the newest event folded in (any type): an event not newer than it makes
     #: the store refold the profile from its log (``stores/batch.py``). None on profiles
     #: stored before it was kept, which refold on their next event.

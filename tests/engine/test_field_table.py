@@ -30,7 +30,7 @@ def rich_profiles():
     def ago(d):
         return NOW - timedelta(days=d)
 
-    buyer = Profile(key="c:1", customer_id="1", extra={"tier": "gold"})
+    buyer = Profile(key="c:1", customer_id="1")
     events = [
         PageView(customer_id="1", at=ago(40)), PageView(customer_id="1", at=ago(2)),
         ProductView(customer_id="1", sku="a", category="skincare", at=ago(3)),
