@@ -185,10 +185,7 @@ class ColumnarLog:
             # Every event up to the log's end is in, whatever its type.
             (end,) = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
             duck.execute("UPDATE projection SET projected_to = ?", (max(last, end, projected_to),))
-            duck.execute("COMMIT")
-            conn.execute("COMMIT")
-            if erased:
-                conn.execute("DELETE FROM report_projection_erased WHERE seq <= ?", (erased[-1][0],))
+            _commit(conn, duck, erased)
             return added
         finally:
             conn.close()
@@ -228,10 +225,7 @@ class ColumnarLog:
             state = duck.execute("SELECT projected_to FROM projection").fetchone()
             duck.execute("BEGIN")
             erased, _ = self._erase(conn, duck, state[0] if state is not None else 0)
-            duck.execute("COMMIT")
-            conn.execute("COMMIT")
-            if erased:
-                conn.execute("DELETE FROM report_projection_erased WHERE seq <= ?", (erased[-1][0],))
+            _commit(conn, duck, erased)
             return True
         finally:
             conn.close()
@@ -299,6 +293,15 @@ class ColumnarLog:
 
 
 _encode_json = msgspec.json.Encoder().encode
+
+
+def _commit(conn: sqlite3.Connection, duck: Any, erased: list[Any]) -> None:
+    """Commit the projection, then the store file's snapshot, then drop the erasure records
+    the projection now holds (a crash in between only makes the next read apply them again)."""
+    duck.execute("COMMIT")
+    conn.execute("COMMIT")
+    if erased:
+        conn.execute("DELETE FROM report_projection_erased WHERE seq <= ?", (erased[-1][0],))
 
 
 def _json_or_none(value: Any) -> str | None:

@@ -339,22 +339,7 @@ def test_a_load_racing_with_a_change_of_another_key_is_cached():
     """Under load the writer stores a batch every few milliseconds; a profile load that
     overlapped one that did not touch its key is still cached (a global check would send a
     busy visitor back to the store, and refold their pending events, on every page)."""
-
-    class SlowStore(MemoryStore):
-        def __init__(self):
-            super().__init__()
-            self.loads = 0
-            self.loading = threading.Event()
-            self.release = threading.Event()
-
-        def load(self, **ids):
-            self.loads += 1
-            found = super().load(**ids)
-            self.loading.set()
-            self.release.wait(5)
-            return found
-
-    store = SlowStore()
+    store = _SlowStore()
     store.append([order("o1")])
     store.release.set()
     profiles = Profiles(store, timer=Clock())
