@@ -8,6 +8,7 @@ instead of sleeping, and the same code runs in production with ``system_clock``.
 from __future__ import annotations
 
 import threading
+from functools import partial
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
@@ -22,9 +23,9 @@ class Clock(Protocol):
         ...
 
 
-def system_clock() -> datetime:
-    """The wall clock, in UTC."""
-    return datetime.now(timezone.utc)
+#: The wall clock, in UTC. A ``partial`` of ``datetime.now``, not a function: it is read on
+#: every page, and a C call adds no Python frame to the request path.
+system_clock: Clock = partial(datetime.now, timezone.utc)
 
 
 class FrozenClock:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -41,6 +41,7 @@ from .config_plugins import call_each, first_result
 from .config_schema import Config
 from .decide import Decision, LazyDocument, SlotDecision, decide
 from .document import profile_document
+from .personalize import PageVisit, Personalization, Personalizer
 from .errors import EventError, SegmintError, StoreError
 from .events import Event, Order, decode_events, stamp_events
 from .failure_log import FailureLog
@@ -53,7 +54,7 @@ from .stores import AppendResult, CompactingStore, ProfileStore, open_store
 from .stores.base import PersonalData
 from .writer import EventWriter
 
-__all__ = ["Segmint", "RuntimeExplanation"]
+__all__ = ["Runtime", "Segmint", "RuntimeExplanation"]
 
 log = logging.getLogger("segmint.runtime")
 
@@ -96,6 +97,42 @@ def _log_catalog_problems(catalog: Catalog, previous: Catalog | None = None) -> 
         log.warning("segmint: %d more bad products left out of the catalog (not listed)", unlisted)
 
 
+class Runtime(Protocol):
+    """What the middleware and the CLI use of a runtime (``Segmint`` is the one
+    implementation; tests may pass their own). Typed, so that no caller probes it."""
+
+    clock: Clock
+    store: ProfileStore
+    profiles: Profiles
+    writer: EventWriter
+    batch: BatchStats
+    failures: FailureLog
+    compaction: dict[str, Any] | None
+    personalize: Callable[[PageVisit, Profile], Personalization]
+
+    @property
+    def state(self) -> CompiledConfig: ...
+    @property
+    def config(self) -> Config: ...
+    @property
+    def pm(self) -> Any: ...
+    @property
+    def catalog(self) -> Catalog: ...
+    @property
+    def decides_on_loop(self) -> bool: ...
+    @property
+    def last_reload_error(self) -> SegmintError | None: ...
+
+    def profile(self, visitor_id: str | None = None, customer_id: str | None = None) -> Profile: ...
+    def decide(self, profile: Profile, slots: Iterable[str], *, path: str = "/", visitor_id: str | None = None,
+               now: datetime | None = None, exclude: Iterable[str] = ()) -> Decision: ...
+    def render(self, slot_decision: SlotDecision) -> str: ...
+    def track(self, events: Iterable[Event | Mapping[str, Any]]) -> bool: ...
+    def record(self, events: Iterable[Event | Mapping[str, Any]]) -> AppendResult: ...
+    def forget(self, *, customer_id: str | None = None, visitor_id: str | None = None) -> PersonalData: ...
+    def close(self) -> None: ...
+
+
 class Segmint:
     """The runtime. Build it with ``Segmint.from_config``; close it with ``close()``."""
 
@@ -126,6 +163,9 @@ class Segmint:
         # Shared stores (Redis) tell every server which profiles changed; others rely on the TTL.
         wire_invalidation(store, self.profiles)
         self.writer = EventWriter(self.profiles, on_recorded=self._events_recorded)
+        self._personalizer = Personalizer(self)
+        #: Decide and render one page (``Personalizer.personalize``): the middleware's one call.
+        self.personalize: Callable[[PageVisit, Profile], Personalization] = self._personalizer.personalize
         self._threads: list[PeriodicThread] = []
         #: ``{"events", "seconds"}`` not yet folded into the store's rows, as last measured by
         #: the embedded compactor (None without one); shown on ``/health``.
@@ -283,8 +323,9 @@ class Segmint:
         state, now = self._state, now or self.clock()
         decision = self._decide(state, profile, slots, path=path, visitor_id=visitor_id, now=now,
                                 exclude=exclude)
-        call_each(state.pm, "segmint_decision_made", failure_log=self.failures, decision=decision,
-                  profile=profile)
+        if state.pm.hook.segmint_decision_made.get_hookimpls():  # none: skip the call machinery
+            call_each(state.pm, "segmint_decision_made", failure_log=self.failures, decision=decision,
+                      profile=profile)
         return decision
 
     def _decide(self, state: CompiledConfig, profile: Profile, slots: Iterable[str], *, path: str,
@@ -300,7 +341,13 @@ class Segmint:
         )
 
     def render(self, slot_decision: SlotDecision) -> str:
-        """The widget HTML of a slot ("" when nothing is shown). A failing renderer is skipped."""
+        """The widget HTML of a slot ("" when nothing is shown). A failing renderer is skipped.
+
+        Cached per config and decision content (``Personalizer.render``)."""
+        return self._personalizer.render(slot_decision)
+
+    def render_uncached(self, slot_decision: SlotDecision) -> str:
+        """``render`` without the cache: asks the ``segmint_render_widget`` hook."""
         if not slot_decision.shown:
             return ""
         state = self._state

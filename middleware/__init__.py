@@ -8,8 +8,9 @@ from .asgi import SegmintMiddleware
 from .counters import Counters
 from .endpoints import safe_redirect_target
 from .html import fill_slots, find_product, find_slots
-from .state import SegmintState
-from .tracking import CLICK_PARAM
+from segmint.engine.tracking import CLICK_PARAM
+
+from .visitors import SegmintState
 
 __all__ = [
     "SegmintMiddleware",

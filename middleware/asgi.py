@@ -22,27 +22,24 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Awaitable, Callable, MutableMapping
 from os import PathLike
 from typing import Any
 
-from .context import Core, Overloaded
+from segmint.engine.runtime import Runtime
+from segmint.engine.tracking import parse_click
+
+from .asgi_types import ASGIApp, Message, Receive, Scope, Send
 from .counters import Counters
 from .endpoints import Endpoints, NotStarted, record_click
+from .executor import Executor, Overloaded
 from .responder import Responder
-from .state import InactiveState, SegmintState
-from .tracking import CLICK_PARAM, parse_click, split_click_param
+from .shared import Services, Settings
+from .urls import CLICK_NEEDLE, split_click_param
+from .visitors import InactiveState, SegmintState, Visitors
 
 __all__ = ["SegmintMiddleware"]
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
 logger = logging.getLogger("segmint.middleware")
-_CLICK_NEEDLE = CLICK_PARAM.encode() + b"="
 
 
 class SegmintMiddleware:
@@ -61,7 +58,7 @@ class SegmintMiddleware:
         app: ASGIApp,
         config: str | PathLike[str] | None = None,
         *,
-        runtime: Any = None,
+        runtime: Runtime | None = None,
         max_workers: int = 8,
         shutdown_timeout: float = 10.0,
     ) -> None:
@@ -76,10 +73,11 @@ class SegmintMiddleware:
         #: Set while the runtime has not started (``config=`` only); see ``_started``.
         self._starter: Any = None
         self._not_started: NotStarted | None = None
-        #: The runtime, its ``Core`` and ``Endpoints``; None until the runtime has started.
-        self.runtime: Any = None
-        self.core: Core | None = None
+        #: The runtime, its ``Services`` and ``Endpoints``; None until the runtime has started.
+        self.runtime: Runtime | None = None
+        self.services: Services | None = None
         self.endpoints: Endpoints | None = None
+        self._settings: Settings | None = None
         if runtime is None:
             from segmint.engine.startup import RuntimeStarter
 
@@ -91,24 +89,34 @@ class SegmintMiddleware:
         if runtime is not None:
             self._adopt(runtime)
 
-    def _adopt(self, runtime: Any) -> Core:
+    def _adopt(self, runtime: Runtime) -> Services:
         """Serve with ``runtime`` from now on; say once what its config leaves switched off."""
-        core = Core(runtime, max_workers=self._max_workers, counters=self.counters)
-        self.runtime, self.endpoints = runtime, Endpoints(core)
-        self.core = core  # last: a request that sees a Core sees its endpoints too
+        executor = Executor(self.counters, max_workers=self._max_workers)
+        services = Services(runtime=runtime, counters=self.counters, executor=executor,
+                            visitors=Visitors(runtime, executor))
+        self.runtime, self.endpoints = runtime, Endpoints(services)
+        self.services = services  # last: a request that sees the services sees the endpoints too
         from segmint.engine.config import config_warnings
 
         for warning in config_warnings(runtime.config):
             logger.warning("segmint: %s", warning)
-        return core
+        return services
 
-    def _started(self) -> Core | None:
-        """The ``Core`` once the starter has a runtime (adopted here, once), else None."""
+    def _started(self) -> Services | None:
+        """The ``Services`` once the starter has a runtime (adopted here, once), else None."""
         runtime = self._starter.runtime if self._starter is not None else None
         if runtime is None:
             return None
         with self._start_lock:
-            return self.core if self.core is not None else self._adopt(runtime)
+            return self.services if self.services is not None else self._adopt(runtime)
+
+    def settings(self, services: Services) -> Settings:
+        """The settings of the runtime's current config (recomputed when a reload swapped it)."""
+        config = services.runtime.config
+        settings = self._settings
+        if settings is None or settings.config is not config:
+            settings = self._settings = Settings(config)
+        return settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -118,30 +126,31 @@ class SegmintMiddleware:
             else:
                 await self.app(scope, receive, send)
             return
-        core = self.core
-        if core is None and (core := self._started()) is None:
+        services = self.services
+        if services is None and (services := self._started()) is None:
             await self._serve_not_started(scope, receive, send)
             return
         try:
-            settings = core.settings()
+            settings = self.settings(services)
         except Exception as exc:  # noqa: BLE001 - fail open
             self.counters.failure("settings", exc)
             await self.app(scope, receive, send)
             return
         # segmint's own API (errors there are segmint's own responses, not the app's).
-        if scope["path"].startswith(settings.prefix) and await self.endpoints.handle(scope, receive, send, settings):
+        if scope["path"].startswith(settings.prefix) and await self.endpoints.handle(  # type: ignore[union-attr]
+                scope, receive, send, settings):
             return
         state: SegmintState | None = None
         try:
             query = scope.get("query_string")
-            if query and _CLICK_NEEDLE in query:
-                self._strip_click(scope, settings)
-            state = SegmintState(core, scope, settings.config, scope["path"])
+            if query and CLICK_NEEDLE in query:
+                self._strip_click(services, scope, settings)
+            state = SegmintState(services.visitors, services.counters, scope, settings, scope["path"])
             scope.setdefault("state", {})["segmint"] = state
             # Only GET pages are rewritten; other methods, and clients that said they take no
             # HTML (``Accept: application/json``), see request.state.segmint too.
             accept = _accept_kind(scope) if scope["method"] == "GET" else _NO_HTML
-            responder = self._responder(state, scope, send, settings, accept) if accept else None
+            responder = self._responder(services, state, scope, send, settings, accept) if accept else None
         except Exception as exc:  # noqa: BLE001 - fail open: the app answers as if we were not here
             self.counters.failure("request", exc)
             responder = None
@@ -170,7 +179,7 @@ class SegmintMiddleware:
         scope.setdefault("state", {})["segmint"] = InactiveState(scope["path"])
         await self.app(scope, receive, send)
 
-    def _responder(self, state: SegmintState, scope: Scope, send: Send, settings: Any,
+    def _responder(self, services: Services, state: SegmintState, scope: Scope, send: Send, settings: Settings,
                    accept: int) -> Responder:
         # Browser page loads: identify and start the profile load now, concurrently with the
         # app. Other clients (APIs, assets): only if the response turns out to be HTML.
@@ -179,18 +188,17 @@ class SegmintMiddleware:
                 state.start_profile()
             except Overloaded:  # the pool is backed up: decide later, or not at all
                 self.counters.incr("skipped.overloaded")
-        return Responder(self.core, settings, state, scope, send)
+        return Responder(services, settings, state, scope, send)
 
-    def _strip_click(self, scope: Scope, settings: Any) -> None:
+    def _strip_click(self, services: Services, scope: Scope, settings: Settings) -> None:
         """Record the widget click parameter and remove it before the app sees the URL."""
         query, value = split_click_param(scope["query_string"])
         if value is None:
             return
         scope["query_string"] = query
-        match = settings.product_re.match(scope["path"]) if settings.product_re else None
-        click = parse_click(value, match["sku"] if match else None)
+        click = parse_click(value, settings.product_sku(scope["path"]))
         if click is not None:
-            record_click(self.core, scope, settings, click)
+            record_click(services, scope, settings, click)
 
     # -- lifespan ----------------------------------------------------------------------------
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -254,7 +262,7 @@ class SegmintMiddleware:
             try:
                 if self._starter is not None:
                     self._starter.close()  # stops retrying; closes the runtime it started, if any
-                else:
+                elif self.runtime is not None:
                     self.runtime.close()
             except Exception as exc:  # noqa: BLE001 - reported on the loop
                 error = exc

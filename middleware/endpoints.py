@@ -49,7 +49,7 @@ import hmac
 from functools import partial
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
@@ -60,20 +60,21 @@ from segmint.engine.config import ApiConfig, config_warnings
 from segmint.engine.errors import EventError
 from segmint.engine.events import decode_events
 
-from .context import Core, Overloaded, Settings
+from segmint.engine.runtime import Runtime
+from segmint.engine.tracking import CLICK_PARAM, click_event, impression_event, parse_click
+
+from .asgi_types import Receive, Scope, Send
 from .counters import Counters
+from .executor import Overloaded
 from .html import MAX_SLOTS, valid_slot_name
-from .state import SegmintState
 from .report_page import report_endpoint, send_page
 from .report_session import (
     MAX_FORM_BYTES, clear_session_cookie, same_origin, session_cookie, sign_in_page, signed_in,
 )
-from .tracking import CLICK_PARAM, click_event, impression_event, parse_click
+from .shared import Services, Settings
+from .visitors import SegmintState
 
 __all__ = ["Endpoints", "NotStarted", "safe_redirect_target"]
-
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 #: Failed token attempts allowed per client address per window before answering 429.
 MAX_FAILED_ATTEMPTS = 10
@@ -123,8 +124,8 @@ class _FailedAttempts:
 class Endpoints:
     """Routes requests under the API prefix. ``handle`` returns False for other paths."""
 
-    def __init__(self, core: Core, *, timer: Callable[[], float] = time.monotonic) -> None:
-        self.core = core
+    def __init__(self, services: Services, *, timer: Callable[[], float] = time.monotonic) -> None:
+        self.services = services
         self.failed = _FailedAttempts(timer)
         self._routes = {
             "/events": ("POST", self._events),
@@ -137,7 +138,7 @@ class Endpoints:
             "/profiles": ("DELETE", self._forget),
         }
 
-    async def handle(self, scope: MutableMapping[str, Any], receive: Receive, send: Send, settings: Settings) -> bool:
+    async def handle(self, scope: Scope, receive: Receive, send: Send, settings: Settings) -> bool:
         route = self._routes.get(scope["path"][len(settings.prefix):])
         if route is None:
             return False
@@ -149,11 +150,11 @@ class Endpoints:
         return True
 
     # -- auth --------------------------------------------------------------------------------
-    async def _authorized(self, scope: MutableMapping[str, Any], send: Send, settings: Settings) -> bool:
-        return await _check_token(scope, send, settings.config.api.token, self.failed, self.core.counters)
+    async def _authorized(self, scope: Scope, send: Send, settings: Settings) -> bool:
+        return await _check_token(scope, send, settings.config.api.token, self.failed, self.services.counters)
 
     # -- POST /events ------------------------------------------------------------------------
-    async def _events(self, scope: MutableMapping[str, Any], receive: Receive, send: Send, settings: Settings) -> None:
+    async def _events(self, scope: Scope, receive: Receive, send: Send, settings: Settings) -> None:
         if not await self._authorized(scope, send, settings):
             return
         limit = getattr(settings.config.api, "max_body_bytes", settings.max_body)
@@ -162,7 +163,7 @@ class Endpoints:
             await _respond(send, 413, {"error": f"the body is larger than {limit} bytes"})
             return
         try:
-            events, errors = decode_events(body, now=self.core.now())
+            events, errors = decode_events(body, now=self.services.runtime.clock())
         except EventError as exc:
             await _respond(send, 400, {"error": exc.message, "rejected": [exc.to_dict()]})
             return
@@ -175,19 +176,19 @@ class Endpoints:
                 await _respond(send, 200, {"stored": 0, "duplicates": 0, "rejected": []})
             return
         try:
-            result = await self.core.run(self.core.runtime.record, events)
+            result = await self.services.executor.run(self.services.runtime.record, events)
         except Overloaded:
             await _respond(send, 503, {"error": "busy; retry"}, [(b"retry-after", b"1")])
             return
         except Exception as exc:  # noqa: BLE001 - nothing acknowledged, the shop retries
-            self.core.counters.failure("intake", exc)
+            self.services.counters.failure("intake", exc)
             await _respond(send, 503, {"error": "the event store is unavailable; retry"}, [(b"retry-after", b"5")])
             return
-        self.core.counters.incr("api.events_stored", result.stored)
+        self.services.counters.incr("api.events_stored", result.stored)
         await _respond(send, 200, {"stored": result.stored, "duplicates": result.duplicates, "rejected": rejected})
 
     # -- DELETE /profiles --------------------------------------------------------------------
-    async def _forget(self, scope: MutableMapping[str, Any], receive: Receive, send: Send, settings: Settings) -> None:
+    async def _forget(self, scope: Scope, receive: Receive, send: Send, settings: Settings) -> None:
         """Erase one person (privacy request); the answer counts what was removed."""
         if not await self._authorized(scope, send, settings):
             return
@@ -199,21 +200,21 @@ class Endpoints:
             return
         kind, value = ids[0]
         try:
-            gone = await self.core.run(partial(self.core.runtime.forget, **{f"{kind}_id": value}))
+            gone = await self.services.executor.run(partial(self.services.runtime.forget, **{f"{kind}_id": value}))
         except Overloaded:
             await _respond(send, 503, {"error": "busy; retry"}, [(b"retry-after", b"1")])
             return
         except Exception as exc:  # noqa: BLE001 - nothing acknowledged: the caller retries
-            self.core.counters.failure("forget", exc)
+            self.services.counters.failure("forget", exc)
             await _respond(send, 503, {"error": "the store could not erase the person; retry"},
                            [(b"retry-after", b"5")])
             return
-        self.core.unlink(gone.visitor_ids)
-        self.core.counters.incr("api.people_forgotten")
+        self.services.visitors.unlink(gone.visitor_ids)
+        self.services.counters.incr("api.people_forgotten")
         await _respond(send, 200, gone.counts(), [(b"cache-control", b"no-store")])
 
     # -- GET /recommendations ----------------------------------------------------------------
-    async def _recommendations(self, scope: MutableMapping[str, Any], receive: Receive, send: Send,
+    async def _recommendations(self, scope: Scope, receive: Receive, send: Send,
                                settings: Settings) -> None:
         """The decision for the request's visitor, as JSON for client-rendered pages.
 
@@ -236,63 +237,64 @@ class Endpoints:
             error = "give 1 to %d valid slot names (slot=name) and a path starting with /" % MAX_SLOTS
             await _respond(send, 400, {"error": error})
             return
-        state = SegmintState(self.core, scope, settings.config, path[:2048])
+        state = SegmintState(self.services.visitors, self.services.counters, scope, settings, path[:2048])
         identity = state.identity
         extra = [(b"cache-control", b"private, no-store"), (b"vary", b"Cookie")]
         if identity.is_new and identity.cookie_value:
             extra.append((b"set-cookie", settings.set_cookie(identity.cookie_value, scope.get("scheme", "http"))))
         try:
             decision = await state.decision(*slots)
-            payload = await self.core.run(_public_decision, self.core, decision, settings.debug)
+            payload = await self.services.executor.run(_public_decision, self.services.runtime, decision,
+                                                       settings.debug)
         except Exception as exc:  # noqa: BLE001 - fail open: the page shows its defaults
-            self.core.counters.failure("recommendations", exc)
+            self.services.counters.failure("recommendations", exc)
             await _respond(send, 200, FALLBACK_ANSWER, extra)
             return
         if identity.track:
-            now = self.core.now()
+            now = self.services.runtime.clock()
             events: list[Any] = []
-            self.core.link(identity, events)
+            self.services.visitors.link(identity, events, now)
             view = state.page_view(now)  # a client-rendered page is a page view: it may start a visit
             if view is not None:
                 events.append(view)
             events += [impression_event(identity, sd, now) for sd in decision.slots.values()
                        if sd.campaign and (sd.control or sd.products)]
             try:
-                self.core.track(events)
+                if events:
+                    self.services.runtime.track(events)
             except Exception as exc:  # noqa: BLE001
-                self.core.counters.failure("track", exc)
+                self.services.counters.failure("track", exc)
         await _respond(send, 200, payload, extra)
 
     # -- GET /click --------------------------------------------------------------------------
-    async def _click(self, scope: MutableMapping[str, Any], receive: Receive, send: Send, settings: Settings) -> None:
+    async def _click(self, scope: Scope, receive: Receive, send: Send, settings: Settings) -> None:
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), max_num_fields=20))
         target = safe_redirect_target(query.get("to"))
-        match = settings.product_re.match(target.partition("?")[0]) if settings.product_re else None
-        click = parse_click(query.get(CLICK_PARAM, ""), match["sku"] if match else None)
+        click = parse_click(query.get(CLICK_PARAM, ""), settings.product_sku(target.partition("?")[0]))
         if click is not None:
-            record_click(self.core, scope, settings, click)
+            record_click(self.services, scope, settings, click)
         await _redirect(send, target)
 
     # -- GET /health -------------------------------------------------------------------------
-    async def _health(self, scope: MutableMapping[str, Any], receive: Receive, send: Send, settings: Settings) -> None:
+    async def _health(self, scope: Scope, receive: Receive, send: Send, settings: Settings) -> None:
         if not await self._authorized(scope, send, settings):
             return
-        runtime = self.core.runtime
-        await _respond(send, 200, {"status": "ok", "counters": self.core.counters.snapshot(),
+        runtime = self.services.runtime
+        await _respond(send, 200, {"status": "ok", "counters": self.services.counters.snapshot(),
                                    "warnings": config_warnings(runtime.config), **_runtime_health(runtime)},
                        [(b"cache-control", b"no-store")])
 
     # -- GET /report -------------------------------------------------------------------------
-    async def _report(self, scope: MutableMapping[str, Any], receive: Receive, send: Send, settings: Settings) -> None:
+    async def _report(self, scope: Scope, receive: Receive, send: Send, settings: Settings) -> None:
         # A session cookie, or no credentials at all (a person: report_endpoint shows the form),
         # go straight on; a Bearer header is checked here, with the failed-attempt limit.
-        session = signed_in(scope, settings.config.api.token, self.core.now().timestamp())
+        session = signed_in(scope, settings.config.api.token, self.services.runtime.clock().timestamp())
         presented = any(key.lower() == b"authorization" for key, _ in scope.get("headers") or ())
         if not session and presented and not await self._authorized(scope, send, settings):
             return
-        await report_endpoint(scope, receive, send, self.core.runtime)
+        await report_endpoint(scope, receive, send, self.services.runtime)
 
-    async def _report_login(self, scope: MutableMapping[str, Any], receive: Receive, send: Send,
+    async def _report_login(self, scope: Scope, receive: Receive, send: Send,
                             settings: Settings) -> None:
         """The sign-in form's post: the right token sets the session cookie (``report_session``)."""
         prefix = settings.prefix or "/"
@@ -301,7 +303,7 @@ class Endpoints:
             return
         client = (scope.get("client") or ("?",))[0]
         if self.failed.blocked(client):
-            self.core.counters.incr("api.rate_limited")
+            self.services.counters.incr("api.rate_limited")
             await send_page(send, 429, sign_in_page(prefix, "Too many failed attempts; retry in a minute."),
                             extra=[(b"retry-after", str(int(FAILED_WINDOW_SECONDS)).encode())])
             return
@@ -313,15 +315,15 @@ class Endpoints:
         expected = settings.config.api.token
         if not expected or not given or not hmac.compare_digest(given.encode(), expected.encode()):
             self.failed.failed(client)
-            self.core.counters.incr("api.unauthorized")
+            self.services.counters.incr("api.unauthorized")
             message = "That is not the API token." if expected else "The API is disabled: set [api] token in the config."
             await send_page(send, 401, sign_in_page(prefix, message))
             return
-        cookie = session_cookie(expected, prefix=prefix, now=self.core.now().timestamp(),
+        cookie = session_cookie(expected, prefix=prefix, now=self.services.runtime.clock().timestamp(),
                                 secure=scope.get("scheme") == "https")
         await _redirect(send, f"{prefix.rstrip('/')}/report", [(b"set-cookie", cookie)])
 
-    async def _report_logout(self, scope: MutableMapping[str, Any], receive: Receive, send: Send,
+    async def _report_logout(self, scope: Scope, receive: Receive, send: Send,
                              settings: Settings) -> None:
         if not same_origin(scope):
             await send_page(send, 403, "sign out from the report page's own button", "text/plain; charset=utf-8")
@@ -347,7 +349,7 @@ class NotStarted:
         self.counters = counters
         self.failed = _FailedAttempts(timer)
 
-    async def handle(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> bool:
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> bool:
         """Answer a request under segmint's prefix; False for any other path (the app's)."""
         config = self.starter.config
         api = config.api if config is not None else ApiConfig()
@@ -382,7 +384,7 @@ class NotStarted:
         }, [(b"cache-control", b"no-store")])
 
 
-async def _check_token(scope: MutableMapping[str, Any], send: Send, token: str | None, failed: _FailedAttempts,
+async def _check_token(scope: Scope, send: Send, token: str | None, failed: _FailedAttempts,
                       counters: Counters) -> bool:
     """Check the Bearer token in constant time; answer 401/429 and return False if not."""
     client = (scope.get("client") or ("?",))[0]
@@ -408,37 +410,29 @@ async def _check_token(scope: MutableMapping[str, Any], send: Send, token: str |
     return False
 
 
-def _runtime_health(runtime: Any) -> dict[str, Any]:
+def _runtime_health(runtime: Runtime) -> dict[str, Any]:
     """The runtime's own numbers: event writer (queued, written, dropped), profile cache
     (hits, misses, size, maxsize), compaction lag (events, seconds), contained plugin failures,
     the last failed config reload (None when healthy), the predictive model
     (``BatchStats.predict_status``: fitted, or why not) and the catalog (products served, bad
     products left out, the first ``HEALTH_PROBLEMS`` of them)."""
-    health: dict[str, Any] = {}
-    writer, profiles = getattr(runtime, "writer", None), getattr(runtime, "profiles", None)
-    if writer is not None:
-        health["writer"] = writer.stats
-    if profiles is not None:
-        health["cache"] = {**profiles.stats, "maxsize": runtime.config.cache.maxsize}
-    compaction = getattr(runtime, "compaction", None)
-    if compaction is not None:  # events logged but not yet folded into the store's rows
-        health["compaction"] = compaction
-    error = getattr(runtime, "last_reload_error", None)
+    health: dict[str, Any] = {
+        "writer": runtime.writer.stats,
+        "cache": {**runtime.profiles.stats, "maxsize": runtime.config.cache.maxsize},
+    }
+    if runtime.compaction is not None:  # events logged but not yet folded into the store's rows
+        health["compaction"] = runtime.compaction
+    error = runtime.last_reload_error
     health["reload_error"] = str(error) if error is not None else None
-    failures = getattr(runtime, "failures", None)
-    if failures is not None:  # contained plugin failures, by plugin, hook and error type
-        health["plugin_failures"] = failures.counts()
-    batch = getattr(runtime, "batch", None)
-    if batch is not None:  # the predictive model: fitted (its parameters), or why not
-        health["predict"] = batch.predict_status
-    catalog = getattr(runtime, "catalog", None)
-    if catalog is not None:  # bad products are left out and served without
-        health["catalog"] = {"products": len(catalog), "bad_products": catalog.rejected,
-                             "problems": [str(p) for p in catalog.problems[:HEALTH_PROBLEMS]]}
+    health["plugin_failures"] = runtime.failures.counts()  # contained, by plugin, hook and error
+    health["predict"] = runtime.batch.predict_status  # the predictive model: fitted, or why not
+    catalog = runtime.catalog  # bad products are left out and served without
+    health["catalog"] = {"products": len(catalog), "bad_products": catalog.rejected,
+                         "problems": [str(p) for p in catalog.problems[:HEALTH_PROBLEMS]]}
     return health
 
 
-def _public_decision(core: Core, decision: Any, debug: bool) -> dict[str, Any]:
+def _public_decision(runtime: Runtime, decision: Any, debug: bool) -> dict[str, Any]:
     """The decision as the browser may see it: what to show, not why.
 
     Segment names, strategies and the engine's reasons describe the shop's targeting, not the
@@ -451,23 +445,23 @@ def _public_decision(core: Core, decision: Any, debug: bool) -> dict[str, Any]:
         if not debug:
             for private in DEBUG_ONLY_KEYS:
                 data.pop(private, None)
-        data["html"] = core.render(slot_decision) if slot_decision.campaign and not slot_decision.control else ""
+        data["html"] = runtime.render(slot_decision) if slot_decision.campaign and not slot_decision.control else ""
         slots[name] = data
     return {"slots": slots}
 
 
-def record_click(core: Core, scope: MutableMapping[str, Any], settings: Settings, click: Any) -> None:
+def record_click(services: Services, scope: Scope, settings: Settings, click: Any) -> None:
     """Queue a click event for the request's visitor (never raises: counted instead)."""
     try:
-        identity = core.identify(scope, settings.config)
+        identity = services.visitors.identify(scope, settings.config)
         if identity.track and not identity.is_new:
-            core.track([click_event(identity, click, core.now())])
-            core.counters.incr("clicks")
+            services.runtime.track([click_event(identity, click, services.runtime.clock())])
+            services.counters.incr("clicks")
     except Exception as exc:  # noqa: BLE001
-        core.counters.failure("click", exc)
+        services.counters.failure("click", exc)
 
 
-async def _read_body(scope: MutableMapping[str, Any], receive: Receive, limit: int) -> bytes | None:
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
     """The request body, or None as soon as it is known to exceed ``limit`` bytes."""
     for key, value in scope.get("headers") or ():
         if key.lower() == b"content-length":

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import math
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Sequence
 from datetime import date, datetime, time, timezone
 from html import escape
 from typing import Any
@@ -37,14 +37,14 @@ from segmint.engine.analytics import (
     configured_splits,
     segment_history,
 )
+from segmint.engine.runtime import Runtime
 
+from .asgi_types import Receive, Scope, Send
 from .report_session import report_prefix, sign_in_page, signed_in
 
 __all__ = ["render_report_page", "render_chart", "render_lift_chart", "verdict_badge", "report_endpoint",
            "parse_report_query", "send_page"]
 
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 COLOURS = ("#1b6ac9", "#d9480f", "#2b8a3e", "#862e9c", "#c92a2a", "#5c940d", "#0b7285", "#e67700")
 CONTROL_COLOUR = "#495057"
@@ -515,7 +515,7 @@ def parse_report_query(query_string: bytes) -> dict[str, Any]:
     return options
 
 
-def _bearer_ok(scope: MutableMapping[str, Any], expected: str | None) -> bool:
+def _bearer_ok(scope: Scope, expected: str | None) -> bool:
     for key, value in scope.get("headers") or ():
         if key.lower() == b"authorization":
             scheme, _, token = value.partition(b" ")
@@ -534,7 +534,7 @@ async def send_page(send: Send, status: int, body: str, content_type: str = "tex
     await send({"type": "http.response.body", "body": data})
 
 
-async def report_endpoint(scope: MutableMapping[str, Any], receive: Receive, send: Send, runtime: Any) -> None:
+async def report_endpoint(scope: Scope, receive: Receive, send: Send, runtime: Runtime) -> None:
     """ASGI handler for ``GET {prefix}/report``.
 
     It checks the credentials itself (the ``[api] token`` as a Bearer header, or a session

@@ -16,12 +16,13 @@ browser loaded over ``https``.
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
 from html import escape
 from typing import Any
 from urllib.parse import urlsplit
 
 from segmint.engine.signing import session_token, verify_session
+
+from .asgi_types import Scope
 
 __all__ = ["SESSION_COOKIE", "SESSION_SECONDS", "MAX_FORM_BYTES", "signed_in", "same_origin",
            "session_cookie", "clear_session_cookie", "sign_in_page", "report_prefix"]
@@ -33,14 +34,14 @@ SESSION_SECONDS = 8 * 3600
 MAX_FORM_BYTES = 4096
 
 
-def _header(scope: MutableMapping[str, Any], name: bytes) -> bytes | None:
+def _header(scope: Scope, name: bytes) -> bytes | None:
     for key, value in scope.get("headers") or ():
         if key.lower() == name:
             return value
     return None
 
 
-def _cookie(scope: MutableMapping[str, Any], name: str) -> str | None:
+def _cookie(scope: Scope, name: str) -> str | None:
     raw = _header(scope, b"cookie")
     if not raw or len(raw) > 8192:
         return None
@@ -51,12 +52,12 @@ def _cookie(scope: MutableMapping[str, Any], name: str) -> str | None:
     return None
 
 
-def signed_in(scope: MutableMapping[str, Any], token: str | None, now: float) -> bool:
+def signed_in(scope: Scope, token: str | None, now: float) -> bool:
     """True when the request carries an unexpired session cookie signed under ``token``."""
     return bool(token) and verify_session(_cookie(scope, SESSION_COOKIE), token, now=now)
 
 
-def same_origin(scope: MutableMapping[str, Any]) -> bool:
+def same_origin(scope: Scope) -> bool:
     """The post came from a page of this host (``Origin``, else ``Referer``, against ``Host``)."""
     host = _header(scope, b"host")
     source = _header(scope, b"origin") or _header(scope, b"referer")

@@ -11,19 +11,21 @@ out unchanged and the cause is counted and logged.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, MutableMapping
-from datetime import datetime
 from typing import Any
 
-from .context import Core, Overloaded, Settings
+from segmint.engine.decide import Decision
+from segmint.engine.personalize import PageVisit, Personalization
+from segmint.engine.profile import Profile
+from segmint.engine.tracking import impression_event, product_view_event
+
+from .asgi_types import Message, Send
+from .executor import Overloaded
 from .headers import debug_value, html_charset, merge_vary, private_cache_control
 from .html import fill_slots, scan_page
-from .state import UNIDENTIFIED, SegmintState
-from .tracking import impression_event, product_view_event
+from .shared import Services, Settings
+from .visitors import UNIDENTIFIED, SegmintState
 
 __all__ = ["Responder"]
-
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 _WAIT, _BUFFER, _PASS = 0, 1, 2
 
@@ -31,22 +33,22 @@ _WAIT, _BUFFER, _PASS = 0, 1, 2
 class Responder:
     """Wraps ``send`` for one GET request. Per-request state lives here, never on the middleware."""
 
-    __slots__ = ("core", "settings", "state", "scope", "send", "mode", "start", "chunks", "size", "charset")
+    __slots__ = ("services", "settings", "state", "scope", "send", "mode", "start", "chunks", "size", "charset")
 
-    def __init__(self, core: Core, settings: Settings, state: SegmintState,
-                 scope: MutableMapping[str, Any], send: Send) -> None:
-        self.core = core
+    def __init__(self, services: Services, settings: Settings, state: SegmintState, scope: Message,
+                 send: Send) -> None:
+        self.services = services
         self.settings = settings
         self.state = state
         self.scope = scope
         self.send = send
         self.mode = _WAIT
-        self.start: MutableMapping[str, Any] | None = None
+        self.start: Message | None = None
         self.chunks: list[bytes] = []
         self.size = 0
         self.charset = "utf-8"
 
-    async def __call__(self, message: MutableMapping[str, Any]) -> None:
+    async def __call__(self, message: Message) -> None:
         if self.mode == _PASS:
             await self.send(message)
             return
@@ -61,11 +63,11 @@ class Responder:
             await self._flush(message)
 
     # -- response start ----------------------------------------------------------------------
-    async def _on_start(self, message: MutableMapping[str, Any]) -> None:
+    async def _on_start(self, message: Message) -> None:
         try:
             verdict = self._classify(message)
         except Exception as exc:  # noqa: BLE001 - fail open
-            self.core.counters.failure("start", exc)
+            self.services.counters.failure("start", exc)
             verdict = "other"
         if verdict == "buffer":
             self.start = message
@@ -76,7 +78,7 @@ class Responder:
             message = self._passthrough_start(message)
         await self.send(message)
 
-    def _classify(self, message: MutableMapping[str, Any]) -> str:
+    def _classify(self, message: Message) -> str:
         if message["status"] != 200:
             return "other"
         headers = message.get("headers") or ()
@@ -113,9 +115,10 @@ class Responder:
             pass
         return "buffer"
 
-    def _passthrough_start(self, message: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    def _passthrough_start(self, message: Message) -> Message:
         try:
-            self._track(self._path_sku(), None)
+            now = self.services.runtime.clock()
+            self._track(self._path_sku(), self.state.page_view(now), None, now)
             extra = self._cookie_header()
             if extra is None:
                 return message
@@ -128,7 +131,7 @@ class Responder:
             headers.append(extra)
             return {**message, "headers": headers}
         except Exception as exc:  # noqa: BLE001 - fail open
-            self.core.counters.failure("passthrough", exc)
+            self.services.counters.failure("passthrough", exc)
             return message
 
     def _cookie_header(self) -> tuple[bytes, bytes] | None:
@@ -138,13 +141,13 @@ class Responder:
         return b"set-cookie", self.settings.set_cookie(identity.cookie_value, self.scope.get("scheme", "http"))
 
     # -- body --------------------------------------------------------------------------------
-    async def _on_body(self, message: MutableMapping[str, Any]) -> None:
+    async def _on_body(self, message: Message) -> None:
         body = message.get("body", b"")
         more = message.get("more_body", False)
         self.size += len(body)
         if self.size > self.settings.max_body:  # beyond the bound: everything goes out as is
             self.chunks.append(body)
-            self.core.counters.incr("skipped.too_large")
+            self.services.counters.incr("skipped.too_large")
             assert self.start is not None
             self.start = self._passthrough_start(self.start)
             await self._flush(None, more_body=more)
@@ -157,7 +160,7 @@ class Responder:
         try:
             start, out = await self._finish(whole)
         except Exception as exc:  # noqa: BLE001 - fail open: the app's response as it was
-            self.core.counters.failure("finish", exc)
+            self.services.counters.failure("finish", exc)
             start, out = self.start, whole
         self.mode = _PASS
         self.start = None
@@ -165,7 +168,7 @@ class Responder:
         await self.send(start)
         await self.send({"type": "http.response.body", "body": out})
 
-    async def _flush(self, message: MutableMapping[str, Any] | None, *, more_body: bool = True) -> None:
+    async def _flush(self, message: Message | None, *, more_body: bool = True) -> None:
         """Send what is held, untouched, then ``message``; forward everything after as is."""
         self.mode = _PASS
         if self.start is not None:
@@ -182,84 +185,71 @@ class Responder:
         if self.mode != _PASS and (self.start is not None or self.chunks):
             await self._flush(None)
 
-    async def _finish(self, body: bytes) -> tuple[MutableMapping[str, Any], bytes]:
+    async def _finish(self, body: bytes) -> tuple[Message, bytes]:
         slots, marked = scan_page(body)
-        sku = self._path_sku() or marked
-        decision, widgets, failure = None, {}, None
-        now = self.core.now()  # one time for the decision and the events it leads to
+        state, services = self.state, self.services
+        sku = self.settings.product_sku(state.path) or marked
+        now = services.runtime.clock()  # one time for the decision and the events it leads to
+        view = state.page_view(now)
+        decision: Decision | None = None
+        widgets: dict[str, bytes] = {}
+        failure = None
         if slots:
-            names = [s.name for s in slots]
+            visit = PageVisit(identity=state.identity, path=state.path, slots=[s.name for s in slots], now=now,
+                              sku=sku, view=view, charset=self.charset)
+            runtime, executor, budget = services.runtime, services.executor, self.settings.budget
             try:
-                profile = self.state.profile_now()
-                if profile is not None and self.core.decides_inline():
-                    decision, widgets = self.core.run_inline(self._decide_and_render, profile, names, sku, now,
-                                                             budget=self.settings.budget)
+                profile = state.profile_now()
+                if profile is not None and self._inline():  # the usual page: no wait, no thread hop
+                    decision, widgets = executor.run_inline(runtime.personalize, visit, profile, budget=budget)
                 else:
-                    decision, widgets = await asyncio.wait_for(self._personalize(names, sku, profile, now),
-                                                               self.settings.budget)
+                    decision, widgets = await asyncio.wait_for(self._load_and_personalize(visit, profile), budget)
             except (asyncio.TimeoutError, TimeoutError):
                 failure = "budget"
-                self.core.counters.failure("budget")
+                services.counters.failure("budget")
             except Overloaded as exc:
                 failure = "overloaded"
-                self.core.counters.failure("overloaded", exc)
+                services.counters.failure("overloaded", exc)
             except Exception as exc:  # noqa: BLE001 - store down, plugin error: fail open
                 failure = "error"
-                self.core.counters.failure("decide", exc)
+                services.counters.failure("decide", exc)
         out = fill_slots(body, slots, widgets) if widgets else body
-        self._track(sku, decision if failure is None else None, now)
+        self._track(sku, view, decision if failure is None else None, now)
         if out is not body:
-            self.core.counters.incr("personalized")
-        debug = debug_value(self.state, slots, decision, failure) if self.settings.debug and slots else None
+            services.counters.incr("personalized")
+        debug = debug_value(state, slots, decision, failure) if self.settings.debug and slots else None
         return self._headers(out, changed=out is not body, debug=debug), out
 
-    def _personalize(self, names: list[str], sku: str | None, profile: Any, now: datetime) -> Any:
-        """An awaitable of (decision, widgets) from the pool: a bare pool future when the
-        profile is ready."""
-        if profile is not None:
-            return self.core.submit(self._decide_and_render, profile, names, sku, now)
-        return self._load_and_personalize(names, sku, now)
+    async def _load_and_personalize(self, visit: PageVisit, profile: Profile | None) -> Personalization:
+        """``runtime.personalize`` after the profile load (when it was not ready), on the loop
+        when allowed, else in the pool (the caller bounds the wait by the time budget)."""
+        runtime, executor = self.services.runtime, self.services.executor
+        if profile is None:
+            profile = await self.state.profile()
+            if self._inline():  # the load was the part that needed a thread
+                return executor.run_inline(runtime.personalize, visit, profile, budget=self.settings.budget)
+        return await executor.submit(runtime.personalize, visit, profile)
 
-    async def _load_and_personalize(self, names: list[str], sku: str | None,
-                                    now: datetime) -> tuple[Any, dict[str, bytes]]:
-        profile = await self.state.profile()
-        if self.core.decides_inline():  # the load was the part that needed a thread
-            return self.core.run_inline(self._decide_and_render, profile, names, sku, now,
-                                        budget=self.settings.budget)
-        return await self.core.submit(self._decide_and_render, profile, names, sku, now)
-
-    def _decide_and_render(self, profile: Any, names: list[str], sku: str | None,
-                           now: datetime) -> tuple[Any, dict[str, bytes]]:
-        """Decide for the slots found, render each shown widget (on the loop or in the pool)."""
-        state = self.state
-        decision = self.core.decide(state.identity, state.seen_profile(profile, now), names, state.path,
-                                    (sku,) if sku else (), now)
-        widgets: dict[str, bytes] = {}
-        for name, slot_decision in decision.slots.items():
-            if slot_decision.campaign and not slot_decision.control and slot_decision.products:
-                html = self.core.widget(slot_decision, self.charset)
-                if html:
-                    widgets[name] = html
-        return decision, widgets
+    def _inline(self) -> bool:
+        """Whether to personalize on the event loop now: a thread hop costs more than a typical
+        decision, so decisions run inline unless a plugin on the way may block
+        (``runtime.decides_on_loop``) or the breaker is open."""
+        return self.services.executor.inline_allowed and self.services.runtime.decides_on_loop
 
     # -- tracking ----------------------------------------------------------------------------
     def _path_sku(self) -> str | None:
-        """The product of a product page by the ``product_path`` pattern (markers: scan_page)."""
-        pattern = self.settings.product_re
-        match = pattern.match(self.state.path) if pattern is not None else None
-        return match["sku"] if match else None
+        return self.settings.product_sku(self.state.path)
 
-    def _track(self, sku: str | None, decision: Any, now: datetime | None = None) -> None:
-        """Queue page view, product view and impressions (never raises: counted instead)."""
+    def _track(self, sku: str | None, view: Any, decision: Decision | None, now: Any) -> None:
+        """Queue identify link, page view, product view and impressions (never raises:
+        counted instead)."""
         state = self.state
         identity = state.identity
         if not identity.track:
             return
         try:
-            now = now or self.core.now()
             events: list[Any] = []
-            self.core.link(identity, events)
-            view = state.page_view(now)  # as the decision saw it (same ``now``)
+            self.services.visitors.link(identity, events, now)
             if view is not None:
                 events.append(view)
             if sku:
@@ -268,12 +258,13 @@ class Responder:
                 for slot_decision in decision.slots.values():
                     if slot_decision.campaign and (slot_decision.control or slot_decision.products):
                         events.append(impression_event(identity, slot_decision, now))
-            self.core.track(events)
+            if events:
+                self.services.runtime.track(events)
         except Exception as exc:  # noqa: BLE001 - tracking must never break the page
-            self.core.counters.failure("track", exc)
+            self.services.counters.failure("track", exc)
 
     # -- headers -----------------------------------------------------------------------------
-    def _headers(self, body: bytes, *, changed: bool, debug: bytes | None) -> MutableMapping[str, Any]:
+    def _headers(self, body: bytes, *, changed: bool, debug: bytes | None) -> Message:
         assert self.start is not None
         cookie = self._cookie_header()
         if not changed and cookie is None and debug is None:

@@ -4,7 +4,7 @@ Every value reaches the HTML through the template language of ``_template.py``, 
 everything; product URLs that are not ``http(s)`` or site-relative become ``#`` (the catalog
 loader rejects them too: defence in depth). Each product link carries
 ``?_sgm=<campaign>.<variant>.<slot>`` so the middleware can record the click (and strip the
-parameter) without JavaScript. A config can point ``[render] template`` at its own template
+parameter) without JavaScript; the token's format is the engine's (``segmint.engine.tracking``). A config can point ``[render] template`` at its own template
 file (see ``DEFAULT_TEMPLATE`` for the names it may use). Prices reach the template formatted
 in the config's ``[render] currency`` (``$1,299.00``), so the page needs no CSS to show them.
 """
@@ -15,20 +15,18 @@ import os
 import threading
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from cachetools import LRUCache
 
 from segmint.engine.catalog import is_safe_url
 from segmint.engine.hookspecs import hookimpl
+from segmint.engine.tracking import CLICK_PARAM, click_token, parse_click_token  # re-exported: the format is the engine's
 
 from ._template import Template, load_template
 
 __all__ = ["CLICK_PARAM", "DEFAULT_TEMPLATE", "WIDGET_SCHEMA", "click_token", "parse_click_token",
            "add_click_param", "compile_widget_template", "widget_context", "render_widget", "format_money"]
-
-#: Query parameter carrying the click-tracking token on product links.
-CLICK_PARAM = "_sgm"
 
 _PRODUCT_NAMES = ("sku", "name", "url", "image", "price", "compare_at_price", "discount_pct",
                   "category", "position")
@@ -60,25 +58,6 @@ def compile_widget_template(text: str, *, source: str = "<template>") -> Templat
 
 
 _DEFAULT = compile_widget_template(DEFAULT_TEMPLATE, source="<default widget template>")
-
-
-def _part(value: str | None) -> str:
-    # "." separates the parts, so it is escaped inside them too.
-    return quote(value or "", safe="").replace(".", "%2E")
-
-
-def click_token(campaign: str | None, variant: str | None, slot: str | None) -> str:
-    """``campaign.variant.slot`` with each part percent-encoded (dots included)."""
-    return ".".join(_part(value) for value in (campaign, variant, slot))
-
-
-def parse_click_token(token: str) -> tuple[str, str, str] | None:
-    """The inverse of ``click_token`` (after the query string was decoded); None if malformed."""
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    campaign, variant, slot = (unquote(part) for part in parts)
-    return campaign, variant, slot
 
 
 def add_click_param(url: str, token: str) -> str:

@@ -115,7 +115,8 @@ def exchanges(requests: Sequence[_Request]) -> list[Exchange]:
         try:
             return asyncio.run(_all(mw, requests))
         finally:
-            mw.core.close()
+            assert mw.services is not None
+            mw.services.executor.close()
             runtime.close()
 
 

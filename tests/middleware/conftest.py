@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from segmint.engine.personalize import Personalizer
+
 with warnings.catch_warnings():
     # Starlette 1.x warns that its TestClient prefers httpx2; httpx (a dev dependency) works.
     warnings.simplefilter("ignore")
@@ -130,6 +132,8 @@ class FaultyRuntime:
         self.fail_record: BaseException | None = None
         self.sleep_decide = 0.0
         self.release = threading.Event()
+        # The page's one call decides through this object, so the faults below apply.
+        self.personalize = Personalizer(self).personalize  # type: ignore[arg-type]
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)

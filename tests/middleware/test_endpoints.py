@@ -93,7 +93,7 @@ def test_rate_limit_window_expires(mw: Any, runtime: Any):
     app = SegmintMiddleware(Starlette(), runtime=runtime)
     from segmint.middleware.endpoints import Endpoints
 
-    app.endpoints = Endpoints(app.core, timer=lambda: now[0])
+    app.endpoints = Endpoints(app.services, timer=lambda: now[0])
     with mw.TestClient(app) as client:
         for _ in range(10):
             client.get("/_segmint/health", headers={"authorization": "Bearer bad-token"})

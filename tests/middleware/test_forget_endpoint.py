@@ -103,8 +103,8 @@ def test_a_later_login_links_the_visitor_again(mw: Any, auth: Any, people: Any):
     segmint = SegmintMiddleware(Starlette(routes=[Route("/{path:path}", mw.fallback)]), runtime=people)
     login = Identity(visitor_id="v-1", customer_id="c-1")
     with mw.TestClient(segmint) as client:
-        segmint.core.link(login, [])  # the middleware saw this login and recorded its identify
+        segmint.services.visitors.link(login, [], people.clock())  # the middleware saw this login and recorded its identify
         assert client.delete("/_segmint/profiles?customer=c-1", headers=auth).status_code == 200
         events: list[Any] = []
-        segmint.core.link(login, events)
+        segmint.services.visitors.link(login, events, people.clock())
     assert [e.visitor_id for e in events] == ["v-1"]  # sent again: the link is stored anew

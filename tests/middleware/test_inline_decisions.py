@@ -21,7 +21,7 @@ from segmint.engine.hookspecs import hookimpl
 from segmint.engine.signing import new_visitor_id, sign
 from segmint.engine.strategy import StrategyParams
 from segmint.middleware import SegmintMiddleware
-from segmint.middleware import context as context_module
+from segmint.middleware import executor as executor_module
 
 PAGE = '<html><body><div data-segmint-slot="cart"></div></body></html>'
 
@@ -88,13 +88,13 @@ def vip_cookie(mw: Any, runtime: Any) -> dict[str, str]:
 def pool_calls(monkeypatch: pytest.MonkeyPatch, middleware: SegmintMiddleware) -> list[Any]:
     """Record every job the middleware hands to its worker pool."""
     calls: list[Any] = []
-    submit = middleware.core.submit
+    submit = middleware.services.executor.submit
 
     def counting(fn: Any, *args: Any) -> Any:
         calls.append(getattr(fn, "__name__", fn))
         return submit(fn, *args)
 
-    monkeypatch.setattr(middleware.core, "submit", counting)
+    monkeypatch.setattr(middleware.services.executor, "submit", counting)
     return calls
 
 
@@ -111,7 +111,7 @@ def test_built_in_plugins_decide_on_the_loop_without_a_thread_hop(mw: Any, runti
 
 def test_a_third_party_plugin_sends_decisions_to_the_pool_unless_it_is_loop_safe(
         mw: Any, tmp_path: Any, monkeypatch: Any):
-    for loop_safe, expected in [(False, ["_decide_and_render"]), (True, [])]:
+    for loop_safe, expected in [(False, ["personalize"]), (True, [])]:
         runtime, _ = slow_runtime(mw, tmp_path, loop_safe=loop_safe)
         try:
             assert runtime.decides_on_loop is loop_safe
@@ -133,20 +133,20 @@ def test_a_plugin_registered_after_startup_is_noticed(runtime: Any):
 
 def test_repeatedly_slow_inline_decisions_open_the_breaker(mw: Any, tmp_path: Any, monkeypatch: Any):
     runtime, strategy = slow_runtime(mw, tmp_path, loop_safe=True)
-    strategy.delay = context_module.INLINE_LIMIT * 1.5  # CPU: slow, well within the budget
+    strategy.delay = executor_module.INLINE_LIMIT * 1.5  # CPU: slow, well within the budget
     try:
         middleware = SegmintMiddleware(Starlette(routes=[Route("/", page)]), runtime=runtime)
         calls = pool_calls(monkeypatch, middleware)
         headers = vip_cookie(mw, runtime)
         with mw.TestClient(middleware) as client:
-            pages = [client.get("/", headers=headers).text for _ in range(context_module.INLINE_STRIKES + 2)]
+            pages = [client.get("/", headers=headers).text for _ in range(executor_module.INLINE_STRIKES + 2)]
             counters = middleware.counters.snapshot()
     finally:
         runtime.close()
     assert all('data-segmint-campaign="vip"' in text for text in pages)  # slow, not failed
     # One slow decision may be a garbage collection pass: only repeated ones trip it.
     assert counters["failure.inline_slow"] == 1
-    assert calls == ["_decide_and_render"] * 2  # the decisions after the trip
+    assert calls == ["personalize"] * 2  # the decisions after the trip
 
 
 def test_a_loop_safe_plugin_that_blocks_past_the_budget_serves_the_page_and_opens_the_breaker(
@@ -167,4 +167,4 @@ def test_a_loop_safe_plugin_that_blocks_past_the_budget_serves_the_page_and_open
     assert first.status_code == 200 and first.text == PAGE  # unchanged: the budget ran out
     assert counters["failure.budget"] == 1 and counters["failure.inline_slow"] == 1
     assert 'data-segmint-campaign="vip"' in second.text
-    assert calls == ["_decide_and_render"]  # the breaker is open: the next one used the pool
+    assert calls == ["personalize"]  # the breaker is open: the next one used the pool

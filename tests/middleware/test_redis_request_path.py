@@ -22,7 +22,9 @@ from segmint.engine.runtime import Segmint
 from segmint.engine.signing import new_visitor_id, sign
 from segmint.engine.stores.redis import RedisStore
 from segmint.middleware import SegmintMiddleware
-from segmint.middleware.context import Core, Overloaded
+from segmint.middleware.counters import Counters
+from segmint.middleware.executor import Executor, Overloaded
+from segmint.middleware.visitors import Visitors
 
 PAGE = '<html><body><div data-segmint-slot="cart"></div></body></html>'
 
@@ -56,9 +58,9 @@ def runtime(mw: Any, redis_server: Any, tmp_path: Path) -> Any:
 def calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """Counts of the pool's profile load and the async one, spied on the real methods."""
     counts = {"pool": 0, "async": 0}
-    load_profile, aget = Core.load_profile, Profiles.aget
+    load_profile, aget = Visitors.load_profile, Profiles.aget
 
-    def pool_load(self: Core, identity: Any) -> Any:
+    def pool_load(self: Visitors, identity: Any) -> Any:
         counts["pool"] += 1
         return load_profile(self, identity)
 
@@ -66,7 +68,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
         counts["async"] += 1
         return await aget(self, **ids)
 
-    monkeypatch.setattr(Core, "load_profile", pool_load)
+    monkeypatch.setattr(Visitors, "load_profile", pool_load)
     monkeypatch.setattr(Profiles, "aget", async_get)
     return counts
 
@@ -119,7 +121,7 @@ def test_redis_stopped_mid_run_serves_pages_unchanged_and_counts_it(
 
 def test_loop_tasks_and_pool_work_share_one_bound_and_failures_are_consumed(caplog: Any):
     async def scenario() -> None:
-        core = Core(runtime=None, max_workers=1, max_pending=2)
+        core = Executor(Counters(), max_workers=1, max_pending=2)
         gate, release = asyncio.Event(), threading.Event()
         held = [core.spawn(gate.wait), core.submit(release.wait, 10)]
         with pytest.raises(Overloaded):  # full: no more tasks, no more pool work
