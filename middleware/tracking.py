@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from segmint.engine.config_schema import CONTROL_VARIANT
+from segmint.engine.config.schema import CONTROL_VARIANT
 from segmint.engine.events import Click, Identify, Impression, PageView, ProductView
 from segmint.engine.identity import Identity
 from segmint.plugins.render_html import CLICK_PARAM, parse_click_token

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from segmint.engine.errors import ConfigError
-from segmint.engine.reload import FileWatch
+from segmint.engine.config.reload import FileWatch
 from segmint.engine.runtime import Segmint
 
 CATALOG = Path(__file__).resolve().parents[2] / "examples" / "catalog.json"

@@ -18,10 +18,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from .config_compile import CompiledConfig, compile_config
-from .config_load import detect_format, parse_config, read_config_text
-from .config_schema import Config
-from .errors import SegmintError
+from ..errors import SegmintError
+from .compile import CompiledConfig, compile_config
+from .load import detect_format, parse_config, read_config_text
+from .schema import Config
 
 __all__ = ["FileWatch", "PeriodicThread", "ConfigReloader"]
 

@@ -7,7 +7,7 @@ So decoding happens in three passes that each collect everything they find:
    "did you mean"), reading dates on the way (``segmint.engine.dates``);
 2. types and constraints: each section, campaign and segment is converted on its own, so one
    bad campaign does not hide a problem in the next;
-3. semantic checks (segments, strategies, filters) in ``config_compile.py``.
+3. semantic checks (segments, strategies, filters) in ``compile.py``.
 
 Each problem becomes a ``ConfigError`` with the file, the path and the line.
 """
@@ -27,10 +27,10 @@ from typing import Any
 
 import msgspec
 
-from .config_lines import locate_line
-from .config_schema import LOADER_FIELDS, Config
-from .dates import InstantError, read_instant
-from .errors import ConfigError
+from ..dates import InstantError, read_instant
+from ..errors import ConfigError
+from .lines import locate_line
+from .schema import LOADER_FIELDS, Config
 
 __all__ = ["Problem", "parse_config", "read_config_text", "config_error", "detect_format"]
 

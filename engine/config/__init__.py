@@ -1,9 +1,10 @@
 """The config file: ``load_config(path) -> Config``, and its published JSON Schema.
 
 One file (TOML; YAML and JSON accepted) holds the store, identity, API, catalog, segments and
-campaigns. The structs live in ``config_schema.py``; decoding with every problem collected
-in ``config_load.py``; the checks that need plugins (strategies, filter fields) and the
-compiled runtime state in ``config_compile.py``. This module is the entry point.
+campaigns. The structs live in ``schema.py``; decoding with every problem collected
+in ``load.py`` (line numbers in ``lines.py``); the checks that need plugins (strategies,
+filter fields) and the compiled runtime state in ``compile.py``; noticing a changed file and
+reloading it in ``reload.py``. This module is the entry point.
 
 Example::
 
@@ -32,10 +33,10 @@ from typing import Any
 import msgspec
 import pluggy
 
-from .config_compile import CompiledConfig, compile_config
-from .config_load import detect_format, parse_config, read_config_text
-from .dates import INSTANT_JSON_SCHEMA
-from .config_schema import (
+from ..dates import INSTANT_JSON_SCHEMA
+from .compile import CompiledConfig, compile_config
+from .load import detect_format, parse_config, read_config_text
+from .schema import (
     ApiConfig,
     CacheConfig,
     Campaign,
