@@ -13,6 +13,7 @@ import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -27,10 +28,10 @@ from ..fields import FieldCatalog
 from ..filters import FilterSet, compile_filter, compile_segments
 from ..plugin_manager import get_plugin_manager
 from ..strategy import Strategy, validate_params
-from .load import Problem, config_error
+from .load import Problem, config_error, read_config
 from .schema import Campaign, Config, FilterSpec
 
-__all__ = ["CompiledConfig", "compile_config", "config_plugin_manager"]
+__all__ = ["CompiledConfig", "compile_config", "config_plugin_manager", "load_compiled"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,6 +100,28 @@ def compile_config(
         catalog = Catalog() if loaded is None else loaded
     return CompiledConfig(config=config, pm=pm, strategies=strategies, fields=fields, operators=operators,
                           segments=segments, campaigns=sort_campaigns(campaigns), catalog=catalog)
+
+
+def load_compiled(
+    path: str | Path,
+    *,
+    pm: pluggy.PluginManager | None = None,
+    extra_plugins: Iterable[str | ModuleType | Any] = (),
+    load_catalog: bool = True,
+    previous: CompiledConfig | None = None,
+) -> CompiledConfig:
+    """Read, decode, check and compile the config file at ``path``: the state a runtime runs on.
+
+    The one way from a file to a state: the start (``Segmint.from_config``, ``load_config``)
+    and hot reload both take it, so a file gets the same errors, lines and plugins whichever
+    reads it. ``previous`` is the state running now (on reload): when the file still lists the
+    same plugins, its plugin manager is kept (no re-import; plugin objects keep their state).
+    """
+    config, text, fmt = read_config(path)
+    if pm is None and previous is not None and config.plugins == previous.config.plugins:
+        pm = previous.pm
+    return compile_config(config, pm=pm, extra_plugins=extra_plugins, text=text, fmt=fmt,
+                          load_catalog=load_catalog)
 
 
 def _check_operator(name: str, factory: Any) -> None:

@@ -32,7 +32,7 @@ from ..errors import ConfigError
 from .lines import locate_line
 from .schema import LOADER_FIELDS, Config
 
-__all__ = ["Problem", "parse_config", "read_config_text", "config_error", "detect_format"]
+__all__ = ["Problem", "parse_config", "read_config", "read_config_text", "config_error", "detect_format"]
 
 _FORMATS = {".toml": "toml", ".yaml": "yaml", ".yml": "yaml", ".json": "json"}
 #: Fields that may hold ``env:NAME`` / ``${NAME}`` instead of the value itself.
@@ -67,6 +67,18 @@ def read_config_text(path: str | Path) -> str:
         return Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file: {exc.strerror or exc}", file=str(path)) from exc
+
+
+def read_config(path: str | Path) -> tuple[Config, str, str]:
+    """Read and decode the file at ``path``: the config, its text and its format.
+
+    The text and format go on to ``compile_config`` so that the checks made there point at
+    lines too. The config's ``source_path`` is absolute, so relative paths in the file still
+    resolve if the process changes directory.
+    """
+    fmt = detect_format(path)
+    text = read_config_text(path)
+    return parse_config(text, fmt=fmt, file=str(Path(path).expanduser().resolve())), text, fmt
 
 
 def config_error(problems: Iterable[Problem], *, file: str | None, text: str | None, fmt: str) -> ConfigError:
