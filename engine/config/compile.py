@@ -9,7 +9,6 @@ and reported in one ``ConfigError``, each with its path, line and "did you mean"
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -22,7 +21,7 @@ import pluggy
 from ..campaigns import CompiledCampaign, CompiledVariant, compile_pages, default_variants, sort_campaigns
 from ..catalog import Catalog
 from ..config_plugins import collect_fields, collect_operators, collect_strategies, first_result
-from ..errors import ConfigError, FilterError, PluginError
+from ..errors import ConfigError, FilterError, PluginError, suggest
 from ..field_table import default_field_catalog
 from ..fields import FieldCatalog
 from ..filters import FilterSet, compile_filter, compile_segments
@@ -162,11 +161,6 @@ def _compile_segments(config: Config, fields: FieldCatalog, operators: Mapping[s
     return {}  # pragma: no cover - each round removes one broken segment
 
 
-def _suggest(name: str, known: Iterable[str]) -> str | None:
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    return close[0] if close else None
-
-
 def _compile_campaign(
     index: int,
     campaign: Campaign,
@@ -182,7 +176,7 @@ def _compile_campaign(
     if campaign.segment is not None and campaign.segment not in config.segments:
         known = ", ".join(sorted(config.segments)) or "none defined"
         problems.append(Problem(f"{path}.segment", f"unknown segment {campaign.segment!r} (known: {known})",
-                                _suggest(campaign.segment, config.segments)))
+                                suggest(campaign.segment, config.segments)))
     inline = None
     if campaign.filter is not None:
         spec = _parse_filter(campaign.filter, f"{path}.filter", problems)
@@ -223,7 +217,7 @@ def _check_strategy(name: str, raw: Any, strategies: Mapping[str, Strategy], str
     if strategy is None:
         known = ", ".join(sorted(strategies)) or "none registered"
         problems.append(Problem(strategy_path, f"unknown strategy {name!r} (known: {known})",
-                                _suggest(name, strategies)))
+                                suggest(name, strategies)))
         return None
     try:
         return validate_params(strategy, raw, strategies=strategies)

@@ -14,7 +14,6 @@ Each problem becomes a ``ConfigError`` with the file, the path and the line.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import tomllib
@@ -28,7 +27,7 @@ from typing import Any
 import msgspec
 
 from ..dates import InstantError, read_instant
-from ..errors import ConfigError
+from ..errors import ConfigError, suggest
 from .lines import locate_line
 from .schema import LOADER_FIELDS, Config
 
@@ -188,11 +187,6 @@ def _resolve_env(raw: dict[str, Any], problems: list[Problem]) -> dict[str, Any]
     return resolved
 
 
-def _suggest(name: str, known: Iterable[str]) -> str | None:
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    return close[0] if close else None
-
-
 def _is_instant(info: Any) -> bool:
     members = info.types if isinstance(info, msgspec.inspect.UnionType) else (info,)
     return any(isinstance(m, msgspec.inspect.DateTimeType) for m in members)
@@ -226,7 +220,7 @@ def _clean_raw(
             if key in fields:
                 kept[key] = _clean_raw(item, fields[key].type, f"{path}.{key}", problems)
             else:
-                problems.append(Problem(f"{path}.{key}", f"unknown key {key!r}", _suggest(str(key), fields)))
+                problems.append(Problem(f"{path}.{key}", f"unknown key {key!r}", suggest(str(key), fields)))
         return kept
     if isinstance(info, msgspec.inspect.DictType) and isinstance(value, dict):
         return {k: _clean_raw(v, info.value_type, f"{path}.{k}", problems) for k, v in value.items()}
@@ -263,7 +257,7 @@ def _type_problems(value: Any, target: Any, path: str) -> list[Problem]:
             return _type_problems(value, structs[0], path)
     if origin is typing.Literal and value not in args:  # msgspec's "Invalid enum value" names no choice
         choices = ", ".join(repr(a) for a in args)
-        return [Problem(path, f"{value!r} is not one of {choices}", _suggest(str(value), map(str, args)))]
+        return [Problem(path, f"{value!r} is not one of {choices}", suggest(str(value), map(str, args)))]
     return _convert_problems(value, target, path)
 
 
