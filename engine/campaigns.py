@@ -1,6 +1,6 @@
 """Compiled campaigns: a config campaign with everything resolved for the request path.
 
-Compiling (in ``config_compile.py``) happens once per config load: filters are compiled,
+Compiling (in ``config/compile.py``) happens once per config load: filters are compiled,
 page patterns turned into regexes, strategy params decoded into their ``Params`` structs and
 the variants made explicit. ``decide`` then only reads these immutable objects.
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from .config_schema import Campaign, Coupon, Schedule, Variant
+from .config.schema import Campaign, Coupon, Schedule, Variant
 from .variants import DEFAULT_VARIANT
 
 if TYPE_CHECKING:

@@ -10,7 +10,6 @@ site-relative ``/...`` URLs), and again by the renderer: defence in depth agains
 from __future__ import annotations
 
 import csv
-import difflib
 import io
 import re
 import threading
@@ -22,7 +21,7 @@ from typing import Annotated, Any, TypeVar
 import msgspec
 
 from .dates import EXAMPLES, InstantError, as_utc, read_instant_fields
-from .errors import ConfigError
+from .errors import ConfigError, suggest
 
 __all__ = ["Product", "Catalog", "load_catalog_file", "is_safe_url"]
 
@@ -206,8 +205,7 @@ def _problem(exc: msgspec.ValidationError, where: _Where) -> ConfigError:
     unknown = _UNKNOWN.search(message)
     if unknown:
         inner += f".{unknown.group(1)}"
-        close = difflib.get_close_matches(unknown.group(1), _PRODUCT_FIELDS, n=1)
-        suggestion = close[0] if close else None
+        suggestion = suggest(unknown.group(1), _PRODUCT_FIELDS)
     elif missing := _MISSING.search(message):
         inner += f".{missing.group(1)}"
     if not unknown and inner.startswith(".") and inner[1:].split("[")[0] in FIELD_EXAMPLES:
@@ -286,10 +284,9 @@ def _csv_items(raw: bytes, file: str) -> _Items:
     header = [name.strip() for name in next(reader, [])]
     for name in header:
         if name not in _PRODUCT_FIELDS:
-            close = difflib.get_close_matches(name, _PRODUCT_FIELDS, n=1)
             raise ConfigError(f"unknown column {name!r} in the CSV header; the columns are product fields: "
                               f"{', '.join(_PRODUCT_FIELDS)}", file=file, line=1, path=f"$.{name}",
-                              suggestion=close[0] if close else None)
+                              suggestion=suggest(name, _PRODUCT_FIELDS))
     missing = [name for name in _REQUIRED if name not in header]
     if missing:
         raise ConfigError(f"the CSV header lacks the column(s) {', '.join(missing)}; e.g. "

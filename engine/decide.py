@@ -23,7 +23,7 @@ import msgspec
 from .campaigns import CompiledCampaign
 from .catalog import Catalog, Product
 from .config_plugins import log_contained
-from .config_schema import Coupon
+from .config.schema import Coupon
 from .errors import PluginError
 from .failure_log import FailureLog
 from .product_stats import ProductStats

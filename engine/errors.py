@@ -11,10 +11,13 @@
 
 Errors carry *where* as attributes, not only in the message, so the CLI, the HTTP intake and
 the config loader can each present them their own way (a table row, a JSON body, a log line).
+Their "did you mean" (``suggestion``) comes from ``suggest``, the one helper for it.
 """
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from typing import Any
 
 __all__ = [
@@ -24,6 +27,7 @@ __all__ = [
     "PluginError",
     "StoreError",
     "EventError",
+    "suggest",
 ]
 
 
@@ -131,3 +135,19 @@ class EventError(SegmintError, ValueError):
 
     def to_dict(self) -> dict[str, Any]:
         return {"index": self.index, "field": self.field, "error": self.message}
+
+
+def suggest(name: str, known: Iterable[str]) -> str | None:
+    """The known name closest to a mistyped ``name``, or None when none is close enough.
+
+    Every "did you mean" of segmint comes from here, so a typo gets the same hint in a config
+    key, a filter field, a strategy, a template or a CLI argument. Close means difflib's ratio
+    of at least 0.6; of equally close names the result is the same in any order of ``known``.
+
+    >>> suggest("bestseller", ["new_arrivals", "bestsellers"])
+    'bestsellers'
+    >>> suggest("zzz", ["bestsellers"]) is None
+    True
+    """
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return close[0] if close else None

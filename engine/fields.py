@@ -13,10 +13,11 @@ same value under the name another tool uses (``customer_segment.outbounds_value_
 
 from __future__ import annotations
 
-import difflib
 import enum
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+
+from .errors import suggest
 
 __all__ = ["FieldType", "FieldDef", "FieldCatalog"]
 
@@ -104,11 +105,11 @@ class FieldCatalog:
         return field.alias_of or path
 
     def suggest(self, path: str) -> str | None:
-        """The closest known field name to ``path``, for "did you mean" messages."""
+        """The closest known field name to ``path`` (``errors.suggest``), else the one field with
+        the same last segment, for "did you mean" messages."""
         names = list(self._exact) + [f.name for _, f in self._patterns]
-        close = difflib.get_close_matches(path, names, n=1, cutoff=0.6)
-        if close:
-            return close[0]
+        if close := suggest(path, names):
+            return close
         # A wrong prefix with the right last segment ("orders.total" -> "spend.total").
         tail = path.rsplit(".", 1)[-1]
         same_tail = [n for n in names if n.rsplit(".", 1)[-1] == tail]

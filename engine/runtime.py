@@ -35,10 +35,9 @@ from .batch_stats import STATS_POLL, BatchStats
 from .cache_invalidation import wire_invalidation
 from .catalog import Catalog
 from .clock import Clock, system_clock
-from .config import load_compiled
-from .config_compile import CompiledConfig, compile_config
+from .config import CompiledConfig, Config, compile_config, load_compiled
+from .config.reload import ConfigReloader, PeriodicThread
 from .config_plugins import call_each, first_result
-from .config_schema import Config
 from .decide import Decision, LazyDocument, SlotDecision, decide
 from .document import profile_document
 from .personalize import PageVisit, Personalization, Personalizer
@@ -49,7 +48,6 @@ from .plugin_manager import blocking_plugins
 from .product_stats import ProductStats
 from .profile import Profile
 from .profiles import Profiles
-from .reload import ConfigReloader, PeriodicThread
 from .stores import AppendResult, CompactingStore, ProfileStore, open_store
 from .stores.base import PersonalData
 from .writer import EventWriter

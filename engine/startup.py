@@ -32,10 +32,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .config import load_config
-from .config_schema import Config
+from .config import Config, load_config
+from .config.reload import FileWatch, PeriodicThread, watched_paths
 from .errors import SegmintError
-from .reload import FileWatch, PeriodicThread, watched_paths
 from .runtime import RELOAD_INTERVAL, Segmint
 
 __all__ = ["RuntimeStarter", "RETRY_BACKOFF"]

@@ -13,7 +13,6 @@ config loads, and ``run_strategy`` raises rather than recursing forever.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Protocol, runtime_checkable
@@ -21,7 +20,7 @@ from typing import Annotated, Any, ClassVar, Protocol, runtime_checkable
 import msgspec
 
 from .catalog import Catalog, Product
-from .errors import ConfigError, PluginError, SegmintError
+from .errors import ConfigError, PluginError, SegmintError, suggest
 from .product_stats import ProductStats
 from .profile import Profile, purchase_times
 
@@ -113,18 +112,13 @@ class StrategyContext(msgspec.Struct, frozen=True):
     chain: tuple[str, ...] = ()
 
 
-def _suggest(name: str, choices: Iterable[str]) -> str | None:
-    close = difflib.get_close_matches(name, list(choices), n=1)
-    return close[0] if close else None
-
-
 def _strategy(name: str, strategies: Mapping[str, Strategy], path: str = "$") -> Strategy:
     try:
         return strategies[name]
     except KeyError:
         known = ", ".join(sorted(strategies)) or "none"
         raise ConfigError(f"unknown strategy {name!r} (known: {known})", path=path,
-                          suggestion=_suggest(name, strategies)) from None
+                          suggestion=suggest(name, strategies)) from None
 
 
 def validate_params(
@@ -163,7 +157,7 @@ def _decode_params(strategy: Strategy, raw: Any) -> StrategyParams:
         problems = [
             ConfigError(f"unknown param {key!r} for strategy {strategy.name!r} "
                         f"(accepted: {', '.join(accepted)})",
-                        path=f"$.{key}", suggestion=_suggest(str(key), accepted))
+                        path=f"$.{key}", suggestion=suggest(str(key), accepted))
             for key in unknown
         ]
         if len(problems) == 1:

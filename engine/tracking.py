@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote, unquote
 
-from .config_schema import CONTROL_VARIANT
+from .config.schema import CONTROL_VARIANT
 from .events import Click, Identify, Impression, PageView, ProductView
 from .identity import Identity
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from segmint.engine.errors import ConfigError, SegmintError
+from segmint.engine.errors import ConfigError, SegmintError, suggest
 
 from .cli_output import Output, Progress, number, plural
 
@@ -197,12 +197,9 @@ def audience(args: argparse.Namespace, out: Output) -> int:
     try:
         segments = rt.state.segments
         if args.segment not in segments:
-            import difflib
-
-            close = difflib.get_close_matches(args.segment, list(segments), n=1)
             known = ", ".join(sorted(segments)) or "none: the config defines no segments"
             raise ConfigError(f"unknown segment {args.segment!r}; the config's segments: {known}",
-                              path="$.segments", suggestion=close[0] if close else None, file=args.config)
+                              path="$.segments", suggestion=suggest(args.segment, segments), file=args.config)
         target = segments[args.segment]
         now = rt.clock()
         progress = Progress(rt.store.count_profiles(), f"scanning profiles for {args.segment}")

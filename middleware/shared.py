@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from segmint.engine.config_schema import Config
+from segmint.engine.config.schema import Config
 
 from .counters import Counters
 from .executor import Executor

@@ -26,7 +26,7 @@ from typing import Any
 
 from cachetools import LRUCache
 
-from segmint.engine.config_schema import Config
+from segmint.engine.config.schema import Config
 from segmint.engine.decide import Decision, SlotDecision
 from segmint.engine.events import Event, PageView
 from segmint.engine.folding import folded

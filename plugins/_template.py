@@ -10,14 +10,13 @@ plain values the renderer puts in its context: no attributes, no calls, no code.
 
 from __future__ import annotations
 
-import difflib
 import html
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Union
 
-from segmint.engine.errors import ConfigError
+from segmint.engine.errors import ConfigError, suggest
 
 __all__ = ["Template", "Schema", "load_template"]
 
@@ -90,15 +89,14 @@ class Template:
                 break
         else:
             known = sorted({name for scope in scopes for name in scope})
-            close = difflib.get_close_matches(parts[0], known, n=1)
             raise self._error(f"unknown name {'.'.join(parts)!r} in template "
-                              f"(known here: {', '.join(known)})", pos, close[0] if close else None)
+                              f"(known here: {', '.join(known)})", pos, suggest(parts[0], known))
         for i, part in enumerate(parts[1:], start=1):
             if not isinstance(found, Mapping) or part not in found:
                 choices = sorted(found) if isinstance(found, Mapping) else []
-                close = difflib.get_close_matches(part, choices, n=1)
+                close = suggest(part, choices)
                 raise self._error(f"unknown name {'.'.join(parts[: i + 1])!r} in template", pos,
-                                  ".".join(parts[:i] + (close[0],)) if close else None)
+                                  ".".join(parts[:i] + (close,)) if close else None)
             found = found[part]
         return found
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from segmint.engine import config_schema
+from segmint.engine.config import schema as config_schema
 from segmint.engine.config import config_json_schema
 from segmint.engine.strategy import StrategyParams
 

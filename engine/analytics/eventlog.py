@@ -30,7 +30,7 @@ from urllib.parse import quote
 
 import msgspec
 
-from ..config_schema import Reader
+from ..config.schema import Reader
 from ..errors import ConfigError
 from ..stores.base import ProfileStore
 from ..stores.sqlite import SQLiteStore

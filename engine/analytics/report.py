@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from ..config_schema import CONTROL_VARIANT, Campaign  # CONTROL_VARIANT: how holdout exposures are recorded
+from ..config.schema import CONTROL_VARIANT, Campaign  # CONTROL_VARIANT: how holdout exposures are recorded
 from ..stores.base import ProfileStore
 from .attribution import DEFAULT_WINDOW_DAYS, Attributor, VariantTotals
 from .checkpoint import SETTLE_SECONDS, ReportCheckpoint

@@ -52,7 +52,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, get_args
 
-from ..config_schema import AnalyticsConfig, Correction
+from ..config.schema import AnalyticsConfig, Correction
 
 __all__ = [
     "AnalyticsConfig",

@@ -10,10 +10,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..errors import FilterError
+from ..errors import FilterError, suggest
 from ..fields import FieldCatalog, FieldDef, FieldType
 from ._dates import date_operand
-from ._spec import did_you_mean
 from ._values import is_number
 
 __all__ = ["lookup_field", "check_value", "check_operator"]
@@ -73,7 +72,7 @@ def check_value(field: FieldDef | None, value: Any, path: str) -> None:
     if field.choices and isinstance(value, str) and value not in field.choices:
         raise FilterError(
             f"{value!r} is not a value of {field.name}; it is one of {', '.join(field.choices)}",
-            path, suggestion=did_you_mean(value, field.choices),
+            path, suggestion=suggest(value, field.choices),
         )
 
 

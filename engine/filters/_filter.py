@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from ..errors import FilterError
+from ..errors import FilterError, suggest
 from ..fields import FieldCatalog
 from ._ast import FieldGroup, Logical, SegmentRef
 from ._codegen import build_filter_functions, build_inner, build_set_function
@@ -14,7 +14,7 @@ from ._dates import normalize_now
 from ._explain import Explanation, explain_node
 from ._names import BUILTIN_OPERATORS
 from ._parse import Parser
-from ._spec import did_you_mean, load_spec
+from ._spec import load_spec
 
 __all__ = ["Filter", "FilterSet", "compile_filter", "compile_segments", "OperatorFactory"]
 
@@ -166,7 +166,7 @@ def compile_filter(
 def _lookup_in(segments: Mapping[str, Filter]) -> Callable[[str, str], Filter]:
     def resolve(name: str, path: str) -> Filter:
         if name not in segments:
-            raise FilterError(f"unknown segment {name!r}", path, suggestion=did_you_mean(name, segments))
+            raise FilterError(f"unknown segment {name!r}", path, suggestion=suggest(name, segments))
         return segments[name]
 
     return resolve
@@ -192,7 +192,7 @@ def compile_segments(
         if name in compiled:
             return compiled[name]
         if name not in specs:
-            raise FilterError(f"unknown segment {name!r}", path, suggestion=did_you_mean(name, specs))
+            raise FilterError(f"unknown segment {name!r}", path, suggestion=suggest(name, specs))
         if name in in_progress:
             cycle = " -> ".join([*in_progress[in_progress.index(name):], name])
             raise FilterError(f"segments refer to each other in a cycle: {cycle}", path)

@@ -7,14 +7,14 @@ import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import FilterError
+from ..errors import FilterError, suggest
 from ..fields import FieldDef, FieldType
 from ._ast import Cond, Node, NotCond, value_matches
 from ._dates import date_operand
 from ._names import VALUE_OPERATORS
 from ._predicates import between_predicate, cmp_predicate, eq_predicate, in_predicate, needs_now, regex_predicate
 from ._regex import compile_regex
-from ._spec import check_duplicates, did_you_mean
+from ._spec import check_duplicates
 from ._values import MISSING, NUMBER_CODES, TYPE_NAMES, bson_compare, bracket, is_number, type_code
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ class OperatorBuilder:
         if op in self.custom:
             return [self._custom(op, operand, path)]
         known = [o for o in VALUE_OPERATORS if o != "$options"] + list(self.custom)
-        raise FilterError(f"unknown operator {op!r}", path, suggestion=did_you_mean(op, known))
+        raise FilterError(f"unknown operator {op!r}", path, suggestion=suggest(op, known))
 
     def _in(self, op: str, operand: Any, fdef: FieldDef | None, path: str, depth: int) -> Cond:
         if not isinstance(operand, (list, tuple)):
@@ -210,7 +210,7 @@ class OperatorBuilder:
                     codes.add(TYPE_NAMES[name])
                 else:
                     raise FilterError(f"unknown type {name!r}", path,
-                                      suggestion=did_you_mean(name, [*TYPE_NAMES, "number"]))
+                                      suggestion=suggest(name, [*TYPE_NAMES, "number"]))
             elif is_number(name) and math.isfinite(name) and name == int(name) and int(name) in TYPE_NAMES.values():
                 codes.add(int(name))
             else:

@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..errors import FilterError
+from ..errors import FilterError, suggest
 from ..fields import FieldCatalog, FieldDef
 from ._ast import Cond, FieldGroup, Logical, Node, NotCond, SegmentRef
 from ._catalog import check_operator, check_value, lookup_field
 from ._names import LOGICAL, NEVER_CODE, UNSUPPORTED, VALUE_OPERATORS
 from ._operators import OperatorBuilder
-from ._spec import Budget, check_duplicates, did_you_mean
+from ._spec import Budget, check_duplicates
 
 __all__ = ["Parser"]
 
@@ -81,7 +81,7 @@ class Parser:
                 f'{{"orders.count": {{"{op}": ...}}}}; it cannot stand alone', path
             )
         # At this level a combining operator is the likelier intent than a field operator.
-        suggestion = did_you_mean(op, [*LOGICAL, "$segment", "$comment"]) or did_you_mean(
+        suggestion = suggest(op, [*LOGICAL, "$segment", "$comment"]) or suggest(
             op, [*VALUE_OPERATORS, *self.ops.custom]
         )
         return FilterError(f"unknown operator {op!r}", path, suggestion=suggestion)

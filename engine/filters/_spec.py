@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
 from ..errors import FilterError
 
-__all__ = ["load_spec", "DuplicateKeys", "Budget", "check_duplicates", "did_you_mean", "MAX_DEPTH", "MAX_CLAUSES"]
+__all__ = ["load_spec", "DuplicateKeys", "Budget", "check_duplicates", "MAX_DEPTH", "MAX_CLAUSES"]
 
 MAX_DEPTH = 32
 MAX_CLAUSES = 1000
@@ -114,8 +113,3 @@ class Budget:
         if isinstance(value, re.Pattern):
             raise FilterError("a regular expression cannot be nested inside a value", path)
         raise FilterError(f"a {type(value).__name__} cannot be used in a filter; use JSON values", path)
-
-
-def did_you_mean(name: str, known: Iterable[str]) -> str | None:
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    return close[0] if close else None

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 from segmint.engine.campaigns import CompiledCampaign
 from segmint.engine.catalog import Product
-from segmint.engine.config_schema import CONTROL_VARIANT
+from segmint.engine.config.schema import CONTROL_VARIANT
 from segmint.engine.events import Click, Event, Impression, PageView
 from segmint.engine.variants import assign_variant
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from segmint.engine.catalog import Product
-from segmint.engine.config_schema import Coupon
+from segmint.engine.config.schema import Coupon
 from segmint.engine.decide import SlotDecision
 
 from .. import endpoints

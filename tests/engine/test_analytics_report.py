@@ -17,7 +17,7 @@ from segmint.engine.analytics import (
     visitors_per_arm,
 )
 from segmint.engine.config import load_config
-from segmint.engine.config_schema import Campaign, Variant
+from segmint.engine.config.schema import Campaign, Variant
 from segmint.engine.errors import ConfigError
 from segmint.engine.events import Click, Impression, Order, OrderItem
 from segmint.engine.stores import MemoryStore

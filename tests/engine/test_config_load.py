@@ -5,9 +5,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from segmint.engine.config_lines import locate_line, split_path
-from segmint.engine.config_load import parse_config
-from segmint.engine.config_schema import Config, parse_duration
+from segmint.engine.config.lines import locate_line, split_path
+from segmint.engine.config.load import parse_config
+from segmint.engine.config.schema import Config, parse_duration
 from segmint.engine.errors import ConfigError
 
 

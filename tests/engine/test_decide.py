@@ -9,8 +9,8 @@ import msgspec
 import pytest
 
 from segmint.engine.catalog import Catalog, Product
-from segmint.engine.config_compile import compile_config
-from segmint.engine.config_load import parse_config
+from segmint.engine.config.compile import compile_config
+from segmint.engine.config.load import parse_config
 from segmint.engine.decide import decide
 from segmint.engine.document import profile_document
 from segmint.engine.hookspecs import hookimpl

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from segmint.engine.errors import ConfigError
-from segmint.engine.reload import FileWatch
+from segmint.engine.errors import ConfigError, SegmintError
+from segmint.engine.config.reload import FileWatch
 from segmint.engine.runtime import Segmint
 
 CATALOG = Path(__file__).resolve().parents[2] / "examples" / "catalog.json"
@@ -122,3 +122,59 @@ def test_real_watcher_reloads_within_two_seconds(config_path):
         while time.monotonic() < deadline and [c.id for c in rt.state.campaigns] != ["watched"]:
             time.sleep(0.05)
         assert [c.id for c in rt.state.campaigns] == ["watched"]
+
+
+# Start and reload read a file the same way (``load_compiled``): one file, one verdict, one message.
+FIXTURE_PLUGINS = Path(__file__).resolve().parents[1] / "fixture_plugins"
+GOOD = BASE.format(id="home", strategy="new_arrivals", title="Hello", catalog=CATALOG.as_posix())
+REJECTED = {
+    "unknown key": GOOD + 'titel = "typo"\n',
+    "unknown strategy": GOOD.replace('"new_arrivals"', '"bestseller"'),
+    "bad filter": GOOD + 'segment = "vip"\n[segments.vip]\nfilter = { "spend.totl" = { "$gte" = 1 } }\n',
+    "bad TOML": GOOD + "[[campaigns]\n",
+    "bad type": GOOD.replace('slots = ["home"]', 'slots = "home"'),
+    "unknown plugin": 'plugins = ["segmint_no_such_plugin"]\n' + GOOD,
+    "misspelled hook": 'plugins = ["segmint_fixture_typo"]\n' + GOOD,
+    "missing catalog": GOOD.replace(CATALOG.as_posix(), "no-such-catalog.json"),
+}
+ACCEPTED = {
+    "plain": GOOD.replace('"Hello"', '"Hello again"'),
+    "third-party plugin": 'plugins = ["segmint_fixture_sample"]\n' + GOOD.replace('"new_arrivals"', '"cheapest"'),
+    "segment and filter": GOOD + 'segment = "vip"\n[segments.vip]\nfilter = { "spend.total" = { "$gte" = 1 } }\n',
+}
+
+
+def write_text(path: Path, text: str) -> None:
+    path.write_text(textwrap.dedent(text))
+    stamp = time.time_ns() + len(path.read_bytes())
+    os.utime(path, ns=(stamp, stamp))
+
+
+@pytest.mark.parametrize("case", sorted(REJECTED))
+def test_a_file_the_start_rejects_reload_rejects_with_the_same_message(case, runtime, config_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(FIXTURE_PLUGINS))
+    good = runtime.state
+    write_text(config_path, REJECTED[case])
+    assert runtime.reload_if_changed() is False
+    with pytest.raises(SegmintError) as at_start:
+        Segmint.from_config(config_path, watch=False).close()
+    error = runtime.last_reload_error
+    assert runtime.state is good
+    assert type(error) is type(at_start.value)
+    assert str(error) == str(at_start.value)
+    if isinstance(error, ConfigError):
+        assert error.file == at_start.value.file
+        assert [(p.path, p.line, p.suggestion) for p in error.problems or [error]] == \
+               [(p.path, p.line, p.suggestion) for p in at_start.value.problems or [at_start.value]]
+
+
+@pytest.mark.parametrize("case", sorted(ACCEPTED))
+def test_a_file_the_start_accepts_reload_accepts_alike(case, runtime, config_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(FIXTURE_PLUGINS))
+    write_text(config_path, ACCEPTED[case])
+    assert runtime.reload_if_changed() is True, runtime.last_reload_error
+    with Segmint.from_config(config_path, watch=False) as started:
+        assert runtime.config == started.config
+        assert sorted(runtime.state.strategies) == sorted(started.state.strategies)
+        assert [c.id for c in runtime.state.campaigns] == [c.id for c in started.state.campaigns]
+        assert [p.sku for p in runtime.catalog] == [p.sku for p in started.catalog]

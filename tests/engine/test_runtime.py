@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from segmint.engine.clock import FrozenClock
-from segmint.engine.config_load import parse_config
+from segmint.engine.config.load import parse_config
 from segmint.engine.errors import EventError
 from segmint.engine.events import PageView
 from segmint.engine.hookspecs import hookimpl

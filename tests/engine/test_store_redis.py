@@ -285,7 +285,7 @@ def test_writer_buffers_while_redis_is_down_and_recovers(redis_server, caplog):
 
 
 def test_the_runtime_opens_the_store_the_config_url_names(redis_server, tmp_path):
-    from segmint.engine.config_schema import Config, StoreConfig
+    from segmint.engine.config.schema import Config, StoreConfig
     from segmint.engine.runtime import Segmint
 
     config = Config(store=StoreConfig(path=str(tmp_path / "unused.db"), url=redis_server.url))
@@ -311,7 +311,7 @@ def test_a_missing_redis_server_skips_locally_and_fails_in_ci(monkeypatch):
 def test_two_runtimes_on_one_redis_see_each_others_changes_through_invalidation(redis_server):
     import time
 
-    from segmint.engine.config_schema import CacheConfig, Config, StoreConfig
+    from segmint.engine.config.schema import CacheConfig, Config, StoreConfig
     from segmint.engine.runtime import Segmint
 
     # A one-hour cache TTL: only the pub/sub invalidation can make server A see B's order.

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from segmint.engine.config_schema import Config, IdentityConfig, MiddlewareConfig
+from segmint.engine.config.schema import Config, IdentityConfig, MiddlewareConfig
 from segmint.engine.identity import Identity
 from segmint.engine.signing import MAX_TOKEN_LENGTH, new_visitor_id, session_token, sign, verify, verify_session
 from segmint.plugins.identify_default import segmint_identify_visitor

@@ -6,7 +6,7 @@ a key is an error, never a silently ignored setting. Constraints live next to th
 msgspec reports with the path of the struct that failed.
 
 Checks that need more than one struct (a campaign's segment exists, a strategy is known, a
-filter compiles) are made in ``config_compile.py``, where every problem is collected.
+filter compiles) are made in ``compile.py``, where every problem is collected.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from .profile import MAX_CAMPAIGN_EXPOSURES
+from ..profile import MAX_CAMPAIGN_EXPOSURES
 
 __all__ = [
     "ConfigBase",

@@ -18,10 +18,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from .config_compile import CompiledConfig, compile_config
-from .config_load import detect_format, parse_config, read_config_text
-from .config_schema import Config
-from .errors import SegmintError
+from ..errors import SegmintError
+from .compile import CompiledConfig, load_compiled
+from .schema import Config
 
 __all__ = ["FileWatch", "PeriodicThread", "ConfigReloader"]
 
@@ -170,9 +169,5 @@ class ConfigReloader:
 
     def _load(self, current: CompiledConfig) -> CompiledConfig:
         assert self.source is not None
-        fmt = detect_format(self.source)
-        text = read_config_text(self.source)
-        config = parse_config(text, fmt=fmt, file=str(self.source))
-        # Same plugin list: keep the plugin manager (no re-import, plugin objects keep state).
-        pm = current.pm if config.plugins == current.config.plugins else None
-        return compile_config(config, pm=pm, extra_plugins=self._extra_plugins, text=text, fmt=fmt)
+        # The start's own path: a file this rejects, the start rejects with the same message.
+        return load_compiled(self.source, extra_plugins=self._extra_plugins, previous=current)

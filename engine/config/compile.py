@@ -9,28 +9,28 @@ and reported in one ``ConfigError``, each with its path, line and "did you mean"
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pluggy
 
-from .campaigns import CompiledCampaign, CompiledVariant, compile_pages, default_variants, sort_campaigns
-from .catalog import Catalog
-from .config_load import Problem, config_error
-from .config_plugins import collect_fields, collect_operators, collect_strategies, first_result
-from .config_schema import Campaign, Config, FilterSpec
-from .errors import ConfigError, FilterError, PluginError
-from .field_table import default_field_catalog
-from .fields import FieldCatalog
-from .filters import FilterSet, compile_filter, compile_segments
-from .plugin_manager import get_plugin_manager
-from .strategy import Strategy, validate_params
+from ..campaigns import CompiledCampaign, CompiledVariant, compile_pages, default_variants, sort_campaigns
+from ..catalog import Catalog
+from ..config_plugins import collect_fields, collect_operators, collect_strategies, first_result
+from ..errors import ConfigError, FilterError, PluginError, suggest
+from ..field_table import default_field_catalog
+from ..fields import FieldCatalog
+from ..filters import FilterSet, compile_filter, compile_segments
+from ..plugin_manager import get_plugin_manager
+from ..strategy import Strategy, validate_params
+from .load import Problem, config_error, read_config
+from .schema import Campaign, Config, FilterSpec
 
-__all__ = ["CompiledConfig", "compile_config", "config_plugin_manager"]
+__all__ = ["CompiledConfig", "compile_config", "config_plugin_manager", "load_compiled"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,6 +101,28 @@ def compile_config(
                           segments=segments, campaigns=sort_campaigns(campaigns), catalog=catalog)
 
 
+def load_compiled(
+    path: str | Path,
+    *,
+    pm: pluggy.PluginManager | None = None,
+    extra_plugins: Iterable[str | ModuleType | Any] = (),
+    load_catalog: bool = True,
+    previous: CompiledConfig | None = None,
+) -> CompiledConfig:
+    """Read, decode, check and compile the config file at ``path``: the state a runtime runs on.
+
+    The one way from a file to a state: the start (``Segmint.from_config``, ``load_config``)
+    and hot reload both take it, so a file gets the same errors, lines and plugins whichever
+    reads it. ``previous`` is the state running now (on reload): when the file still lists the
+    same plugins, its plugin manager is kept (no re-import; plugin objects keep their state).
+    """
+    config, text, fmt = read_config(path)
+    if pm is None and previous is not None and config.plugins == previous.config.plugins:
+        pm = previous.pm
+    return compile_config(config, pm=pm, extra_plugins=extra_plugins, text=text, fmt=fmt,
+                          load_catalog=load_catalog)
+
+
 def _check_operator(name: str, factory: Any) -> None:
     """Let the filter language judge a plugin operator (name shape, clash with a built-in)."""
     compile_filter({}, operators={name: factory})
@@ -139,11 +161,6 @@ def _compile_segments(config: Config, fields: FieldCatalog, operators: Mapping[s
     return {}  # pragma: no cover - each round removes one broken segment
 
 
-def _suggest(name: str, known: Iterable[str]) -> str | None:
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    return close[0] if close else None
-
-
 def _compile_campaign(
     index: int,
     campaign: Campaign,
@@ -159,7 +176,7 @@ def _compile_campaign(
     if campaign.segment is not None and campaign.segment not in config.segments:
         known = ", ".join(sorted(config.segments)) or "none defined"
         problems.append(Problem(f"{path}.segment", f"unknown segment {campaign.segment!r} (known: {known})",
-                                _suggest(campaign.segment, config.segments)))
+                                suggest(campaign.segment, config.segments)))
     inline = None
     if campaign.filter is not None:
         spec = _parse_filter(campaign.filter, f"{path}.filter", problems)
@@ -200,7 +217,7 @@ def _check_strategy(name: str, raw: Any, strategies: Mapping[str, Strategy], str
     if strategy is None:
         known = ", ".join(sorted(strategies)) or "none registered"
         problems.append(Problem(strategy_path, f"unknown strategy {name!r} (known: {known})",
-                                _suggest(name, strategies)))
+                                suggest(name, strategies)))
         return None
     try:
         return validate_params(strategy, raw, strategies=strategies)

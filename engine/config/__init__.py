@@ -1,9 +1,10 @@
 """The config file: ``load_config(path) -> Config``, and its published JSON Schema.
 
 One file (TOML; YAML and JSON accepted) holds the store, identity, API, catalog, segments and
-campaigns. The structs live in ``config_schema.py``; decoding with every problem collected
-in ``config_load.py``; the checks that need plugins (strategies, filter fields) and the
-compiled runtime state in ``config_compile.py``. This module is the entry point.
+campaigns. The structs live in ``schema.py``; decoding with every problem collected
+in ``load.py`` (line numbers in ``lines.py``); the checks that need plugins (strategies,
+filter fields) and the compiled runtime state in ``compile.py``; noticing a changed file and
+reloading it in ``reload.py``. This module is the entry point.
 
 Example::
 
@@ -32,10 +33,10 @@ from typing import Any
 import msgspec
 import pluggy
 
-from .config_compile import CompiledConfig, compile_config
-from .config_load import detect_format, parse_config, read_config_text
-from .dates import INSTANT_JSON_SCHEMA
-from .config_schema import (
+from ..dates import INSTANT_JSON_SCHEMA
+from .compile import CompiledConfig, compile_config, load_compiled
+from .load import parse_config, read_config
+from .schema import (
     ApiConfig,
     CacheConfig,
     Campaign,
@@ -95,23 +96,8 @@ def load_config(
     carrying every problem found, or ``PluginError`` for a plugin that cannot load.
     """
     if not validate:
-        return parse_config(read_config_text(path), fmt=detect_format(path), file=_file_name(path))
+        return read_config(path)[0]
     return load_compiled(path, pm=pm, extra_plugins=extra_plugins, load_catalog=False).config
-
-
-def load_compiled(
-    path: str | Path,
-    *,
-    pm: pluggy.PluginManager | None = None,
-    extra_plugins: Iterable[str | ModuleType | Any] = (),
-    load_catalog: bool = True,
-) -> CompiledConfig:
-    """Read and compile the config at ``path``: the state a runtime runs on."""
-    fmt = detect_format(path)
-    text = read_config_text(path)
-    config = parse_config(text, fmt=fmt, file=_file_name(path))
-    return compile_config(config, pm=pm, extra_plugins=extra_plugins, text=text, fmt=fmt,
-                          load_catalog=load_catalog)
 
 
 def config_warnings(config: Config) -> list[str]:
@@ -127,11 +113,6 @@ def config_warnings(config: Config) -> list[str]:
         warnings.append("no [identity] secret: anonymous visitors will get no cookie and no personalization, "
                         'nor will logged-in customers (set secret = "env:SEGMINT_SECRET", 16+ characters)')
     return warnings
-
-
-def _file_name(path: str | Path) -> str:
-    # Absolute, so relative paths in the file still resolve if the process changes directory.
-    return str(Path(path).expanduser().resolve())
 
 
 def config_json_schema() -> dict[str, Any]:

@@ -7,14 +7,13 @@ So decoding happens in three passes that each collect everything they find:
    "did you mean"), reading dates on the way (``segmint.engine.dates``);
 2. types and constraints: each section, campaign and segment is converted on its own, so one
    bad campaign does not hide a problem in the next;
-3. semantic checks (segments, strategies, filters) in ``config_compile.py``.
+3. semantic checks (segments, strategies, filters) in ``compile.py``.
 
 Each problem becomes a ``ConfigError`` with the file, the path and the line.
 """
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import tomllib
@@ -27,12 +26,12 @@ from typing import Any
 
 import msgspec
 
-from .config_lines import locate_line
-from .config_schema import LOADER_FIELDS, Config
-from .dates import InstantError, read_instant
-from .errors import ConfigError
+from ..dates import InstantError, read_instant
+from ..errors import ConfigError, suggest
+from .lines import locate_line
+from .schema import LOADER_FIELDS, Config
 
-__all__ = ["Problem", "parse_config", "read_config_text", "config_error", "detect_format"]
+__all__ = ["Problem", "parse_config", "read_config", "read_config_text", "config_error", "detect_format"]
 
 _FORMATS = {".toml": "toml", ".yaml": "yaml", ".yml": "yaml", ".json": "json"}
 #: Fields that may hold ``env:NAME`` / ``${NAME}`` instead of the value itself.
@@ -67,6 +66,18 @@ def read_config_text(path: str | Path) -> str:
         return Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file: {exc.strerror or exc}", file=str(path)) from exc
+
+
+def read_config(path: str | Path) -> tuple[Config, str, str]:
+    """Read and decode the file at ``path``: the config, its text and its format.
+
+    The text and format go on to ``compile_config`` so that the checks made there point at
+    lines too. The config's ``source_path`` is absolute, so relative paths in the file still
+    resolve if the process changes directory.
+    """
+    fmt = detect_format(path)
+    text = read_config_text(path)
+    return parse_config(text, fmt=fmt, file=str(Path(path).expanduser().resolve())), text, fmt
 
 
 def config_error(problems: Iterable[Problem], *, file: str | None, text: str | None, fmt: str) -> ConfigError:
@@ -176,11 +187,6 @@ def _resolve_env(raw: dict[str, Any], problems: list[Problem]) -> dict[str, Any]
     return resolved
 
 
-def _suggest(name: str, known: Iterable[str]) -> str | None:
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    return close[0] if close else None
-
-
 def _is_instant(info: Any) -> bool:
     members = info.types if isinstance(info, msgspec.inspect.UnionType) else (info,)
     return any(isinstance(m, msgspec.inspect.DateTimeType) for m in members)
@@ -214,7 +220,7 @@ def _clean_raw(
             if key in fields:
                 kept[key] = _clean_raw(item, fields[key].type, f"{path}.{key}", problems)
             else:
-                problems.append(Problem(f"{path}.{key}", f"unknown key {key!r}", _suggest(str(key), fields)))
+                problems.append(Problem(f"{path}.{key}", f"unknown key {key!r}", suggest(str(key), fields)))
         return kept
     if isinstance(info, msgspec.inspect.DictType) and isinstance(value, dict):
         return {k: _clean_raw(v, info.value_type, f"{path}.{k}", problems) for k, v in value.items()}
@@ -251,7 +257,7 @@ def _type_problems(value: Any, target: Any, path: str) -> list[Problem]:
             return _type_problems(value, structs[0], path)
     if origin is typing.Literal and value not in args:  # msgspec's "Invalid enum value" names no choice
         choices = ", ".join(repr(a) for a in args)
-        return [Problem(path, f"{value!r} is not one of {choices}", _suggest(str(value), map(str, args)))]
+        return [Problem(path, f"{value!r} is not one of {choices}", suggest(str(value), map(str, args)))]
     return _convert_problems(value, target, path)
 
 
