@@ -21,13 +21,13 @@ import pluggy
 from .campaigns import CompiledCampaign, CompiledVariant, compile_pages, default_variants, sort_campaigns
 from .catalog import Catalog
 from .config_load import Problem, config_error
-from .config_plugins import collect_fields, collect_operators, collect_strategies, first_result
+from .hooks import collect_fields, collect_operators, collect_strategies, first_result
 from .config_schema import Campaign, Config, FilterSpec
 from .errors import ConfigError, FilterError, PluginError
 from .field_table import default_field_catalog
 from .fields import FieldCatalog
 from .filters import FilterSet, compile_filter, compile_segments
-from .plugin_manager import get_plugin_manager
+from .hooks import get_plugin_manager
 from .strategy import Strategy, validate_params
 
 __all__ = ["CompiledConfig", "compile_config", "config_plugin_manager"]

@@ -22,7 +22,7 @@ import msgspec
 
 from .campaigns import CompiledCampaign
 from .catalog import Catalog, Product
-from .config_plugins import log_contained
+from .hooks import log_contained
 from .config_schema import Coupon
 from .errors import PluginError
 from .failure_log import FailureLog

@@ -37,14 +37,13 @@ from .catalog import Catalog
 from .clock import Clock, system_clock
 from .config import load_compiled
 from .config_compile import CompiledConfig, compile_config
-from .config_plugins import call_each, first_result
 from .config_schema import Config
 from .decide import Decision, LazyDocument, SlotDecision, decide
 from .document import profile_document
 from .errors import EventError, SegmintError, StoreError
 from .events import Event, Order, decode_events, stamp_events
 from .failure_log import FailureLog
-from .plugin_manager import blocking_plugins
+from .hooks import blocking_plugins, call_each, first_result
 from .product_stats import ProductStats
 from .profile import Profile
 from .profiles import Profiles
@@ -210,10 +209,7 @@ class Segmint:
         memory (the caller checks the cache). The middleware then decides without a thread hop.
         """
         state = self._state
-        # A plugin registered after startup counts too.
-        registered = getattr(state.pm, "generation", None)
-        if registered is None:  # a plain pluggy manager: count its plugins
-            registered = len(state.pm.get_plugins())
+        registered = state.pm.generation  # a plugin registered after startup counts too
         cached = self._loop_check
         if cached is None or cached[0] is not state or cached[1] != registered:
             cached = self._loop_check = (state, registered, not blocking_plugins(state.pm))

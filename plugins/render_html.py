@@ -20,7 +20,7 @@ from urllib.parse import quote, unquote
 from cachetools import LRUCache
 
 from segmint.engine.catalog import is_safe_url
-from segmint.engine.hookspecs import hookimpl
+from segmint.engine.hooks import hookimpl
 
 from ._template import Template, load_template
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from segmint.engine import hookspecs
+from segmint.engine.hooks import specs as hookspecs
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = sorted((ROOT / "docs").glob("*.md"))

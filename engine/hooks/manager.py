@@ -2,39 +2,37 @@
 
 A factory, never a module global: every runtime (and every test) gets its own manager, so
 registering a plugin in one test cannot leak into another.
+
+The engine names no plugin module: segmint's own distribution declares its built-ins in the
+entry point group ``segmint.builtins`` (pointing at ``segmint.plugins.DEFAULT_PLUGINS``), which
+every manager loads; third-party plugins come from the group ``segmint``.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 from collections.abc import Iterable
 from types import ModuleType
 from typing import Any
 
 import pluggy
 
-from . import hookspecs
-from .errors import PluginError
+from ..errors import PluginError
+from . import specs
 
-__all__ = ["DEFAULT_PLUGINS", "DECISION_HOOKS", "LOOP_SAFE_MARK", "get_plugin_manager", "blocking_plugins"]
+__all__ = [
+    "DECISION_HOOKS",
+    "LOOP_SAFE_MARK",
+    "BUILTINS_GROUP",
+    "SegmintPluginManager",
+    "builtin_plugins",
+    "get_plugin_manager",
+    "blocking_plugins",
+]
 
-#: Built-in plugins, registered first and marked ``trylast`` so user plugins win.
-DEFAULT_PLUGINS: tuple[str, ...] = (
-    "segmint.plugins.catalog_json",
-    "segmint.plugins.render_html",
-    "segmint.plugins.identify_default",
-    "segmint.plugins.strategy_bestsellers",
-    "segmint.plugins.strategy_new_arrivals",
-    "segmint.plugins.strategy_recently_viewed",
-    "segmint.plugins.strategy_viewed_based",
-    "segmint.plugins.strategy_markdowns",
-    "segmint.plugins.strategy_bundles",
-    "segmint.plugins.strategy_user_based",
-    "segmint.plugins.strategy_manual",
-    "segmint.plugins.strategy_cart_reminder",
-    "segmint.plugins.strategy_new_vs_returning",
-    "segmint.plugins.strategy_discount_affinity",
-)
+#: The entry point group of segmint's own distribution that names its built-in plugins.
+BUILTINS_GROUP = f"{specs.PROJECT_NAME}.builtins"
 
 
 #: Hooks whose implementations (or what they return: strategies, operators) run while a page's
@@ -58,12 +56,39 @@ def _import_plugin(name: str) -> ModuleType:
         raise PluginError(f"cannot import plugin module: {exc}", plugin=name) from exc
 
 
+def builtin_plugins() -> tuple[str, ...]:
+    """The module names of segmint's built-in plugins, in registration order, read from the
+    ``segmint.builtins`` entry points of segmint's own distribution (the list itself is
+    ``segmint.plugins.DEFAULT_PLUGINS``; the engine imports nothing from ``plugins/``)."""
+    try:
+        points = importlib.metadata.distribution(specs.PROJECT_NAME).entry_points.select(group=BUILTINS_GROUP)
+        names: list[str] = []
+        for point in points:
+            names.extend(point.load())
+    except Exception as exc:  # noqa: BLE001 - a broken install must say how to mend it
+        raise PluginError(f"cannot read the built-in plugins (entry point group {BUILTINS_GROUP!r} of the "
+                          f"{specs.PROJECT_NAME!r} distribution): {exc}; reinstall segmint "
+                          "(e.g. pip install -e .)") from exc
+    if not names:
+        raise PluginError(f"the {specs.PROJECT_NAME!r} distribution declares no built-in plugins (entry point "
+                          f"group {BUILTINS_GROUP!r}); its metadata is stale: reinstall segmint (e.g. pip install -e .)")
+    return tuple(names)
+
+
 class SegmintPluginManager(pluggy.PluginManager):
     """pluggy's manager, counting registrations: ``generation`` changes whenever the set of
-    plugins may have, so a per-request check (``Segmint.decides_on_loop``) can tell that
-    nothing changed without listing every plugin."""
+    plugins may have, so a per-request check (``Segmint.decides_on_loop``) or a cache of hook
+    callers (``calling.py``) can tell that nothing changed without listing every plugin.
+    ``builtins`` holds the names of the built-in plugins it registered."""
 
     generation = 0
+
+    def __init__(self, project_name: str) -> None:
+        super().__init__(project_name)
+        self.builtins: frozenset[str] = frozenset()
+        #: ``calling.py``'s one-plugin hook callers by hook name, each with the generation it
+        #: was built for.
+        self.callers: dict[str, tuple[int, tuple[tuple[str, pluggy.HookCaller], ...]]] = {}
 
     def register(self, plugin: Any, name: str | None = None) -> str | None:
         self.generation += 1
@@ -82,21 +107,25 @@ def get_plugin_manager(
     extra_plugins: Iterable[str | ModuleType | Any] = (),
     *,
     load_entrypoints: bool = True,
-    builtins: Iterable[str] = DEFAULT_PLUGINS,
-) -> pluggy.PluginManager:
+    builtins: Iterable[str] | None = None,
+) -> SegmintPluginManager:
     """A fresh plugin manager with the built-ins, entry-point plugins and ``extra_plugins``.
 
-    ``extra_plugins`` are module paths (from the config's ``plugins = [...]``), modules or
-    plugin objects. ``check_pending()`` runs last, so a misspelled ``segmint_*`` hook name in
-    any plugin fails here, naming the plugin.
+    ``builtins``: module names of the built-in plugins to register (default: all of them,
+    ``builtin_plugins()``); tests and benchmarks pick a subset. ``extra_plugins`` are module
+    paths (from the config's ``plugins = [...]``), modules or plugin objects.
+    ``check_pending()`` runs last, so a misspelled ``segmint_*`` hook name in any plugin fails
+    here, naming the plugin.
     """
-    pm = SegmintPluginManager(hookspecs.PROJECT_NAME)
-    pm.add_hookspecs(hookspecs)
-    for name in builtins:
+    pm = SegmintPluginManager(specs.PROJECT_NAME)
+    pm.add_hookspecs(specs)
+    names = builtin_plugins() if builtins is None else tuple(builtins)
+    for name in names:
         pm.register(_import_plugin(name), name=name)
+    pm.builtins = frozenset(names)
     if load_entrypoints:
         try:
-            pm.load_setuptools_entrypoints(hookspecs.PROJECT_NAME)
+            pm.load_setuptools_entrypoints(specs.PROJECT_NAME)
         except Exception as exc:  # noqa: BLE001
             raise PluginError(f"cannot load entry-point plugins: {exc}") from exc
     for plugin in extra_plugins:
@@ -115,7 +144,7 @@ def get_plugin_manager(
     return pm
 
 
-def blocking_plugins(pm: pluggy.PluginManager) -> list[str]:
+def blocking_plugins(pm: SegmintPluginManager) -> list[str]:
     """Names of the plugins that may block while a page is decided (sorted).
 
     A plugin counts unless it is a built-in or carries ``segmint_loop_safe = True``, and it
@@ -127,7 +156,7 @@ def blocking_plugins(pm: pluggy.PluginManager) -> list[str]:
     for hook in DECISION_HOOKS:
         for impl in getattr(pm.hook, hook).get_hookimpls():
             name = pm.get_name(impl.plugin) or repr(impl.plugin)
-            if name in DEFAULT_PLUGINS or getattr(impl.plugin, LOOP_SAFE_MARK, False) is True:
+            if name in pm.builtins or getattr(impl.plugin, LOOP_SAFE_MARK, False) is True:
                 continue
             names.add(name)
     return sorted(names)
