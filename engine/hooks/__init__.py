@@ -2,8 +2,8 @@
 one helper for calling a hook plugin by plugin.
 
 - ``specs``: the ``segmint_*`` hookspecs and the ``hookimpl`` marker plugins use;
-- ``manager``: ``get_plugin_manager()`` and which plugins may block the event loop
-  (``blocking_plugins``);
+- ``manager``: ``get_plugin_manager()``, where each hook runs (``HOOK_RUNS``) and which
+  plugins may block the event loop (``blocking_plugins``);
 - ``calling``: ``pm.hook.<name>(...)`` is pluggy's way to call a hook; ``call_each``,
   ``first_result`` and ``hook_results`` call it plugin by plugin where a failing plugin must
   be named (and, on the request path, skipped).
@@ -14,8 +14,8 @@ from .calling import (
     log_contained, plugin_callers,
 )
 from .manager import (
-    BUILTINS_GROUP, DECISION_HOOKS, LOOP_SAFE_MARK, SegmintPluginManager, blocking_plugins, builtin_plugins,
-    get_plugin_manager,
+    BUILTINS_GROUP, DECISION_HOOKS, HOOK_RUNS, IDENTIFY_HOOKS, LOOP_SAFE_MARK, Runs, SegmintPluginManager,
+    blocking_plugins, builtin_plugins, get_plugin_manager,
 )
 from .specs import PROJECT_NAME, hookimpl, hookspec
 
@@ -29,7 +29,10 @@ __all__ = [
     "get_plugin_manager",
     "builtin_plugins",
     "BUILTINS_GROUP",
+    "Runs",
+    "HOOK_RUNS",
     "DECISION_HOOKS",
+    "IDENTIFY_HOOKS",
     "LOOP_SAFE_MARK",
     "blocking_plugins",
     # calling

@@ -1,4 +1,5 @@
-"""Builds the plugin manager: hookspecs, built-in plugins, entry points, config plugins.
+"""Builds the plugin manager (hookspecs, built-in plugins, entry points, config plugins) and
+says where each hook runs, so the runtime can tell which plugins may block the event loop.
 
 A factory, never a module global: every runtime (and every test) gets its own manager, so
 registering a plugin in one test cannot leak into another.
@@ -10,6 +11,7 @@ every manager loads; third-party plugins come from the group ``segmint``.
 
 from __future__ import annotations
 
+import enum
 import importlib
 import importlib.metadata
 from collections.abc import Iterable
@@ -22,7 +24,10 @@ from ..errors import PluginError
 from . import specs
 
 __all__ = [
+    "Runs",
+    "HOOK_RUNS",
     "DECISION_HOOKS",
+    "IDENTIFY_HOOKS",
     "LOOP_SAFE_MARK",
     "BUILTINS_GROUP",
     "SegmintPluginManager",
@@ -35,17 +40,52 @@ __all__ = [
 BUILTINS_GROUP = f"{specs.PROJECT_NAME}.builtins"
 
 
+class Runs(enum.Enum):
+    """Where (in which thread, when) a hook's implementations run. The value is the sentence
+    docs/plugins.md states for each hook (``Runs: ...``); a test compares the two."""
+
+    LOAD = "when a config is loaded or reloaded, never while a page is served."
+    LOAD_FEEDS_DECISIONS = (
+        "when a config is loaded or reloaded; what it returns runs while pages are decided: "
+        "on the event loop when every plugin on the decision path is loop-safe, else in the "
+        "worker pool."
+    )
+    IDENTIFY = (
+        "on every request, before the profile is read: on the event loop when every plugin "
+        "implementing it is loop-safe, else in the worker pool."
+    )
+    DECISION = (
+        "while a page is decided: on the event loop when every plugin on the decision path is "
+        "loop-safe, else in the worker pool."
+    )
+    RECORDED = (
+        "after events are stored: in the event writer's background thread (page views, "
+        "impressions), or in the thread that called `Segmint.record` (the event intake runs it "
+        "in the worker pool); segmint never calls it on the event loop."
+    )
+
+
+#: Every hook and where it runs (``tests/test_docs.py`` checks docs/plugins.md against it).
+HOOK_RUNS: dict[str, Runs] = {
+    "segmint_register_strategies": Runs.LOAD_FEEDS_DECISIONS,
+    "segmint_filter_operators": Runs.LOAD_FEEDS_DECISIONS,
+    "segmint_field_catalog": Runs.LOAD,
+    "segmint_load_catalog": Runs.LOAD,
+    "segmint_identify_visitor": Runs.IDENTIFY,
+    "segmint_enrich_document": Runs.DECISION,
+    "segmint_render_widget": Runs.DECISION,
+    "segmint_decision_made": Runs.DECISION,
+    "segmint_events_recorded": Runs.RECORDED,
+}
+
 #: Hooks whose implementations (or what they return: strategies, operators) run while a page's
 #: slots are decided and rendered.
-DECISION_HOOKS: tuple[str, ...] = (
-    "segmint_register_strategies",
-    "segmint_filter_operators",
-    "segmint_enrich_document",
-    "segmint_render_widget",
-    "segmint_decision_made",
-)
-#: A plugin sets ``segmint_loop_safe = True`` to promise its decision hooks never block (no
-#: I/O, no locks held by others, bounded CPU), so decisions may run on the event loop.
+DECISION_HOOKS: tuple[str, ...] = tuple(
+    hook for hook, runs in HOOK_RUNS.items() if runs in (Runs.LOAD_FEEDS_DECISIONS, Runs.DECISION))
+#: Hooks that run on every request before the profile is read (who the visitor is).
+IDENTIFY_HOOKS: tuple[str, ...] = tuple(hook for hook, runs in HOOK_RUNS.items() if runs is Runs.IDENTIFY)
+#: A plugin sets ``segmint_loop_safe = True`` to promise its hooks never block (no I/O, no
+#: locks held by others, bounded CPU), so decisions and identification may run on the event loop.
 LOOP_SAFE_MARK = "segmint_loop_safe"
 
 
@@ -144,16 +184,16 @@ def get_plugin_manager(
     return pm
 
 
-def blocking_plugins(pm: SegmintPluginManager) -> list[str]:
-    """Names of the plugins that may block while a page is decided (sorted).
+def blocking_plugins(pm: SegmintPluginManager, hooks: Iterable[str] = DECISION_HOOKS) -> list[str]:
+    """Names of the plugins that may block the event loop in ``hooks`` (sorted).
 
     A plugin counts unless it is a built-in or carries ``segmint_loop_safe = True``, and it
-    implements one of ``DECISION_HOOKS``. With none, the middleware decides on the event loop
-    (no thread hop); with any, decisions run in its worker pool, where a hang costs one page's
-    widget instead of stalling the server.
+    implements one of ``hooks``: ``DECISION_HOOKS`` (the default) or ``IDENTIFY_HOOKS``. With
+    none, the middleware runs those hooks on the event loop (no thread hop); with any, in its
+    worker pool, where a hang costs one page's widget instead of stalling the server.
     """
     names: set[str] = set()
-    for hook in DECISION_HOOKS:
+    for hook in hooks:
         for impl in getattr(pm.hook, hook).get_hookimpls():
             name = pm.get_name(impl.plugin) or repr(impl.plugin)
             if name in pm.builtins or getattr(impl.plugin, LOOP_SAFE_MARK, False) is True:

@@ -10,7 +10,8 @@ Plugin authors write::
 
 and register the module through the ``segmint`` entry point group, or list it in the config
 (``plugins = ["my_shop.segmint_plugin"]``). Hooks are synchronous and must not block on I/O:
-the per-request hooks run on the request path (in a worker thread, never on the event loop).
+the per-request hooks may run on the event loop (``HOOK_RUNS`` in ``manager.py`` says where
+each hook runs).
 
 Built-in plugins (``segmint.plugins.DEFAULT_PLUGINS``) implement the same hooks with
 ``trylast=True``, so a user's plugin is asked first and wins a ``firstresult`` hook.

@@ -1,9 +1,10 @@
 """engine/hooks: the one way to call a hook plugin by plugin (wrappers honoured, failures
-named), and the built-ins found through segmint's own entry points."""
+named), the built-ins found through segmint's own entry points, and where each hook runs."""
 
 from __future__ import annotations
 
 import ast
+import inspect
 import logging
 from pathlib import Path
 
@@ -13,9 +14,15 @@ import segmint.engine.hookspecs
 from segmint.engine import hooks
 from segmint.engine.errors import PluginError
 from segmint.engine.failure_log import FailureLog
-from segmint.engine.hooks import call_each, first_result, get_plugin_manager, hook_results, hookimpl, plugin_callers
+from segmint.engine.hooks import (
+    DECISION_HOOKS, HOOK_RUNS, IDENTIFY_HOOKS, LOOP_SAFE_MARK, blocking_plugins, call_each, first_result,
+    get_plugin_manager, hook_results, hookimpl, plugin_callers,
+)
+from segmint.engine.identity import Identity
+from segmint.engine.runtime import Segmint
 from segmint.plugins import DEFAULT_PLUGINS
 
+CATALOG = Path(__file__).resolve().parents[2] / "examples" / "catalog.json"
 RENDERER = "segmint.plugins.render_html"
 
 
@@ -156,3 +163,55 @@ def test_the_engine_names_no_plugin_module():
 def test_old_import_paths_keep_working():
     assert segmint.engine.hookspecs.hookimpl is hookimpl
     assert segmint.engine.hookimpl is hookimpl
+
+
+def test_every_hook_says_where_it_runs():
+    specs = {name for name, _ in inspect.getmembers(hooks.specs, inspect.isfunction) if name.startswith("segmint_")}
+    assert set(HOOK_RUNS) == specs
+    assert set(DECISION_HOOKS) == {"segmint_register_strategies", "segmint_filter_operators",
+                                   "segmint_enrich_document", "segmint_render_widget", "segmint_decision_made"}
+    assert IDENTIFY_HOOKS == ("segmint_identify_visitor",)
+
+
+class Identifier:
+    def __init__(self, loop_safe):
+        setattr(self, LOOP_SAFE_MARK, loop_safe)
+
+    @hookimpl
+    def segmint_identify_visitor(self, scope, config):
+        return Identity(customer_id="c1")
+
+
+def test_blocking_plugins_covers_identify():
+    pm = get_plugin_manager(load_entrypoints=False)
+    pm.register(Identifier(loop_safe=False), name="gateway")
+    assert blocking_plugins(pm, IDENTIFY_HOOKS) == ["gateway"]
+    assert blocking_plugins(pm) == []  # identify is not a decision hook
+    assert blocking_plugins(get_plugin_manager([Identifier(loop_safe=True)], load_entrypoints=False),
+                            IDENTIFY_HOOKS) == []
+    assert blocking_plugins(get_plugin_manager(load_entrypoints=False), IDENTIFY_HOOKS) == []
+
+
+@pytest.fixture
+def config_path(tmp_path):
+    path = tmp_path / "segmint.toml"
+    path.write_text(f'[store]\npath = ":memory:"\n[catalog]\npath = "{CATALOG.as_posix()}"\n')
+    return path
+
+
+@pytest.mark.parametrize(("plugins", "expected"), [
+    ((), True),                                 # the built-in identify plugin
+    ((Identifier(loop_safe=True),), True),      # marked segmint_loop_safe
+    ((Identifier(loop_safe=False),), False),    # may block: identify in the worker pool
+])
+def test_identifies_on_loop(config_path, plugins, expected):
+    with Segmint.from_config(config_path, extra_plugins=plugins, watch=False) as rt:
+        assert rt.identifies_on_loop is expected
+        assert rt.decides_on_loop is True  # identify does not send decisions to the pool
+
+
+def test_an_identify_plugin_registered_after_startup_is_noticed(config_path):
+    with Segmint.from_config(config_path, watch=False) as rt:
+        assert rt.identifies_on_loop is True
+        rt.pm.register(Identifier(loop_safe=False), name="late")
+        assert rt.identifies_on_loop is False
