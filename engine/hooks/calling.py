@@ -48,7 +48,8 @@ log = logging.getLogger("segmint.plugins")
 def plugin_callers(pm: SegmintPluginManager, hook_name: str) -> tuple[tuple[str, pluggy.HookCaller], ...]:
     """``(plugin name, caller)`` per plugin implementing the hook, in pluggy's call order.
 
-    A caller runs that plugin's implementation with every hook wrapper around it. Built once
+    A caller runs that plugin's implementation with every hook wrapper around it (a plugin
+    that both implements and wraps the hook wraps only its own call). Built once
     per hook and kept until the manager's ``generation`` changes (a plugin was registered or
     removed); a hook nobody implements costs a dict lookup.
     """
