@@ -44,10 +44,11 @@ import msgspec
 
 from segmint.engine.catalog import Catalog, Product
 from segmint.engine.events import Order, OrderItem, ProductView
-from segmint.engine.plugin_manager import DEFAULT_PLUGINS, get_plugin_manager
+from segmint.engine.hooks import get_plugin_manager
 from segmint.engine.product_stats import DEFAULT_WINDOWS, ProductStats
 from segmint.engine.stores import MemoryStore
 from segmint.engine.strategy import StrategyContext, run_strategy
+from segmint.plugins import DEFAULT_PLUGINS
 
 from .bench_profiles import cpu_clock, cpu_seconds, row
 

@@ -29,12 +29,12 @@ from .writer import EventWriter
 from .clock import Clock, FrozenClock, system_clock
 from .config import Config, config_json_schema, load_config, parse_config
 from .decide import Decision, SlotDecision
-from .plugin_manager import get_plugin_manager
+from .hooks import get_plugin_manager
 from .runtime import Segmint
 from .variants import assign_variant
 # catalog and strategies
 from .catalog import Catalog, Product, load_catalog_file
-from .hookspecs import hookimpl
+from .hooks import hookimpl
 from .product_stats import ProductStats
 from .strategy import Strategy, StrategyContext, StrategyParams, run_strategy, validate_params
 

@@ -22,8 +22,8 @@ import msgspec
 
 from .campaigns import CompiledCampaign
 from .catalog import Catalog, Product
-from .config_plugins import log_contained
 from .config.schema import Coupon
+from .hooks import log_contained
 from .errors import PluginError
 from .failure_log import FailureLog
 from .product_stats import ProductStats

@@ -37,14 +37,13 @@ from .catalog import Catalog
 from .clock import Clock, system_clock
 from .config import CompiledConfig, Config, compile_config, load_compiled
 from .config.reload import ConfigReloader, PeriodicThread
-from .config_plugins import call_each, first_result
 from .decide import Decision, LazyDocument, SlotDecision, decide
 from .document import profile_document
 from .personalize import PageVisit, Personalization, Personalizer
 from .errors import EventError, SegmintError, StoreError
 from .events import Event, Order, decode_events, stamp_events
 from .failure_log import FailureLog
-from .plugin_manager import blocking_plugins
+from .hooks import IDENTIFY_HOOKS, blocking_plugins, call_each, first_result
 from .product_stats import ProductStats
 from .profile import Profile
 from .profiles import Profiles
@@ -151,7 +150,7 @@ class Segmint:
         self._owns_store = owns_store
         self._reloader = ConfigReloader(state, extra_plugins=extra_plugins, watch_file=watch_file)
         self._reload_lock = threading.Lock()
-        self._loop_check: tuple[CompiledConfig, int, bool] | None = None
+        self._loop_check: tuple[CompiledConfig, int, tuple[bool, bool]] | None = None
         self.batch = BatchStats(store, clock)
         #: Contained plugin failures (strategies, enrichers, observers, renderers): counted by
         #: plugin and hook, logged at most once a minute each.
@@ -247,14 +246,25 @@ class Segmint:
         ``segmint_loop_safe`` plugins take part (``blocking_plugins``), and profiles come from
         memory (the caller checks the cache). The middleware then decides without a thread hop.
         """
+        return self._loop_safety()[0]
+
+    @property
+    def identifies_on_loop(self) -> bool:
+        """True when ``segmint_identify_visitor`` never blocks: only built-in or
+        ``segmint_loop_safe`` plugins implement it (``blocking_plugins(pm, IDENTIFY_HOOKS)``).
+        The middleware then identifies a request on the event loop, else in its worker pool.
+        """
+        return self._loop_safety()[1]
+
+    def _loop_safety(self) -> tuple[bool, bool]:
+        """(decides on the loop, identifies on the loop), checked again only when the config
+        or the set of plugins changed."""
         state = self._state
-        # A plugin registered after startup counts too.
-        registered = getattr(state.pm, "generation", None)
-        if registered is None:  # a plain pluggy manager: count its plugins
-            registered = len(state.pm.get_plugins())
+        registered = state.pm.generation  # a plugin registered after startup counts too
         cached = self._loop_check
         if cached is None or cached[0] is not state or cached[1] != registered:
-            cached = self._loop_check = (state, registered, not blocking_plugins(state.pm))
+            cached = self._loop_check = (state, registered, (not blocking_plugins(state.pm),
+                                                             not blocking_plugins(state.pm, IDENTIFY_HOOKS)))
         return cached[2]
 
     # -- profiles and documents -----------------------------------------------------------------

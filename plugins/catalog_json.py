@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from segmint.engine.catalog import Catalog, load_catalog_file
-from segmint.engine.hookspecs import hookimpl
+from segmint.engine.hooks import hookimpl
 
 
 def catalog_path(config: Any) -> Path | None:

@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable, MutableMapping
 from typing import Any
 
-from segmint.engine.hookspecs import hookimpl
+from segmint.engine.hooks import hookimpl
 from segmint.engine.identity import Identity
 from segmint.engine.signing import MAX_TOKEN_LENGTH, new_visitor_id, sign, verify
 

@@ -20,7 +20,7 @@ from urllib.parse import quote
 from cachetools import LRUCache
 
 from segmint.engine.catalog import is_safe_url
-from segmint.engine.hookspecs import hookimpl
+from segmint.engine.hooks import hookimpl
 from segmint.engine.tracking import CLICK_PARAM, click_token, parse_click_token  # re-exported: the format is the engine's
 
 from ._template import Template, load_template

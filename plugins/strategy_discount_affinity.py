@@ -15,7 +15,7 @@ from typing import Annotated
 import msgspec
 
 from segmint.engine.catalog import Product
-from segmint.engine.hookspecs import hookimpl
+from segmint.engine.hooks import hookimpl
 from segmint.engine.strategy import StrategyContext, StrategyParams, delegate
 
 from ._common import document_value

@@ -10,7 +10,7 @@ from typing import Annotated
 import msgspec
 
 from segmint.engine.catalog import Catalog, Product
-from segmint.engine.hookspecs import hookimpl
+from segmint.engine.hooks import hookimpl
 from segmint.engine.strategy import StrategyContext, StrategyParams
 
 

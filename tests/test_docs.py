@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from segmint.engine import hookspecs
+from segmint.engine.hooks import HOOK_RUNS
+from segmint.engine.hooks import specs as hookspecs
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = sorted((ROOT / "docs").glob("*.md"))
@@ -33,6 +34,21 @@ def test_there_are_hooks():
 def test_every_hook_has_a_doc_section(hook):
     text = (ROOT / "docs" / "plugins.md").read_text()
     assert re.search(rf"^#+ `{hook}\(", text, re.M), f"docs/plugins.md has no section for {hook}"
+
+
+def hook_section(hook: str) -> str:
+    """The text of a hook's section in docs/plugins.md, up to the next heading."""
+    text = (ROOT / "docs" / "plugins.md").read_text()
+    match = re.search(rf"^#+ `{hook}\(.*?$(.*?)(?=^#)", text + "\n#", re.M | re.S)
+    assert match, f"docs/plugins.md has no section for {hook}"
+    return match[1]
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_section_says_where_it_runs(hook):
+    # HOOK_RUNS is what the runtime's loop-safety checks follow; the docs must say the same.
+    stated = " ".join(hook_section(hook).split())
+    assert f"Runs: {HOOK_RUNS[hook].value}" in stated, f"docs/plugins.md: {hook} must say 'Runs: {HOOK_RUNS[hook].value}'"
 
 
 @pytest.mark.parametrize("hook", HOOKS)

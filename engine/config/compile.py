@@ -20,12 +20,11 @@ import pluggy
 
 from ..campaigns import CompiledCampaign, CompiledVariant, compile_pages, default_variants, sort_campaigns
 from ..catalog import Catalog
-from ..config_plugins import collect_fields, collect_operators, collect_strategies, first_result
 from ..errors import ConfigError, FilterError, PluginError, suggest
 from ..field_table import default_field_catalog
 from ..fields import FieldCatalog
 from ..filters import FilterSet, compile_filter, compile_segments
-from ..plugin_manager import get_plugin_manager
+from ..hooks import collect_fields, collect_operators, collect_strategies, first_result, get_plugin_manager
 from ..strategy import Strategy, validate_params
 from .load import Problem, config_error, read_config
 from .schema import Campaign, Config, FilterSpec

@@ -6,9 +6,9 @@ import sys
 
 import msgspec
 
-from segmint.engine.config_plugins import collect_strategies
-from segmint.engine.plugin_manager import DEFAULT_PLUGINS, get_plugin_manager
+from segmint.engine.hooks import collect_strategies, get_plugin_manager
 from segmint.engine.strategy import Strategy, StrategyParams, validate_params
+from segmint.plugins import DEFAULT_PLUGINS
 
 from ._tables import docstring, struct_fields, table
 

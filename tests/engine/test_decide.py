@@ -13,7 +13,7 @@ from segmint.engine.config.compile import compile_config
 from segmint.engine.config.load import parse_config
 from segmint.engine.decide import decide
 from segmint.engine.document import profile_document
-from segmint.engine.hookspecs import hookimpl
+from segmint.engine.hooks import hookimpl
 from segmint.engine.product_stats import ProductStats
 from segmint.engine.profile import CampaignStats, Profile
 from segmint.engine.strategy import StrategyParams

@@ -10,7 +10,7 @@ from segmint.engine.clock import FrozenClock
 from segmint.engine.config.load import parse_config
 from segmint.engine.errors import EventError
 from segmint.engine.events import PageView
-from segmint.engine.hookspecs import hookimpl
+from segmint.engine.hooks import hookimpl
 from segmint.engine.runtime import Segmint
 from segmint.engine.stores import MemoryStore
 

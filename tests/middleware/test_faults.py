@@ -11,7 +11,7 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from segmint.engine.errors import StoreError
-from segmint.engine.hookspecs import hookimpl
+from segmint.engine.hooks import hookimpl
 from segmint.engine.signing import new_visitor_id, sign
 from segmint.middleware import SegmintMiddleware
 

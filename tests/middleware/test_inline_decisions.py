@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
-from segmint.engine.hookspecs import hookimpl
+from segmint.engine.hooks import hookimpl
 from segmint.engine.signing import new_visitor_id, sign
 from segmint.engine.strategy import StrategyParams
 from segmint.middleware import SegmintMiddleware

@@ -5,7 +5,7 @@ import pytest
 
 from segmint.engine.catalog import Catalog
 from segmint.engine.errors import ConfigError
-from segmint.engine.plugin_manager import get_plugin_manager
+from segmint.engine.hooks import get_plugin_manager
 from segmint.engine.config import CatalogConfig, Config
 from segmint.plugins import catalog_json
 
@@ -51,7 +51,7 @@ def test_a_csv_catalog_through_the_plugin(tmp_path):
 
 def test_through_the_plugin_manager_a_user_catalog_wins():
     class ShopCatalog:
-        from segmint.engine.hookspecs import hookimpl
+        from segmint.engine.hooks import hookimpl
 
         @hookimpl
         def segmint_load_catalog(self, config):

@@ -10,7 +10,7 @@ import pytest
 from segmint.engine.catalog import Product
 from segmint.engine.config import Config, RenderConfig
 from segmint.engine.errors import ConfigError
-from segmint.engine.plugin_manager import get_plugin_manager
+from segmint.engine.hooks import get_plugin_manager
 from segmint.plugins.render_html import (
     CLICK_PARAM,
     add_click_param,

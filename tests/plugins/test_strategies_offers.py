@@ -10,10 +10,11 @@ from hypothesis import strategies as st
 
 from segmint.engine.catalog import load_catalog_file
 from segmint.engine.errors import ConfigError
-from segmint.engine.plugin_manager import DEFAULT_PLUGINS, get_plugin_manager
+from segmint.engine.hooks import get_plugin_manager
 from segmint.engine.product_stats import ProductStats
 from segmint.engine.profile import CartItem, Profile
 from segmint.engine.strategy import StrategyContext, run_strategy, validate_params
+from segmint.plugins import DEFAULT_PLUGINS
 
 NOW = datetime(2024, 6, 30, 12, tzinfo=timezone.utc)
 CATALOG = load_catalog_file(Path(__file__).with_name("shop_catalog.json"))

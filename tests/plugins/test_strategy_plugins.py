@@ -3,9 +3,9 @@
 import msgspec
 import pytest
 
-from segmint.engine.hookspecs import hookimpl
-from segmint.engine.plugin_manager import DEFAULT_PLUGINS, get_plugin_manager
+from segmint.engine.hooks import get_plugin_manager, hookimpl
 from segmint.engine.strategy import Strategy, StrategyParams, validate_params
+from segmint.plugins import DEFAULT_PLUGINS
 
 STRATEGY_MODULES = tuple(m for m in DEFAULT_PLUGINS if ".strategy_" in m)
 NAMES = ["bestsellers", "new_arrivals", "recently_viewed", "viewed_based", "markdowns", "bundles",

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from segmint.engine.failure_log import FailureLog
-from segmint.engine.hookspecs import hookimpl
+from segmint.engine.hooks import hookimpl
 from segmint.engine.signing import new_visitor_id
 from segmint.engine.strategy import StrategyParams
 

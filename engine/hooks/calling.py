@@ -1,14 +1,19 @@
-"""Calling plugins one by one, so that a plugin that fails is named (and contained).
+"""Calling a hook plugin by plugin, so that a plugin that fails is named (and contained).
 
-pluggy calls all implementations of a hook in one go and, when one raises, does not say
-which. segmint calls them itself, in pluggy's order (user plugins first, built-ins last):
+There is one way to call a hook: pluggy's own ``pm.hook.<name>(...)``, or, where a failing
+plugin must be named, the helpers here, which call pluggy too. pluggy calls all
+implementations of a hook in one go and, when one raises, does not say which; so for each
+plugin with an implementation, ``plugin_callers`` keeps a ``pm.subset_hook_caller`` that
+leaves out every other such plugin. Called in pluggy's order (the last registered first:
+user plugins before the built-ins, which are ``trylast``), each runs one plugin's
+implementation inside every hook wrapper (``wrapper=True``), exactly as ``pm.hook`` would.
 
-- registration hooks (``collect_*``) raise ``PluginError`` naming the plugin, at load time;
+- registration hooks (``hook_results`` and the ``collect_*`` helpers) raise ``PluginError``
+  naming the plugin, at load time;
 - request-path hooks (``call_each``, ``first_result`` with ``contain=True``) log the failure
-  naming the plugin and carry on, so a broken plugin never breaks a page.
+  naming the plugin and carry on with the next plugin, so a broken plugin never breaks a page.
 
-Wrapper implementations (``wrapper=True``) are not called this way; segmint's hooks are
-plain ones.
+A wrapper that raises is named as the plugin whose call it wrapped.
 """
 
 from __future__ import annotations
@@ -19,12 +24,14 @@ from typing import Any
 
 import pluggy
 
-from .errors import PluginError, SegmintError
-from .failure_log import FailureLog
-from .fields import FieldDef
-from .strategy import Strategy, StrategyParams
+from ..errors import PluginError, SegmintError
+from ..failure_log import FailureLog
+from ..fields import FieldDef
+from ..strategy import Strategy, StrategyParams
+from .manager import SegmintPluginManager
 
 __all__ = [
+    "plugin_callers",
     "hook_results",
     "call_each",
     "failure_key",
@@ -38,24 +45,50 @@ __all__ = [
 log = logging.getLogger("segmint.plugins")
 
 
-def _implementations(pm: pluggy.PluginManager, hook_name: str) -> list[Any]:
+def plugin_callers(pm: SegmintPluginManager, hook_name: str) -> tuple[tuple[str, pluggy.HookCaller], ...]:
+    """``(plugin name, caller)`` per plugin implementing the hook, in pluggy's call order.
+
+    A caller runs that plugin's implementation with every hook wrapper around it (a plugin
+    that both implements and wraps the hook wraps only its own call). Built once
+    per hook and kept until the manager's ``generation`` changes (a plugin was registered or
+    removed); a hook nobody implements costs a dict lookup.
+    """
+    generation = pm.generation
+    cached = pm.callers.get(hook_name)
+    if cached is not None and cached[0] == generation:
+        return cached[1]
     impls = getattr(pm.hook, hook_name).get_hookimpls()
-    if not impls:  # the usual case for observers on the request path
-        return impls
-    # pluggy calls the *last* implementation first.
-    return [impl for impl in reversed(impls) if not (impl.hookwrapper or impl.wrapper)]
+    # pluggy calls the *last* implementation first; wrappers are not callees of their own.
+    plugins = list(dict.fromkeys(impl.plugin for impl in reversed(impls) if not (impl.hookwrapper or impl.wrapper)))
+    callers = tuple(
+        (pm.get_name(plugin) or repr(plugin),
+         pm.subset_hook_caller(hook_name, remove_plugins=[other for other in plugins if other is not plugin]))
+        for plugin in plugins
+    )
+    pm.callers[hook_name] = (generation, callers)
+    return callers
 
 
-def hook_results(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> Iterator[tuple[str, Any]]:
-    """``(plugin name, result)`` of each implementation; a raising plugin is a ``PluginError``."""
-    for impl in _implementations(pm, hook_name):
+def _results(caller: pluggy.HookCaller, value: Any) -> list[Any]:
+    """A one-plugin call's non-None results: a ``firstresult`` hook returns the value itself,
+    any other hook a list (pluggy leaves out None)."""
+    if caller.spec is not None and caller.spec.opts.get("firstresult"):
+        return [] if value is None else [value]
+    return list(value)
+
+
+def hook_results(pm: SegmintPluginManager, hook_name: str, **kwargs: Any) -> Iterator[tuple[str, Any]]:
+    """``(plugin name, result)`` of each plugin's non-None result; a raising plugin is a
+    ``PluginError`` naming it (a ``SegmintError`` as is: it already says where)."""
+    for plugin, caller in plugin_callers(pm, hook_name):
         try:
-            result = impl.function(*(kwargs[name] for name in impl.argnames))
+            value = caller(**kwargs)
         except SegmintError:
             raise  # already says where (a ConfigError from a catalog file, ...)
         except Exception as exc:
-            raise PluginError(f"{type(exc).__name__}: {exc}", plugin=impl.plugin_name, hook=hook_name) from exc
-        yield impl.plugin_name, result
+            raise PluginError(f"{type(exc).__name__}: {exc}", plugin=plugin, hook=hook_name) from exc
+        for result in _results(caller, value):
+            yield plugin, result
 
 
 def log_contained(logger: logging.Logger, error: PluginError, exc: BaseException,
@@ -75,24 +108,24 @@ def failure_key(error: PluginError, exc: BaseException) -> str:
     return f"{error.plugin} in {error.hook} ({type(exc.__cause__ or exc).__name__})"
 
 
-def call_each(pm: pluggy.PluginManager, hook_name: str, *, failure_log: FailureLog | None = None,
+def call_each(pm: SegmintPluginManager, hook_name: str, *, failure_log: FailureLog | None = None,
               **kwargs: Any) -> list[PluginError]:
-    """Call every implementation; failures are logged (naming the plugin) and returned.
+    """Call every plugin's implementation; failures are logged (naming the plugin) and returned.
 
     With a ``failure_log`` they are counted there and logged at most once a minute each.
     """
     failures: list[PluginError] = []
-    for impl in _implementations(pm, hook_name):
+    for plugin, caller in plugin_callers(pm, hook_name):
         try:
-            impl.function(*(kwargs[name] for name in impl.argnames))
+            caller(**kwargs)
         except Exception as exc:  # noqa: BLE001 - observers and enrichers must not break a page
-            error = PluginError(f"{type(exc).__name__}: {exc}", plugin=impl.plugin_name, hook=hook_name)
+            error = PluginError(f"{type(exc).__name__}: {exc}", plugin=plugin, hook=hook_name)
             log_contained(log, error, exc, failure_log)
             failures.append(error)
     return failures
 
 
-def first_result(pm: pluggy.PluginManager, hook_name: str, *, contain: bool = False,
+def first_result(pm: SegmintPluginManager, hook_name: str, *, contain: bool = False,
                  failure_log: FailureLog | None = None, **kwargs: Any) -> Any:
     """The first non-None result (``firstresult`` semantics), plugin by plugin.
 
@@ -100,12 +133,12 @@ def first_result(pm: pluggy.PluginManager, hook_name: str, *, contain: bool = Fa
     without, its error propagates: a ``SegmintError`` as is (it already says where), anything
     else as a ``PluginError`` naming the plugin.
     """
-    for impl in _implementations(pm, hook_name):
+    for plugin, caller in plugin_callers(pm, hook_name):
         try:
-            result = impl.function(*(kwargs[name] for name in impl.argnames))
+            results = _results(caller, caller(**kwargs))
         except Exception as exc:
             error = exc if isinstance(exc, SegmintError) else PluginError(
-                f"{type(exc).__name__}: {exc}", plugin=impl.plugin_name, hook=hook_name)
+                f"{type(exc).__name__}: {exc}", plugin=plugin, hook=hook_name)
             if not contain:
                 if error is exc:
                     raise
@@ -115,8 +148,8 @@ def first_result(pm: pluggy.PluginManager, hook_name: str, *, contain: bool = Fa
             else:
                 log.error("%s", error, exc_info=exc)
             continue
-        if result is not None:
-            return result
+        if results:
+            return results[0]
     return None
 
 
@@ -135,7 +168,7 @@ def _check_strategy(strategy: Any, plugin: str) -> Strategy:
     return strategy
 
 
-def collect_strategies(pm: pluggy.PluginManager) -> dict[str, Strategy]:
+def collect_strategies(pm: SegmintPluginManager) -> dict[str, Strategy]:
     """Every registered strategy by name; the plugin asked first wins a name."""
     strategies: dict[str, Strategy] = {}
     for plugin, result in hook_results(pm, "segmint_register_strategies"):
@@ -146,7 +179,7 @@ def collect_strategies(pm: pluggy.PluginManager) -> dict[str, Strategy]:
 
 
 def collect_operators(
-    pm: pluggy.PluginManager, check: Callable[[str, Any], None] | None = None
+    pm: SegmintPluginManager, check: Callable[[str, Any], None] | None = None
 ) -> dict[str, Callable[[Any, str], Callable[[Any], bool]]]:
     """Plugin filter operators by ``$name``; two plugins defining one name is an error.
 
@@ -175,7 +208,7 @@ def collect_operators(
     return operators
 
 
-def collect_fields(pm: pluggy.PluginManager) -> list[FieldDef]:
+def collect_fields(pm: SegmintPluginManager) -> list[FieldDef]:
     """Fields plugins declare (``segmint_field_catalog``)."""
     fields: list[FieldDef] = []
     for plugin, result in hook_results(pm, "segmint_field_catalog"):
