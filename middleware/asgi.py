@@ -144,9 +144,11 @@ class SegmintMiddleware:
         try:
             query = scope.get("query_string")
             if query and CLICK_NEEDLE in query:
-                self._strip_click(services, scope, settings)
+                await self._strip_click(services, scope, settings)
             state = SegmintState(services.visitors, services.counters, scope, settings, scope["path"])
             scope.setdefault("state", {})["segmint"] = state
+            if not services.runtime.identifies_on_loop:  # a plugin's identify may block: ask in the pool
+                await state.identified()
             # Only GET pages are rewritten; other methods, and clients that said they take no
             # HTML (``Accept: application/json``), see request.state.segmint too.
             accept = _accept_kind(scope) if scope["method"] == "GET" else _NO_HTML
@@ -190,7 +192,7 @@ class SegmintMiddleware:
                 self.counters.incr("skipped.overloaded")
         return Responder(services, settings, state, scope, send)
 
-    def _strip_click(self, services: Services, scope: Scope, settings: Settings) -> None:
+    async def _strip_click(self, services: Services, scope: Scope, settings: Settings) -> None:
         """Record the widget click parameter and remove it before the app sees the URL."""
         query, value = split_click_param(scope["query_string"])
         if value is None:
@@ -198,7 +200,7 @@ class SegmintMiddleware:
         scope["query_string"] = query
         click = parse_click(value, settings.product_sku(scope["path"]))
         if click is not None:
-            record_click(services, scope, settings, click)
+            await record_click(services, scope, settings, click)
 
     # -- lifespan ----------------------------------------------------------------------------
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:

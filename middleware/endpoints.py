@@ -238,7 +238,7 @@ class Endpoints:
             await _respond(send, 400, {"error": error})
             return
         state = SegmintState(self.services.visitors, self.services.counters, scope, settings, path[:2048])
-        identity = state.identity
+        identity = await state.identified()
         extra = [(b"cache-control", b"private, no-store"), (b"vary", b"Cookie")]
         if identity.is_new and identity.cookie_value:
             extra.append((b"set-cookie", settings.set_cookie(identity.cookie_value, scope.get("scheme", "http"))))
@@ -272,7 +272,7 @@ class Endpoints:
         target = safe_redirect_target(query.get("to"))
         click = parse_click(query.get(CLICK_PARAM, ""), settings.product_sku(target.partition("?")[0]))
         if click is not None:
-            record_click(self.services, scope, settings, click)
+            await record_click(self.services, scope, settings, click)
         await _redirect(send, target)
 
     # -- GET /health -------------------------------------------------------------------------
@@ -450,10 +450,10 @@ def _public_decision(runtime: Runtime, decision: Any, debug: bool) -> dict[str, 
     return {"slots": slots}
 
 
-def record_click(services: Services, scope: Scope, settings: Settings, click: Any) -> None:
+async def record_click(services: Services, scope: Scope, settings: Settings, click: Any) -> None:
     """Queue a click event for the request's visitor (never raises: counted instead)."""
     try:
-        identity = services.visitors.identify(scope, settings.config)
+        identity = await services.visitors.aidentify(scope, settings.config)
         if identity.track and not identity.is_new:
             services.runtime.track([click_event(identity, click, services.runtime.clock())])
             services.counters.incr("clicks")

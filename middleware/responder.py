@@ -65,7 +65,7 @@ class Responder:
     # -- response start ----------------------------------------------------------------------
     async def _on_start(self, message: Message) -> None:
         try:
-            verdict = self._classify(message)
+            verdict = await self._classify(message)
         except Exception as exc:  # noqa: BLE001 - fail open
             self.services.counters.failure("start", exc)
             verdict = "other"
@@ -78,7 +78,9 @@ class Responder:
             message = self._passthrough_start(message)
         await self.send(message)
 
-    def _classify(self, message: Message) -> str:
+    async def _classify(self, message: Message) -> str:
+        """``"buffer"`` (an HTML page to fill), ``"html"`` (HTML to leave as is: compressed,
+        too large, an unknown charset) or ``"other"``."""
         if message["status"] != 200:
             return "other"
         headers = message.get("headers") or ()
@@ -102,7 +104,7 @@ class Responder:
                 length = int(value)
         if content_type[:9].lower() != b"text/html":
             return "other"
-        self.state.refresh_identity()
+        await self.state.refresh_identity()
         if self.state.identity is UNIDENTIFIED:  # identification failed: hands off
             return "other"
         charset = html_charset(content_type)

@@ -64,11 +64,20 @@ class Visitors:
         self._linked_lock = threading.Lock()
 
     def identify(self, scope: Scope, config: Config) -> Identity:
-        """Ask the plugins who this is. Raises whatever a plugin raised (caller fails open)."""
+        """Ask the plugins who this is, here and now. Raises whatever a plugin raised (caller
+        fails open). On the event loop only when ``runtime.identifies_on_loop``."""
         identity = self.runtime.pm.hook.segmint_identify_visitor(scope=scope, config=config)
         if not isinstance(identity, Identity):
             raise TypeError(f"segmint_identify_visitor returned {type(identity).__name__}, not Identity")
         return identity
+
+    async def aidentify(self, scope: Scope, config: Config) -> Identity:
+        """``identify`` from the event loop: there when every identify plugin is loop-safe
+        (the built-in is), else in the pool, where a plugin that blocks (a session lookup)
+        holds one worker instead of the server. Raises ``Overloaded`` and what a plugin raised."""
+        if self.runtime.identifies_on_loop:
+            return self.identify(scope, config)
+        return await self.executor.submit(self.identify, scope, config)
 
     def link(self, identity: Identity, events: list[Event], now: datetime) -> None:
         """Add one ``identify`` event the first time a cookie visitor is seen as a customer."""
@@ -142,13 +151,26 @@ class SegmintState:
         """Who the visitor is (asks the ``segmint_identify_visitor`` plugins once).
 
         A plugin that raises or returns garbage is counted and logged; the request then goes
-        on as an anonymous one (``UNIDENTIFIED``): segmint fails open.
+        on as an anonymous one (``UNIDENTIFIED``): segmint fails open. The middleware has
+        asked already (``identified``) when a plugin that may block implements the hook, so
+        reading this on the event loop never blocks.
         """
         if self._identity is None:
             self._saw_user = "user" in self._scope
             try:
                 self._identity = self._visitors.identify(self._scope, self._settings.config)
             except Exception as exc:  # noqa: BLE001 - fail open
+                self._counters.failure("identify", exc)
+                self._identity = UNIDENTIFIED
+        return self._identity
+
+    async def identified(self) -> Identity:
+        """``identity``, asked in the pool when an identify plugin may block (``aidentify``)."""
+        if self._identity is None:
+            self._saw_user = "user" in self._scope
+            try:
+                self._identity = await self._visitors.aidentify(self._scope, self._settings.config)
+            except Exception as exc:  # noqa: BLE001 - fail open (Overloaded included)
                 self._counters.failure("identify", exc)
                 self._identity = UNIDENTIFIED
         return self._identity
@@ -224,18 +246,19 @@ class SegmintState:
         if state is not None and state.get("segmint") is self:
             del state["segmint"]
 
-    def refresh_identity(self) -> None:
+    async def refresh_identity(self) -> None:
         """Re-identify when an inner middleware authenticated the request after we looked.
 
         Starlette's ``AuthenticationMiddleware`` usually runs inside segmint and sets
         ``scope["user"]`` on the shared scope; seeing it at response time lets a logged-in
         customer get their own profile even so. A changed identity restarts the profile load.
+        Raises what identification raised (the caller fails open).
         """
         if self._identity is None or self._saw_user or "user" not in self._scope:
             return
         self._saw_user = True
         old = self._identity
-        fresh = self._visitors.identify(self._scope, self._settings.config)
+        fresh = await self._visitors.aidentify(self._scope, self._settings.config)
         if fresh.customer_id == old.customer_id:
             return
         # Keep the cookie decision already made (is_new, cookie_value) for the same visitor.
@@ -287,8 +310,11 @@ class InactiveState:
     def render(self, slot_decision: Any) -> str:
         return ""
 
+    async def identified(self) -> Identity:
+        return NOT_STARTED
+
     def release(self) -> None:
         pass
 
-    def refresh_identity(self) -> None:
+    async def refresh_identity(self) -> None:
         pass

@@ -9,6 +9,7 @@ the page goes out (unchanged when the budget ran out) and later decisions use th
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -168,3 +169,46 @@ def test_a_loop_safe_plugin_that_blocks_past_the_budget_serves_the_page_and_open
     assert counters["failure.budget"] == 1 and counters["failure.inline_slow"] == 1
     assert 'data-segmint-campaign="vip"' in second.text
     assert calls == ["personalize"]  # the breaker is open: the next one used the pool
+
+
+class ShopLogin:
+    """A shop's identify plugin: the customer from a session header (a store lookup in real
+    life, so not loop-safe unless it says so); records the thread it ran on."""
+
+    def __init__(self, loop_safe: bool) -> None:
+        self.threads: list[str] = []
+        if loop_safe:
+            self.segmint_loop_safe = True
+
+    @hookimpl
+    def segmint_identify_visitor(self, scope: Any, config: Any) -> Any:
+        from segmint.engine.identity import Identity
+
+        self.threads.append(threading.current_thread().name)
+        for key, value in scope.get("headers") or ():
+            if key == b"x-session":
+                return Identity(visitor_id=value.decode(), customer_id=f"c-{value.decode()}")
+        return None  # the built-in answers
+
+
+def test_an_identify_plugin_that_may_block_runs_in_the_pool_and_a_loop_safe_one_on_the_loop(mw: Any, tmp_path: Any):
+    from segmint.engine.runtime import Segmint
+
+    for loop_safe in (False, True):
+        plugin = ShopLogin(loop_safe)
+        runtime = Segmint.from_config(mw.write_config(tmp_path), watch=False, extra_plugins=[plugin])
+        try:
+            assert runtime.identifies_on_loop is loop_safe
+            middleware = SegmintMiddleware(Starlette(routes=[Route("/", page)]), runtime=runtime)
+            with mw.TestClient(middleware) as client:
+                client.get("/", headers={"accept": "text/html", "x-session": "s1"})
+                client.get("/?_sgm=vip.default.home", headers={"accept": "text/html", "x-session": "s1"})
+                loop_thread = client.portal.call(lambda: threading.current_thread().name)
+            assert len(plugin.threads) == 3  # two pages and the click
+            if loop_safe:
+                assert set(plugin.threads) == {loop_thread}
+            else:
+                assert all(name.startswith("segmint") for name in plugin.threads), plugin.threads
+            assert middleware.counters.get("clicks") == 1 and not middleware.counters.get("failure.identify")
+        finally:
+            runtime.close()
