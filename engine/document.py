@@ -147,7 +147,8 @@ def profile_document(
             spend["avg_order_value"] = p.spend / n
         doc["spend"] = spend
     if everything or "discount" in wanted or "affinity" in wanted:
-        discount: dict[str, Any] = {"orders": p.discounted_orders, "total": p.discount_total}
+        discount: dict[str, Any] = {"orders": p.discounted_orders, "total": p.discount_total,
+                                    "coupon_orders": p.coupon_orders}
         doc["discount"] = discount
         if n:
             share = p.discounted_orders / n

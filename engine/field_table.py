@@ -63,6 +63,7 @@ DEFAULT_FIELDS: tuple[FieldDef, ...] = (
     _f("returns.ratio", N, "Returned items / items bought, percent 0-100; absent without items bought."),
     _f("discount.orders", I, "Orders with a discount on any line or a coupon."),
     _f("discount.total", N, "Money saved through line discounts."),
+    _f("discount.coupon_orders", I, "Orders with a coupon."),
     _f("discount.share", N, "Share of orders that were discounted, 0-1; absent without orders."),
     _f("discount.band", S, "Discount affinity band: high (share >= 0.5), mid (>= 0.2), low; absent "
        "without orders.", choices=("high", "mid", "low")),

@@ -12,6 +12,12 @@ are keyed by the UTC day number (``int(ts // 86400)``).
 The struct is encoded with msgpack by the stores; new fields must have defaults so older
 stored profiles still decode. Recent lists are tuples (most recent first): folding builds
 a new tuple rather than changing one a reader may hold.
+
+Adding a field: declare it here (with a default), fold it in ``folding.py`` and, when rules may
+read it, put it in the document (``document.py``) and describe it in ``field_table.py``
+(``docs/fields.md`` is generated from it). Nothing else lists the fields: a merge is a refold
+of both keys' events (``stores/batch.py``), and ``tests/engine/test_profile_fields.py``, which
+derives the fields from this struct, fails until a new one is folded and described.
 """
 
 from __future__ import annotations

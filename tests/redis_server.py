@@ -1,8 +1,8 @@
 """A real ``redis-server`` on a free loopback port, for tests and benchmarks.
 
-``tests/conftest.py`` loads this file by path (pytest runs with ``--import-mode=importlib``,
-so test helpers are not importable by name) and offers the ``redis_server`` fixture to every
-test; benchmarks load it by path too (``bench_redis``).
+``tests/fixtures.py`` loads this file by path (pytest runs with ``--import-mode=importlib``,
+so test helpers are not importable by name), ``tests/conftest.py`` offers its ``redis_server``
+fixture to every test; benchmarks load it by path too (``bench_redis``).
 
 Without ``redis-server`` on PATH the fixture skips with the reason, except when the
 environment says ``CI=true``: CI installs it (``.ci/run``), so there a missing server fails.

@@ -15,7 +15,7 @@ from segmint.engine.errors import ConfigError, PluginError, StoreError
 from segmint.engine.runtime import Segmint
 from segmint.engine.startup import RETRY_BACKOFF, RuntimeStarter
 
-redis_helper = sys.modules["segmint_tests_redis_server"]  # loaded by tests/conftest.py
+redis_helper = sys.modules["segmint_tests_fixtures"].redis_server  # tests/redis_server.py, via tests/fixtures.py
 
 CATALOG = [{"sku": "serum-1", "name": "Glow Serum", "url": "/products/serum-1", "price": 30.0,
             "category": "skincare"}]

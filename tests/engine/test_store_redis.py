@@ -2,14 +2,12 @@
 (key prefix, schema version, concurrent writers in two processes, pub/sub cache
 invalidation across processes, Redis going away mid-run and coming back)."""
 
-import importlib.util
 import logging
 import subprocess
 import sys
 import textwrap
 import threading
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -26,22 +24,11 @@ from segmint.engine.stores.redis import RedisStore, decode_event_member, encode_
 from segmint.engine.writer import EventWriter
 
 pytestmark = pytest.mark.server
-TESTS = Path(__file__).resolve().parents[1]
-
-
-def _load(name, path):
-    if name not in sys.modules:  # importlib import mode: helpers are loaded by path, once
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-helper = sys.modules["segmint_tests_redis_server"]  # loaded by tests/conftest.py (redis_server fixture)
+fx = sys.modules["segmint_tests_fixtures"]  # tests/fixtures.py, loaded by tests/conftest.py
+helper = fx.redis_server
 
 # -- the shared store contract, run against Redis ---------------------------------------------
-contract = _load("segmint_tests_store_contract", TESTS / "engine" / "test_store_contract.py")
+contract = fx.load_by_path("segmint_tests_store_contract", fx.TESTS / "engine" / "test_store_contract.py")
 T0 = contract.T0
 for _name, _test in vars(contract).items():
     if _name.startswith("test_") and "store" in _test.__code__.co_varnames[:_test.__code__.co_argcount]:

@@ -3,12 +3,10 @@ part 5), against a real redis-server: event-time folding in any arrival order an
 with compaction passes in between, idempotent and never regressing compaction, reclaim of a
 dead compactor's entries, stream trimming, erasure of unfolded events, the version check."""
 
-import importlib.util
 import sys
 import threading
 import uuid
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -21,19 +19,8 @@ from segmint.engine.stores import redis as redis_module
 from segmint.engine.stores.redis import GROUP, RedisStore
 
 pytestmark = pytest.mark.server
-TESTS = Path(__file__).resolve().parents[1]
-
-
-def _load(name, path):
-    if name not in sys.modules:  # importlib import mode: helpers are loaded by path, once
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-folding = _load("segmint_tests_folding", TESTS / "engine" / "test_folding.py")
+fx = sys.modules["segmint_tests_fixtures"]  # tests/fixtures.py, loaded by tests/conftest.py
+folding = fx.load_by_path("segmint_tests_folding", fx.TESTS / "engine" / "test_folding.py")
 BASE = folding.BASE
 
 
@@ -296,7 +283,7 @@ def test_the_documented_key_layout_is_what_redis_holds(open_store):
     """docs/deployment-multi-server.md's table names every key a store writes, with its type."""
     import re
 
-    doc = (TESTS.parent / "docs" / "deployment-multi-server.md").read_text()
+    doc = (fx.TESTS.parent / "docs" / "deployment-multi-server.md").read_text()
     table = doc[doc.index("## Key layout"):doc.index("## Sizing")]
     kinds = {"string": "string", "stream": "stream", "list": "list", "hash": "hash", "sorted set": "zset",
              "set": "set", "channel": "channel"}

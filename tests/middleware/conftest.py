@@ -7,9 +7,8 @@ that raises or sleeps, a broken store) where that is cleaner than breaking files
 
 from __future__ import annotations
 
-import json
+import sys
 import threading
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,13 +17,10 @@ import pytest
 
 from segmint.engine.personalize import Personalizer
 
-with warnings.catch_warnings():
-    # Starlette 1.x warns that its TestClient prefers httpx2; httpx (a dev dependency) works.
-    warnings.simplefilter("ignore")
-    from starlette.testclient import TestClient  # noqa: F401 - re-exported to the tests
-
-SECRET = "test-secret-0123456789abcdef"
-TOKEN = "intake-token-123456"
+fx = sys.modules["segmint_tests_fixtures"]  # tests/fixtures.py, loaded by tests/conftest.py
+TestClient = fx.TestClient  # re-exported to the tests (``mw.TestClient``)
+SECRET, TOKEN, AUTH = fx.SECRET, fx.TOKEN, fx.AUTH
+visitor_cookie, visitor_headers = fx.visitor_cookie, fx.visitor_headers
 
 CATALOG = [
     {"sku": "serum-1", "name": "Glow Serum", "url": "/products/serum-1", "price": 30.0,
@@ -33,85 +29,31 @@ CATALOG = [
      "price": 12.0, "category": "makeup", "created_at": "2026-02-01T00:00:00Z"},
     {"sku": "cream-1", "name": "Night Cream", "url": "/products/cream-1", "price": 45.0,
      "category": "skincare", "created_at": "2026-03-01T00:00:00Z"},
-    {"sku": "tv-1", "name": "Big TV", "url": "/products/tv-1", "price": 900.0,
-     "category": "electronics", "created_at": "2025-06-01T00:00:00Z"},
+    {**fx.BIG_TV, "created_at": "2025-06-01T00:00:00Z"},
 ]
-
-CONFIG = """\
-[store]
-path = "{store}"
-
-[identity]
-secret = "{secret}"
-
-[api]
-token = "{token}"
-
-[catalog]
-path = "{catalog}"
-
-[middleware]
-debug_header = {debug}
-time_budget_ms = {budget}
-max_body_bytes = {max_body}
-require_consent = {consent}
-
-[segments.big_spender]
-filter = {{ "spend.total" = {{ "$gte" = 500 }} }}
-
-# The big spenders bought the TV: show it anyway (tests see the segment's campaign by its sku).
-[[campaigns]]
-id = "vip"
-segment = "big_spender"
-slots = ["cart", "home"]
-strategy = "manual"
-params = {{ skus = ["tv-1"], exclude_purchased = false }}
-title = "For our best customers"
-priority = 10
-
-[[campaigns]]
-id = "default"
-slots = ["cart", "home", "pdp"]
-strategy = "manual"
-params = {{ skus = ["serum-1", "lip-1", "cream-1"] }}
-title = "Popular <right> now"
-priority = 0
-{variants}
-"""
 
 
 def write_config(tmp_path: Path, *, debug: bool = False, budget: int = 2000, max_body: int = 65536,
                  consent: bool = False, store: str | None = None, control: bool = False) -> Path:
-    """The test config; ``control=True`` puts every visitor of the default campaign in its
-    holdout (a control variant)."""
-    catalog = tmp_path / "catalog.json"
-    catalog.write_text(json.dumps(CATALOG))
-    path = tmp_path / "segmint.toml"
-    path.write_text(CONFIG.format(
-        store=store or (tmp_path / "segmint.db").as_posix(), secret=SECRET, token=TOKEN,
-        catalog=catalog.as_posix(), debug=str(debug).lower(), budget=budget, max_body=max_body,
-        consent=str(consent).lower(),
-        variants='variants = [{ name = "control", weight = 1, control = true }]' if control else "",
-    ))
-    return path
+    """The test shop's config (``fx.write_config``) on the slots ``cart``, ``home`` and ``pdp``;
+    ``control=True`` puts every visitor of the default campaign in its holdout (a control variant)."""
+    default = {"priority": "0"}
+    if control:
+        default["variants"] = '[{ name = "control", weight = 1, control = true }]'
+    return fx.write_config(
+        tmp_path, catalog=CATALOG, store=store,
+        middleware={"debug_header": debug, "time_budget_ms": budget, "max_body_bytes": max_body,
+                    "require_consent": consent},
+        vip_slots=("cart", "home"), slots=("cart", "home", "pdp"), skus=("serum-1", "lip-1", "cream-1"),
+        title="Popular <right> now", default=default)
 
 
 @pytest.fixture
 def make_runtime(tmp_path: Path) -> Callable[..., Any]:
     """Build a real runtime (closed after the test) from a config written with ``write_config``."""
-    from segmint.engine.runtime import Segmint
-
-    runtimes: list[Any] = []
-
-    def make(**options: Any) -> Any:
-        path = write_config(tmp_path, **options)
-        runtime = Segmint.from_config(path, watch=False)
-        runtimes.append(runtime)
-        return runtime
-
-    yield make
-    for runtime in runtimes:
-        runtime.close()
+    runtimes = fx.Runtimes()
+    yield lambda **options: runtimes.start(write_config(tmp_path, **options))
+    runtimes.close()
 
 
 @pytest.fixture
@@ -258,7 +200,7 @@ def client(runtime: Any) -> Any:
 @pytest.fixture
 def auth() -> dict[str, str]:
     """The intake token's Authorization header."""
-    return {"authorization": f"Bearer {TOKEN}"}
+    return dict(fx.AUTH)
 
 
 @pytest.fixture
@@ -267,6 +209,4 @@ def mw() -> Any:
 
     Tests import nothing from conftest directly (pytest runs with ``--import-mode=importlib``).
     """
-    import sys
-
     return sys.modules[__name__]

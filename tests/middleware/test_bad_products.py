@@ -44,7 +44,7 @@ def test_a_runtime_with_a_half_bad_catalog_serves_the_good_products(tmp_path: An
             html = client.get("/").text
             assert "/products/serum-1" in html and "/products/cream-1" in html  # the widget
             assert "/products/lip-1" not in html
-            health = client.get("/_segmint/health", headers={"authorization": f"Bearer {mw.TOKEN}"}).json()
+            health = client.get("/_segmint/health", headers=mw.AUTH).json()
         assert health["catalog"]["products"] == 3 and health["catalog"]["bad_products"] == 2
         assert [p.split(": bad product ")[1].split(":")[0] for p in health["catalog"]["problems"]] == [
             "'lip-1'", "'nameless'"]

@@ -12,7 +12,6 @@ from starlette.routing import Route
 
 from segmint.engine.errors import StoreError
 from segmint.engine.hooks import hookimpl
-from segmint.engine.signing import new_visitor_id, sign
 from segmint.middleware import SegmintMiddleware
 
 PAGE = '<html><body><div data-segmint-slot="cart"></div></body></html>'
@@ -27,7 +26,7 @@ async def boom(request: Any) -> HTMLResponse:
 
 
 def returning(mw: Any) -> str:
-    return f"segmint_vid={sign(new_visitor_id(), mw.SECRET)}"
+    return mw.visitor_cookie()
 
 
 def client_for(mw: Any, runtime: Any) -> Any:

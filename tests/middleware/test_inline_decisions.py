@@ -19,7 +19,7 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from segmint.engine.hooks import hookimpl
-from segmint.engine.signing import new_visitor_id, sign
+from segmint.engine.signing import new_visitor_id
 from segmint.engine.strategy import StrategyParams
 from segmint.middleware import SegmintMiddleware
 from segmint.middleware import executor as executor_module
@@ -83,7 +83,7 @@ def vip_cookie(mw: Any, runtime: Any) -> dict[str, str]:
     runtime.record([{"type": "order", "visitor_id": visitor, "order_id": f"o-{visitor}", "total": 900.0,
                      "items": [{"sku": "tv-1", "price": 900.0, "quantity": 1}]}])
     runtime.profile(visitor_id=visitor)  # in the cache now
-    return {"accept": "text/html", "cookie": f"segmint_vid={sign(visitor, mw.SECRET)}"}
+    return mw.visitor_headers(visitor)
 
 
 def pool_calls(monkeypatch: pytest.MonkeyPatch, middleware: SegmintMiddleware) -> list[Any]:

@@ -82,7 +82,7 @@ def test_a_stack_built_on_the_first_request_does_not_fail_either(mw: Any, broken
 def test_health_answers_503_with_the_cause_behind_the_token(mw: Any, broken_catalog: Path):
     with mw.TestClient(SegmintMiddleware(shop(), config=broken_catalog)) as client:
         assert client.get("/_segmint/health").status_code == 401  # the config decodes: its token applies
-        response = client.get("/_segmint/health", headers={"authorization": f"Bearer {mw.TOKEN}"})
+        response = client.get("/_segmint/health", headers=mw.AUTH)
     assert response.status_code == 503 and response.headers["cache-control"] == "no-store"
     data = response.json()
     assert data["status"] == "not_started" and data["attempts"] == 1
@@ -106,7 +106,7 @@ def test_without_a_readable_config_health_shows_the_cause_to_anyone(mw: Any, tmp
 
 def test_the_api_answers_without_a_runtime(mw: Any, broken_catalog: Path):
     with mw.TestClient(SegmintMiddleware(shop(), config=broken_catalog)) as client:
-        auth = {"authorization": f"Bearer {mw.TOKEN}"}
+        auth = mw.AUTH
         events = client.post("/_segmint/events", json=[{"type": "page_view", "visitor_id": "v"}], headers=auth)
         assert events.status_code == 503 and events.headers["retry-after"]  # nothing stored: retry
         forget = client.delete("/_segmint/profiles?customer=c-1", headers=auth)
@@ -128,7 +128,7 @@ def test_mending_the_catalog_starts_personalization_without_a_restart(mw: Any, b
         assert client.get("/", headers={"accept": "text/html"}).text == PAGE
         mw.write_config(broken_catalog.parent)  # writes the catalog again
         assert wait_for(lambda: 'data-segmint-campaign="default"' in client.get("/", headers={"accept": "text/html"}).text)
-        health = client.get("/_segmint/health", headers={"authorization": f"Bearer {mw.TOKEN}"})
+        health = client.get("/_segmint/health", headers=mw.AUTH)
         assert health.status_code == 200 and health.json()["status"] == "ok"
         assert client.get("/own").json()["reason"] is None
     assert segmint.runtime is not None and segmint.runtime.writer.submit([]) is False  # closed at shutdown
@@ -150,7 +150,7 @@ def test_the_health_answers_in_operations_md_have_the_real_keys(mw: Any, broken_
     doc = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
     section = doc[doc.index("## How to monitor it"):]
     running, not_started = (json.loads(block) for block in re.findall(r"```json\n(.*?)\n```", section, re.S)[:2])
-    auth = {"authorization": f"Bearer {mw.TOKEN}"}
+    auth = mw.AUTH
     segmint = SegmintMiddleware(shop(), config=broken_catalog)
     with mw.TestClient(segmint) as client:
         assert set(client.get("/_segmint/health", headers=auth).json()) == set(not_started)

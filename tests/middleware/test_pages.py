@@ -188,7 +188,7 @@ def test_customer_with_posted_orders_gets_the_segment_campaign(mw: Any, runtime:
         before = client.get("/", headers={"x-user": "cust-42"})
         assert 'data-segmint-campaign="default"' in before.text
         posted = client.post("/_segmint/events", json=[order(customer="cust-42")],
-                             headers={"authorization": f"Bearer {mw.TOKEN}"})
+                             headers=mw.AUTH)
         assert posted.status_code == 200 and posted.json()["stored"] == 1
         after = client.get("/", headers={"x-user": "cust-42"})
         assert 'data-segmint-campaign="vip"' in after.text and 'data-segmint-sku="tv-1"' in after.text
@@ -201,7 +201,7 @@ def test_customer_with_posted_orders_gets_the_segment_campaign(mw: Any, runtime:
 def test_anonymous_visitor_with_orders_by_visitor_id_gets_the_segment_campaign(client: Any, mw: Any):
     visitor_id = verify(mw.cookie_of(client.get("/")), mw.SECRET)
     client.post("/_segmint/events", json=[order(visitor=visitor_id)],
-                headers={"authorization": f"Bearer {mw.TOKEN}"})
+                headers=mw.AUTH)
     assert 'data-segmint-campaign="vip"' in client.get("/").text
 
 

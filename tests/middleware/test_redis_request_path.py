@@ -19,7 +19,6 @@ from starlette.routing import Route
 
 from segmint.engine.profiles import Profiles
 from segmint.engine.runtime import Segmint
-from segmint.engine.signing import new_visitor_id, sign
 from segmint.engine.stores.redis import RedisStore
 from segmint.middleware import SegmintMiddleware
 from segmint.middleware.counters import Counters
@@ -87,7 +86,7 @@ def test_a_customer_with_a_recorded_order_gets_the_campaign_loaded_without_the_p
              "items": [{"sku": "tv-1", "category": "electronics", "price": 900.0}]}
     with client_for(mw, runtime) as client:
         before = client.get("/", headers={"x-user": "cust-42"})
-        posted = client.post("/_segmint/events", json=[order], headers={"authorization": f"Bearer {mw.TOKEN}"})
+        posted = client.post("/_segmint/events", json=[order], headers=mw.AUTH)
         # The order wrote through into this server's cache; empty it so the next page reads
         # Redis, as a server that did not take the order would.
         runtime.profiles.clear()
@@ -103,7 +102,7 @@ def test_a_customer_with_a_recorded_order_gets_the_campaign_loaded_without_the_p
 def test_redis_stopped_mid_run_serves_pages_unchanged_and_counts_it(
         mw: Any, runtime: Any, redis_server: Any, calls: dict[str, int]):
     def returning() -> dict[str, str]:  # a returning visitor nobody has cached yet
-        return {"accept": "text/html", "cookie": f"segmint_vid={sign(new_visitor_id(), mw.SECRET)}"}
+        return mw.visitor_headers()
 
     with client_for(mw, runtime) as client:
         assert 'data-segmint-campaign="default"' in client.get("/", headers=returning()).text

@@ -239,7 +239,7 @@ def test_the_middleware_serves_the_report_behind_its_token_check(mw, runtime):
                "at": (now - timedelta(days=2)).isoformat()} for i in range(3) for v in ("control", "B")]
     events.append({"type": "order", "visitor_id": "v0-B", "order_id": "o-1", "at": (now - timedelta(days=1)).isoformat(),
                    "items": [{"sku": "serum-1", "price": 30.0}]})
-    auth = {"authorization": f"Bearer {mw.TOKEN}"}
+    auth = mw.AUTH
     with mw.TestClient(app) as client:
         assert client.post("/_segmint/events", json=events, headers=auth).status_code == 200
         assert client.get("/_segmint/report").status_code == 401
@@ -400,7 +400,7 @@ def test_sign_in_refuses_other_sites_wrong_tokens_and_counts_them(shop, mw):
 
 
 def test_scripts_keep_the_bearer_header_and_a_wrong_one_gets_json(shop, mw):
-    ok = shop.get("/_segmint/report", headers={"authorization": f"Bearer {mw.TOKEN}"})
+    ok = shop.get("/_segmint/report", headers=mw.AUTH)
     assert ok.status_code == 200 and '<form class="signout"' not in ok.text  # no session: nothing to sign out of
     bad = shop.get("/_segmint/report", headers={"authorization": "Bearer nope"})
     assert bad.status_code == 401 and bad.json()["error"] == "missing or invalid bearer token"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,34 +13,22 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from starlette.applications import Starlette
-from starlette.responses import HTMLResponse, JSONResponse, StreamingResponse
+from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
-from segmint.engine.signing import new_visitor_id, sign
 from segmint.middleware import SegmintMiddleware
 
 pytestmark = pytest.mark.server
 
-PAGE = ('<!doctype html><html><body><h1>Shop</h1><div data-segmint-slot="cart"></div>'
-        "<p>footer</p></body></html>")
-
-
-async def page(request: Any) -> HTMLResponse:
-    return HTMLResponse(PAGE)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+fx = sys.modules["segmint_tests_fixtures"]  # tests/fixtures.py, loaded by tests/conftest.py
+PAGE = fx.PAGE
 
 
 class ServerThread:
     """uvicorn serving ``app`` in a thread; stopped (with lifespan shutdown) by ``stop``."""
 
     def __init__(self, app: Any) -> None:
-        self.port = free_port()
+        self.port = fx.free_port()
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, lifespan="on",
                                 log_level="warning", access_log=False)
         self.server = uvicorn.Server(config)
@@ -68,7 +56,7 @@ class ServerThread:
 def served(mw: Any, tmp_path: Path) -> Iterator[tuple[ServerThread, SegmintMiddleware, Path]]:
     config = mw.write_config(tmp_path, budget=200)
     # A broken store may keep the writer from flushing: bound the shutdown wait.
-    segmint = SegmintMiddleware(Starlette(routes=[Route("/", page)]), config=config, shutdown_timeout=2.0)
+    segmint = SegmintMiddleware(fx.shop_app(), config=config, shutdown_timeout=2.0)
     server = ServerThread(segmint).start()
     try:
         yield server, segmint, tmp_path / "segmint.db"
@@ -84,7 +72,7 @@ def test_a_page_view_gets_the_widget(served: Any, mw: Any):
         assert 'data-segmint-campaign="default"' in response.text
         assert response.cookies.get("segmint_vid")
         assert int(response.headers["content-length"]) == len(response.content)
-        posted = client.post("/_segmint/events", headers={"authorization": f"Bearer {mw.TOKEN}"},
+        posted = client.post("/_segmint/events", headers=mw.AUTH,
                              json=[{"type": "order", "customer_id": "c", "order_id": "1",
                                     "items": [{"sku": "tv-1", "price": 900.0}]}])
         assert posted.status_code == 200 and posted.json()["stored"] == 1
@@ -106,7 +94,7 @@ def test_a_broken_store_mid_run_still_serves_every_page(served: Any, mw: Any, da
     with httpx.Client(base_url=server.url) as client:
         for _ in range(30):  # a returning visitor each time: every request needs the store
             client.cookies.clear()
-            response = client.get("/", headers={"cookie": f"segmint_vid={sign(new_visitor_id(), mw.SECRET)}"})
+            response = client.get("/", headers={"cookie": mw.visitor_cookie()})
             statuses.append(response.status_code)
             bodies.append(response.text)
     assert statuses == [200] * 30
@@ -177,8 +165,7 @@ def test_segmint_that_cannot_start_serves_the_shop_unchanged_until_mended(
     config = mw.write_config(tmp_path, budget=200)
     mend = damage(config, request)
     with caplog.at_level(logging.ERROR, logger="segmint.startup"):
-        segmint = SegmintMiddleware(Starlette(routes=[Route("/", page), Route("/api", api),
-                                                      Route("/stream", stream)]), config=config)
+        segmint = SegmintMiddleware(fx.shop_app(Route("/api", api), Route("/stream", stream)), config=config)
         server = ServerThread(segmint).start()
         try:
             with httpx.Client(base_url=server.url) as client:
@@ -187,7 +174,7 @@ def test_segmint_that_cannot_start_serves_the_shop_unchanged_until_mended(
                         response = client.get(path, headers={"accept": "text/html"})
                         assert (response.status_code, response.text) == (200, body)
                         assert "set-cookie" not in response.headers
-                health = client.get("/_segmint/health", headers={"authorization": f"Bearer {mw.TOKEN}"})
+                health = client.get("/_segmint/health", headers=mw.AUTH)
                 assert health.status_code == 503 and cause in health.json()["error"]
                 mend()
                 deadline = time.monotonic() + 10
@@ -196,7 +183,7 @@ def test_segmint_that_cannot_start_serves_the_shop_unchanged_until_mended(
                 response = client.get("/", headers={"accept": "text/html"})
                 assert 'data-segmint-campaign="default"' in response.text
                 assert client.get("/api").text == APP_BODIES["/api"]
-                assert client.get("/_segmint/health", headers={"authorization": f"Bearer {mw.TOKEN}"}).status_code == 200
+                assert client.get("/_segmint/health", headers=mw.AUTH).status_code == 200
         finally:
             server.stop()
     logged = [r.getMessage() for r in caplog.records if r.name == "segmint.startup"]
