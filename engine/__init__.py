@@ -31,7 +31,7 @@ from .config import Config, config_json_schema, load_config, parse_config
 from .decide import Decision, SlotDecision
 from .hooks import get_plugin_manager
 from .runtime import Segmint
-from .variants import assign_variant
+from .campaigns import assign_variant
 # catalog and strategies
 from .catalog import Catalog, Product, load_catalog_file
 from .hooks import hookimpl

@@ -108,7 +108,15 @@ class Catalog:
     ('A', 1, ['a'])
     """
 
-    __slots__ = ("_by_sku", "_by_category", "_memo", "_lock", "problems", "rejected", "__weakref__")
+    __slots__ = ("_by_sku", "_by_category", "_memo", "_lock", "problems", "rejected", "get", "unavailable",
+                 "__weakref__")
+
+    #: The product of ``sku``, or None (the dict's own ``get``: strategies call it per candidate,
+    #: and a C call adds no Python frame to the request path).
+    get: Callable[[str], Product | None]
+    #: Skus of the products out of stock (``Product.in_stock`` false), settled once: candidate
+    #: filters test membership instead of asking each product.
+    unavailable: frozenset[str]
 
     def __init__(self, products: Iterable[Product] = (), *, problems: Sequence[ConfigError] = (),
                  rejected: int | None = None) -> None:
@@ -121,14 +129,13 @@ class Catalog:
             by_sku[product.sku] = product
             by_category.setdefault(product.category, []).append(product)
         self._by_sku = by_sku
+        self.get = by_sku.get
+        self.unavailable = frozenset(sku for sku, product in by_sku.items() if not product.in_stock)
         self._by_category = {cat: tuple(items) for cat, items in by_category.items()}
         self._memo: dict[str, Any] = {}
         self._lock = threading.Lock()
         self.problems: tuple[ConfigError, ...] = tuple(problems)
         self.rejected = len(self.problems) if rejected is None else rejected
-
-    def get(self, sku: str) -> Product | None:
-        return self._by_sku.get(sku)
 
     def by_category(self, category: str) -> tuple[Product, ...]:
         return self._by_category.get(category, ())

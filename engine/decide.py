@@ -20,7 +20,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from .campaigns import CompiledCampaign
+from .campaigns import CompiledCampaign, assign_variant
 from .catalog import Catalog, Product
 from .config.schema import Coupon
 from .hooks import log_contained
@@ -29,7 +29,6 @@ from .failure_log import FailureLog
 from .product_stats import ProductStats
 from .profile import Profile
 from .strategy import Strategy, StrategyContext, run_strategy
-from .variants import assign_variant
 
 __all__ = ["Decision", "SlotDecision", "LazyDocument", "decide"]
 

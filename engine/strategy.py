@@ -216,13 +216,14 @@ def candidate_filter(ctx: StrategyContext, params: StrategyParams) -> Callable[[
         excluded = excluded.union(item.sku for item in ctx.profile.cart)
     categories = frozenset(params.categories) if params.categories is not None else None
     min_price, max_price = params.min_price, params.max_price
+    unavailable = ctx.catalog.unavailable
 
     if categories is None and min_price is None and max_price is None:
-        return lambda product: product.in_stock and product.sku not in excluded
+        return lambda product: product.sku not in unavailable and product.sku not in excluded
 
     def allowed(product: Product) -> bool:
         return (
-            product.in_stock
+            product.sku not in unavailable
             and product.sku not in excluded
             and (categories is None or product.category in categories)
             and (min_price is None or product.price >= min_price)

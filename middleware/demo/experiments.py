@@ -25,7 +25,7 @@ from segmint.engine.campaigns import CompiledCampaign
 from segmint.engine.catalog import Product
 from segmint.engine.config.schema import CONTROL_VARIANT
 from segmint.engine.events import Click, Event, Impression, PageView
-from segmint.engine.variants import assign_variant
+from segmint.engine.campaigns import assign_variant
 
 from .history import Pools, Shopper
 

@@ -17,7 +17,7 @@ from segmint.engine.hooks import hookimpl
 from segmint.engine.product_stats import ProductStats
 from segmint.engine.profile import CampaignStats, Profile
 from segmint.engine.strategy import StrategyParams
-from segmint.engine.variants import assign_variant
+from segmint.engine.campaigns import assign_variant
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=timezone.utc)
 PRODUCTS = [Product(sku=f"p{i}", name=f"Product {i}", url=f"/p/{i}", price=10.0 * i, category="c")

@@ -14,7 +14,7 @@ import pytest
 
 from segmint.engine.clock import FrozenClock
 from segmint.engine.runtime import Segmint
-from segmint.engine.variants import assign_variant
+from segmint.engine.campaigns import assign_variant
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 NOW = datetime(2026, 6, 1, 12, tzinfo=timezone.utc)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from segmint.engine.variants import BUCKETS, assign_variant, bucket
+from segmint.engine.campaigns import BUCKETS, assign_variant, bucket
 
 
 @dataclass(frozen=True)

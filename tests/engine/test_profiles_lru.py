@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from segmint.engine.expiring_cache import ExpiringLRU
+from segmint.engine.profiles import ExpiringLRU
 
 
 class Clock:
