@@ -19,6 +19,8 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
 
+from .failure_log import FailureLog
+from .hooks import SegmintPluginManager, call_each
 from .predict import PredictModel, predict_fields
 from .profile import Profile
 from .rfm import RfmThresholds, rfm_scores
@@ -228,3 +230,16 @@ def profile_document(
     if everything or "extra" in wanted:
         doc["extra"] = {}  # plugins write here (``segmint_enrich_document``); nothing is stored
     return doc
+
+
+def enriched_document(
+    profile: Profile, now: datetime, *, rfm: RfmThresholds | None, predict: PredictModel | None,
+    pm: SegmintPluginManager, failure_log: FailureLog, only: Collection[str] | None = None,
+) -> dict[str, Any]:
+    """``profile_document`` with the ``segmint_enrich_document`` plugins' additions: the
+    document rules and strategies see. A failing enricher is logged and skipped."""
+    document = profile_document(profile, now, rfm=rfm, predict=predict, only=only)
+    if pm.hook.segmint_enrich_document.get_hookimpls():  # none: skip the call machinery
+        call_each(pm, "segmint_enrich_document", failure_log=failure_log, profile=profile, document=document,
+                  now=now)
+    return document

@@ -24,6 +24,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from datetime import datetime
 from pathlib import Path
 from types import ModuleType
@@ -38,7 +39,7 @@ from .clock import Clock, system_clock
 from .config import CompiledConfig, Config, compile_config, load_compiled
 from .config.reload import ConfigReloader, PeriodicThread
 from .decide import Decision, LazyDocument, SlotDecision, decide
-from .document import profile_document
+from .document import enriched_document, profile_document
 from .personalize import PageVisit, Personalization, Personalizer
 from .errors import EventError, SegmintError, StoreError
 from .events import Event, Order, decode_events, stamp_events
@@ -298,11 +299,8 @@ class Segmint:
 
     def _document(self, state: CompiledConfig, profile: Profile, now: datetime,
                   only: Collection[str] | None = None) -> dict[str, Any]:
-        document = profile_document(profile, now, rfm=self.batch.rfm, predict=self.batch.predict, only=only)
-        if state.pm.hook.segmint_enrich_document.get_hookimpls():  # none: skip the call machinery
-            call_each(state.pm, "segmint_enrich_document", failure_log=self.failures, profile=profile,
-                      document=document, now=now)
-        return document
+        return enriched_document(profile, now, rfm=self.batch.rfm, predict=self.batch.predict, pm=state.pm,
+                                 failure_log=self.failures, only=only)
 
     def segments(self, profile: Profile, now: datetime | None = None) -> dict[str, bool]:
         """Membership of every named segment."""
@@ -339,8 +337,9 @@ class Segmint:
     def _decide(self, state: CompiledConfig, profile: Profile, slots: Iterable[str], *, path: str,
                 visitor_id: str | None, now: datetime, exclude: Iterable[str] = (),
                 document: Mapping[str, Any] | None = None) -> Decision:
-        if document is None:
-            document = LazyDocument(lambda: self._document(state, profile, now))
+        if document is None:  # built by document.py when a rule or strategy first reads it
+            document = LazyDocument(partial(enriched_document, profile, now, rfm=self.batch.rfm,
+                                            predict=self.batch.predict, pm=state.pm, failure_log=self.failures))
         return decide(
             state.campaigns, profile=profile, document=document,
             slots=slots, path=path, visitor_key=visitor_id or profile.key, now=now,
