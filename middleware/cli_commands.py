@@ -8,13 +8,16 @@ import json
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from segmint.engine.errors import ConfigError, SegmintError, suggest
 
 from .cli_output import Output, Progress, number, plural
+
+if TYPE_CHECKING:
+    from segmint.engine.runtime import Segmint
 
 __all__ = ["check", "explain", "audience", "import_orders", "rfm", "predict", "migrate", "schema", "demo", "flatten",
            "config_runtime", "config_store"]
@@ -78,7 +81,7 @@ def _problem_dict(p: ConfigError) -> dict[str, Any]:
     return {"file": p.file, "line": p.line, "path": p.path, "message": p.message, "suggestion": p.suggestion}
 
 
-def config_runtime(config: str):
+def config_runtime(config: str) -> Segmint:
     """The runtime of a config file, without background threads (a one-shot command)."""
     from segmint.engine.runtime import Segmint
 

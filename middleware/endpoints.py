@@ -157,10 +157,9 @@ class Endpoints:
     async def _events(self, scope: Scope, receive: Receive, send: Send, settings: Settings) -> None:
         if not await self._authorized(scope, send, settings):
             return
-        limit = getattr(settings.config.api, "max_body_bytes", settings.max_body)
-        body = await _read_body(scope, receive, limit)
+        body = await _read_body(scope, receive, settings.max_body)
         if body is None:
-            await _respond(send, 413, {"error": f"the body is larger than {limit} bytes"})
+            await _respond(send, 413, {"error": f"the body is larger than {settings.max_body} bytes"})
             return
         try:
             events, errors = decode_events(body, now=self.services.runtime.clock())

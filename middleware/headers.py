@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import codecs
 import functools
-from typing import Any
+
+from segmint.engine.decide import Decision
+from segmint.engine.identity import Identity
 
 from .html import SlotMatch
 
@@ -50,22 +52,22 @@ def private_cache_control(value: bytes) -> bytes:
     return b", ".join(kept)
 
 
-def debug_value(state: Any, slots: list[SlotMatch], decision: Any, failure: str | None) -> bytes:
+def debug_value(identity: Identity, slots: list[SlotMatch], decision: Decision | None, failure: str | None) -> bytes:
     """``X-Segmint-Debug``: per slot ``campaign/variant segment=...``, or why nothing was shown.
 
     Only campaign ids, variant and segment names and the engine's reasons: no profile data.
     Printable ASCII, at most 2000 characters.
     """
     parts: list[str] = []
-    if not state.identity.personalize:
-        parts.append(f"personalize=off ({state.identity.reason or 'anonymous'})")
-    chosen = getattr(decision, "slots", {}) if decision is not None else {}
+    if not identity.personalize:
+        parts.append(f"personalize=off ({identity.reason or 'anonymous'})")
+    chosen = decision.slots if decision is not None else {}
     for slot in slots:
         sd = chosen.get(slot.name)
         if failure is not None:
             parts.append(f"{slot.name}=unchanged ({failure})")
-        elif sd is None or not getattr(sd, "campaign", None):
-            why = "; ".join(str(r) for r in (getattr(sd, "reasons", None) or ())[-3:]) or "no campaign"
+        elif sd is None or not sd.campaign:
+            why = "; ".join(str(r) for r in (sd.reasons if sd is not None else ())[-3:]) or "no campaign"
             parts.append(f"{slot.name}=none ({why})")
         else:
             variant = "control" if sd.control else sd.variant

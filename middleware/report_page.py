@@ -549,7 +549,7 @@ async def report_endpoint(scope: Scope, receive: Receive, send: Send, runtime: R
     if scope.get("method") != "GET":
         await send_page(send, 405, "use GET", "text/plain; charset=utf-8", [(b"allow", b"GET")])
         return
-    token = getattr(runtime.config.api, "token", None)
+    token = runtime.config.api.token
     prefix = report_prefix(scope.get("path", "/report"))
     session = signed_in(scope, token, runtime.clock().timestamp())
     if not session and not _bearer_ok(scope, token):

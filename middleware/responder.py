@@ -219,7 +219,7 @@ class Responder:
         self._track(sku, view, decision if failure is None else None, now)
         if out is not body:
             services.counters.incr("personalized")
-        debug = debug_value(state, slots, decision, failure) if self.settings.debug and slots else None
+        debug = debug_value(state.identity, slots, decision, failure) if self.settings.debug and slots else None
         return self._headers(out, changed=out is not body, debug=debug), out
 
     async def _load_and_personalize(self, visit: PageVisit, profile: Profile | None) -> Personalization:
