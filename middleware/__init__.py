@@ -2,23 +2,16 @@
 
 >>> from segmint.middleware import SegmintMiddleware
 >>> # app.add_middleware(SegmintMiddleware, config="segmint.toml")
+
+The root exports what a shop's app uses: the middleware, and the type of
+``request.state.segmint`` (``SegmintState``; ``InactiveState`` while segmint has not started).
 """
 
 from .asgi import SegmintMiddleware
-from .counters import Counters
-from .endpoints import safe_redirect_target
-from .html import fill_slots, find_product, find_slots
-from segmint.engine.tracking import CLICK_PARAM
-
-from .visitors import SegmintState
+from .visitors import InactiveState, SegmintState
 
 __all__ = [
     "SegmintMiddleware",
     "SegmintState",
-    "Counters",
-    "CLICK_PARAM",
-    "find_slots",
-    "find_product",
-    "fill_slots",
-    "safe_redirect_target",
+    "InactiveState",
 ]

@@ -55,3 +55,27 @@ def test_the_engine_surface_has_the_pinned_names():
                  "get_plugin_manager", "Catalog", "Product", "StrategyParams", "Decision", "SlotDecision"):
         assert name in segmint.engine.__all__, name
     assert "SegmintMiddleware" in segmint.middleware.__all__
+
+
+#: The import style of docs/architecture.md: inside a package, relative imports; across
+#: packages, absolute imports of the module that defines a name (``from
+#: segmint.engine.decide import Decision``), never a relative path out of the package.
+PACKAGES = {"engine": "segmint.engine", "plugins": "segmint.plugins", "middleware": "segmint.middleware"}
+ALL_FILES = [(layer, path) for layer in PACKAGES for path in sorted((ROOT / layer).rglob("*.py"))]
+
+
+@pytest.mark.parametrize("layer,path", ALL_FILES, ids=[str(p.relative_to(ROOT)) for _, p in ALL_FILES])
+def test_imports_follow_the_documented_style(layer, path):
+    own = PACKAGES[layer]
+    depth = len(path.relative_to(ROOT / layer).parts)  # 1: the package root, 2: a subpackage...
+    wrong = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level == 0 and (module == own or module.startswith(own + ".")):
+                wrong.append(f"line {node.lineno}: absolute import of its own package ({module})")
+            elif node.level > depth:  # level 1 is the file's own folder; ``depth`` the package root
+                wrong.append(f"line {node.lineno}: a relative import out of {own}")
+        elif isinstance(node, ast.Import) and any(a.name == own or a.name.startswith(own + ".") for a in node.names):
+            wrong.append(f"line {node.lineno}: absolute import of its own package")
+    assert not wrong, wrong

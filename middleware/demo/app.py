@@ -186,7 +186,7 @@ def _float(text: str | None) -> float:
 
 def wrap_shop(runtime: Any, *, login_secret: bytes | None = None) -> Any:
     """The whole demo: auth (sets ``scope["user"]``) -> segmint middleware -> the shop."""
-    from segmint.middleware.asgi import SegmintMiddleware
+    from ..asgi import SegmintMiddleware
 
     secret = login_secret or secrets.token_bytes(32)
     shop = DemoShop(runtime, login_secret=secret)

@@ -8,7 +8,8 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from segmint.middleware import SegmintMiddleware, safe_redirect_target
+from segmint.middleware import SegmintMiddleware
+from segmint.middleware.endpoints import safe_redirect_target
 
 
 ORDER = {"type": "order", "customer_id": "c-1", "order_id": "A-1",

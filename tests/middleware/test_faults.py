@@ -109,7 +109,7 @@ def test_failed_tracking_does_not_break_the_page(mw: Any, runtime: Any, monkeypa
 
 
 def test_counters_rate_limit_logging_per_cause(caplog: Any):
-    from segmint.middleware import Counters
+    from segmint.middleware.counters import Counters
 
     now = [0.0]
     counters = Counters(log_interval=60, timer=lambda: now[0])
