@@ -17,7 +17,7 @@ from segmint.engine.errors import ConfigError, SegmintError, suggest
 from .cli_output import Output, Progress, number, plural
 
 if TYPE_CHECKING:
-    from segmint.engine.runtime import Segmint
+    from segmint.engine.runtime import Runtime
 
 __all__ = ["check", "explain", "audience", "import_orders", "rfm", "predict", "migrate", "schema", "demo", "flatten",
            "config_runtime", "config_store"]
@@ -81,7 +81,7 @@ def _problem_dict(p: ConfigError) -> dict[str, Any]:
     return {"file": p.file, "line": p.line, "path": p.path, "message": p.message, "suggestion": p.suggestion}
 
 
-def config_runtime(config: str) -> Segmint:
+def config_runtime(config: str) -> Runtime:
     """The runtime of a config file, without background threads (a one-shot command)."""
     from segmint.engine.runtime import Segmint
 

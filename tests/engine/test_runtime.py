@@ -192,3 +192,21 @@ def test_the_compactor_measures_events_waiting_and_seconds_behind(rt, clock, mon
     rt.compact()
     assert rt.compaction == {"events": 0, "seconds": 0.0}
     assert rt.profile(customer_id="c1").orders == 1
+
+
+def test_segmint_has_everything_the_runtime_protocol_names(rt):
+    # The middleware and the CLI type their runtime as ``Runtime``; no type checker runs in
+    # CI, so this keeps the Protocol and the one implementation from drifting apart.
+    import inspect
+
+    from segmint.engine.runtime import Runtime
+
+    members = {name for name in vars(Runtime) if not name.startswith("_")} | set(Runtime.__annotations__)
+    assert {"personalize", "decide", "render", "track", "record", "decides_on_loop", "identifies_on_loop"} <= members
+    missing = sorted(name for name in members if not hasattr(rt, name))
+    assert not missing, missing
+    for name in members:
+        declared = vars(Runtime).get(name)
+        if inspect.isfunction(declared):
+            assert list(inspect.signature(declared).parameters) == \
+                ["self", *inspect.signature(getattr(rt, name)).parameters], name
