@@ -11,14 +11,15 @@ out unchanged and the cause is counted and logged.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from datetime import datetime
 
 from segmint.engine.decide import Decision
+from segmint.engine.events import Event, PageView
 from segmint.engine.personalize import PageVisit, Personalization
 from segmint.engine.profile import Profile
 from segmint.engine.tracking import impression_event, product_view_event
 
-from .asgi_types import Message, Send
+from .asgi_types import Message, Scope, Send
 from .executor import Overloaded
 from .headers import debug_value, html_charset, merge_vary, private_cache_control
 from .html import fill_slots, scan_page
@@ -35,7 +36,7 @@ class Responder:
 
     __slots__ = ("services", "settings", "state", "scope", "send", "mode", "start", "chunks", "size", "charset")
 
-    def __init__(self, services: Services, settings: Settings, state: SegmintState, scope: Message,
+    def __init__(self, services: Services, settings: Settings, state: SegmintState, scope: Scope,
                  send: Send) -> None:
         self.services = services
         self.settings = settings
@@ -120,7 +121,7 @@ class Responder:
     def _passthrough_start(self, message: Message) -> Message:
         try:
             now = self.services.runtime.clock()
-            self._track(self._path_sku(), self.state.page_view(now), None, now)
+            self._track(self.settings.product_sku(self.state.path), self.state.page_view(now), None, now)
             extra = self._cookie_header()
             if extra is None:
                 return message
@@ -239,10 +240,7 @@ class Responder:
         return self.services.executor.inline_allowed and self.services.runtime.decides_on_loop
 
     # -- tracking ----------------------------------------------------------------------------
-    def _path_sku(self) -> str | None:
-        return self.settings.product_sku(self.state.path)
-
-    def _track(self, sku: str | None, view: Any, decision: Decision | None, now: Any) -> None:
+    def _track(self, sku: str | None, view: PageView | None, decision: Decision | None, now: datetime) -> None:
         """Queue identify link, page view, product view and impressions (never raises:
         counted instead)."""
         state = self.state
@@ -250,7 +248,7 @@ class Responder:
         if not identity.track:
             return
         try:
-            events: list[Any] = []
+            events: list[Event] = []
             self.services.visitors.link(identity, events, now)
             if view is not None:
                 events.append(view)
