@@ -23,7 +23,7 @@ import contextlib
 import logging
 import threading
 from os import PathLike
-from typing import Any
+from typing import TYPE_CHECKING
 
 from segmint.engine.runtime import Runtime
 from segmint.engine.tracking import parse_click
@@ -36,6 +36,9 @@ from .responder import Responder
 from .shared import Services, Settings
 from .urls import CLICK_NEEDLE, split_click_param
 from .visitors import InactiveState, SegmintState, Visitors
+
+if TYPE_CHECKING:
+    from segmint.engine.startup import RuntimeStarter
 
 __all__ = ["SegmintMiddleware"]
 
@@ -71,7 +74,7 @@ class SegmintMiddleware:
         self._max_workers = max_workers
         self._start_lock = threading.Lock()
         #: Set while the runtime has not started (``config=`` only); see ``_started``.
-        self._starter: Any = None
+        self._starter: RuntimeStarter | None = None
         self._not_started: NotStarted | None = None
         #: The runtime, its ``Services`` and ``Endpoints``; None until the runtime has started.
         self.runtime: Runtime | None = None

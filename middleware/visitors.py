@@ -22,7 +22,6 @@ import asyncio
 import threading
 from collections.abc import Iterable
 from datetime import datetime, timezone
-from typing import Any
 
 from cachetools import LRUCache
 
@@ -307,7 +306,7 @@ class InactiveState:
         return Decision(slots={slot: SlotDecision(slot=slot) for slot in slots}, visitor_key=ANONYMOUS_PROFILE_KEY,
                         now=datetime.now(timezone.utc))
 
-    def render(self, slot_decision: Any) -> str:
+    def render(self, slot_decision: SlotDecision) -> str:
         return ""
 
     async def identified(self) -> Identity:
