@@ -24,10 +24,11 @@ that the ``identify`` (in the customer's tail) triggers.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, get_args
 
 import msgspec
 
@@ -47,12 +48,11 @@ _Row = tuple[float, int, bytes, Event]
 LogRow = tuple[int, float, bytes]
 
 
-def _order(row: _Row) -> tuple[float, int, bytes]:
-    return row[0], row[1], row[2]
-
-
-def _time(row: _Row) -> float:
-    return row[0]
+_order = operator.itemgetter(0, 1, 2)  # a row's ``event_order``
+_time = operator.itemgetter(0)
+#: Each event class's tag and ``EVENT_RANK``.
+_TYPES: dict[type, tuple[str, int]] = {
+    cls: (cls.__struct_config__.tag, EVENT_RANK[cls.__struct_config__.tag]) for cls in get_args(Event)}
 
 
 class BatchSource(Protocol):
@@ -89,43 +89,50 @@ class BatchPlan:
 
 def route_batch(events: Iterable[Event], source: BatchSource, *, now: datetime | None = None) -> BatchPlan:
     """Stamp, dedupe and route a batch; ``result.events`` holds each group's events in
-    event-time order, ``result.changed_keys`` the groups and the keys they absorbed."""
+    event-time order, ``result.changed_keys`` the groups and the keys they absorbed.
+
+    It runs once per appended event on the event writer's thread, so the loops below look
+    each event's type up once (``_TYPES``) and compare tags instead of calling
+    ``isinstance`` per rule."""
     batch = list(events)
     stamp_events(batch, now)
-    rows = [(e.at.timestamp(), EVENT_RANK[type(e).__struct_config__.tag], _encode(e), e)  # type: ignore[union-attr]
-            for e in batch]
-    rows.sort(key=_time)  # logged in time order, arrival order within one time
-    plan = BatchPlan()
-    result = plan.result
+    rows: list[_Row] = []
+    tags: list[str] = []
     order_ids: set[str] = set()
     visitor_ids: set[str] = set()  # routed by visitor id, or an identify to link
-    for row in rows:
-        e = row[3]
-        if isinstance(e, Order):
-            order_ids.add(e.order_id)
-        if e.visitor_id and (not e.customer_id or isinstance(e, Identify)):
+    for e in batch:
+        tag, rank = _TYPES[type(e)]
+        rows.append((e.at.timestamp(), rank, _encode(e), e))  # type: ignore[union-attr]
+        if tag == "order":
+            order_ids.add(e.order_id)  # type: ignore[union-attr]
+        if e.visitor_id and (not e.customer_id or tag == "identify"):
             visitor_ids.add(e.visitor_id)
+    rows.sort(key=_time)  # logged in time order, arrival order within one time
     existing = source.existing_orders(order_ids) if order_ids else set()
     links = source.links(visitor_ids) if visitor_ids else {}
 
+    plan = BatchPlan()
+    result = plan.result
+    logged, log_rows, new_links = plan.logged, plan.log_rows, plan.links
     groups: dict[str, list[_Row]] = {}
     tied: set[str] = set()
     for row in rows:
         e = row[3]
-        if isinstance(e, Order):
-            if e.order_id in existing:
+        tag = _TYPES[type(e)][0]
+        if tag == "order":
+            if e.order_id in existing:  # type: ignore[union-attr]
                 result.duplicates += 1
                 continue
-            existing.add(e.order_id)
-            plan.orders.append((e.order_id, row[0]))
-        if e.customer_id:
-            key = f"c:{e.customer_id}"
-        elif e.visitor_id in links:
-            key = f"c:{links[e.visitor_id]}"  # type: ignore[index]
+            existing.add(e.order_id)  # type: ignore[union-attr]
+            plan.orders.append((e.order_id, row[0]))  # type: ignore[union-attr]
+        customer = e.customer_id
+        if customer:
+            key = f"c:{customer}"
         else:
-            key = f"v:{e.visitor_id}"
-        if isinstance(e, Identify) and links.get(e.visitor_id) != e.customer_id:  # type: ignore[arg-type]
-            links[e.visitor_id] = plan.links[e.visitor_id] = e.customer_id  # type: ignore[index]
+            linked = links.get(e.visitor_id)  # type: ignore[arg-type]
+            key = f"v:{e.visitor_id}" if linked is None else f"c:{linked}"
+        if tag == "identify" and links.get(e.visitor_id) != customer:  # type: ignore[arg-type]
+            links[e.visitor_id] = new_links[e.visitor_id] = customer  # type: ignore[index]
         group_rows = groups.get(key)
         if group_rows is None:
             groups[key] = [row]
@@ -133,9 +140,9 @@ def route_batch(events: Iterable[Event], source: BatchSource, *, now: datetime |
             if group_rows[-1][0] == row[0]:
                 tied.add(key)  # folded in event order: the tie-break decides, not arrival
             group_rows.append(row)
-        plan.logged.append((e, key, row[2]))
-        plan.log_rows.append((row[0], e.__struct_config__.tag, key, row[2]))
-        result.stored += 1
+        logged.append((e, key, row[2]))
+        log_rows.append((row[0], tag, key, row[2]))
+    result.stored = len(logged)
     for key in tied:
         groups[key].sort(key=_order)
 
