@@ -32,7 +32,7 @@ from typing import Protocol, get_args
 
 import msgspec
 
-from ..events import Event, Identify, Order, stamp_events
+from ..events import Event, Identify, stamp_events
 from ..folding import EVENT_RANK, fold
 from ..profile import Profile
 from .base import AppendResult
@@ -97,7 +97,6 @@ def route_batch(events: Iterable[Event], source: BatchSource, *, now: datetime |
     batch = list(events)
     stamp_events(batch, now)
     rows: list[_Row] = []
-    tags: list[str] = []
     order_ids: set[str] = set()
     visitor_ids: set[str] = set()  # routed by visitor id, or an identify to link
     for e in batch:
