@@ -49,7 +49,7 @@ from .profile import (
     purchase_times,
 )
 
-__all__ = ["fold", "folded", "event_order", "EVENT_RANK", "VISIT_GAP"]
+__all__ = ["fold", "fold_page_view", "folded", "event_order", "EVENT_RANK", "VISIT_GAP"]
 
 VISIT_GAP = 30 * 60.0
 DAY = 86400.0
@@ -126,25 +126,11 @@ def _sort_buckets(buckets: dict[int, int]) -> None:
 def fold(profile: Profile, event: Event) -> None:
     """Fold one event into ``profile`` in place. ``event.at`` must be set (see ``stamp_events``)."""
     at = event.at.timestamp()  # type: ignore[union-attr]
-    previous = profile.last_seen
-    if profile.newest_at is None or at > profile.newest_at:
-        profile.newest_at = at
-    if not isinstance(event, _RECORDS):
-        if profile.first_seen is None or at < profile.first_seen:
-            profile.first_seen = at
-        if previous is None or at > previous:
-            profile.last_seen = at
-    if event.visitor_id:
-        profile.visitor_ids = _push_front(profile.visitor_ids, event.visitor_id, MAX_VISITOR_IDS)
-    if event.customer_id and profile.key.startswith("c:"):
-        profile.customer_id = event.customer_id
-
     if isinstance(event, PageView):
-        profile.page_views += 1
-        if previous is None or at - previous > VISIT_GAP:
-            profile.visits += 1
-            _bump_day(profile.daily_visits, int(at // DAY))
-    elif isinstance(event, ProductView):
+        fold_page_view(profile, at, event.visitor_id, event.customer_id)
+        return
+    previous = _fold_seen(profile, at, event.visitor_id, event.customer_id, not isinstance(event, _RECORDS))
+    if isinstance(event, ProductView):
         profile.product_views += 1
         if event.category:
             profile.category_views[event.category] = profile.category_views.get(event.category, 0) + 1
@@ -171,6 +157,38 @@ def fold(profile: Profile, event: Event) -> None:
         _fold_exposure(profile, event, at)
     elif isinstance(event, Identify):
         pass  # linking and merging are the store's job; the ids were recorded above
+
+
+def fold_page_view(profile: Profile, at: float, visitor_id: str | None, customer_id: str | None) -> None:
+    """``fold`` of a page view at ``at`` (its timestamp), given the only fields it reads.
+
+    ``fold`` calls it for every page view; a store folding a tail of page views calls it
+    with the log's time column and the ids alone (``stores/batch.py``), without decoding
+    whole events: a profile read with a tail is mostly page views."""
+    previous = _fold_seen(profile, at, visitor_id, customer_id, True)
+    profile.page_views += 1
+    if previous is None or at - previous > VISIT_GAP:
+        profile.visits += 1
+        _bump_day(profile.daily_visits, int(at // DAY))
+
+
+def _fold_seen(profile: Profile, at: float, visitor_id: str | None, customer_id: str | None,
+               activity: bool) -> float | None:
+    """What every event folds: the newest time, activity times (``activity``), the visitor
+    and customer ids. Returns ``last_seen`` as it was before (the visit gap starts there)."""
+    previous = profile.last_seen
+    if profile.newest_at is None or at > profile.newest_at:
+        profile.newest_at = at
+    if activity:
+        if profile.first_seen is None or at < profile.first_seen:
+            profile.first_seen = at
+        if previous is None or at > previous:
+            profile.last_seen = at
+    if visitor_id:
+        profile.visitor_ids = _push_front(profile.visitor_ids, visitor_id, MAX_VISITOR_IDS)
+    if customer_id and profile.key.startswith("c:"):
+        profile.customer_id = customer_id
+    return previous
 
 
 def folded(profile: Profile, events: Iterable[Event]) -> Profile:

@@ -32,8 +32,8 @@ from typing import Protocol, get_args
 
 import msgspec
 
-from ..events import Event, Identify, stamp_events
-from ..folding import EVENT_RANK, fold
+from ..events import Event, stamp_events
+from ..folding import EVENT_RANK, fold, fold_page_view
 from ..profile import Profile
 from .base import AppendResult
 
@@ -50,6 +50,7 @@ LogRow = tuple[int, float, bytes]
 
 _order = operator.itemgetter(0, 1, 2)  # a row's ``event_order``
 _time = operator.itemgetter(0)
+_PAGE_VIEW, _IDENTIFY = EVENT_RANK["page_view"], EVENT_RANK["identify"]
 #: Each event class's tag and ``EVENT_RANK``.
 _TYPES: dict[type, tuple[str, int]] = {
     cls: (cls.__struct_config__.tag, EVENT_RANK[cls.__struct_config__.tag]) for cls in get_args(Event)}
@@ -165,23 +166,44 @@ def route_batch(events: Iterable[Event], source: BatchSource, *, now: datetime |
     return plan
 
 
+class _Head(msgspec.Struct):
+    """The fields of a logged event that decide how a tail folds (unknown fields skipped)."""
+
+    type: str
+    visitor_id: str | None = None
+    customer_id: str | None = None
+
+
+_decode_head = msgspec.msgpack.Decoder(_Head).decode
+
+
 def materialize(key: str, row: tuple[Profile, int] | None, tail: Iterable[LogRow],
                 log: GroupLog) -> tuple[Profile, int, bool] | None:
     """The profile of ``key`` from its stored ``(profile, folded_to)`` and its ``tail`` (the
     key's logged events after ``folded_to``): ``(profile, new folded_to, refolded)``, or
-    None when there is nothing. ``row``'s profile is folded in place (pass a fresh copy)."""
-    new = [(at, EVENT_RANK[type(e).__struct_config__.tag], data, e, position)
-           for position, at, data in tail for e in (_decode_event(data),)]
-    if row is not None and not new:
-        return row[0], row[1], False
+    None when there is nothing. ``row``'s profile is folded in place (pass a fresh copy).
+
+    A tail onto a row is what a cold ``load`` folds, mostly page views: its events are
+    decoded to their type and ids first (``_Head``), page views are folded from those and
+    the log's time (``fold_page_view``, the code ``fold`` runs for them), and only other
+    events are decoded whole."""
     if row is not None:
+        tail = tail if isinstance(tail, list) else list(tail)
+        if not tail:
+            return row[0], row[1], False
         profile, folded_to = row
         newest = profile.newest_at
-        if newest is not None and all(r[0] > newest and not isinstance(r[3], Identify) for r in new):
-            new.sort(key=_order)  # type: ignore[arg-type]
-            for r in new:
-                fold(profile, r[3])
-            return profile, max(folded_to, max(r[4] for r in new)), False
+        if newest is not None and min(r[1] for r in tail) > newest:
+            heads = [(at, EVENT_RANK[head.type], data, head)
+                     for _, at, data in tail for head in (_decode_head(data),)]
+            if all(h[1] != _IDENTIFY for h in heads):
+                heads.sort(key=_order)
+                for at, rank, data, head in heads:
+                    if rank == _PAGE_VIEW:
+                        fold_page_view(profile, at, head.visitor_id, head.customer_id)
+                    else:
+                        fold(profile, _decode_event(data))
+                return profile, max(folded_to, max(r[0] for r in tail)), False
     keys = {key}
     if key.startswith("c:"):
         keys.update(f"v:{v}" for v in log.linked_visitors({key[2:]}).get(key[2:], ()))

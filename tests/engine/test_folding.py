@@ -161,6 +161,37 @@ def test_any_arrival_order_and_batching_gives_the_same_profiles(events, identifi
         store.close()
 
 
+# A customer's page views come from several devices (ids), a visitor's from one.
+TAIL_PEOPLE = {"c:c1": [{"customer_id": "c1"}, {"customer_id": "c1", "visitor_id": "v1"},
+                        {"customer_id": "c1", "visitor_id": "v2"}],
+               "v:v3": [{"visitor_id": "v3"}]}
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(sorted(TAIL_PEOPLE)), st.data(), st.integers(0, 3 * 144), st.randoms(use_true_random=False),
+       st.integers(1, 4), st.integers(0, 2))
+def test_a_load_folds_a_tail_onto_the_compacted_row_as_fold_would(key, data, split, rnd, batches, store_kind):
+    """``load`` folds a tail of newer events onto the row from their type and ids alone when
+    they are page views (``fold_page_view`` with the log's time): the same profile as
+    ``fold`` of every event in event-time order, whatever the tail's arrival order."""
+    events = data.draw(event_lists(TAIL_PEOPLE[key], offsets=grid))
+    history = [e for e in events if e.at.timestamp() < BASE.timestamp() + split * 600]
+    tail = [e for e in events if e not in history]
+    rnd.shuffle(tail)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = store_factories(pathlib.Path(tmp))[store_kind]()
+        store.append(history)
+        store.catch_up()
+        step = max(1, len(tail) // batches)
+        for start in range(0, len(tail), step):
+            store.append(tail[start:start + step])
+        if key.startswith("c:"):
+            assert store.load(customer_id=key[2:]) == fold_all(key, events)
+        else:
+            assert store.load(visitor_id=key[2:]) == fold_all(key, events)
+        store.close()
+
+
 def test_a_late_page_view_counts_its_visit():
     """The issue's example: a visitor seen two days ago, whose page view is posted late."""
     now = BASE + timedelta(days=2)
