@@ -188,22 +188,29 @@ def materialize(key: str, row: tuple[Profile, int] | None, tail: Iterable[LogRow
     the log's time (``fold_page_view``, the code ``fold`` runs for them), and only other
     events are decoded whole."""
     if row is not None:
-        tail = tail if isinstance(tail, list) else list(tail)
-        if not tail:
-            return row[0], row[1], False
         profile, folded_to = row
         newest = profile.newest_at
-        if newest is not None and min(r[1] for r in tail) > newest:
-            heads = [(at, EVENT_RANK[head.type], data, head)
-                     for _, at, data in tail for head in (_decode_head(data),)]
-            if all(h[1] != _IDENTIFY for h in heads):
-                heads.sort(key=_order)
-                for at, rank, data, head in heads:
+        if newest is not None:  # fold the tail onto the row when it is all newer, no identify
+            new = []
+            last = folded_to
+            for position, at, data in tail:
+                head = _decode_head(data)
+                rank = EVENT_RANK[head.type]
+                if at <= newest or rank == _IDENTIFY:
+                    break
+                new.append((at, rank, data, head))
+                if position > last:
+                    last = position
+            else:
+                new.sort(key=_order)
+                for at, rank, data, head in new:
                     if rank == _PAGE_VIEW:
                         fold_page_view(profile, at, head.visitor_id, head.customer_id)
                     else:
                         fold(profile, _decode_event(data))
-                return profile, max(folded_to, max(r[0] for r in tail)), False
+                return profile, last, False
+        elif not tail:
+            return profile, folded_to, False
     keys = {key}
     if key.startswith("c:"):
         keys.update(f"v:{v}" for v in log.linked_visitors({key[2:]}).get(key[2:], ()))
