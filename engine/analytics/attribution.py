@@ -156,8 +156,9 @@ class Exposures:
     """Consecutive impressions and clicks of one visitor on one variant, folded ahead by a
     columnar reader (the row of kind ``EXPOSURES``): ``count`` impressions and ``clicks`` clicks
     (the last at ``last_click``) from the row's ``at`` to ``last_at``, none more than the window
-    after the one before, with nothing else of the visitor's between them, by a visitor no
-    event links to a customer (so no other device's event can touch the same person meanwhile);
+    after the one before, with no other event of the same person between them: the visitor's,
+    or when events link the visitor to a customer (to one only, whose devices link to no other
+    customer), the customer's and all its devices' (so nothing else touches that person meanwhile);
     ``shown``: each sku shown or clicked, with when it last was. Fed at the first one's place
     in the log, it leaves the pass as those events one by one would.
     """

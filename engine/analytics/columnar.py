@@ -65,39 +65,50 @@ _SQLITE_SCHEMA = (
 )
 _COLUMNS = ("id", "ts", "kind", "visitor", "customer", "campaign", "variant", "skus", "total", "items")
 
-# The rows of [since, until): one visitor's consecutive impressions and clicks of one variant, none more
-# than the window after the one before, folded into one row when no event links the visitor
-# to a customer (then no other device's events share the person; see ``Exposures``).
+# The rows of [since, until): one person's consecutive impressions and clicks of one variant by
+# one visitor, none more than the window after the one before, folded into one row. A person is
+# the customer a visitor is linked to by any event carrying both ids (else the visitor): then
+# no event of the person's other devices or of the customer falls inside a fold. A visitor
+# linked to several customers, and every visitor of those customers, is not folded (which
+# person an event belongs to then depends on the order of the links; see ``Exposures``).
 _READ = """
-WITH linked AS (
-    SELECT DISTINCT visitor FROM events WHERE visitor IS NOT NULL AND customer IS NOT NULL),
+WITH links AS (
+    SELECT visitor, list(DISTINCT customer) AS customers FROM events
+    WHERE visitor IS NOT NULL AND customer IS NOT NULL GROUP BY visitor),
+shared AS (SELECT DISTINCT unnest(customers) AS customer FROM links WHERE len(customers) > 1),
+people AS (
+    SELECT visitor, 'c:' || customers[1] AS person,
+           len(customers) = 1 AND customers[1] NOT IN (SELECT customer FROM shared) AS foldable
+    FROM links),
 r AS (
-    SELECT e.*, (kind IN ($impression, $click) AND customer IS NULL AND variant IS NOT NULL AND visitor IS NOT NULL
-                 AND NOT EXISTS (SELECT 1 FROM linked l WHERE l.visitor = e.visitor)) AS foldable
-    FROM events e WHERE ts >= $since AND ts < $until),
+    SELECT e.*, coalesce(p.person, 'v:' || e.visitor, 'c:' || e.customer) AS person,
+           (kind IN ($impression, $click) AND customer IS NULL AND variant IS NOT NULL AND e.visitor IS NOT NULL
+            AND coalesce(p.foldable, true)) AS foldable
+    FROM events e LEFT JOIN people p ON p.visitor = e.visitor WHERE ts >= $since AND ts < $until),
 w AS (
-    SELECT *, CASE WHEN foldable AND lag(foldable) OVER p AND lag(campaign) OVER p = campaign
-                        AND lag(variant) OVER p = variant AND ts - lag(ts) OVER p <= $window
+    SELECT *, CASE WHEN foldable AND lag(foldable) OVER p AND lag(visitor) OVER p = visitor
+                        AND lag(campaign) OVER p = campaign AND lag(variant) OVER p = variant
+                        AND ts - lag(ts) OVER p <= $window
                    THEN 0 ELSE 1 END AS starts
-    FROM r WINDOW p AS (PARTITION BY visitor ORDER BY ts, id)),
+    FROM r WINDOW p AS (PARTITION BY person ORDER BY ts, id)),
 g AS (
-    SELECT *, sum(starts) OVER (PARTITION BY visitor ORDER BY ts, id ROWS UNBOUNDED PRECEDING) AS grp
+    SELECT *, sum(starts) OVER (PARTITION BY person ORDER BY ts, id ROWS UNBOUNDED PRECEDING) AS grp
     FROM w WHERE foldable),
 shown AS (
-    SELECT visitor, grp, map(list(sku), list(last)) AS shown FROM (
-        SELECT visitor, grp, sku, max(ts) AS last
-        FROM (SELECT visitor, grp, unnest(from_json(skus, '["VARCHAR"]')) AS sku, ts FROM g)
-        GROUP BY visitor, grp, sku)
-    GROUP BY visitor, grp),
+    SELECT person, grp, map(list(sku), list(last)) AS shown FROM (
+        SELECT person, grp, sku, max(ts) AS last
+        FROM (SELECT person, grp, unnest(from_json(skus, '["VARCHAR"]')) AS sku, ts FROM g)
+        GROUP BY person, grp, sku)
+    GROUP BY person, grp),
 folded AS (
-    SELECT min(ts) AS ts, first(id ORDER BY ts, id) AS id, visitor, any_value(campaign) AS campaign,
-           any_value(variant) AS variant, count(*) FILTER (WHERE kind = $impression) AS n,
-           count(*) FILTER (WHERE kind = $click) AS clicks, max(ts) FILTER (WHERE kind = $click) AS last_click,
-           max(ts) AS last_at, grp
-    FROM g GROUP BY visitor, grp)
+    SELECT min(ts) AS ts, first(id ORDER BY ts, id) AS id, any_value(visitor) AS visitor,
+           any_value(campaign) AS campaign, any_value(variant) AS variant,
+           count(*) FILTER (WHERE kind = $impression) AS n, count(*) FILTER (WHERE kind = $click) AS clicks,
+           max(ts) FILTER (WHERE kind = $click) AS last_click, max(ts) AS last_at, person, grp
+    FROM g GROUP BY person, grp)
 SELECT f.ts, $exposures::TINYINT, f.visitor, NULL::VARCHAR, f.campaign, f.variant, f.n, f.last_at,
        to_json(s.shown)::VARCHAR, NULL::VARCHAR, NULL::DOUBLE, NULL::VARCHAR, f.clicks, f.last_click, f.id
-FROM folded f LEFT JOIN shown s ON s.visitor = f.visitor AND s.grp = f.grp
+FROM folded f LEFT JOIN shown s ON s.person = f.person AND s.grp = f.grp
 UNION ALL
 SELECT ts, kind, visitor, customer, campaign, variant, NULL, NULL, NULL, skus, total, items, NULL, NULL, id
 FROM r WHERE NOT foldable

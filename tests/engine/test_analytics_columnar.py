@@ -98,6 +98,68 @@ def test_both_readers_give_the_same_report_and_the_projection_folds_impressions(
     both(store, now=day(10), checkpoint=False, since=day(3))
 
 
+def devices(seed, n=4000, customers=12):
+    """Logged-in shoppers on several devices: each device (visitor) keeps one campaign and
+    variant, several devices log in as one customer (some as two customers), the customer
+    orders by id alone, and the devices' impressions interleave with each other's."""
+    rng = random.Random(seed)
+    events = []
+    for i in range(n):
+        at = day(rng.random() * 12)
+        number = rng.randrange(customers * 4)
+        visitor, customer = f"d{number}", f"c{number % customers}"
+        variant = ("A", "B")[number // customers % 2]
+        roll = rng.random()
+        if roll < 0.75:
+            events.append(Impression(campaign="winback", variant=variant, skus=rng.sample(SKUS, 2),
+                                     visitor_id=visitor, at=at))
+        elif roll < 0.82:
+            events.append(Click(campaign="winback", variant=variant, skus=[rng.choice(SKUS)], visitor_id=visitor, at=at))
+        elif roll < 0.9:
+            events.append(Order(order_id=f"o{seed}-{i}", customer_id=customer, at=at,
+                                items=[OrderItem(sku=rng.choice(SKUS), price=float(rng.randrange(5, 50)))]))
+        elif roll < 0.95 or number % customers:
+            events.append(Identify(visitor_id=visitor, customer_id=customer, at=at))
+        else:  # this device also logs in as someone else (a shared computer)
+            events.append(Identify(visitor_id=visitor, customer_id=f"c{(number + 1) % customers}", at=at))
+    return events
+
+
+def test_logged_in_visitors_impressions_fold_and_agree(store, monkeypatch):
+    """A visitor linked to one customer folds like an anonymous one (the person is the customer:
+    nothing of the customer's other devices falls inside a fold); one linked to two customers,
+    and the devices of those, do not fold. The report is the same as the Python reader's."""
+    monkeypatch.setattr(checkpoint_module, "MIN_EVENTS", 1)
+    store.append(devices(1))
+    store.append([Identify(visitor_id="solo", customer_id="c-solo", at=day(0))]
+                 + [Impression(campaign="winback", variant="A", visitor_id="solo", at=day(1 + k / 10))
+                    for k in range(5)])
+    for mine, other in (("x1", "x2"), ("x2", "x1")):
+        # A shared device logs in as x1, then x2 (and one the other way) and buys s2 between two
+        # impressions of the customer's phone: the later one's s2 is not yet shown then.
+        store.append([Identify(visitor_id=f"phone-{mine}", customer_id=mine, at=day(0)),
+                      Impression(campaign="bundle", variant="A", skus=["s1"], visitor_id=f"phone-{mine}", at=day(1)),
+                      Identify(visitor_id=f"shared-{mine}", customer_id=other, at=day(0.5)),
+                      Identify(visitor_id=f"shared-{mine}", customer_id=mine, at=day(1.5)),
+                      Order(order_id=f"on-{mine}", visitor_id=f"shared-{mine}", at=day(2),
+                            items=[OrderItem(sku="s2", price=10.0)]),
+                      Impression(campaign="bundle", variant="A", skus=["s2"], visitor_id=f"phone-{mine}", at=day(3))])
+    for options in ({}, {"window_days": 0.5}, {"since": day(4)}):
+        both(store, now=day(10), checkpoint=False, **options)
+    bundle = both(store, now=day(10), checkpoint=False, campaign="bundle").campaigns[0].variants[0]
+    assert (bundle.orders, bundle.recommended_revenue) == (2, 0.0)
+    rows = list(attribution_log(store, "duckdb").attribution_rows(since=None, until=day(10).timestamp(),
+                                                                  batch_size=1000, window=7 * 86400.0))
+    folded = {event.visitor_id: event.count for _, kind, event in rows if kind == EXPOSURES}
+    assert folded["solo"] == 5
+    devices_ = [v for v in folded if v.startswith("d")]
+    assert not [v for v in devices_ if int(v[1:]) % 12 in (0, 1)] and "phone-x1" not in folded  # a shared device
+    assert devices_  # the devices of customers on one device only fold
+    both(store, now=day(10))  # saves the state
+    store.append(devices(2, n=800))  # more traffic, some of it logged late
+    both(store, now=day(13))
+
+
 def test_late_events_and_the_checkpointed_refresh_agree(store, monkeypatch):
     monkeypatch.setattr(checkpoint_module, "MIN_EVENTS", 1)
     store.append(traffic(1, 0, 10))
