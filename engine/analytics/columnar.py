@@ -95,7 +95,7 @@ g AS (
     SELECT *, sum(starts) OVER (PARTITION BY person ORDER BY ts, id ROWS UNBOUNDED PRECEDING) AS grp
     FROM w WHERE foldable),
 shown AS (
-    SELECT person, grp, map(list(sku), list(last)) AS shown FROM (
+    SELECT person, grp, json_group_object(sku, last)::VARCHAR AS shown FROM (
         SELECT person, grp, sku, max(ts) AS last
         FROM (SELECT person, grp, unnest(from_json(skus, '["VARCHAR"]')) AS sku, ts FROM g)
         GROUP BY person, grp, sku)
@@ -107,7 +107,7 @@ folded AS (
            max(ts) FILTER (WHERE kind = $click) AS last_click, max(ts) AS last_at, person, grp
     FROM g GROUP BY person, grp)
 SELECT f.ts, $exposures::TINYINT, f.visitor, NULL::VARCHAR, f.campaign, f.variant, f.n, f.last_at,
-       to_json(s.shown)::VARCHAR, NULL::VARCHAR, NULL::DOUBLE, NULL::VARCHAR, f.clicks, f.last_click, f.id
+       s.shown, NULL::VARCHAR, NULL::DOUBLE, NULL::VARCHAR, f.clicks, f.last_click, f.id
 FROM folded f LEFT JOIN shown s ON s.person = f.person AND s.grp = f.grp
 UNION ALL
 SELECT ts, kind, visitor, customer, campaign, variant, NULL, NULL, NULL, skus, total, items, NULL, NULL, id
