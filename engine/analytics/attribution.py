@@ -474,9 +474,12 @@ class Attributor:
                     if event.last_at > folded_last:
                         folded_last = event.last_at
                     skus = run.skus
-                    for sku, shown_at in event.shown.items():
-                        if skus.get(sku, -1e300) < shown_at:
-                            skus[sku] = shown_at
+                    if not skus:  # a new run (the common case): what the fold showed, as is
+                        skus.update(event.shown)
+                    else:
+                        for sku, shown_at in event.shown.items():
+                            if skus.get(sku, -1e300) < shown_at:
+                                skus[sku] = shown_at
                     if len(skus) > 2 * MAX_SKUS:
                         _trim(skus)
                     continue
