@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import secrets
 import sqlite3
+import threading
 from collections.abc import Iterator
 from operator import attrgetter
 from typing import Any
@@ -51,6 +53,11 @@ TOKEN_META = "report-projection"
 FORMAT = 1
 #: Log rows read, decoded and appended to the projection at once.
 SYNC_CHUNK = 20_000
+#: A read is cut into time slices of about this many events (at most ``MAX_SLICES``): while the
+#: report folds one slice's rows in Python, DuckDB computes the next, and each slice's window
+#: sorts only its own rows. A run that spans a cut is two rows (each exact on its own).
+SLICE_EVENTS = 1_000_000
+MAX_SLICES = 64
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS projection (token VARCHAR, projected_to BIGINT);
 CREATE TABLE IF NOT EXISTS events (
@@ -65,26 +72,29 @@ _SQLITE_SCHEMA = (
 )
 _COLUMNS = ("id", "ts", "kind", "visitor", "customer", "campaign", "variant", "skus", "total", "items")
 
-# The rows of [since, until): one person's consecutive impressions and clicks of one variant by
-# one visitor, none more than the window after the one before, folded into one row. A person is
-# the customer a visitor is linked to by any event carrying both ids (else the visitor): then
-# no event of the person's other devices or of the customer falls inside a fold. A visitor
-# linked to several customers, and every visitor of those customers, is not folded (which
-# person an event belongs to then depends on the order of the links; see ``Exposures``).
-_READ = """
+# Who each linked visitor is, for the read below: a person is the customer a visitor is linked
+# to by any event carrying both ids (else the visitor). A visitor linked to several customers,
+# and every visitor of those customers, is not folded (which person an event belongs to then
+# depends on the order of the links; see ``Exposures``). Made once per read, for all its slices.
+_PEOPLE = """
+CREATE OR REPLACE TEMP TABLE report_people AS
 WITH links AS (
     SELECT visitor, list(DISTINCT customer) AS customers FROM events
     WHERE visitor IS NOT NULL AND customer IS NOT NULL GROUP BY visitor),
-shared AS (SELECT DISTINCT unnest(customers) AS customer FROM links WHERE len(customers) > 1),
-people AS (
-    SELECT visitor, 'c:' || customers[1] AS person,
-           len(customers) = 1 AND customers[1] NOT IN (SELECT customer FROM shared) AS foldable
-    FROM links),
-r AS (
+shared AS (SELECT DISTINCT unnest(customers) AS customer FROM links WHERE len(customers) > 1)
+SELECT visitor, 'c:' || customers[1] AS person,
+       len(customers) = 1 AND customers[1] NOT IN (SELECT customer FROM shared) AS foldable
+FROM links
+"""
+# The rows of [since, until): one person's consecutive impressions and clicks of one variant by
+# one visitor, none more than the window after the one before, folded into one row (then no
+# event of the person's other devices or of the customer falls inside a fold).
+_READ = """
+WITH r AS (
     SELECT e.*, coalesce(p.person, 'v:' || e.visitor, 'c:' || e.customer) AS person,
            (kind IN ($impression, $click) AND customer IS NULL AND variant IS NOT NULL AND e.visitor IS NOT NULL
             AND coalesce(p.foldable, true)) AS foldable
-    FROM events e LEFT JOIN people p ON p.visitor = e.visitor WHERE ts >= $since AND ts < $until),
+    FROM events e LEFT JOIN report_people p ON p.visitor = e.visitor WHERE ts >= $since AND ts < $until),
 w AS (
     SELECT *, CASE WHEN foldable AND lag(foldable) OVER p AND lag(visitor) OVER p = visitor
                         AND lag(campaign) OVER p = campaign AND lag(variant) OVER p = variant
@@ -281,26 +291,76 @@ class ColumnarLog:
         try:
             duck = self.connect()
             self.sync(duck)
-            cursor = duck.execute(_READ, {
-                "since": float("-inf") if since is None else since, "until": until,
-                "window": -1.0 if window is None else window, "impression": IMPRESSION, "click": CLICK,
-                "exposures": EXPOSURES})
+            slices = _slices(duck, float("-inf") if since is None else since, until)
         except self._duckdb.Error as exc:  # in use by another process (DuckDB locks it), damaged, ...
             if duck is not None:
                 duck.close()
-            log.warning("the report projection %s cannot be read (%s); reading the event log in Python",
-                        projection_path(self.path), exc)
-            yield from SQLiteAttributionLog(self.path).attribution_rows(since=since, until=until,
-                                                                       batch_size=batch_size)
+            yield from self._in_python(exc, since=since, until=until, batch_size=batch_size)
             return
+        params = {"window": -1.0 if window is None else window, "impression": IMPRESSION, "click": CLICK,
+                  "exposures": EXPOSURES}
+        # Bounded: about one slice of rows waits while the pass folds the one before.
+        chunks: queue.Queue[Any] = queue.Queue(maxsize=max(2, SLICE_EVENTS // batch_size))
+        stop = threading.Event()
+        reader = threading.Thread(target=_produce, args=(duck, slices, params, batch_size, chunks, stop),
+                                  name="segmint-report-projection", daemon=True)
+        reader.start()
+        started = False
         try:
-            while True:
-                chunk = cursor.fetchmany(batch_size)
-                if not chunk:
+            while (chunk := chunks.get()) is not None:
+                if isinstance(chunk, BaseException):
+                    if started or not isinstance(chunk, self._duckdb.Error):
+                        raise chunk
+                    yield from self._in_python(chunk, since=since, until=until, batch_size=batch_size)
                     return
+                started = True
                 yield from map(_row, chunk)
         finally:
+            stop.set()
+            while reader.is_alive():  # a producer blocked on a full queue must see ``stop``
+                try:
+                    chunks.get(timeout=0.05)
+                except queue.Empty:
+                    pass
             duck.close()
+
+    def _in_python(self, exc: Exception, *, since: float | None, until: float, batch_size: int) -> Iterator[Row]:
+        log.warning("the report projection %s cannot be read (%s); reading the event log in Python",
+                    projection_path(self.path), exc)
+        return SQLiteAttributionLog(self.path).attribution_rows(since=since, until=until, batch_size=batch_size)
+
+
+def _slices(duck: Any, since: float, until: float) -> list[tuple[float, float]]:
+    """[since, until) cut into time slices of about ``SLICE_EVENTS`` events each."""
+    n, low, high = duck.execute("SELECT count(*), min(ts), max(ts) FROM events WHERE ts >= $since AND ts < $until",
+                                {"since": since, "until": until}).fetchone()
+    k = min(n // SLICE_EVENTS, MAX_SLICES)
+    if k < 2 or low >= high:
+        return [(since, until)]
+    cuts = [low + (high - low) * i / k for i in range(1, k)]
+    return list(zip([since, *cuts], [*cuts, until]))
+
+
+def _produce(duck: Any, slices: list[tuple[float, float]], params: dict[str, Any], batch_size: int,
+             chunks: queue.Queue[Any], stop: threading.Event) -> None:
+    """Run the read slice by slice on a cursor of its own (DuckDB computes without the GIL, so
+    the next slice's SQL runs while the report folds the rows before) and queue its rows in
+    chunks; then None, or the exception that stopped it."""
+    try:
+        cursor = duck.cursor()
+        try:
+            cursor.execute(_PEOPLE)
+            for since, until in slices:
+                cursor.execute(_READ, {**params, "since": since, "until": until})
+                while chunk := cursor.fetchmany(batch_size):
+                    chunks.put(chunk)
+                    if stop.is_set():
+                        return
+            chunks.put(None)
+        finally:
+            cursor.close()
+    except BaseException as exc:  # noqa: BLE001 - handed to the reading thread, which raises it
+        chunks.put(exc)
 
 
 _encode_json = msgspec.json.Encoder().encode

@@ -160,6 +160,33 @@ def test_logged_in_visitors_impressions_fold_and_agree(store, monkeypatch):
     both(store, now=day(13))
 
 
+def test_a_read_in_time_slices_gives_the_same_report_and_stops_with_its_reader(store, monkeypatch):
+    """A long read is cut into slices (DuckDB computes the next while the pass folds one): a
+    run across a cut is two rows, the report the same; a reader that stops early (the report's
+    ``until``, an error) stops the slices' thread too."""
+    import threading
+
+    store.append(traffic(1, 0, 10))
+    store.append(devices(3, n=1000))
+    whole = both(store, now=day(12), checkpoint=False)
+    rows = list(attribution_log(store, "duckdb").attribution_rows(since=None, until=day(12).timestamp(),
+                                                                  batch_size=100, window=7 * 86400.0))
+    monkeypatch.setattr(columnar, "SLICE_EVENTS", 300)
+    sliced = list(attribution_log(store, "duckdb").attribution_rows(since=None, until=day(12).timestamp(),
+                                                                    batch_size=100, window=7 * 86400.0))
+    assert len(sliced) > len(rows)  # runs cut at the slices' edges
+    assert [(at, kind) for at, kind, _ in sliced if kind != EXPOSURES] == [
+        (at, kind) for at, kind, _ in rows if kind != EXPOSURES]
+    assert figures(build_report(store, now=day(12), checkpoint=False, analysis=DUCKDB)) == figures(whole)
+    assert figures(build_report(store, now=day(12), checkpoint=False, analysis=DUCKDB, since=day(2))) == figures(
+        build_report(store, now=day(12), checkpoint=False, analysis=PYTHON, since=day(2)))
+    reading = attribution_log(store, "duckdb").attribution_rows(since=None, until=day(12).timestamp(),
+                                                                batch_size=10, window=7 * 86400.0)
+    next(reading)
+    reading.close()  # the producer was blocked on a full queue
+    assert not [t for t in threading.enumerate() if t.name == "segmint-report-projection"]
+
+
 def test_late_events_and_the_checkpointed_refresh_agree(store, monkeypatch):
     monkeypatch.setattr(checkpoint_module, "MIN_EVENTS", 1)
     store.append(traffic(1, 0, 10))
