@@ -21,6 +21,10 @@ elsewhere), and projects again any new event that reused an erased id.
 A projection that does not match its SQLite file (a file restored or replaced: the token in
 the SQLite meta differs) is rebuilt.
 
+A read runs on a thread of its own, in time slices (``SLICE_EVENTS``): DuckDB computes a
+slice's folds without holding the GIL, so on two cores the SQL runs while the Python pass
+folds the slice before.
+
 DuckDB takes a write lock on its file: while one process reads the projection another
 falls back to the Python reader (``eventlog.py``) with a log line, never fails the report.
 """
@@ -331,9 +335,12 @@ class ColumnarLog:
 
 
 def _slices(duck: Any, since: float, until: float) -> list[tuple[float, float]]:
-    """[since, until) cut into time slices of about ``SLICE_EVENTS`` events each."""
+    """[since, until) cut into time slices of about ``SLICE_EVENTS`` events each (none when it
+    holds no event)."""
     n, low, high = duck.execute("SELECT count(*), min(ts), max(ts) FROM events WHERE ts >= $since AND ts < $until",
                                 {"since": since, "until": until}).fetchone()
+    if n == 0:
+        return []
     k = min(n // SLICE_EVENTS, MAX_SLICES)
     if k < 2 or low >= high:
         return [(since, until)]
@@ -349,7 +356,8 @@ def _produce(duck: Any, slices: list[tuple[float, float]], params: dict[str, Any
     try:
         cursor = duck.cursor()
         try:
-            cursor.execute(_PEOPLE)
+            if slices:
+                cursor.execute(_PEOPLE)
             for since, until in slices:
                 cursor.execute(_READ, {**params, "since": since, "until": until})
                 while chunk := cursor.fetchmany(batch_size):
