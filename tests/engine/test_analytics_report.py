@@ -261,3 +261,33 @@ def test_the_cumulative_lift_reads_day_by_day_and_ends_at_the_reports_lift():
     assert day["day"] == T0.date().isoformat()
     assert "daily" in b.to_dict() and "lift" in b.to_dict()  # the existing keys stay
     store.close()
+
+
+def test_the_cyclic_gc_is_paused_for_the_pass_and_restored_after():
+    """The pass keeps millions of acyclic objects alive; the collector is off while it reads
+    (and saves its state) and back on after, also when reading fails."""
+    import gc
+
+    store = MemoryStore(clock=lambda: T0)
+    store.append(_events())
+    seen = []
+
+    class Watched:
+        def __init__(self, fail=False):
+            self.fail = fail
+
+        def __getattr__(self, name):
+            return getattr(store, name)
+
+        def attribution_rows(self, **options):
+            seen.append(gc.isenabled())
+            if self.fail:
+                raise OSError("the disk went away")
+            return iter(())
+
+    assert gc.isenabled()
+    build_report(Watched(), now=T0 + timedelta(days=10))
+    assert seen and not any(seen) and gc.isenabled()
+    with pytest.raises(OSError):
+        build_report(Watched(fail=True), now=T0 + timedelta(days=10))
+    assert gc.isenabled()
