@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from ..config.schema import CONTROL_VARIANT, Campaign  # CONTROL_VARIANT: how holdout exposures are recorded
+from ..config.schema import CONTROL_VARIANT, Campaign, Reader  # CONTROL_VARIANT: how holdout exposures are recorded
 from ..stores.base import ProfileStore
 from .attribution import DEFAULT_WINDOW_DAYS, Attributor, VariantTotals
 from .checkpoint import SETTLE_SECONDS, ReportCheckpoint
@@ -453,9 +453,30 @@ def build_report(store: ProfileStore, *, since: datetime | None = None, until: d
         raise ValueError(f"window_days must be positive, got {window_days!r}")
     saved = ReportCheckpoint(store, window_days=window_days, campaign=campaign, since=since)
     use_checkpoints = checkpoint and saved.supported
-    resumed = saved.resume(limit.timestamp()) if use_checkpoints and not fresh else None
+    # The pass keeps up to millions of people and runs alive and makes no cycles: the cyclic GC
+    # would walk them all again at each full collection (a quarter of a 2M-event pass). Paused
+    # for the pass, the state's load and save, as the importer does; refcounting frees the rest.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        attributor = _attribute(store, saved, resume=use_checkpoints and not fresh, save=use_checkpoints,
+                                since=since, limit=limit, window_days=window_days, campaign=campaign,
+                                reader=(analysis or AnalyticsConfig()).reader, batch_size=batch_size)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return report_from_attribution(attributor.result(), now=now, since=since, until=limit, control=control,
+                                   analysis=analysis, splits=splits)
+
+
+def _attribute(store: ProfileStore, saved: ReportCheckpoint, *, resume: bool, save: bool,
+               since: datetime | None, limit: datetime, window_days: float, campaign: str | None,
+               reader: Reader, batch_size: int) -> Attributor:
+    """The attribution pass of ``build_report``: from the saved state when ``resume`` finds a
+    valid one, saving a new one at the settled position when ``save``."""
+    resumed = saved.resume(limit.timestamp()) if resume else None
     attributor, start = resumed or (Attributor(window_days=window_days, campaign=campaign), since)
-    log = attribution_log(store, (analysis or AnalyticsConfig()).reader)
+    log = attribution_log(store, reader)
 
     def read(start: datetime | float | None, end: datetime) -> None:
         until = end.timestamp()
@@ -464,24 +485,14 @@ def build_report(store: ProfileStore, *, since: datetime | None = None, until: d
         attributor.feed_rows(rows, until)
 
     position = limit.timestamp() - SETTLE_SECONDS
-    # The pass keeps up to millions of people and runs alive and makes no cycles: the cyclic GC
-    # would walk them all again at each full collection (a quarter of a 2M-event pass). Paused
-    # for the pass, as the importer does; what it frees, refcounting frees.
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        if use_checkpoints and (start is None or _timestamp(start) < position):
-            fingerprint = saved.fingerprint(position)  # before reading: an event added meanwhile voids it
-            read_before = attributor.result().events
-            read(start, datetime.fromtimestamp(position, timezone.utc))
-            saved.save(attributor, position, fingerprint, read=attributor.result().events - read_before)
-            start = position
-        read(start, limit)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-    return report_from_attribution(attributor.result(), now=now, since=since, until=limit, control=control,
-                                   analysis=analysis, splits=splits)
+    if save and (start is None or _timestamp(start) < position):
+        fingerprint = saved.fingerprint(position)  # before reading: an event added meanwhile voids it
+        read_before = attributor.result().events
+        read(start, datetime.fromtimestamp(position, timezone.utc))
+        saved.save(attributor, position, fingerprint, read=attributor.result().events - read_before)
+        start = position
+    read(start, limit)
+    return attributor
 
 
 def _timestamp(moment: datetime | float) -> float:
