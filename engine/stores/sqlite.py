@@ -605,12 +605,19 @@ class SQLiteStore:
                 return
             last_id, at = rows[-1][0], rows[-1][1]
 
-    def event_fingerprint(self, until: float) -> tuple[int, float]:
-        """Changes when an event with ``at < until`` is logged or removed: their count and the
-        sum of their ids (new rows get new ids). One covering-index scan, no row reads."""
+    def event_fingerprint(self, until: float) -> tuple[int, int]:
+        """Changes when an event with ``at < until`` is logged or removed: the erasures so far
+        (``forget`` is the one way events leave the log, and it counts each) and the newest log
+        id among those events (a new row's id is above every id in the table, so logging one
+        with ``at < until`` raises it). The rowid is scanned from the newest row back to the
+        first one before ``until``: a read of the rows logged after it, which a report that
+        resumes there reads anyway (counting every event before ``until`` scanned the whole
+        time index: 1.3-1.6 s for 9M events)."""
         with self._connection() as conn:
-            count, ids = conn.execute("SELECT count(*), total(id) FROM events WHERE at < ?", (until,)).fetchone()
-        return count, ids
+            erasures = _meta_int(conn, "erasures")
+            row = conn.execute("SELECT id FROM events NOT INDEXED WHERE at < ? ORDER BY id DESC LIMIT 1",
+                               (until,)).fetchone()
+        return erasures, (0 if row is None else row[0])
 
     def get_meta(self, name: str) -> bytes | None:
         with self._connection() as conn:

@@ -156,7 +156,14 @@ def test_event_fingerprint_changes_only_when_events_before_the_time_change(store
     late = store.event_fingerprint(at(20).timestamp())
     assert late != before
     store.append([order("o4", minutes=19)])
-    assert store.event_fingerprint(at(20).timestamp()) != late
+    logged = store.event_fingerprint(at(20).timestamp())
+    assert logged != late
+    store.append([PageView(visitor_id="w", at=at(12))])
+    store.append([PageView(visitor_id="x", at=at(40))])
+    with_w = store.event_fingerprint(at(20).timestamp())
+    assert with_w != logged
+    store.forget(visitor_id="w")  # erased: the events before the time are those of ``logged`` again
+    assert store.event_fingerprint(at(20).timestamp()) not in (with_w, late, before)
 
 
 def test_meta_round_trips_and_reserved_names_are_refused(store):
