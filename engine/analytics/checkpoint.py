@@ -7,32 +7,45 @@ many events saves the ``Attributor``'s state as it stood at a *position* (a time
 event with ``since <= at < position`` is in it. The next report with the same window,
 campaign filter and ``since`` restores that state and reads only the events from the
 position on. The state is bounded like the pass itself: the people seen within the window,
-the links and the totals (about 180 bytes an active person, most of it the skus shown).
+the links and the totals (about 250 bytes an active person, most of it the skus shown).
 
 Events do not always arrive in time order: the shop posts an order a few minutes late, an
 import backfills last month. So the position trails the report's end by ``SETTLE_SECONDS``
 (late events within that never touch a checkpoint), and a checkpoint carries the store's
-*event fingerprint* for the events before its position (``store.event_fingerprint``: it
-changes when such an event is added or removed). A report that finds the fingerprint changed
-ignores the checkpoint, reads the whole log and saves a new one: a checkpoint can make a
-report faster, never different. A store without ``event_fingerprint`` gets no checkpoints.
+*event fingerprint* for the events before its position (``ReportStateStore.event_fingerprint``:
+it changes when such an event is added or removed). A report that finds the fingerprint
+changed ignores the checkpoint, reads the whole log and saves a new one: a checkpoint can make
+a report faster, never different. A store that is no ``ReportStateStore`` gets no checkpoints.
 
-Erasing a person (``PersonalDataStore.forget``) drops every checkpoint: the state holds the
-person's entries (their keys, runs and links) inside totals that cannot be split by person,
-and removing their events changes the fingerprint anyway. The next report reads the whole
-log without them and saves a new checkpoint.
+Saved in parts, so a refresh writes what changed. A state of 10M events' week holds ~800,000
+people (200 MB); a refresh an hour later meets a few percent of them. The people are kept in
+activity order, and a resumed pass leaves the ones it does not meet encoded and in place
+(``AttributorState``), so the state is saved as a *head* (totals, links, buyers' history) in
+the checkpoint's own meta blob and the people in *parts* of about ``2**PART_BITS`` each, each
+its own meta blob named by its digest. A part ends after a person whose key's crc32 has its
+low ``PART_BITS`` bits zero, so the cuts move with the people rather than with positions:
+after a refresh, every part whose people were neither met nor swept is the very part that was
+loaded, and it is not encoded or written again. Parts no checkpoint names any more (replaced,
+or left by a save that crashed) are deleted after the head is written. Each part's digest is
+checked when it is loaded: a damaged or missing part makes the report read the whole log.
+
+Erasing a person (``PersonalDataStore.forget``) drops every checkpoint, parts included: the
+state holds the person's entries (their keys, runs and links) inside totals that cannot be
+split by person, and removing their events changes the fingerprint anyway. The next report
+reads the whole log without them and saves a new checkpoint.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+import zlib
 from datetime import datetime
+from operator import is_
 
 import msgspec
 
-from ..stores.base import REPORT_STATE_META_PREFIX, ProfileStore
+from ..stores.base import REPORT_STATE_META_PREFIX, ProfileStore, ReportStateStore
 from .attribution import Attributor, AttributorState
 
 __all__ = ["SETTLE_SECONDS", "MIN_EVENTS", "ReportCheckpoint", "saved_state"]
@@ -45,8 +58,11 @@ SETTLE_SECONDS = 3600.0
 #: A report saves a checkpoint when it read at least this many events before the position
 #: (saving costs less than reading them did: the state holds at most one entry per person read).
 MIN_EVENTS = 100_000
-#: Bumped when attribution changes what its state means: older checkpoints are then ignored.
-FORMAT = 2
+#: Bumped when attribution changes what its state means (or how it is saved): older
+#: checkpoints are then ignored.
+FORMAT = 3
+#: People are saved in parts of about 2**PART_BITS (see the docstring): ~1 MB each.
+PART_BITS = 12
 
 
 class _Saved(msgspec.Struct, array_like=True):
@@ -56,10 +72,33 @@ class _Saved(msgspec.Struct, array_like=True):
     since: float | None
     position: float
     fingerprint: list[float]
-    #: blake2b of ``state``: people stay encoded until a resumed pass meets them, so damage
-    #: must be caught before resuming, not halfway through a report.
+    #: blake2b of ``head``: damage must be caught before resuming, not halfway through a report.
     digest: bytes
-    state: msgspec.Raw  # an encoded AttributorState
+    head: msgspec.Raw  # an encoded AttributorState without its people
+    #: The digests of the people's parts, in activity order (each part's meta blob is
+    #: ``<checkpoint>/<digest hex>``).
+    parts: list[bytes]
+
+
+class _Part(msgspec.Struct, array_like=True):
+    """Consecutive people of a state: their keys and encodings (``AttributorState.people``)."""
+
+    keys: list[str]
+    people: list[bytes]
+
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode_saved = msgspec.msgpack.Decoder(_Saved).decode
+_decode_part = msgspec.msgpack.Decoder(_Part).decode
+_decode_state = msgspec.msgpack.Decoder(AttributorState).decode
+
+
+def _digest(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def _ends_part(key: str) -> bool:
+    return not zlib.crc32(key.encode()) & ((1 << PART_BITS) - 1)
 
 
 class ReportCheckpoint:
@@ -70,20 +109,22 @@ class ReportCheckpoint:
         self.store = store
         self.window_days, self.campaign = float(window_days), campaign
         self.since = since.timestamp() if since is not None else None
-        self._fingerprint: Callable[[float], Sequence[float]] | None = getattr(store, "event_fingerprint", None)
+        self._states: ReportStateStore | None = store if isinstance(store, ReportStateStore) else None
         key = msgspec.msgpack.encode([self.window_days, campaign, self.since])
         self.meta_name = REPORT_STATE_META_PREFIX + hashlib.blake2b(key, digest_size=8).hexdigest()
         #: The position of a valid checkpoint too late for the report at hand (not overwritten).
         self.later_position: float | None = None
+        #: The parts ``resume`` loaded, by their first key: ``(digest, part)``.
+        self._loaded: dict[str, tuple[bytes, _Part]] = {}
 
     @property
     def supported(self) -> bool:
-        """True when the store can tell whether its past events changed (``event_fingerprint``)."""
-        return self._fingerprint is not None
+        """True when the store can keep a saved state (a ``ReportStateStore``)."""
+        return self._states is not None
 
     def fingerprint(self, position: float) -> list[float]:
-        assert self._fingerprint is not None
-        return [float(x) for x in self._fingerprint(position)]
+        assert self._states is not None
+        return [float(x) for x in self._states.event_fingerprint(position)]
 
     def resume(self, limit: float) -> tuple[Attributor, float] | None:
         """The saved attributor and its position, if one is saved, still valid and not past
@@ -94,7 +135,7 @@ class ReportCheckpoint:
         if data is None:
             return None
         try:
-            saved = msgspec.msgpack.decode(data, type=_Saved)
+            saved = _decode_saved(data)
         except (msgspec.DecodeError, ValueError) as exc:
             log.warning("report checkpoint %s is unreadable (%s); reading the whole event log",
                         self.meta_name, exc)
@@ -111,14 +152,36 @@ class ReportCheckpoint:
                      "reading the whole event log")
             return None
         try:
-            if hashlib.blake2b(saved.state, digest_size=16).digest() != saved.digest:
-                raise ValueError("its digest does not match")
-            state = msgspec.msgpack.decode(saved.state, type=AttributorState)
+            state = _load(self.store, self.meta_name, saved, self._loaded)
             return Attributor.from_state(state), saved.position
         except (KeyError, ValueError, TypeError) as exc:
+            self._loaded.clear()
             log.warning("report checkpoint %s is inconsistent (%r); reading the whole event log",
                         self.meta_name, exc)
             return None
+
+    def _parts(self, keys: list[str], people: list[bytes]) -> list[tuple[bytes, bytes | None]]:
+        """The people cut into parts: ``(digest, encoded part)``, the encoding None for a part
+        that is the very one ``resume`` loaded (its people neither met nor swept)."""
+        parts: list[tuple[bytes, bytes | None]] = []
+        loaded, n, i = self._loaded, len(keys), 0
+        while i < n:
+            found = loaded.get(keys[i])
+            if found is not None:
+                digest, part = found
+                end = i + len(part.keys)
+                if ((end == n or (end < n and _ends_part(keys[end - 1]))) and keys[i:end] == part.keys
+                        and all(map(is_, people[i:end], part.people))):
+                    parts.append((digest, None))
+                    i = end
+                    continue
+            end = i
+            while end < n - 1 and not _ends_part(keys[end]):
+                end += 1
+            data = _encode(_Part(keys[i:end + 1], people[i:end + 1]))
+            parts.append((_digest(data), data))
+            i = end + 1
+        return parts
 
     def save(self, attributor: Attributor, position: float, fingerprint: list[float], *, read: int) -> bool:
         """Save ``attributor`` (fed every event before ``position``) when this pass ``read`` at
@@ -126,11 +189,22 @@ class ReportCheckpoint:
         ``fingerprint`` must be taken before the events were read."""
         if read < MIN_EVENTS or (self.later_position is not None and self.later_position >= position):
             return False
-        state = msgspec.msgpack.encode(attributor.state())
+        assert self._states is not None
+        state = attributor.state()
+        parts = self._parts(state.people_keys, state.people)
+        state.people_keys, state.people = [], []
+        head = _encode(state)
         saved = _Saved(FORMAT, self.window_days, self.campaign, self.since, position, fingerprint,
-                       hashlib.blake2b(state, digest_size=16).digest(), msgspec.Raw(state))
+                       _digest(head), msgspec.Raw(head), [digest for digest, _ in parts])
         try:
-            self.store.set_meta(self.meta_name, msgspec.msgpack.encode(saved))
+            for digest, data in parts:
+                if data is not None:
+                    self.store.set_meta(_part_name(self.meta_name, digest), data)
+            self.store.set_meta(self.meta_name, _encode(saved))
+            named = {_part_name(self.meta_name, digest) for digest, _ in parts}
+            for name in self._states.meta_names(self.meta_name + "/"):
+                if name not in named:
+                    self._states.delete_meta(name)
         except Exception as exc:  # noqa: BLE001 - saving only speeds up the next report
             log.warning("could not save the report state (%s); the next report reads the whole log", exc)
             return False
@@ -144,6 +218,33 @@ def saved_state(store: ProfileStore, name: str) -> AttributorState | None:
     if data is None:
         return None
     try:
-        return msgspec.msgpack.decode(msgspec.msgpack.decode(data, type=_Saved).state, type=AttributorState)
-    except (msgspec.DecodeError, ValueError):
+        return _load(store, name, _decode_saved(data), {})
+    except (msgspec.DecodeError, KeyError, ValueError, TypeError):
         return None
+
+
+def _part_name(name: str, digest: bytes) -> str:
+    return f"{name}/{digest.hex()}"
+
+
+def _load(store: ProfileStore, name: str, saved: _Saved, loaded: dict[str, tuple[bytes, _Part]]) -> AttributorState:
+    """The state ``saved`` (the meta blob ``name``) holds, its parts read and checked; each part
+    noted in ``loaded`` by its first key (what ``ReportCheckpoint.save`` may keep)."""
+    if _digest(saved.head) != saved.digest:
+        raise ValueError("its digest does not match")
+    state = _decode_state(saved.head)
+    keys: list[str] = []
+    people: list[bytes] = []
+    for digest in saved.parts:
+        data = store.get_meta(_part_name(name, digest))
+        if data is None or _digest(data) != digest:
+            raise ValueError(f"its part {digest.hex()} is {'missing' if data is None else 'damaged'}"
+                             " (its digest does not match)")
+        part = _decode_part(data)
+        if not part.keys or len(part.keys) != len(part.people):
+            raise ValueError(f"its part {digest.hex()} is malformed")
+        loaded[part.keys[0]] = (digest, part)
+        keys += part.keys
+        people += part.people
+    state.people_keys, state.people = keys, people
+    return state

@@ -5,10 +5,12 @@ customer links made by ``identify``, the ids of stored orders (to drop retried d
 an append-only event log and a few named meta blobs (RFM thresholds, ...).
 ``append`` is atomic per batch: the events are logged and folded, or nothing is.
 
-Optional: ``event_fingerprint(until: float) -> tuple`` returns a value that changes whenever
-an event with ``at < until`` is logged or removed (the built-in stores have it). Campaign
-reports use it to know that a saved report state is still valid (``analytics/checkpoint.py``);
-a store without it gets reports that always read the whole event log.
+Optional: ``ReportStateStore`` (the built-in stores have it): ``event_fingerprint(until)``
+returns a value that changes whenever an event with ``at < until`` is logged or removed, and
+``meta_names``/``delete_meta`` list and delete meta blobs. Campaign reports use it to keep
+their saved state (``analytics/checkpoint.py``: valid while the fingerprint holds, saved in
+parts of which only the changed ones are rewritten); a store without it gets reports that
+always read the whole event log.
 
 Optional: ``PersonalDataStore`` (``export`` / ``forget`` one person, for privacy requests;
 the built-in stores have it). A person is a key group: a customer's ``c:`` profile, every
@@ -32,7 +34,8 @@ from ..events import Event
 from ..profile import Profile
 
 __all__ = ["ProfileStore", "CompactingStore", "AppendResult", "RESERVED_META", "COMPACT_CHUNK", "UnsyncedAppendStore", "redacted_url", "PersonalDataStore",
-           "PersonalData", "REPORT_STATE_META_PREFIX", "resolve_person", "personal_data_store"]
+           "PersonalData", "REPORT_STATE_META_PREFIX", "resolve_person", "personal_data_store",
+           "ReportStateStore", "report_state_names"]
 
 def redacted_url(url: str) -> str:
     """``url`` with its password replaced by ``***``: how a store URL appears in ``store.url``,
@@ -58,7 +61,13 @@ COMPACT_CHUNK = 10_000
 #: per-person entries (people seen within the window, visitor -> customer links) inside totals
 #: that cannot be split by person: ``forget`` drops these blobs whole, and the next report
 #: reads the whole log once (it would anyway: removing logged events changes the fingerprint).
+#: A state is one blob named ``<prefix><id>`` and its parts, ``<prefix><id>/<digest>``.
 REPORT_STATE_META_PREFIX = "report-checkpoint:"
+
+
+def report_state_names(names: Iterable[str]) -> list[str]:
+    """The saved report states among meta ``names`` (their parts left out), sorted."""
+    return sorted(n for n in names if n.startswith(REPORT_STATE_META_PREFIX) and "/" not in n)
 
 
 @dataclass(slots=True)
@@ -181,6 +190,21 @@ def personal_data_store(store: ProfileStore) -> PersonalDataStore:
         raise StoreError("this store cannot export or erase one person (it has no export/forget)",
                          store=getattr(store, "url", None))
     return store
+@runtime_checkable
+class ReportStateStore(Protocol):
+    """A store that keeps campaign reports' saved state (``analytics/checkpoint.py``)."""
+
+    def event_fingerprint(self, until: float) -> Sequence[float]:
+        """A value that changes whenever an event with ``at < until`` is logged or removed,
+        and never when a later one is."""
+
+    def meta_names(self, prefix: str) -> list[str]:
+        """The meta names that start with ``prefix``, sorted."""
+
+    def delete_meta(self, name: str) -> None:
+        """Delete a meta blob (nothing when there is none; reserved names are refused)."""
+
+
 @runtime_checkable
 class UnsyncedAppendStore(Protocol):
     """A store that can log a batch without waiting for the disk (SQLite): it survives the

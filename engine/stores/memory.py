@@ -18,7 +18,8 @@ import msgspec
 from ..errors import StoreError
 from ..events import Event
 from ..profile import Profile
-from .base import COMPACT_CHUNK, REPORT_STATE_META_PREFIX, RESERVED_META, AppendResult, PersonalData, resolve_person
+from .base import (COMPACT_CHUNK, REPORT_STATE_META_PREFIX, RESERVED_META, AppendResult, PersonalData,
+                   report_state_names, resolve_person)
 from .batch import LogRow, materialize, route_batch
 
 __all__ = ["MemoryStore"]
@@ -191,6 +192,16 @@ class MemoryStore:
         with self._lock:
             self._meta[name] = bytes(value)
 
+    def meta_names(self, prefix: str) -> list[str]:
+        with self._lock:
+            return sorted(n for n in self._meta if n.startswith(prefix))
+
+    def delete_meta(self, name: str) -> None:
+        if name in RESERVED_META:
+            raise ValueError(f"meta name {name!r} is reserved")
+        with self._lock:
+            self._meta.pop(name, None)
+
     # -- PersonalDataStore --
     def _person(self, customer_id: str | None, visitor_id: str | None) -> tuple[PersonalData, list[int]]:
         """The person's data (copies) and the seqs of their events (lock held)."""
@@ -215,7 +226,7 @@ class MemoryStore:
             return data
 
     def _report_states(self) -> list[str]:
-        return sorted(n for n in self._meta if n.startswith(REPORT_STATE_META_PREFIX))
+        return report_state_names(self._meta)
 
     def forget(self, *, customer_id: str | None = None, visitor_id: str | None = None) -> PersonalData:
         with self._lock:
@@ -232,7 +243,7 @@ class MemoryStore:
             for seq in gone:
                 self._log[seq - 1] = None
             data.report_states = self._report_states()
-            for name in data.report_states:
+            for name in [n for n in self._meta if n.startswith(REPORT_STATE_META_PREFIX)]:  # parts too
                 del self._meta[name]
             return data
 

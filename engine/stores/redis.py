@@ -108,7 +108,7 @@ from ..events import Event
 from ..profile import Profile
 from .base import (
     COMPACT_CHUNK, REPORT_STATE_META_PREFIX, RESERVED_META, AppendResult, PersonalData, redacted_url,
-    resolve_person,
+    report_state_names, resolve_person,
 )
 from .batch import BatchPlan, LogRow, materialize, route_batch
 
@@ -785,6 +785,18 @@ class RedisStore:
         with self.errors("writing meta"):
             self.client.set(self._key("meta", name), bytes(value))
 
+    def meta_names(self, prefix: str) -> list[str]:
+        meta = f"{self.prefix}meta:"
+        with self.errors("listing meta"):
+            found = self.client.scan_iter(match=_glob_escape(meta + prefix) + "*", count=1000)
+            return sorted(key[len(meta.encode()):].decode() for key in found)
+
+    def delete_meta(self, name: str) -> None:
+        if name in RESERVED_META:
+            raise ValueError(f"meta name {name!r} is reserved")
+        with self.errors("deleting meta"):
+            self.client.delete(self._key("meta", name))
+
     # -- PersonalDataStore --
     def _person(self, customer_id: str | None, visitor_id: str | None,
                 pipe: Any = None) -> tuple[PersonalData, list[tuple[str, bytes]], list[bytes]]:
@@ -842,11 +854,11 @@ class RedisStore:
     def export(self, *, customer_id: str | None = None, visitor_id: str | None = None) -> PersonalData:
         with self.errors("exporting a person"):
             data = self._person(customer_id, visitor_id)[0]
-            data.report_states = [name for name, _ in self._report_states()]
+            data.report_states = report_state_names(name for name, _ in self._report_states())
             return data
 
     def _report_states(self) -> list[tuple[str, bytes]]:
-        """``(meta name, Redis key)`` of every saved report state."""
+        """``(meta name, Redis key)`` of every saved report state and part."""
         meta = f"{self.prefix}meta:"
         found = self.client.scan_iter(match=_glob_escape(meta + REPORT_STATE_META_PREFIX) + "*", count=1000)
         return sorted((key[len(meta.encode()):].decode(), key) for key in found)
@@ -859,7 +871,7 @@ class RedisStore:
                     try:
                         data, members, ids = self._person(customer_id, visitor_id, pipe)
                         states = self._report_states()
-                        data.report_states = [name for name, _ in states]
+                        data.report_states = report_state_names(name for name, _ in states)
                         keys = sorted(data.keys)
                         rows = [self._key("p", k) for k in keys]
                         pipe.multi()

@@ -57,7 +57,8 @@ import msgspec
 from ..errors import StoreError
 from ..events import Event
 from ..profile import Profile
-from .base import COMPACT_CHUNK, REPORT_STATE_META_PREFIX, RESERVED_META, AppendResult, PersonalData, resolve_person
+from .base import (COMPACT_CHUNK, REPORT_STATE_META_PREFIX, RESERVED_META, AppendResult, PersonalData,
+                   report_state_names, resolve_person)
 from .batch import LogRow, materialize, route_batch
 
 __all__ = ["SQLiteStore", "SCHEMA_VERSION"]
@@ -630,6 +631,17 @@ class SQLiteStore:
         with self._write() as conn:
             conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, bytes(value)))
 
+    def meta_names(self, prefix: str) -> list[str]:
+        with self._connection() as conn:
+            return [r[0] for r in conn.execute("SELECT name FROM meta WHERE substr(name, 1, ?) = ? ORDER BY name",
+                                               (len(prefix), prefix))]
+
+    def delete_meta(self, name: str) -> None:
+        if name in RESERVED_META:
+            raise ValueError(f"meta name {name!r} is reserved")
+        with self._write() as conn:
+            conn.execute("DELETE FROM meta WHERE name = ?", (name,))
+
     # -- PersonalDataStore --
     def _person(self, conn: sqlite3.Connection, customer_id: str | None, visitor_id: str | None, *,
                 events_after: int = -1) -> tuple[PersonalData, list[tuple[float, int, bytes]]]:
@@ -653,6 +665,7 @@ class SQLiteStore:
 
     @staticmethod
     def _report_states(conn: sqlite3.Connection) -> list[str]:
+        """Every meta name of the saved report states, their parts included."""
         return [r[0] for r in conn.execute("SELECT name FROM meta WHERE substr(name, 1, ?) = ? ORDER BY name",
                                            (len(REPORT_STATE_META_PREFIX), REPORT_STATE_META_PREFIX))]
 
@@ -669,7 +682,7 @@ class SQLiteStore:
     def export(self, *, customer_id: str | None = None, visitor_id: str | None = None) -> PersonalData:
         with self._snapshot() as conn:
             data, rows = self._person(conn, customer_id, visitor_id)
-            data.report_states = self._report_states(conn)
+            data.report_states = report_state_names(self._report_states(conn))
         data.events = [_decode_event(r[2]) for r in sorted(rows)]
         return data
 
@@ -691,8 +704,9 @@ class SQLiteStore:
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('erasures', ?)",
                          (str(_meta_int(conn, "erasures") + 1),))
             conn.executemany("DELETE FROM links WHERE visitor_id = ?", [(v,) for v in data.links])
-            data.report_states = self._report_states(conn)
-            conn.executemany("DELETE FROM meta WHERE name = ?", [(n,) for n in data.report_states])
+            states = self._report_states(conn)
+            conn.executemany("DELETE FROM meta WHERE name = ?", [(n,) for n in states])
+            data.report_states = report_state_names(states)
         data.events = [_decode_event(r[2]) for r in sorted(rows)]
         return data
 

@@ -231,3 +231,69 @@ def test_a_store_without_a_fingerprint_gets_no_checkpoint(monkeypatch):
     plain.inner.append(traffic(1, 0, 10))
     report = build_report(plain, now=day(10))
     assert report.events and plain.written == []
+
+
+class CountingWrites:
+    """The store, noting each meta blob written."""
+
+    def __init__(self, store):
+        self.store, self.written = store, []
+
+    def set_meta(self, name, value):
+        self.written.append(name)
+        self.store.set_meta(name, value)
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+
+def test_a_refresh_writes_only_the_parts_of_people_it_met(store, monkeypatch):
+    """The people are saved in parts cut by their keys: a refresh that meets a few people
+    rewrites their parts and the head, keeps every other part as it was, and leaves no part
+    that no checkpoint names; resumed from those parts, the figures are a full read's."""
+    monkeypatch.setattr(checkpoint_module, "PART_BITS", 2)  # parts of ~4 people: many parts
+    rng = random.Random(5)
+    events = [Impression(campaign="winback", variant=rng.choice(VARIANTS), skus=["s1"], visitor_id=f"v{i}",
+                         at=T0 + timedelta(minutes=i)) for i in range(400)]
+    store.append(events)
+    name = ReportCheckpoint(store, window_days=7.0, campaign=None, since=None).meta_name
+    build_report(store, now=day(1))
+    first = store.meta_names(name + "/")
+    assert len(first) > 40
+    # Later: the first three visitors come back and one buys; everyone else stays silent.
+    store.append([Impression(campaign="winback", variant="A", skus=["s1"], visitor_id=f"v{i}",
+                             at=day(2) + timedelta(minutes=i)) for i in range(3)]
+                 + [Order(order_id="late-1", visitor_id="v1", at=day(2) + timedelta(hours=1),
+                          items=[OrderItem(sku="s1", price=20.0)])])
+    writes = CountingWrites(store)
+    report = build_report(writes, now=day(3))
+    assert figures(report) == figures(build_report(store, now=day(3), checkpoint=False))
+    parts_written = [n for n in writes.written if n.startswith(name + "/")]
+    assert name in writes.written and 0 < len(parts_written) <= 5  # the met people's parts, the last one
+    named = {f"{name}/{digest.hex()}" for digest in checkpoint_module._decode_saved(store.get_meta(name)).parts}
+    assert set(store.meta_names(name + "/")) == named  # the replaced parts were deleted
+    assert set(parts_written) <= named and len(set(first) & named) >= len(first) - 5
+    # The state read back from the parts is the one the pass holds: resuming again gives the same.
+    store.append([Impression(campaign="winback", variant="B", visitor_id="v9", at=day(4))])
+    assert figures(build_report(store, now=day(5))) == figures(build_report(store, now=day(5), checkpoint=False))
+
+
+def test_a_missing_or_damaged_part_makes_the_report_read_the_whole_log(store, caplog, monkeypatch):
+    monkeypatch.setattr(checkpoint_module, "PART_BITS", 3)
+    store.append(traffic(1, 0, 10))
+    build_report(store, now=day(10))
+    name = ReportCheckpoint(store, window_days=7.0, campaign=None, since=None).meta_name
+    parts = store.meta_names(name + "/")
+    assert len(parts) > 3
+    damaged = bytearray(store.get_meta(parts[1]))
+    damaged[-3] ^= 0x01
+    store.set_meta(parts[1], bytes(damaged))
+    store.delete_meta(parts[2])
+    store.append(traffic(2, 10, 2))
+    counting = Counting(store)
+    with caplog.at_level(logging.WARNING, logger="segmint.analytics"):
+        report = build_report(counting, now=day(13))
+    assert "inconsistent" in caplog.text and "part" in caplog.text
+    assert figures(report) == figures(build_report(store, now=day(13), checkpoint=False))
+    assert counting.read == attribution_events_since(store, 0)
+    assert parts[2] not in store.meta_names(name + "/")
