@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from .analytics.columnar import KEEP_UP_SECONDS, kept_projection
 from .batch_stats import STATS_POLL, BatchStats
 from .cache_invalidation import wire_invalidation
 from .catalog import Catalog
@@ -193,6 +194,9 @@ class Segmint:
                     self._measure_lag(store)
                 self._threads.append(PeriodicThread(self.compact, lambda: COMPACT_INTERVAL,
                                                     name="segmint-compactor").start())
+            if kept_projection(store, "auto") is not None:  # reports may read the store through DuckDB
+                self._threads.append(PeriodicThread(self.keep_report_projection_current,
+                                                    lambda: KEEP_UP_SECONDS, name="segmint-report-projection").start())
 
     @classmethod
     def from_config(
@@ -465,6 +469,21 @@ class Segmint:
             if self.compaction is None or self.compaction.get("error") != str(exc):
                 log.warning("segmint: compaction failed, retrying: %s", exc)
             self.compaction = {**(self.compaction or {"events": 0, "seconds": 0.0}), "error": str(exc)}
+
+    def keep_report_projection_current(self) -> int | None:
+        """Append the newly logged events to the reports' DuckDB projection when reports read
+        through it (``[analytics] reader``; see ``analytics/columnar.py``), so a report finds it
+        current; the events appended, or None when there is nothing to keep or it is busy.
+        A failure is counted and logged once a minute; reports still read the log."""
+        projection = kept_projection(self.store, self.config.analytics.reader)
+        if projection is None:
+            return None
+        try:
+            return projection.keep_up()
+        except Exception as exc:  # noqa: BLE001 - reports catch up themselves (or read in Python)
+            self.failures.report(log, "report-projection", f"segmint: keeping the report projection current "
+                                 f"failed: {exc}", exc)
+            return None
 
     def _measure_lag(self, store: CompactingStore) -> None:
         folded, logged = store.compaction_position()

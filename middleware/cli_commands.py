@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +16,8 @@ import msgspec
 from segmint.engine.errors import ConfigError, SegmintError, suggest
 
 from .cli_output import Output, Progress, number, plural
+
+log = logging.getLogger("segmint")
 
 if TYPE_CHECKING:
     from segmint.engine.runtime import Runtime
@@ -351,29 +354,41 @@ def fold(args: argparse.Namespace, out: Output) -> int:
 
     Folds what is logged and exits (while another compactor holds the file's lock, waits
     for it to get there); ``--follow`` takes the lock, holds it and keeps folding as events
-    arrive: the compactor in its own process (docs/deployment.md).
+    arrive: the compactor in its own process (docs/deployment.md). Either also appends the
+    newly logged events to the reports' DuckDB projection when reports read through it
+    (``[analytics] reader``; ``--follow``: every few seconds), as the serving processes do.
     """
     import time
 
+    from segmint.engine.analytics.columnar import KEEP_UP_SECONDS, kept_projection
+    from segmint.engine.config import load_config
     from segmint.engine.errors import StoreError
+    from segmint.engine.failure_log import FailureLog
     from segmint.engine.stores import CompactingStore
 
-    folded = 0
+    folded, failures = 0, FailureLog()
     with config_store(args.config) as store:
         if not isinstance(store, CompactingStore):
             raise StoreError("this store folds events as they are appended: nothing to compact",
                              store=store.url)
+        projection = kept_projection(store, load_config(args.config, validate=False).analytics.reader)
         if not args.follow:  # fold what is logged now (or wait while another compactor does)
             start = store.compaction_position()[0]
             store.catch_up()
             position, logged = store.compaction_position()
             folded = position - start
+            if projection is not None:
+                _keep_up(projection, failures)
         else:
             # Held for the whole run: the serving processes' compactor threads leave it alone.
             with contextlib.suppress(KeyboardInterrupt), store.compactor_lock(wait=True):
+                kept_at = time.monotonic()
                 while True:
                     done = store.compact(wait=True)
                     folded += done or 0
+                    if projection is not None and time.monotonic() - kept_at >= KEEP_UP_SECONDS:
+                        _keep_up(projection, failures)
+                        kept_at = time.monotonic()
                     if not done:
                         time.sleep(args.interval)
             position, logged = store.compaction_position()
@@ -383,6 +398,15 @@ def fold(args: argparse.Namespace, out: Output) -> int:
     else:
         out.line(f"folded {plural(folded, 'event')} into profiles; {waiting:,} waiting")
     return 0
+
+
+def _keep_up(projection: Any, failures: Any) -> None:
+    """The compactor's turn at the reports' projection; a failure is logged once a minute and
+    folding goes on (a report catches the projection up itself, or reads the log in Python)."""
+    try:
+        projection.keep_up()
+    except Exception as exc:  # noqa: BLE001
+        failures.report(log, "report-projection", f"keeping the report projection current failed: {exc}", exc)
 
 
 def schema(args: argparse.Namespace, out: Output) -> int:

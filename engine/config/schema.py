@@ -290,7 +290,8 @@ class AnalyticsConfig(ConfigBase):
     proper_prior: bool = False
     #: How a report reads the event log: "python" (the log itself), "duckdb" (a columnar projection
     #: beside a SQLite store file, read by DuckDB: the ``analytics`` extra), or "auto" (duckdb when
-    #: the extra is installed and the store is a SQLite file). Both give the same report.
+    #: the extra is installed and the store is a SQLite file). Both give the same report. With
+    #: DuckDB, the first report builds the projection and the compactor keeps it current.
     reader: Reader = "python"
 
 

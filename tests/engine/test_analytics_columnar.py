@@ -5,6 +5,9 @@ erasure); the projection keeps up with the log and forgets what the log forgets.
 import logging
 import random
 import shutil
+import os
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -254,18 +257,31 @@ def test_a_projection_of_another_file_is_rebuilt(store, tmp_path):
         1 for _ in store.iter_events(types=("impression", "click", "order", "identify")))
 
 
+class LockHolder:
+    """Another process holding DuckDB's lock on a file for ``seconds``."""
+
+    def __init__(self, path, seconds):
+        code = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); " \
+               "time.sleep(float(sys.argv[2]))"
+        self.process = subprocess.Popen([sys.executable, "-c", code, path, str(seconds)], stdout=subprocess.PIPE)
+        assert self.process.stdout.readline().strip() == b"ready"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.process.kill()
+        self.process.wait()
+        self.process.stdout.close()
+
+
 def test_a_projection_in_use_elsewhere_or_damaged_falls_back_to_the_python_reader(store, monkeypatch, caplog):
     store.append(traffic(1, 0, 10))
-
-    def locked(self):
-        raise duckdb.IOException("Could not set lock on file")
-
-    monkeypatch.setattr(columnar.ColumnarLog, "connect", locked)
-    with caplog.at_level(logging.WARNING, "segmint.analytics"):
+    monkeypatch.setattr(columnar, "LOCK_WAIT_SECONDS", 0.3)
+    with LockHolder(columnar.projection_path(store.path), 60), caplog.at_level(logging.WARNING, "segmint.analytics"):
         report = build_report(store, now=day(10), checkpoint=False, analysis=DUCKDB)
     assert "cannot be read" in caplog.text
     assert figures(report) == figures(build_report(store, now=day(10), checkpoint=False, analysis=PYTHON))
-    monkeypatch.undo()
     with open(columnar.projection_path(store.path), "wb") as damaged:
         damaged.write(b"not a duckdb file" * 1000)
     caplog.clear()
@@ -291,3 +307,66 @@ def test_duckdb_on_another_store_reads_it_in_python_and_says_so(caplog):
     assert "SQLite store file" in caplog.text
     auto = build_report(memory, now=day(3), analysis=AnalyticsConfig(reader="auto"))
     assert figures(duck) == figures(auto) == figures(build_report(memory, now=day(3), analysis=PYTHON))
+
+
+def test_a_report_waits_for_a_projection_another_process_holds_briefly(store, caplog):
+    store.append(traffic(1, 0, 10))
+    build_report(store, now=day(10), checkpoint=False, analysis=DUCKDB)  # builds the projection
+    with LockHolder(columnar.projection_path(store.path), 0.5), caplog.at_level(logging.WARNING, "segmint.analytics"):
+        report = build_report(store, now=day(10), checkpoint=False, analysis=DUCKDB)
+    assert "cannot be read" not in caplog.text  # it waited for the lock (LOCK_WAIT_SECONDS)
+    assert figures(report) == figures(build_report(store, now=day(10), checkpoint=False, analysis=PYTHON))
+
+
+def projected_to(store):
+    with duckdb.connect(columnar.projection_path(store.path)) as duck:
+        return duck.execute("SELECT projected_to FROM projection").fetchone()[0]
+
+
+def test_the_compactor_keeps_an_existing_projection_current(store, monkeypatch):
+    """``keep_up`` (the compactor's turn) appends what was logged since, so a report finds
+    nothing to append; it builds no projection (the first report does) and skips its turn
+    while another process holds the file."""
+    projection = columnar.ColumnarLog(store.path)
+    store.append(traffic(1, 0, 5))
+    assert projection.keep_up() is None and not os.path.exists(columnar.projection_path(store.path))
+    build_report(store, now=day(5), checkpoint=False, analysis=DUCKDB)
+    logged = store.event_fingerprint(float("inf"))[1]  # the newest log id
+    assert projected_to(store) == logged
+    store.append(traffic(2, 5, 5))
+    newer = sum(1 for e in store.iter_events(since=day(5), types=("impression", "click", "order", "identify")))
+    with LockHolder(columnar.projection_path(store.path), 60):
+        assert projection.keep_up() is None  # a report elsewhere holds it: the next turn catches up
+    assert projection.keep_up() == newer and projected_to(store) == store.event_fingerprint(float("inf"))[1]
+    appended = []
+    original = columnar.ColumnarLog._append
+    monkeypatch.setattr(columnar.ColumnarLog, "_append",
+                        lambda self, duck, rows: appended.append(len(rows)) or original(self, duck, rows))
+    report = build_report(store, now=day(11), checkpoint=False, analysis=DUCKDB)
+    assert sum(appended) == 0
+    assert figures(report) == figures(build_report(store, now=day(11), checkpoint=False, analysis=PYTHON))
+
+
+@pytest.mark.parametrize("reader", ["duckdb", "python"])
+def test_the_runtime_keeps_the_projection_current_when_reports_read_through_duckdb(tmp_path, reader):
+    from segmint.engine.analytics.columnar import kept_projection
+    from segmint.engine.runtime import Segmint
+
+    fx = sys.modules["segmint_tests_fixtures"]
+    config = fx.write_config(tmp_path, catalog=[fx.BIG_TV], skus=[fx.BIG_TV["sku"]])
+    config.write_text(config.read_text() + f'\n[analytics]\nreader = "{reader}"\n')
+    runtime = Segmint.from_config(config, watch=False)
+    try:
+        store = runtime.store
+        assert runtime.keep_report_projection_current() is None  # no projection yet
+        store.append(traffic(1, 0, 5, n=300))
+        build_report(store, now=day(5), checkpoint=False, analysis=DUCKDB)
+        store.append(traffic(2, 5, 5, n=300))
+        kept = runtime.keep_report_projection_current()
+        if reader == "duckdb":
+            assert kept and projected_to(store) == store.event_fingerprint(float("inf"))[1]
+        else:
+            assert kept is None and projected_to(store) < store.event_fingerprint(float("inf"))[1]
+    finally:
+        runtime.close()
+    assert kept_projection(MemoryStore(), "duckdb") is None

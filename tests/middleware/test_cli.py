@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from segmint.engine.config import config_json_schema
+from segmint.engine.config import config_json_schema, load_config
+from segmint.engine.events import Order, OrderItem
 from segmint.engine.runtime import Segmint
 from segmint.middleware.cli import build_parser, main
 
@@ -353,6 +354,32 @@ def test_fold_compacts_the_log_into_the_rows_once(capsys, seeded_config):
     assert code == 0 and first["folded"] > 0 and first["waiting"] == 0
     code, out, _ = run(capsys, "fold", str(seeded_config))
     assert code == 0 and out.strip() == "folded 0 events into profiles; 0 waiting"
+
+
+def test_fold_keeps_the_reports_duckdb_projection_current(capsys, seeded_config):
+    """With ``[analytics] reader = "duckdb"`` the compactor also appends what was logged to the
+    reports' projection once a report has built it (the serving processes do it too)."""
+    duckdb = pytest.importorskip("duckdb")
+    from segmint.engine.analytics import build_report
+    from segmint.engine.analytics.columnar import projection_path
+    from segmint.engine.stores import SQLiteStore
+
+    seeded_config.write_text(seeded_config.read_text() + '\n[analytics]\nreader = "duckdb"\n')
+    db = str(seeded_config.parent / "shop.db")
+    store = SQLiteStore(db)
+    try:
+        build_report(store, now=NOW, checkpoint=False, analysis=load_config(seeded_config).analytics)
+        store.append([Order(order_id="after", customer_id="vip-1", at=NOW, items=[OrderItem(sku="FA-DRS-001",
+                                                                                          price=20.0)])])
+        newest = store.event_fingerprint(float("inf"))[1]
+    finally:
+        store.close()
+    with duckdb.connect(projection_path(db)) as duck:
+        assert duck.execute("SELECT projected_to FROM projection").fetchone()[0] < newest
+    code, _, _ = run(capsys, "fold", str(seeded_config))
+    with duckdb.connect(projection_path(db)) as duck:
+        assert code == 0 and duck.execute("SELECT projected_to FROM projection").fetchone()[0] == newest
+        assert duck.execute("SELECT count(*) FROM events WHERE id = ?", [newest]).fetchone()[0] == 1
 
 
 def test_fold_on_a_store_that_folds_on_append_is_a_clear_error(capsys, tmp_path, monkeypatch):
