@@ -219,7 +219,7 @@ class Responder:
         out = fill_slots(body, slots, widgets) if widgets else body
         self._track(sku, view, decision if failure is None else None, now)
         if out is not body:
-            services.counters.incr("personalized")
+            services.counters.personalized += 1
         debug = debug_value(state.identity, slots, decision, failure) if self.settings.debug and slots else None
         return self._headers(out, changed=out is not body, debug=debug), out
 
