@@ -269,7 +269,8 @@ class Endpoints:
     async def _click(self, scope: Scope, receive: Receive, send: Send, settings: Settings) -> None:
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), max_num_fields=20))
         target = safe_redirect_target(query.get("to"))
-        click = parse_click(query.get(CLICK_PARAM, ""), settings.product_sku(target.partition("?")[0]))
+        product = settings.product_match(target.partition("?")[0])
+        click = parse_click(query.get(CLICK_PARAM, ""), product["sku"] if product else None)
         if click is not None:
             await record_click(self.services, scope, settings, click)
         await _redirect(send, target)

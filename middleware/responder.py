@@ -121,7 +121,8 @@ class Responder:
     def _passthrough_start(self, message: Message) -> Message:
         try:
             now = self.services.runtime.clock()
-            self._track(self.settings.product_sku(self.state.path), self.state.page_view(now), None, now)
+            product = self.settings.product_match(self.state.path)
+            self._track(product["sku"] if product else None, self.state.page_view(now), None, now)
             extra = self._cookie_header()
             if extra is None:
                 return message
@@ -191,7 +192,8 @@ class Responder:
     async def _finish(self, body: bytes) -> tuple[Message, bytes]:
         slots, marked = scan_page(body)
         state, services = self.state, self.services
-        sku = self.settings.product_sku(state.path) or marked
+        product = self.settings.product_match(state.path)
+        sku = product["sku"] if product else marked
         now = services.runtime.clock()  # one time for the decision and the events it leads to
         view = state.page_view(now)
         decision: Decision | None = None
