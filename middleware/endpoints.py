@@ -260,7 +260,7 @@ class Endpoints:
                        if sd.campaign and (sd.control or sd.products)]
             try:
                 if events:
-                    self.services.runtime.track(events)
+                    self.services.runtime.writer.submit(events)  # as built: like a page's
             except Exception as exc:  # noqa: BLE001
                 self.services.counters.failure("track", exc)
         await _respond(send, 200, payload, extra)
@@ -455,7 +455,7 @@ async def record_click(services: Services, scope: Scope, settings: Settings, cli
     try:
         identity = await services.visitors.aidentify(scope, settings.config)
         if identity.track and not identity.is_new:
-            services.runtime.track([click_event(identity, click, services.runtime.clock())])
+            services.runtime.writer.submit([click_event(identity, click, services.runtime.clock())])
             services.counters.incr("clicks")
     except Exception as exc:  # noqa: BLE001
         services.counters.failure("click", exc)

@@ -244,7 +244,8 @@ class Responder:
     # -- tracking ----------------------------------------------------------------------------
     def _track(self, sku: str | None, view: PageView | None, decision: Decision | None, now: datetime) -> None:
         """Queue identify link, page view, product view and impressions (never raises:
-        counted instead)."""
+        counted instead). Built by ``engine/tracking.py`` at the runtime clock's time, they
+        need no decoding or stamping (``runtime.track``): they go to the writer as they are."""
         state = self.state
         identity = state.identity
         if not identity.track:
@@ -261,7 +262,7 @@ class Responder:
                     if slot_decision.campaign and (slot_decision.control or slot_decision.products):
                         events.append(impression_event(identity, slot_decision, now))
             if events:
-                self.services.runtime.track(events)
+                self.services.runtime.writer.submit(events)
         except Exception as exc:  # noqa: BLE001 - tracking must never break the page
             self.services.counters.failure("track", exc)
 
