@@ -236,7 +236,9 @@ class Profiles:
         ``record(..., pending=True)`` or ``forget_pending`` takes them back."""
         with self._lock:
             for event in events:
-                key = profile_key(customer_id=event.customer_id, visitor_id=event.visitor_id)
+                # ``profile_key``, inline as in ``_lookup``: this runs for each event of a page.
+                customer = event.customer_id
+                key = f"c:{customer}" if customer else f"v:{event.visitor_id}"
                 pending = self._pending.get(key)
                 if pending is None:
                     pending = self._pending[key] = _Pending()

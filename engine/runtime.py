@@ -412,7 +412,9 @@ class Segmint:
         return result
 
     def track(self, events: Iterable[Event | Mapping[str, Any]]) -> bool:
-        """Queue events for the background writer (page views, impressions); never blocks."""
+        """Queue events for the background writer; never blocks. Like ``record``, takes
+        dicts (decoded) and structs, and gives events without ``at`` the clock's time; the
+        middleware hands the events it builds itself (``tracking.py``) to ``writer`` as they are."""
         return self.writer.submit(self._events(events))
 
     def _events_recorded(self, events: Sequence[Event], result: AppendResult) -> None:

@@ -201,7 +201,8 @@ class SegmintMiddleware:
         if value is None:
             return
         scope["query_string"] = query
-        click = parse_click(value, settings.product_sku(scope["path"]))
+        product = settings.product_match(scope["path"])
+        click = parse_click(value, product["sku"] if product else None)
         if click is not None:
             await record_click(services, scope, settings, click)
 

@@ -260,7 +260,7 @@ class Endpoints:
                        if sd.campaign and (sd.control or sd.products)]
             try:
                 if events:
-                    self.services.runtime.track(events)
+                    self.services.runtime.writer.submit(events)  # as built: like a page's
             except Exception as exc:  # noqa: BLE001
                 self.services.counters.failure("track", exc)
         await _respond(send, 200, payload, extra)
@@ -269,7 +269,8 @@ class Endpoints:
     async def _click(self, scope: Scope, receive: Receive, send: Send, settings: Settings) -> None:
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), max_num_fields=20))
         target = safe_redirect_target(query.get("to"))
-        click = parse_click(query.get(CLICK_PARAM, ""), settings.product_sku(target.partition("?")[0]))
+        product = settings.product_match(target.partition("?")[0])
+        click = parse_click(query.get(CLICK_PARAM, ""), product["sku"] if product else None)
         if click is not None:
             await record_click(self.services, scope, settings, click)
         await _redirect(send, target)
@@ -454,7 +455,7 @@ async def record_click(services: Services, scope: Scope, settings: Settings, cli
     try:
         identity = await services.visitors.aidentify(scope, settings.config)
         if identity.track and not identity.is_new:
-            services.runtime.track([click_event(identity, click, services.runtime.clock())])
+            services.runtime.writer.submit([click_event(identity, click, services.runtime.clock())])
             services.counters.incr("clicks")
     except Exception as exc:  # noqa: BLE001
         services.counters.failure("click", exc)

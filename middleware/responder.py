@@ -121,7 +121,8 @@ class Responder:
     def _passthrough_start(self, message: Message) -> Message:
         try:
             now = self.services.runtime.clock()
-            self._track(self.settings.product_sku(self.state.path), self.state.page_view(now), None, now)
+            product = self.settings.product_match(self.state.path)
+            self._track(product["sku"] if product else None, self.state.page_view(now), None, now)
             extra = self._cookie_header()
             if extra is None:
                 return message
@@ -191,7 +192,8 @@ class Responder:
     async def _finish(self, body: bytes) -> tuple[Message, bytes]:
         slots, marked = scan_page(body)
         state, services = self.state, self.services
-        sku = self.settings.product_sku(state.path) or marked
+        product = self.settings.product_match(state.path)
+        sku = product["sku"] if product else marked
         now = services.runtime.clock()  # one time for the decision and the events it leads to
         view = state.page_view(now)
         decision: Decision | None = None
@@ -219,7 +221,7 @@ class Responder:
         out = fill_slots(body, slots, widgets) if widgets else body
         self._track(sku, view, decision if failure is None else None, now)
         if out is not body:
-            services.counters.incr("personalized")
+            services.counters.personalized += 1
         debug = debug_value(state.identity, slots, decision, failure) if self.settings.debug and slots else None
         return self._headers(out, changed=out is not body, debug=debug), out
 
@@ -242,7 +244,8 @@ class Responder:
     # -- tracking ----------------------------------------------------------------------------
     def _track(self, sku: str | None, view: PageView | None, decision: Decision | None, now: datetime) -> None:
         """Queue identify link, page view, product view and impressions (never raises:
-        counted instead)."""
+        counted instead). Built by ``engine/tracking.py`` at the runtime clock's time, they
+        need no decoding or stamping (``runtime.track``): they go to the writer as they are."""
         state = self.state
         identity = state.identity
         if not identity.track:
@@ -259,7 +262,7 @@ class Responder:
                     if slot_decision.campaign and (slot_decision.control or slot_decision.products):
                         events.append(impression_event(identity, slot_decision, now))
             if events:
-                self.services.runtime.track(events)
+                self.services.runtime.writer.submit(events)
         except Exception as exc:  # noqa: BLE001 - tracking must never break the page
             self.services.counters.failure("track", exc)
 

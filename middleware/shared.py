@@ -8,6 +8,7 @@ No per-request state here: that lives in ``visitors.SegmintState`` and
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
     from .visitors import Visitors
 
 __all__ = ["Services", "Settings"]
+
+#: A pattern that matches no path: ``Settings.product_match`` when ``product_path`` is not set.
+_NO_PRODUCT_PAGES = re.compile(r"(?!)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +45,7 @@ class Settings:
     """Per-config values the hot path needs, computed once per config object."""
 
     __slots__ = (
-        "config", "prefix", "budget", "max_body", "debug", "product_re", "track_page_views",
+        "config", "prefix", "budget", "max_body", "debug", "product_match", "track_page_views",
         "cookie_name", "cookie_attrs",
     )
 
@@ -52,7 +56,10 @@ class Settings:
         self.budget: float = mw.time_budget_ms / 1000.0
         self.max_body: int = mw.max_body_bytes
         self.debug: bool = mw.debug_header
-        self.product_re: re.Pattern[str] | None = product_path_pattern(mw.product_path)
+        #: ``product_match(path)``: a product page's match (the product is its ``"sku"`` group),
+        #: else None. The compiled pattern's own ``match``: one C call per page.
+        self.product_match: Callable[[str], re.Match[str] | None] = (
+            product_path_pattern(mw.product_path) or _NO_PRODUCT_PAGES).match
         self.track_page_views: bool = mw.track_page_views
         self.cookie_name: str = ident.cookie
         self.cookie_attrs = f"; Max-Age={int(ident.max_age_days * 86400)}; Path=/; HttpOnly; SameSite=Lax"
@@ -60,8 +67,3 @@ class Settings:
     def set_cookie(self, value: str, scheme: str) -> bytes:
         return f"{self.cookie_name}={value}{self.cookie_attrs}{'; Secure' if scheme in ('https', 'wss') else ''}".encode(
             "latin-1")
-
-    def product_sku(self, path: str) -> str | None:
-        """The product of a product page by the ``product_path`` pattern, else None."""
-        match = self.product_re.match(path) if self.product_re is not None else None
-        return match["sku"] if match else None

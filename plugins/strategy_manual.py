@@ -6,7 +6,7 @@ stale list degrades to fewer products (and the ``fallback``) rather than an erro
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable
 from typing import Annotated
 
 import msgspec
@@ -14,8 +14,6 @@ import msgspec
 from segmint.engine.catalog import Product
 from segmint.engine.hooks import hookimpl
 from segmint.engine.strategy import StrategyContext, StrategyParams
-
-from ._common import products_for
 
 
 class ManualParams(StrategyParams, kw_only=True, forbid_unknown_fields=True, frozen=True):
@@ -27,8 +25,9 @@ class Manual:
     name = "manual"
     Params = ManualParams
 
-    def recommend(self, ctx: StrategyContext, params: ManualParams) -> Iterator[Product]:
-        return products_for(ctx.catalog, params.skus)
+    def recommend(self, ctx: StrategyContext, params: ManualParams) -> Iterable[Product]:
+        # The catalog's product of each sku, in order; None (not in the catalog) left out.
+        return filter(None, map(ctx.catalog.get, params.skus))
 
 
 @hookimpl(trylast=True)

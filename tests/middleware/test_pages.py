@@ -215,6 +215,14 @@ def test_logged_in_visitor_is_linked_to_the_customer_once(mw: Any, runtime: Any,
     assert profile.page_views == 3  # the anonymous view was merged into the customer
 
 
+def test_health_counts_the_personalized_pages(client: Any, mw: Any):
+    client.get("/")
+    client.get("/")
+    client.get("/plain")  # no slot: served, not personalized
+    counters = client.get("/_segmint/health", headers=mw.AUTH).json()["counters"]
+    assert counters["personalized"] == 2
+
+
 def test_product_names_and_titles_are_escaped(client: Any):
     body = client.get("/").text
     assert "<script>alert(1)</script>" not in body
