@@ -138,11 +138,17 @@ class _Bounded:
         return getattr(self.store, name)  # meta and the event fingerprint (report checkpoints)
 
     def attribution_rows(self, **options):
-        deadline = time.perf_counter() + self.seconds
-        for i, row in enumerate(self.reader.attribution_rows(**options)):
-            if not i & 0xFFFF and time.perf_counter() > deadline:
-                raise TimeoutError(f"reading events took over {self.seconds:.0f} s")
-            yield row
+        # Called at once (a columnar reader starts computing when called), checked as read.
+        return self._bounded(self.reader.attribution_rows(**options), time.perf_counter() + self.seconds)
+
+    def _bounded(self, rows, deadline):
+        try:
+            for i, row in enumerate(rows):
+                if not i & 0xFFFF and time.perf_counter() > deadline:
+                    raise TimeoutError(f"reading events took over {self.seconds:.0f} s")
+                yield row
+        finally:
+            rows.close()
 
 
 def _floor(store: _Bounded, since: datetime) -> int:

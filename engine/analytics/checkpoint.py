@@ -126,9 +126,10 @@ class ReportCheckpoint:
         assert self._states is not None
         return [float(x) for x in self._states.event_fingerprint(position)]
 
-    def resume(self, limit: float) -> tuple[Attributor, float] | None:
-        """The saved attributor and its position, if one is saved, still valid and not past
-        ``limit`` (the end of the report at hand); None means: read from ``since``."""
+    def find(self, limit: float) -> _Saved | None:
+        """The saved checkpoint, if one is saved, still valid and not past ``limit`` (the end
+        of the report at hand): its ``position`` is where the report reads from. Cheap: the
+        head only; ``load`` reads the people."""
         if not self.supported:
             return None
         data = self.store.get_meta(self.meta_name)
@@ -151,14 +152,24 @@ class ReportCheckpoint:
             log.info("events before the report checkpoint changed (a late or imported event); "
                      "reading the whole event log")
             return None
+        return saved
+
+    def load(self, saved: _Saved) -> Attributor | None:
+        """The attributor ``saved`` (from ``find``) holds, its parts read and checked; None,
+        logged, when one is missing or damaged (the report then reads from ``since``)."""
         try:
-            state = _load(self.store, self.meta_name, saved, self._loaded)
-            return Attributor.from_state(state), saved.position
+            return Attributor.from_state(_load(self.store, self.meta_name, saved, self._loaded))
         except (KeyError, ValueError, TypeError) as exc:
             self._loaded.clear()
             log.warning("report checkpoint %s is inconsistent (%r); reading the whole event log",
                         self.meta_name, exc)
             return None
+
+    def resume(self, limit: float) -> tuple[Attributor, float] | None:
+        """``find`` and ``load`` at once: the saved attributor and its position, or None."""
+        saved = self.find(limit)
+        attributor = self.load(saved) if saved is not None else None
+        return None if attributor is None else (attributor, saved.position)  # type: ignore[union-attr]
 
     def _parts(self, keys: list[str], people: list[bytes]) -> list[tuple[bytes, bytes | None]]:
         """The people cut into parts: ``(digest, encoded part)``, the encoding None for a part

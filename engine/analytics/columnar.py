@@ -53,7 +53,7 @@ import msgspec
 from ..config.schema import Reader
 from ..stores.sqlite import SQLiteStore
 from .attribution import CLICK, EXPOSURES, IDENTIFY, IMPRESSION, ORDER, Exposures
-from .eventlog import _KIND_SQL, _TYPES_SQL, Row, SQLiteAttributionLog, _Exposure, _Identify, _Line, _Order
+from .eventlog import _KIND_SQL, _TYPES_SQL, Row, Rows, SQLiteAttributionLog, _Exposure, _Identify, _Line, _Order
 
 __all__ = ["ColumnarLog", "duckdb_available", "projection_path", "kept_projection"]
 
@@ -353,7 +353,10 @@ class ColumnarLog:
                 time.sleep(0.05)
 
     def attribution_rows(self, *, since: float | None, until: float, batch_size: int,
-                         window: float | None = None) -> Iterator[Row]:
+                         window: float | None = None) -> Rows:
+        """The rows of ``[since, until)`` (``AttributionLog``). The read starts at once: DuckDB
+        computes the first slice on a thread of its own while the caller gets ready (a report
+        loads its saved state meanwhile)."""
         duck = None
         try:
             duck = self.connect(wait=LOCK_WAIT_SECONDS)
@@ -362,39 +365,71 @@ class ColumnarLog:
         except self._duckdb.Error as exc:  # in use by another process (DuckDB locks it), damaged, ...
             if duck is not None:
                 duck.close()
-            yield from self._in_python(exc, since=since, until=until, batch_size=batch_size)
-            return
+            return self._in_python(exc, since=since, until=until, batch_size=batch_size)
         params = {"window": -1.0 if window is None else window, "impression": IMPRESSION, "click": CLICK,
                   "exposures": EXPOSURES}
+        return _ProjectedRows(self, duck, slices, params, since=since, until=until, batch_size=batch_size)
+
+    def _in_python(self, exc: Exception, *, since: float | None, until: float, batch_size: int) -> Rows:
+        log.warning("the report projection %s cannot be read (%s); reading the event log in Python",
+                    projection_path(self.path), exc)
+        return SQLiteAttributionLog(self.path).attribution_rows(since=since, until=until, batch_size=batch_size)
+
+
+class _ProjectedRows:
+    """The rows of a read, computed slice by slice on a thread (``_produce``) and handed over in
+    chunks; ``close()`` stops the thread and closes the connection, read or not."""
+
+    def __init__(self, log: ColumnarLog, duck: Any, slices: list[tuple[float, float]], params: dict[str, Any], *,
+                 since: float | None, until: float, batch_size: int) -> None:
+        self._log, self._duck, self._closed = log, duck, False
+        self._since, self._until, self._batch_size = since, until, batch_size
         # Bounded: about one slice of rows waits while the pass folds the one before.
-        chunks: queue.Queue[Any] = queue.Queue(maxsize=max(2, SLICE_EVENTS // batch_size))
-        stop = threading.Event()
-        reader = threading.Thread(target=_produce, args=(duck, slices, params, batch_size, chunks, stop),
-                                  name="segmint-report-projection", daemon=True)
-        reader.start()
+        self._chunks: queue.Queue[Any] = queue.Queue(maxsize=max(2, SLICE_EVENTS // batch_size))
+        self._stop = threading.Event()
+        self._reader = threading.Thread(target=_produce, args=(duck, slices, params, batch_size, self._chunks,
+                                                               self._stop),
+                                        name="segmint-report-projection", daemon=True)
+        self._reader.start()
+        self._rows = self._read()
+
+    def __iter__(self) -> _ProjectedRows:
+        return self
+
+    def __next__(self) -> Row:
+        return next(self._rows)
+
+    def _read(self) -> Iterator[Row]:
         started = False
         try:
-            while (chunk := chunks.get()) is not None:
+            while (chunk := self._chunks.get()) is not None:
                 if isinstance(chunk, BaseException):
-                    if started or not isinstance(chunk, self._duckdb.Error):
+                    if started or not isinstance(chunk, self._log._duckdb.Error):
                         raise chunk
-                    yield from self._in_python(chunk, since=since, until=until, batch_size=batch_size)
+                    self._shut()
+                    yield from self._log._in_python(chunk, since=self._since, until=self._until,
+                                                    batch_size=self._batch_size)
                     return
                 started = True
                 yield from map(_row, chunk)
         finally:
-            stop.set()
-            while reader.is_alive():  # a producer blocked on a full queue must see ``stop``
-                try:
-                    chunks.get(timeout=0.05)
-                except queue.Empty:
-                    pass
-            duck.close()
+            self._shut()
 
-    def _in_python(self, exc: Exception, *, since: float | None, until: float, batch_size: int) -> Iterator[Row]:
-        log.warning("the report projection %s cannot be read (%s); reading the event log in Python",
-                    projection_path(self.path), exc)
-        return SQLiteAttributionLog(self.path).attribution_rows(since=since, until=until, batch_size=batch_size)
+    def close(self) -> None:
+        self._rows.close()
+        self._shut()
+
+    def _shut(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        while self._reader.is_alive():  # a producer blocked on a full queue must see ``stop``
+            try:
+                self._chunks.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        self._duck.close()
 
 
 def _slices(duck: Any, since: float, until: float) -> list[tuple[float, float]]:

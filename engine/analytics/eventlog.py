@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from itertools import chain
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote
@@ -36,7 +36,7 @@ from ..stores.base import ProfileStore
 from ..stores.sqlite import SQLiteStore
 from .attribution import ATTRIBUTION_EVENT_TYPES, CLICK, IDENTIFY, IMPRESSION, ORDER, feed_kind
 
-__all__ = ["AttributionLog", "Row", "SQLiteAttributionLog", "attribution_log"]
+__all__ = ["AttributionLog", "Row", "Rows", "SQLiteAttributionLog", "attribution_log"]
 
 log = logging.getLogger("segmint.analytics")
 
@@ -44,17 +44,29 @@ log = logging.getLogger("segmint.analytics")
 Row = tuple[float, int, Any]
 
 
+class Rows(Protocol):
+    """The rows a read gives (a generator is one): iterate them; ``close()`` when the read is
+    left before its end (a reader may hold a thread and a connection until then)."""
+
+    def __iter__(self) -> Iterator[Row]: ...
+
+    def __next__(self) -> Row: ...
+
+    def close(self) -> None: ...
+
+
 @runtime_checkable
 class AttributionLog(Protocol):
     """A store (or a view of one) that reads attribution rows without decoding whole events."""
 
     def attribution_rows(self, *, since: float | None, until: float, batch_size: int,
-                         window: float | None = None) -> Iterator[Row]:
+                         window: float | None = None) -> Rows:
         """The rows of the attribution events (``ATTRIBUTION_EVENT_TYPES``) with
         ``since <= at < until`` (``since`` None: from the start) in log order: by ``at``, then
         by when they were logged; ``batch_size``: how many the store reads at once. A reader
         may fold impressions no more than ``window`` seconds apart into ``EXPOSURES`` rows
-        (the attribution window; ``attribution.Exposures`` says which)."""
+        (the attribution window; ``attribution.Exposures`` says which), and may start
+        computing them when called, before they are iterated."""
 
 
 # The fields attribution reads; msgspec skips the others (``at`` comes from the row).
@@ -121,8 +133,8 @@ class SQLiteAttributionLog:
         self.path = path
 
     def attribution_rows(self, *, since: float | None, until: float, batch_size: int,
-                         window: float | None = None) -> Iterator[Row]:
-        return chain.from_iterable(self._pages(since, until, batch_size))
+                         window: float | None = None) -> Generator[Row, None, None]:
+        yield from chain.from_iterable(self._pages(since, until, batch_size))
 
     def _pages(self, since: float | None, until: float, batch_size: int) -> Iterator[Iterator[Row]]:
         # Each page is decoded lazily, row by row, as attribution takes it (map and zip): a
@@ -150,7 +162,7 @@ class _StoreEvents:
         self.store = store
 
     def attribution_rows(self, *, since: float | None, until: float, batch_size: int,
-                         window: float | None = None) -> Iterator[Row]:
+                         window: float | None = None) -> Generator[Row, None, None]:
         for event in self.store.iter_events(since=since, types=ATTRIBUTION_EVENT_TYPES, batch_size=batch_size):
             at = event.at.timestamp()  # type: ignore[union-attr]
             if at >= until:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import csv
 import gc
 import io
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -473,26 +473,49 @@ def _attribute(store: ProfileStore, saved: ReportCheckpoint, *, resume: bool, sa
                since: datetime | None, limit: datetime, window_days: float, campaign: str | None,
                reader: Reader, batch_size: int) -> Attributor:
     """The attribution pass of ``build_report``: from the saved state when ``resume`` finds a
-    valid one, saving a new one at the settled position when ``save``."""
-    resumed = saved.resume(limit.timestamp()) if resume else None
-    attributor, start = resumed or (Attributor(window_days=window_days, campaign=campaign), since)
+    valid one, saving a new one at the settled position when ``save``.
+
+    The read from the saved position starts before the saved people are loaded: a columnar
+    reader computes its first rows on a thread of its own meanwhile (on two cores, loading a
+    large state then costs the refresh little)."""
     log = attribution_log(store, reader)
+    end, position = limit.timestamp(), limit.timestamp() - SETTLE_SECONDS
 
-    def read(start: datetime | float | None, end: datetime) -> None:
-        until = end.timestamp()
-        rows = log.attribution_rows(since=None if start is None else _timestamp(start), until=until,
-                                    batch_size=batch_size, window=attributor.window)
-        attributor.feed_rows(rows, until)
+    def attribute_from(start: datetime | float | None, make: Callable[[], Attributor | None]) -> Attributor | None:
+        """Read from ``start`` into the attributor ``make`` gives (made once the read has
+        started); None when it gives none."""
+        saving = save and (start is None or _timestamp(start) < position)
+        # Taken before reading: an event logged meanwhile voids the state saved below.
+        fingerprint = saved.fingerprint(position) if saving else None
+        first_end = position if saving else end
+        rows = log.attribution_rows(since=None if start is None else _timestamp(start), until=first_end,
+                                    batch_size=batch_size, window=window_days * 86_400.0)
+        try:
+            attributor = make()
+            if attributor is None:
+                return None
+            read_before = attributor.result().events
+            attributor.feed_rows(rows, first_end)
+        finally:
+            rows.close()
+        if fingerprint is not None:
+            saved.save(attributor, position, fingerprint, read=attributor.result().events - read_before)
+        if first_end < end:
+            rows = log.attribution_rows(since=first_end, until=end, batch_size=batch_size, window=attributor.window)
+            try:
+                attributor.feed_rows(rows, end)
+            finally:
+                rows.close()
+        return attributor
 
-    position = limit.timestamp() - SETTLE_SECONDS
-    if save and (start is None or _timestamp(start) < position):
-        fingerprint = saved.fingerprint(position)  # before reading: an event added meanwhile voids it
-        read_before = attributor.result().events
-        read(start, datetime.fromtimestamp(position, timezone.utc))
-        saved.save(attributor, position, fingerprint, read=attributor.result().events - read_before)
-        start = position
-    read(start, limit)
-    return attributor
+    found = saved.find(end) if resume else None
+    if found is not None:
+        resumed = attribute_from(found.position, lambda: saved.load(found))
+        if resumed is not None:
+            return resumed
+    made = attribute_from(since, lambda: Attributor(window_days=window_days, campaign=campaign))
+    assert made is not None
+    return made
 
 
 def _timestamp(moment: datetime | float) -> float:

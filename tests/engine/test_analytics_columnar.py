@@ -370,3 +370,26 @@ def test_the_runtime_keeps_the_projection_current_when_reports_read_through_duck
     finally:
         runtime.close()
     assert kept_projection(MemoryStore(), "duckdb") is None
+
+
+def test_a_refresh_starts_reading_before_it_loads_the_saved_people(store, monkeypatch):
+    """The read from the saved position starts (DuckDB computes on its own thread) before the
+    saved state is loaded, and rows left unread are closed: no reading thread stays behind."""
+    import threading
+
+    monkeypatch.setattr(checkpoint_module, "MIN_EVENTS", 1)
+    store.append(traffic(1, 0, 10))
+    build_report(store, now=day(10), analysis=DUCKDB)
+    store.append(traffic(2, 10, 2))
+    order = []
+    read, load = columnar.ColumnarLog.attribution_rows, checkpoint_module.ReportCheckpoint.load
+    monkeypatch.setattr(columnar.ColumnarLog, "attribution_rows",
+                        lambda self, **options: order.append("read") or read(self, **options))
+    monkeypatch.setattr(checkpoint_module.ReportCheckpoint, "load",
+                        lambda self, saved: order.append("load") or load(self, saved))
+    report = build_report(store, now=day(13), analysis=DUCKDB)
+    assert order[:2] == ["read", "load"]
+    assert figures(report) == figures(build_report(store, now=day(13), checkpoint=False, analysis=PYTHON))
+    rows = columnar.ColumnarLog(store.path).attribution_rows(since=None, until=day(13).timestamp(), batch_size=10)
+    rows.close()  # never read
+    assert not [t for t in threading.enumerate() if t.name == "segmint-report-projection"]
