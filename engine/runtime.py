@@ -176,6 +176,8 @@ class Segmint:
         #: the embedded compactor (None without one); shown on ``/health``.
         self.compaction: dict[str, Any] | None = None
         self._log_ends: deque[tuple[float, int]] = deque(maxlen=3000)  # (time, log end) looks
+        #: Whether this process's compactor folded at its last try (no other process held the lock).
+        self._compacts = True
         try:
             self.refresh_stats()
         except BaseException:
@@ -464,8 +466,9 @@ class Segmint:
         if not isinstance(store, CompactingStore):
             return
         try:
-            while store.compact():
+            while folded := store.compact():
                 pass
+            self._compacts = folded is not None  # None: another process holds the compactor lock
             self._measure_lag(store)
         except StoreError as exc:  # the store is down or busy: retried next time, logged once
             if self.compaction is None or self.compaction.get("error") != str(exc):
@@ -476,9 +479,11 @@ class Segmint:
         """Append the newly logged events to the reports' DuckDB projection when reports read
         through it (``[analytics] reader``; see ``analytics/columnar.py``), so a report finds it
         current; the events appended, or None when there is nothing to keep or it is busy.
-        A failure is counted and logged once a minute; reports still read the log."""
+        A failure is counted and logged once a minute; reports still read the log. Left to
+        the compactor in its own process (``segmint fold --follow``) while it holds the lock,
+        so a worker's CPU goes to pages."""
         projection = kept_projection(self.store, self.config.analytics.reader)
-        if projection is None:
+        if projection is None or not self._compacts:
             return None
         try:
             return projection.keep_up()

@@ -367,6 +367,17 @@ def test_the_runtime_keeps_the_projection_current_when_reports_read_through_duck
             assert kept and projected_to(store) == store.event_fingerprint(float("inf"))[1]
         else:
             assert kept is None and projected_to(store) < store.event_fingerprint(float("inf"))[1]
+        # A compactor of its own (segmint fold --follow) holds the lock: it keeps the projection.
+        elsewhere = SQLiteStore(store.path)
+        try:
+            with elsewhere.compactor_lock(wait=True):
+                store.append(traffic(3, 10, 1, n=50))
+                runtime.compact()
+                assert runtime.keep_report_projection_current() is None
+        finally:
+            elsewhere.close()
+        runtime.compact()
+        assert (runtime.keep_report_projection_current() is not None) == (reader == "duckdb")
     finally:
         runtime.close()
     assert kept_projection(MemoryStore(), "duckdb") is None
