@@ -26,8 +26,9 @@ its own meta blob named by its digest. A part ends after a person whose key's cr
 low ``PART_BITS`` bits zero, so the cuts move with the people rather than with positions:
 after a refresh, every part whose people were neither met nor swept is the very part that was
 loaded, and it is not encoded or written again. Parts no checkpoint names any more (replaced,
-or left by a save that crashed) are deleted after the head is written. Each part's digest is
-checked when it is loaded: a damaged or missing part makes the report read the whole log.
+or left by a save that crashed) are deleted after the head is written. The head's digest and
+each part's crc32 are checked when they are loaded: a damaged or missing part makes the
+report read the whole log.
 
 Erasing a person (``PersonalDataStore.forget``) drops every checkpoint, parts included: the
 state holds the person's entries (their keys, runs and links) inside totals that cannot be
@@ -60,9 +61,17 @@ SETTLE_SECONDS = 3600.0
 MIN_EVENTS = 100_000
 #: Bumped when attribution changes what its state means (or how it is saved): older
 #: checkpoints are then ignored.
-FORMAT = 3
+FORMAT = 4
 #: People are saved in parts of about 2**PART_BITS (see the docstring): ~1 MB each.
 PART_BITS = 12
+
+
+class _PartRef(msgspec.Struct, array_like=True, frozen=True):
+    """A part of the saved people: ``digest`` (blake2b) names it, ``check`` (its crc32) catches
+    damage when it is loaded (six times faster than hashing 200 MB again)."""
+
+    digest: bytes
+    check: int
 
 
 class _Saved(msgspec.Struct, array_like=True):
@@ -75,9 +84,8 @@ class _Saved(msgspec.Struct, array_like=True):
     #: blake2b of ``head``: damage must be caught before resuming, not halfway through a report.
     digest: bytes
     head: msgspec.Raw  # an encoded AttributorState without its people
-    #: The digests of the people's parts, in activity order (each part's meta blob is
-    #: ``<checkpoint>/<digest hex>``).
-    parts: list[bytes]
+    #: The people's parts, in activity order (each part's meta blob is ``<checkpoint>/<digest hex>``).
+    parts: list[_PartRef]
 
 
 class _Part(msgspec.Struct, array_like=True):
@@ -114,8 +122,8 @@ class ReportCheckpoint:
         self.meta_name = REPORT_STATE_META_PREFIX + hashlib.blake2b(key, digest_size=8).hexdigest()
         #: The position of a valid checkpoint too late for the report at hand (not overwritten).
         self.later_position: float | None = None
-        #: The parts ``resume`` loaded, by their first key: ``(digest, part)``.
-        self._loaded: dict[str, tuple[bytes, _Part]] = {}
+        #: The parts ``load`` read, by their first key: ``(reference, part)``.
+        self._loaded: dict[str, tuple[_PartRef, _Part]] = {}
 
     @property
     def supported(self) -> bool:
@@ -171,26 +179,26 @@ class ReportCheckpoint:
         attributor = self.load(saved) if saved is not None else None
         return None if attributor is None else (attributor, saved.position)  # type: ignore[union-attr]
 
-    def _parts(self, keys: list[str], people: list[bytes]) -> list[tuple[bytes, bytes | None]]:
-        """The people cut into parts: ``(digest, encoded part)``, the encoding None for a part
-        that is the very one ``resume`` loaded (its people neither met nor swept)."""
-        parts: list[tuple[bytes, bytes | None]] = []
+    def _parts(self, keys: list[str], people: list[bytes]) -> list[tuple[_PartRef, bytes | None]]:
+        """The people cut into parts: ``(reference, encoded part)``, the encoding None for a
+        part that is the very one ``load`` read (its people neither met nor swept)."""
+        parts: list[tuple[_PartRef, bytes | None]] = []
         loaded, n, i = self._loaded, len(keys), 0
         while i < n:
             found = loaded.get(keys[i])
             if found is not None:
-                digest, part = found
+                ref, part = found
                 end = i + len(part.keys)
                 if ((end == n or (end < n and _ends_part(keys[end - 1]))) and keys[i:end] == part.keys
                         and all(map(is_, people[i:end], part.people))):
-                    parts.append((digest, None))
+                    parts.append((ref, None))
                     i = end
                     continue
             end = i
             while end < n - 1 and not _ends_part(keys[end]):
                 end += 1
             data = _encode(_Part(keys[i:end + 1], people[i:end + 1]))
-            parts.append((_digest(data), data))
+            parts.append((_PartRef(_digest(data), zlib.crc32(data)), data))
             i = end + 1
         return parts
 
@@ -206,13 +214,13 @@ class ReportCheckpoint:
         state.people_keys, state.people = [], []
         head = _encode(state)
         saved = _Saved(FORMAT, self.window_days, self.campaign, self.since, position, fingerprint,
-                       _digest(head), msgspec.Raw(head), [digest for digest, _ in parts])
+                       _digest(head), msgspec.Raw(head), [ref for ref, _ in parts])
         try:
-            for digest, data in parts:
+            for ref, data in parts:
                 if data is not None:
-                    self.store.set_meta(_part_name(self.meta_name, digest), data)
+                    self.store.set_meta(_part_name(self.meta_name, ref.digest), data)
             self.store.set_meta(self.meta_name, _encode(saved))
-            named = {_part_name(self.meta_name, digest) for digest, _ in parts}
+            named = {_part_name(self.meta_name, ref.digest) for ref, _ in parts}
             for name in self._states.meta_names(self.meta_name + "/"):
                 if name not in named:
                     self._states.delete_meta(name)
@@ -238,7 +246,7 @@ def _part_name(name: str, digest: bytes) -> str:
     return f"{name}/{digest.hex()}"
 
 
-def _load(store: ProfileStore, name: str, saved: _Saved, loaded: dict[str, tuple[bytes, _Part]]) -> AttributorState:
+def _load(store: ProfileStore, name: str, saved: _Saved, loaded: dict[str, tuple[_PartRef, _Part]]) -> AttributorState:
     """The state ``saved`` (the meta blob ``name``) holds, its parts read and checked; each part
     noted in ``loaded`` by its first key (what ``ReportCheckpoint.save`` may keep)."""
     if _digest(saved.head) != saved.digest:
@@ -246,15 +254,15 @@ def _load(store: ProfileStore, name: str, saved: _Saved, loaded: dict[str, tuple
     state = _decode_state(saved.head)
     keys: list[str] = []
     people: list[bytes] = []
-    for digest in saved.parts:
-        data = store.get_meta(_part_name(name, digest))
-        if data is None or _digest(data) != digest:
-            raise ValueError(f"its part {digest.hex()} is {'missing' if data is None else 'damaged'}"
-                             " (its digest does not match)")
+    for ref in saved.parts:
+        data = store.get_meta(_part_name(name, ref.digest))
+        if data is None or zlib.crc32(data) != ref.check:
+            raise ValueError(f"its part {ref.digest.hex()} is {'missing' if data is None else 'damaged'}"
+                             " (its checksum does not match)")
         part = _decode_part(data)
         if not part.keys or len(part.keys) != len(part.people):
-            raise ValueError(f"its part {digest.hex()} is malformed")
-        loaded[part.keys[0]] = (digest, part)
+            raise ValueError(f"its part {ref.digest.hex()} is malformed")
+        loaded[part.keys[0]] = (ref, part)
         keys += part.keys
         people += part.people
     state.people_keys, state.people = keys, people

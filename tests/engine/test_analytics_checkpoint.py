@@ -179,9 +179,10 @@ def test_a_damaged_checkpoint_is_caught_before_resuming(store, caplog):
     store.append(traffic(1, 0, 10))
     build_report(store, now=day(10))
     name = ReportCheckpoint(store, window_days=7.0, campaign=None, since=None).meta_name
-    damaged = bytearray(store.get_meta(name))
-    damaged[-40] ^= 0x01  # one bit, deep inside the saved people
-    store.set_meta(name, bytes(damaged))
+    blob = store.get_meta(name)
+    head = bytes(checkpoint_module._decode_saved(blob).head)
+    at = blob.index(head) + len(head) // 2
+    store.set_meta(name, blob[:at] + bytes([blob[at] ^ 0x01]) + blob[at + 1:])  # one bit of the head
     store.append(traffic(2, 10, 5))
     counting = Counting(store)
     with caplog.at_level(logging.WARNING, logger="segmint.analytics"):
@@ -270,7 +271,7 @@ def test_a_refresh_writes_only_the_parts_of_people_it_met(store, monkeypatch):
     assert figures(report) == figures(build_report(store, now=day(3), checkpoint=False))
     parts_written = [n for n in writes.written if n.startswith(name + "/")]
     assert name in writes.written and 0 < len(parts_written) <= 5  # the met people's parts, the last one
-    named = {f"{name}/{digest.hex()}" for digest in checkpoint_module._decode_saved(store.get_meta(name)).parts}
+    named = {f"{name}/{ref.digest.hex()}" for ref in checkpoint_module._decode_saved(store.get_meta(name)).parts}
     assert set(store.meta_names(name + "/")) == named  # the replaced parts were deleted
     assert set(parts_written) <= named and len(set(first) & named) >= len(first) - 5
     # The state read back from the parts is the one the pass holds: resuming again gives the same.
