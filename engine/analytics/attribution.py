@@ -35,7 +35,7 @@ when met again, whether or not the sweep had dropped them yet.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Final
@@ -45,7 +45,7 @@ import msgspec
 from ..events import Click, Event, Identify, Impression, Order
 
 __all__ = ["DEFAULT_WINDOW_DAYS", "ATTRIBUTION_EVENT_TYPES", "VariantTotals", "Attribution",
-           "Attributor", "AttributorState", "Exposures", "attribute", "IMPRESSION", "CLICK", "ORDER",
+           "Attributor", "AttributorState", "Exposures", "RestingPart", "attribute", "IMPRESSION", "CLICK", "ORDER",
            "IDENTIFY", "EXPOSURES", "feed_kind"]
 
 DEFAULT_WINDOW_DAYS = 7.0
@@ -150,6 +150,50 @@ class _Person:
         self.runs: dict[tuple[str, str], _Run] = {}
         self.last_seen = at
         self.multi_arm: set[str] | None = None  # campaigns this person was counted in (several arms)
+
+
+class RestingPart:
+    """People of a resumed state not met again, as a saved part held them (``checkpoint.py``):
+    ``keys`` in activity order, ``people`` their encodings (one ``msgspec.Raw`` list, decoded
+    when one of them is first needed), ``tag`` what the saver knows the part by. ``gone``: the
+    positions that left since (met again, swept, evicted); ``first``: the first one not swept.
+    Resuming builds no entry per person beyond the key index: a refresh meets a few percent
+    of them, and the part of one it does not meet is saved again as it was."""
+
+    __slots__ = ("keys", "raw", "_people", "tag", "gone", "first", "_positions")
+
+    def __init__(self, keys: list[str], people: msgspec.Raw | list[bytes], tag: Any = None) -> None:
+        self.keys, self.tag = keys, tag
+        self.raw, self._people = (people, None) if isinstance(people, msgspec.Raw) else (None, people)
+        self.gone: set[int] = set()
+        self.first = 0
+        self._positions: dict[str, int] | None = None
+
+    @property
+    def people(self) -> list[bytes]:
+        if self._people is None:
+            self._people = _decode_people(self.raw)  # type: ignore[arg-type]
+            if len(self._people) != len(self.keys):
+                raise ValueError("a resting part's keys and people differ in length")
+        return self._people
+
+    @property
+    def untouched(self) -> bool:
+        return not self.gone and not self.first
+
+    def position(self, key: str) -> int:
+        if self._positions is None:
+            self._positions = {k: i for i, k in enumerate(self.keys)}
+        return self._positions[key]
+
+    def alive(self) -> tuple[list[str], list[bytes]]:
+        """The keys and encodings of the people still resting here, in order."""
+        keys, people, gone = self.keys, self.people, self.gone
+        wanted = [i for i in range(self.first, len(keys)) if i not in gone]
+        return [keys[i] for i in wanted], [people[i] for i in wanted]
+
+
+_decode_people = msgspec.msgpack.Decoder(list[bytes]).decode
 
 
 class Exposures:
@@ -285,6 +329,10 @@ class Attributor:
         # Least recently active first. A value is ``bytes`` while a resumed person has not been
         # met again (``_thaw`` decodes it on first use; see ``AttributorState``).
         self._people: OrderedDict[str, _Person | bytes] = OrderedDict()
+        # People of a resumed state's parts not met again: all older than ``_people``'s.
+        self._resting: list[RestingPart] = []
+        self._resting_at: dict[str, int] = {}  # key -> its part in ``_resting``
+        self._resting_head = 0  # the first part with anyone left
         self._links: OrderedDict[str, str] = OrderedDict()      # visitor id -> customer key
         self._history: OrderedDict[str, list[float]] = OrderedDict()  # key -> [spend, orders] so far
         self._result = Attribution(window_days=window_days, totals={})
@@ -308,6 +356,8 @@ class Attributor:
         if spent is not None:  # what the visitor bought anonymously is the customer's history too
             self._add_history(key, spent[0], spent[1])
         anonymous = self._people.pop("v:" + visitor, None)
+        if anonymous is None and self._resting_at:
+            anonymous = self._wake("v:" + visitor)
         if type(anonymous) is bytes:
             anonymous = self._thaw(None, anonymous)
         if anonymous is not None and at - anonymous.last_seen <= self.window:  # type: ignore[union-attr]
@@ -318,6 +368,10 @@ class Attributor:
         dropped (someone new: what the sweep does, whenever it runs)."""
         people = self._people
         person = people.get(key)
+        if person is None and self._resting_at:
+            data = self._wake(key)
+            if data is not None:
+                person = people[key] = self._thaw(None, data)  # at the end: met now
         if type(person) is bytes:
             person = self._thaw(key, person)
         if person is not None and at - person.last_seen > self.window:
@@ -328,15 +382,55 @@ class Attributor:
             person.last_seen = at
         elif create:
             person = people[key] = _Person(at)
-            if len(people) > self.max_people:
-                people.popitem(last=False)
+            held = len(people) + len(self._resting_at)
+            if held > self.max_people:
+                self._evict_oldest()
                 self._result.evicted_people += 1
-            self._result.peak_people = max(self._result.peak_people, len(people))
+                held -= 1
+            self._result.peak_people = max(self._result.peak_people, held)
         return person
+
+    def _wake(self, key: str) -> bytes | None:
+        """The encoding of ``key``'s person if it rests in a resumed part, taken out of it."""
+        number = self._resting_at.pop(key, None)
+        if number is None:
+            return None
+        part = self._resting[number]
+        position = part.position(key)
+        part.gone.add(position)
+        return part.people[position]
+
+    def _resting_oldest(self) -> tuple[RestingPart, int] | None:
+        """The part and position of the oldest person still resting, or None."""
+        if not self._resting_at:
+            return None
+        parts = self._resting
+        while True:
+            part = parts[self._resting_head]
+            while part.first < len(part.keys) and part.first in part.gone:
+                part.first += 1
+            if part.first < len(part.keys):
+                return part, part.first
+            self._resting_head += 1
+
+    def _evict_oldest(self) -> None:
+        oldest = self._resting_oldest()
+        if oldest is None:
+            self._people.popitem(last=False)
+            return
+        part, position = oldest
+        del self._resting_at[part.keys[position]]
+        part.first += 1
 
     def _sweep(self, at: float) -> None:
         """Forget people whose last activity is older than the window (oldest first: O(expired))."""
         cutoff, people = at - self.window, self._people
+        while (oldest := self._resting_oldest()) is not None:  # older than anyone in ``people``
+            part, position = oldest
+            if _decode_person(part.people[position]).last_seen >= cutoff:
+                return
+            del self._resting_at[part.keys[position]]
+            part.first += 1
         while people:
             key = next(iter(people))
             person = people[key]
@@ -592,28 +686,50 @@ class Attributor:
         return self._result
 
     # -- saving and resuming -------------------------------------------------------------------
-    def state(self) -> AttributorState:
-        """A snapshot of this attributor: feed more events, and the snapshot stays as it was."""
+    def state(self, *, people: bool = True) -> AttributorState:
+        """A snapshot of this attributor: feed more events, and the snapshot stays as it was.
+        ``people=False``: without the people (``people_segments`` gives them in parts)."""
         r = self._result
         totals = [_TotalsState(c, v, t.exposures, t.clicks, t.visitors, t.converted, t.orders, t.click_orders,
                                t.revenue, t.click_revenue, t.recommended_revenue,
                                [(day, n, k) for day, (n, k) in t.daily.items()],
                                [getattr(t, name) for name in _MOMENTS])
                   for (c, v), t in r.totals.items()]
-        people = [person if type(person) is bytes else _encode_person(_freeze(person))
-                  for person in self._people.values()]
+        keys: list[str] = []
+        encoded: list[bytes] = []
+        for part in self.people_segments() if people else ():
+            more_keys, more_people = part.alive()
+            keys += more_keys
+            encoded += more_people
         return AttributorState(
             window_days=r.window_days, campaign=self.campaign, events=r.events, orders=r.orders,
             revenue=r.revenue, attributed_orders=r.attributed_orders, first_at=r.first_at,
             last_at=r.last_at, peak_people=r.peak_people, evicted_people=r.evicted_people,
-            totals=totals, people_keys=list(self._people), people=people, links=list(self._links.items()),
+            totals=totals, people_keys=keys, people=encoded, links=list(self._links.items()),
             history=[(key, spend, int(orders)) for key, (spend, orders) in self._history.items()],
             multi_arm=dict(r.multi_arm))
 
+    def people_segments(self) -> list[RestingPart]:
+        """Everyone held, in activity order, as parts: each resumed part no one left as it was
+        loaded (with its tag), what is left of the others and then everyone met since as
+        tagless parts (encoded now). What ``state()`` lists, without listing it."""
+        segments = []
+        for part in self._resting[self._resting_head:]:
+            if part.untouched:
+                segments.append(part)
+            elif part.first < len(part.keys):
+                keys, people = part.alive()
+                if keys:
+                    segments.append(RestingPart(keys, people))
+        segments.append(RestingPart(list(self._people), [
+            person if type(person) is bytes else _encode_person(_freeze(person)) for person in self._people.values()]))
+        return segments
+
     @classmethod
-    def from_state(cls, state: AttributorState, *, max_people: int = 2_000_000,
+    def from_state(cls, state: AttributorState, *, resting: Sequence[RestingPart] = (), max_people: int = 2_000_000,
                    max_links: int = 2_000_000, max_history: int = 2_000_000) -> Attributor:
-        """An attributor that continues the pass ``state`` was taken from."""
+        """An attributor that continues the pass ``state`` was taken from; ``resting``: its
+        people in parts (older than ``state.people``, which then lists the rest, if any)."""
         if len(state.people_keys) != len(state.people):
             raise ValueError("people_keys and people differ in length")
         self = cls(window_days=state.window_days, campaign=state.campaign,
@@ -630,6 +746,12 @@ class Attributor:
         self._history.update((key, [spend, orders]) for key, spend, orders in state.history)
         r.multi_arm = dict(state.multi_arm)
         self._people.update(zip(state.people_keys, state.people))  # decoded when met (``_thaw``)
+        self._resting = [part for part in resting if part.keys]
+        for number, part in enumerate(self._resting):
+            self._resting_at.update(dict.fromkeys(part.keys, number))
+        if len(self._resting_at) != sum(len(part.keys) for part in self._resting) or (
+                self._people and not self._people.keys().isdisjoint(self._resting_at)):
+            raise ValueError("a person is in the saved state twice")
         self._links.update(state.links)
         return self
 

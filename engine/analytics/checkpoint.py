@@ -25,7 +25,10 @@ the checkpoint's own meta blob and the people in *parts* of about ``2**PART_BITS
 its own meta blob named by its digest. A part ends after a person whose key's crc32 has its
 low ``PART_BITS`` bits zero, so the cuts move with the people rather than with positions:
 after a refresh, every part whose people were neither met nor swept is the very part that was
-loaded, and it is not encoded or written again. Parts no checkpoint names any more (replaced,
+loaded, and it is not encoded or written again. Loading leaves the people of each part
+encoded and out of the attributor's tables (``attribution.RestingPart``: only a key -> part
+index is built), so a refresh spends nothing per person it does not meet, when it resumes,
+when it saves, or when it lets the state go. Parts no checkpoint names any more (replaced,
 or left by a save that crashed) are deleted after the head is written. The head's digest and
 each part's crc32 are checked when they are loaded: a damaged or missing part makes the
 report read the whole log.
@@ -42,12 +45,11 @@ import hashlib
 import logging
 import zlib
 from datetime import datetime
-from operator import is_
 
 import msgspec
 
 from ..stores.base import REPORT_STATE_META_PREFIX, ProfileStore, ReportStateStore
-from .attribution import Attributor, AttributorState
+from .attribution import Attributor, AttributorState, RestingPart
 
 __all__ = ["SETTLE_SECONDS", "MIN_EVENTS", "ReportCheckpoint", "saved_state"]
 
@@ -95,9 +97,17 @@ class _Part(msgspec.Struct, array_like=True):
     people: list[bytes]
 
 
+class _LazyPart(msgspec.Struct, array_like=True):
+    """A ``_Part`` read with its people left encoded (``RestingPart`` decodes them if needed)."""
+
+    keys: list[str]
+    people: msgspec.Raw
+
+
 _encode = msgspec.msgpack.Encoder().encode
 _decode_saved = msgspec.msgpack.Decoder(_Saved).decode
 _decode_part = msgspec.msgpack.Decoder(_Part).decode
+_decode_lazy_part = msgspec.msgpack.Decoder(_LazyPart).decode
 _decode_state = msgspec.msgpack.Decoder(AttributorState).decode
 
 
@@ -122,8 +132,6 @@ class ReportCheckpoint:
         self.meta_name = REPORT_STATE_META_PREFIX + hashlib.blake2b(key, digest_size=8).hexdigest()
         #: The position of a valid checkpoint too late for the report at hand (not overwritten).
         self.later_position: float | None = None
-        #: The parts ``load`` read, by their first key: ``(reference, part)``.
-        self._loaded: dict[str, tuple[_PartRef, _Part]] = {}
 
     @property
     def supported(self) -> bool:
@@ -163,12 +171,17 @@ class ReportCheckpoint:
         return saved
 
     def load(self, saved: _Saved) -> Attributor | None:
-        """The attributor ``saved`` (from ``find``) holds, its parts read and checked; None,
-        logged, when one is missing or damaged (the report then reads from ``since``)."""
+        """The attributor ``saved`` (from ``find``) holds, its parts read and checked (their
+        people stay encoded and out of the attributor's tables until met: ``RestingPart``);
+        None, logged, when one is missing or damaged (the report then reads from ``since``)."""
         try:
-            return Attributor.from_state(_load(self.store, self.meta_name, saved, self._loaded))
-        except (KeyError, ValueError, TypeError) as exc:
-            self._loaded.clear()
+            head = _head(saved)
+            resting = []
+            for ref in saved.parts:
+                part = _decode_lazy_part(_part_data(self.store, self.meta_name, ref))
+                resting.append(RestingPart(part.keys, part.people, ref))
+            return Attributor.from_state(head, resting=resting)
+        except (KeyError, ValueError, TypeError, msgspec.DecodeError) as exc:
             log.warning("report checkpoint %s is inconsistent (%r); reading the whole event log",
                         self.meta_name, exc)
             return None
@@ -179,27 +192,25 @@ class ReportCheckpoint:
         attributor = self.load(saved) if saved is not None else None
         return None if attributor is None else (attributor, saved.position)  # type: ignore[union-attr]
 
-    def _parts(self, keys: list[str], people: list[bytes]) -> list[tuple[_PartRef, bytes | None]]:
-        """The people cut into parts: ``(reference, encoded part)``, the encoding None for a
-        part that is the very one ``load`` read (its people neither met nor swept)."""
+    @staticmethod
+    def _parts(segments: list[RestingPart]) -> list[tuple[_PartRef, bytes | None]]:
+        """The people (``Attributor.people_segments``) as parts: ``(reference, encoded part)``,
+        the encoding None for a part kept as it was loaded; the others cut after each key
+        that ends a part, and at the end of their segment."""
         parts: list[tuple[_PartRef, bytes | None]] = []
-        loaded, n, i = self._loaded, len(keys), 0
-        while i < n:
-            found = loaded.get(keys[i])
-            if found is not None:
-                ref, part = found
-                end = i + len(part.keys)
-                if ((end == n or (end < n and _ends_part(keys[end - 1]))) and keys[i:end] == part.keys
-                        and all(map(is_, people[i:end], part.people))):
-                    parts.append((ref, None))
-                    i = end
-                    continue
-            end = i
-            while end < n - 1 and not _ends_part(keys[end]):
-                end += 1
-            data = _encode(_Part(keys[i:end + 1], people[i:end + 1]))
-            parts.append((_PartRef(_digest(data), zlib.crc32(data)), data))
-            i = end + 1
+        for segment in segments:
+            if isinstance(segment.tag, _PartRef):
+                parts.append((segment.tag, None))
+                continue
+            keys, people = segment.keys, segment.people
+            n, i = len(keys), 0
+            while i < n:
+                end = i
+                while end < n - 1 and not _ends_part(keys[end]):
+                    end += 1
+                data = _encode(_Part(keys[i:end + 1], people[i:end + 1]))
+                parts.append((_PartRef(_digest(data), zlib.crc32(data)), data))
+                i = end + 1
         return parts
 
     def save(self, attributor: Attributor, position: float, fingerprint: list[float], *, read: int) -> bool:
@@ -209,10 +220,8 @@ class ReportCheckpoint:
         if read < MIN_EVENTS or (self.later_position is not None and self.later_position >= position):
             return False
         assert self._states is not None
-        state = attributor.state()
-        parts = self._parts(state.people_keys, state.people)
-        state.people_keys, state.people = [], []
-        head = _encode(state)
+        parts = self._parts(attributor.people_segments())
+        head = _encode(attributor.state(people=False))
         saved = _Saved(FORMAT, self.window_days, self.campaign, self.since, position, fingerprint,
                        _digest(head), msgspec.Raw(head), [ref for ref, _ in parts])
         try:
@@ -237,7 +246,7 @@ def saved_state(store: ProfileStore, name: str) -> AttributorState | None:
     if data is None:
         return None
     try:
-        return _load(store, name, _decode_saved(data), {})
+        return _load(store, name, _decode_saved(data))
     except (msgspec.DecodeError, KeyError, ValueError, TypeError):
         return None
 
@@ -246,24 +255,29 @@ def _part_name(name: str, digest: bytes) -> str:
     return f"{name}/{digest.hex()}"
 
 
-def _load(store: ProfileStore, name: str, saved: _Saved, loaded: dict[str, tuple[_PartRef, _Part]]) -> AttributorState:
-    """The state ``saved`` (the meta blob ``name``) holds, its parts read and checked; each part
-    noted in ``loaded`` by its first key (what ``ReportCheckpoint.save`` may keep)."""
+def _head(saved: _Saved) -> AttributorState:
+    """The state ``saved`` holds without its people, checked against its digest."""
     if _digest(saved.head) != saved.digest:
         raise ValueError("its digest does not match")
-    state = _decode_state(saved.head)
-    keys: list[str] = []
-    people: list[bytes] = []
+    return _decode_state(saved.head)
+
+
+def _part_data(store: ProfileStore, name: str, ref: _PartRef) -> bytes:
+    """The encoded part ``ref`` of the state saved as ``name``, checked against its crc32."""
+    data = store.get_meta(_part_name(name, ref.digest))
+    if data is None or zlib.crc32(data) != ref.check:
+        raise ValueError(f"its part {ref.digest.hex()} is {'missing' if data is None else 'damaged'}"
+                         " (its checksum does not match)")
+    return data
+
+
+def _load(store: ProfileStore, name: str, saved: _Saved) -> AttributorState:
+    """The whole state ``saved`` (the meta blob ``name``) holds, every part read and checked."""
+    state = _head(saved)
     for ref in saved.parts:
-        data = store.get_meta(_part_name(name, ref.digest))
-        if data is None or zlib.crc32(data) != ref.check:
-            raise ValueError(f"its part {ref.digest.hex()} is {'missing' if data is None else 'damaged'}"
-                             " (its checksum does not match)")
-        part = _decode_part(data)
+        part = _decode_part(_part_data(store, name, ref))
         if not part.keys or len(part.keys) != len(part.people):
             raise ValueError(f"its part {ref.digest.hex()} is malformed")
-        loaded[part.keys[0]] = (ref, part)
-        keys += part.keys
-        people += part.people
-    state.people_keys, state.people = keys, people
+        state.people_keys += part.keys
+        state.people += part.people
     return state

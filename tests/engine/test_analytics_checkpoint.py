@@ -9,6 +9,7 @@ import msgspec
 import pytest
 
 from segmint.engine.analytics import Attributor, AttributorState, attribute, build_report
+from segmint.engine.analytics.attribution import RestingPart
 from segmint.engine.analytics import checkpoint as checkpoint_module
 from segmint.engine.analytics.checkpoint import SETTLE_SECONDS, ReportCheckpoint
 from segmint.engine.events import Click, Identify, Impression, Order, OrderItem, PageView
@@ -104,6 +105,55 @@ def test_a_saved_state_continues_the_pass_exactly(sweep_every, monkeypatch):
         resumed.feed_all(events[middle:])
         assert resumed.result() == again.result() == whole
     assert whole.totals and whole.attributed_orders  # the traffic exercises attribution
+
+
+def resting_parts(state, seed):
+    """``state``'s people cut into parts of random sizes, their people left encoded, as a
+    checkpoint loads them."""
+    rng, keys, people, parts, i = random.Random(seed), state.people_keys, state.people, [], 0
+    while i < len(keys):
+        n = rng.randint(1, 9)
+        parts.append(RestingPart(keys[i:i + n], msgspec.Raw(msgspec.msgpack.encode(people[i:i + n])), tag=i))
+        i += n
+    return parts
+
+
+@pytest.mark.parametrize("sweep_every", [1024, 16])
+@pytest.mark.parametrize("max_people", [2_000_000, 40])  # 40: the cap evicts resting people too
+def test_a_state_resumed_from_resting_parts_continues_the_pass_exactly(sweep_every, max_people, monkeypatch):
+    """People resumed in parts stay encoded and out of the tables until met (woken, swept or
+    evicted oldest first, as if they had been in the table); saving again lists them in the
+    same order, the untouched parts as they were."""
+    from segmint.engine.analytics import attribution
+
+    monkeypatch.setattr(attribution, "_SWEEP_EVERY", sweep_every)
+    events = sorted(traffic(1, 0, 20) + traffic(3, 5, 20), key=lambda e: e.at)
+    whole = Attributor(max_people=max_people)
+    whole.feed_all(events)
+    kept_somewhere = False
+    for cut in (1, len(events) // 3, 2 * len(events) // 3):
+        first = Attributor(max_people=max_people)
+        first.feed_all(events[:cut])
+        head = first.state(people=False)
+        state = first.state()
+        parts = resting_parts(state, cut)
+        resumed = Attributor.from_state(head, resting=parts, max_people=max_people)
+        assert resumed.state().people_keys == state.people_keys  # the same people, in the same order
+        middle = (cut + len(events)) // 2
+        resumed.feed_all(events[cut:middle])
+        segments = resumed.people_segments()
+        kept = [segment for segment in segments if segment.tag is not None]
+        assert all(segment in parts for segment in kept)  # untouched parts are passed on as they are
+        kept_somewhere = kept_somewhere or bool(kept)
+        again_state = resumed.state()
+        assert [k for segment in segments for k in segment.alive()[0]] == again_state.people_keys
+        again = Attributor.from_state(resumed.state(people=False), resting=resting_parts(again_state, middle),
+                                      max_people=max_people)
+        again.feed_all(events[middle:])
+        resumed.feed_all(events[middle:])
+        assert resumed.result() == again.result() == whole.result()
+    assert whole.result().totals and whole.result().attributed_orders and (kept_somewhere or max_people == 40)
+    assert (whole.result().evicted_people > 0) == (max_people == 40)
 
 
 def test_a_later_report_reads_only_the_new_events_and_agrees_with_a_full_read(store):
