@@ -202,10 +202,11 @@ def run(quick: bool) -> list[dict]:
                     t0 = time.perf_counter()
                     newer = _floor(bounded, saved_at)
                     figures[reader]["floor"] = time.perf_counter() - t0
-                else:  # what the compactor did while the newer events were logged (every few seconds)
-                    t0 = time.perf_counter()
-                    figures[reader]["kept"] = ColumnarLog(str(path)).keep_up() or 0
-                    figures[reader]["keep_up"] = time.perf_counter() - t0
+                else:  # what the compactor did while the newer events were logged (its turns, back to back)
+                    t0, kept, projection = time.perf_counter(), 0, ColumnarLog(str(path))
+                    while turn := projection.keep_up():
+                        kept += turn
+                    figures[reader]["kept"], figures[reader]["keep_up"] = kept, time.perf_counter() - t0
                 t0 = time.perf_counter()
                 reports[reader] = build_report(bounded, now=now)  # type: ignore[arg-type]
                 figures[reader]["refresh"] = time.perf_counter() - t0

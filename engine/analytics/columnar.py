@@ -72,6 +72,8 @@ SLICE_EVENTS = 1_000_000
 MAX_SLICES = 64
 #: How often a compactor appends the newly logged events to the projection (``keep_up``).
 KEEP_UP_SECONDS = 5.0
+#: At most about this many events appended in one such turn (a backlog takes several turns).
+KEEP_UP_EVENTS = 100_000
 #: How long a report waits for the projection while another process holds DuckDB's lock on
 #: it (a compactor's ``keep_up``: well under a second) before it reads the log in Python.
 LOCK_WAIT_SECONDS = 10.0
@@ -219,10 +221,12 @@ class ColumnarLog:
         with _append_lock(self.path):
             return self._sync(duck)
 
-    def keep_up(self) -> int | None:
-        """Append the events logged since the last append (the compactor's turn, so that a
-        report finds little to catch up); None when there is no projection yet (the first
-        report builds it) or another process holds it (the next turn catches up)."""
+    def keep_up(self, limit: int | None = None) -> int | None:
+        """Append the events logged since the last append, at most about ``limit`` (default
+        ``KEEP_UP_EVENTS``; the compactor's turn, so that a report finds little to catch up,
+        and a long backlog is caught up over several turns, none holding the GIL for long);
+        None when there is no projection yet (the first report builds it) or another process
+        holds it (the next turn catches up)."""
         if not os.path.exists(projection_path(self.path)):
             return None
         try:
@@ -230,11 +234,12 @@ class ColumnarLog:
         except self._duckdb.IOException:  # a report in another process is reading it
             return None
         try:
-            return self.sync(duck)
+            with _append_lock(self.path):
+                return self._sync(duck, KEEP_UP_EVENTS if limit is None else limit)
         finally:
             duck.close()
 
-    def _sync(self, duck: Any) -> int:
+    def _sync(self, duck: Any, limit: int | None = None) -> int:
         conn = self._sqlite()
         try:
             duck.execute(_SCHEMA)
@@ -252,17 +257,19 @@ class ColumnarLog:
                 projected_to = state[1]
             duck.execute("BEGIN")
             erased, added = self._erase(conn, duck, projected_to)
-            last = projected_to
-            while True:
+            last, more = projected_to, True
+            while more:
                 rows = conn.execute(f"SELECT id, at, {_KIND_SQL}, data FROM events WHERE id > ? AND {_TYPES_SQL}"
                                     " ORDER BY id LIMIT ?", (last, SYNC_CHUNK)).fetchall()
                 if not rows:
+                    # Every event up to the log's end is in, whatever its type.
+                    (end,) = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
+                    last = max(last, end)
                     break
                 added += self._append(duck, rows)
                 last = rows[-1][0]
-            # Every event up to the log's end is in, whatever its type.
-            (end,) = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
-            duck.execute("UPDATE projection SET projected_to = ?", (max(last, end, projected_to),))
+                more = limit is None or added < limit
+            duck.execute("UPDATE projection SET projected_to = ?", (last,))
             _commit(conn, duck, erased)
             return added
         finally:

@@ -337,7 +337,10 @@ def test_the_compactor_keeps_an_existing_projection_current(store, monkeypatch):
     newer = sum(1 for e in store.iter_events(since=day(5), types=("impression", "click", "order", "identify")))
     with LockHolder(columnar.projection_path(store.path), 60):
         assert projection.keep_up() is None  # a report elsewhere holds it: the next turn catches up
-    assert projection.keep_up() == newer and projected_to(store) == store.event_fingerprint(float("inf"))[1]
+    monkeypatch.setattr(columnar, "SYNC_CHUNK", 50)
+    assert projection.keep_up(limit=50) == 50  # a turn appends its limit (in whole reads of SYNC_CHUNK)
+    assert projected_to(store) < store.event_fingerprint(float("inf"))[1]
+    assert projection.keep_up() == newer - 50 and projected_to(store) == store.event_fingerprint(float("inf"))[1]
     appended = []
     original = columnar.ColumnarLog._append
     monkeypatch.setattr(columnar.ColumnarLog, "_append",
