@@ -216,10 +216,17 @@ class ReportCheckpoint:
     def save(self, attributor: Attributor, position: float, fingerprint: list[float], *, read: int) -> bool:
         """Save ``attributor`` (fed every event before ``position``) when this pass ``read`` at
         least ``MIN_EVENTS`` events and no later valid checkpoint is saved already;
-        ``fingerprint`` must be taken before the events were read."""
+        ``fingerprint`` must be taken before the events were read.
+
+        Nothing is saved when the events before ``position`` changed meanwhile (a late event,
+        or a person erased while the pass ran: the state would hold them), and what was
+        written is deleted again when they change while it is written."""
         if read < MIN_EVENTS or (self.later_position is not None and self.later_position >= position):
             return False
         assert self._states is not None
+        if self.fingerprint(position) != fingerprint:
+            log.info("events before the report checkpoint changed while the report read; not saving it")
+            return False
         parts = self._parts(attributor.people_segments())
         head = _encode(attributor.state(people=False))
         saved = _Saved(FORMAT, self.window_days, self.campaign, self.since, position, fingerprint,
@@ -230,9 +237,14 @@ class ReportCheckpoint:
                     self.store.set_meta(_part_name(self.meta_name, ref.digest), data)
             self.store.set_meta(self.meta_name, _encode(saved))
             named = {_part_name(self.meta_name, ref.digest) for ref, _ in parts}
+            if self.fingerprint(position) != fingerprint:  # erased or logged while writing
+                named = set()
+                self._states.delete_meta(self.meta_name)
             for name in self._states.meta_names(self.meta_name + "/"):
                 if name not in named:
                     self._states.delete_meta(name)
+            if not named and parts:
+                return False
         except Exception as exc:  # noqa: BLE001 - saving only speeds up the next report
             log.warning("could not save the report state (%s); the next report reads the whole log", exc)
             return False

@@ -348,3 +348,37 @@ def test_a_missing_or_damaged_part_makes_the_report_read_the_whole_log(store, ca
     assert figures(report) == figures(build_report(store, now=day(13), checkpoint=False))
     assert counting.read == attribution_events_since(store, 0)
     assert parts[2] not in store.meta_names(name + "/")
+
+
+@pytest.mark.parametrize("when", ["reading", "writing"])
+def test_a_person_erased_while_a_report_runs_is_not_saved_in_its_state(tmp_path, monkeypatch, when):
+    """The pass read Ann before she was erased: the state it holds must not reach the store
+    (the fingerprint taken before reading no longer matches), whether the erasure lands while
+    the log is read or while the state is written."""
+    from segmint.engine.analytics import attribution
+
+    monkeypatch.setattr(checkpoint_module, "MIN_EVENTS", 1)
+    store = SQLiteStore(str(tmp_path / "events.db"))
+    store.append(traffic(1, 0, 10))
+    store.append([Impression(campaign="winback", variant="B", skus=["s1"], visitor_id="ann-phone", at=day(5)),
+                  Identify(visitor_id="ann-phone", customer_id="ann", at=day(5))])
+    if when == "reading":
+        feed = attribution.Attributor.feed_rows
+
+        def feed_then_forget(self, rows, until=None):
+            feed(self, rows, until)
+            if store.load(customer_id="ann") is not None:
+                store.forget(customer_id="ann")
+        monkeypatch.setattr(attribution.Attributor, "feed_rows", feed_then_forget)
+    else:
+        set_meta = store.set_meta
+
+        def write_then_forget(name, value):
+            set_meta(name, value)
+            if "/" in name and store.load(customer_id="ann") is not None:
+                store.forget(customer_id="ann")
+        monkeypatch.setattr(store, "set_meta", write_then_forget)
+    build_report(store, now=day(11))
+    assert store.load(customer_id="ann") is None  # erased during the report
+    assert store.meta_names(checkpoint_module.REPORT_STATE_META_PREFIX) == []
+    store.close()
