@@ -186,12 +186,6 @@ class ReportCheckpoint:
                         self.meta_name, exc)
             return None
 
-    def resume(self, limit: float) -> tuple[Attributor, float] | None:
-        """``find`` and ``load`` at once: the saved attributor and its position, or None."""
-        saved = self.find(limit)
-        attributor = self.load(saved) if saved is not None else None
-        return None if attributor is None else (attributor, saved.position)  # type: ignore[union-attr]
-
     @staticmethod
     def _parts(segments: list[RestingPart]) -> list[tuple[_PartRef, bytes | None]]:
         """The people (``Attributor.people_segments``) as parts: ``(reference, encoded part)``,
@@ -237,13 +231,14 @@ class ReportCheckpoint:
                     self.store.set_meta(_part_name(self.meta_name, ref.digest), data)
             self.store.set_meta(self.meta_name, _encode(saved))
             named = {_part_name(self.meta_name, ref.digest) for ref, _ in parts}
-            if self.fingerprint(position) != fingerprint:  # erased or logged while writing
+            voided = self.fingerprint(position) != fingerprint  # erased or logged while writing
+            if voided:
                 named = set()
                 self._states.delete_meta(self.meta_name)
             for name in self._states.meta_names(self.meta_name + "/"):
                 if name not in named:
                     self._states.delete_meta(name)
-            if not named and parts:
+            if voided:
                 return False
         except Exception as exc:  # noqa: BLE001 - saving only speeds up the next report
             log.warning("could not save the report state (%s); the next report reads the whole log", exc)
