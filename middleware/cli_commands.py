@@ -20,6 +20,8 @@ from .cli_output import Output, Progress, number, plural
 log = logging.getLogger("segmint")
 
 if TYPE_CHECKING:
+    from segmint.engine.analytics.columnar import ColumnarLog
+    from segmint.engine.failure_log import FailureLog
     from segmint.engine.runtime import Runtime
 
 __all__ = ["check", "explain", "audience", "import_orders", "rfm", "predict", "migrate", "schema", "demo", "flatten",
@@ -377,8 +379,8 @@ def fold(args: argparse.Namespace, out: Output) -> int:
             store.catch_up()
             position, logged = store.compaction_position()
             folded = position - start
-            if projection is not None:
-                _keep_up(projection, failures)
+            while projection is not None and _keep_up(projection, failures):
+                pass  # turn after turn: this run ends with the projection current
         else:
             # Held for the whole run: the serving processes' compactor threads leave it alone.
             with contextlib.suppress(KeyboardInterrupt), store.compactor_lock(wait=True):
@@ -400,13 +402,15 @@ def fold(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
-def _keep_up(projection: Any, failures: Any) -> None:
-    """The compactor's turn at the reports' projection; a failure is logged once a minute and
-    folding goes on (a report catches the projection up itself, or reads the log in Python)."""
+def _keep_up(projection: ColumnarLog, failures: FailureLog) -> int:
+    """The compactor's turn at the reports' projection: the events appended. A failure is
+    logged once a minute and folding goes on (a report catches the projection up itself, or
+    reads the log in Python)."""
     try:
-        projection.keep_up()
+        return projection.keep_up() or 0
     except Exception as exc:  # noqa: BLE001
         failures.report(log, "report-projection", f"keeping the report projection current failed: {exc}", exc)
+        return 0
 
 
 def schema(args: argparse.Namespace, out: Output) -> int:
