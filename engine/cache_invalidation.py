@@ -20,6 +20,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from .stores.base import InvalidatingStore
+
 __all__ = ["InvalidationListener", "wire_invalidation"]
 
 log = logging.getLogger("segmint.cache_invalidation")
@@ -33,8 +35,7 @@ def wire_invalidation(store: Any, profiles: Any) -> bool:
     A no-op returning False for stores without cross-process invalidation (memory, SQLite:
     there the cache TTL bounds staleness).
     """
-    on_invalidate = getattr(store, "on_invalidate", None)
-    if on_invalidate is None:
+    if not isinstance(store, InvalidatingStore):
         return False
 
     def drop(keys: frozenset[str] | None) -> None:
@@ -43,7 +44,7 @@ def wire_invalidation(store: Any, profiles: Any) -> bool:
         else:
             profiles.invalidate(keys)
 
-    on_invalidate(drop)
+    store.on_invalidate(drop)
     return True
 
 

@@ -31,7 +31,7 @@ import msgspec
 from .dates import InstantError, read_instant
 from .errors import EventError
 from .events import Order, OrderItem, decode_event
-from .stores.base import ProfileStore
+from .stores.base import BulkWritingStore, ProfileStore
 
 __all__ = ["import_orders", "ImportReport", "MAX_REPORTED", "CSV_COLUMNS"]
 
@@ -218,9 +218,8 @@ def import_orders(
     gc.disable()
     # Stores that can (SQLite) sync once at the end rather than per batch: the import is
     # idempotent (orders dedupe by order_id), so a crash midway is repaired by re-running it.
-    bulk = getattr(store, "bulk_writes", None)
     try:
-        with bulk() if bulk is not None else contextlib.nullcontext():
+        with store.bulk_writes() if isinstance(store, BulkWritingStore) else contextlib.nullcontext():
             return _import(path, store, batch_size, progress)
     finally:
         if gc_was_enabled:

@@ -35,7 +35,7 @@ from ..profile import Profile
 
 __all__ = ["ProfileStore", "CompactingStore", "AppendResult", "RESERVED_META", "COMPACT_CHUNK", "UnsyncedAppendStore", "redacted_url", "PersonalDataStore",
            "PersonalData", "REPORT_STATE_META_PREFIX", "resolve_person", "personal_data_store",
-           "ReportStateStore", "report_state_names"]
+           "ReportStateStore", "report_state_names", "InvalidatingStore", "BulkWritingStore"]
 
 def redacted_url(url: str) -> str:
     """``url`` with its password replaced by ``***``: how a store URL appears in ``store.url``,
@@ -203,6 +203,25 @@ class ReportStateStore(Protocol):
 
     def delete_meta(self, name: str) -> None:
         """Delete a meta blob (nothing when there is none; reserved names are refused)."""
+
+
+@runtime_checkable
+class InvalidatingStore(Protocol):
+    """A store shared by several servers that tells each of them what the others changed
+    (Redis: a pub/sub channel), so their profile caches drop it (``cache_invalidation.py``)."""
+
+    def on_invalidate(self, callback: Callable[[frozenset[str] | None], None]) -> None:
+        """Call ``callback(keys)`` when another server changed these profile keys;
+        ``callback(None)``: messages may have been missed, drop everything."""
+
+
+@runtime_checkable
+class BulkWritingStore(Protocol):
+    """A store that can relax durability for a bulk load (``segmint import``: idempotent, so a
+    crash midway is repaired by running it again)."""
+
+    def bulk_writes(self) -> AbstractContextManager[None]:
+        """Within this block, commits need not be synced one by one; all are at its end."""
 
 
 @runtime_checkable

@@ -44,6 +44,21 @@ def test_implements_the_protocol(store):
     assert store.url
 
 
+def test_optional_capabilities_are_protocols_the_store_declares(store):
+    """What each built-in store can do beyond ``ProfileStore`` is a Protocol it implements
+    (callers test ``isinstance``, never probe attributes): all fold in a compactor, erase and
+    export a person and keep report states; SQLite also bulk-loads and appends unsynced;
+    Redis tells the other servers what changed."""
+    from segmint.engine.stores import base
+
+    kind = type(store).__name__
+    assert isinstance(store, base.CompactingStore) and isinstance(store, base.PersonalDataStore)
+    assert isinstance(store, base.ReportStateStore)
+    assert isinstance(store, base.BulkWritingStore) == isinstance(store, base.UnsyncedAppendStore) == (
+        kind == "SQLiteStore")
+    assert isinstance(store, base.InvalidatingStore) == (kind == "RedisStore")
+
+
 def test_unknown_ids_load_none(store):
     assert store.load(visitor_id="nobody") is None
     assert store.load(customer_id="nobody") is None
