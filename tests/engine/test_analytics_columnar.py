@@ -407,3 +407,32 @@ def test_a_refresh_starts_reading_before_it_loads_the_saved_people(store, monkey
     rows = columnar.ColumnarLog(store.path).attribution_rows(since=None, until=day(13).timestamp(), batch_size=10)
     rows.close()  # never read
     assert not [t for t in threading.enumerate() if t.name == "segmint-report-projection"]
+
+
+def test_a_failing_upkeep_is_counted_logged_once_and_leaves_the_runtime_running(tmp_path, monkeypatch, caplog):
+    """Fail open: the projection's upkeep breaking (a damaged DuckDB file, a full disk) is
+    counted in the runtime's failures (shown on /health), logged once a minute, and the next
+    turn tries again; reports catch the projection up themselves or read in Python."""
+    from segmint.engine.runtime import Segmint
+
+    fx = sys.modules["segmint_tests_fixtures"]
+    config = fx.write_config(tmp_path, catalog=[fx.BIG_TV], skus=[fx.BIG_TV["sku"]])
+    config.write_text(config.read_text() + '\n[analytics]\nreader = "duckdb"\n')
+    runtime = Segmint.from_config(config, watch=False)
+    try:
+        runtime.store.append(traffic(1, 0, 2, n=100))
+        build_report(runtime.store, now=day(3), checkpoint=False, analysis=DUCKDB)
+
+        def broken(self, limit=None):
+            raise duckdb.IOException("No space left on device")
+        monkeypatch.setattr(columnar.ColumnarLog, "keep_up", broken)
+        with caplog.at_level(logging.WARNING, "segmint"):
+            assert runtime.keep_report_projection_current() is None
+            assert runtime.keep_report_projection_current() is None
+        assert runtime.failures.counts()["report-projection"] == 2
+        assert len([r for r in caplog.records if "No space left on device" in r.getMessage()]) == 1
+        monkeypatch.undo()
+        runtime.store.append(traffic(2, 2, 1, n=50))
+        assert runtime.keep_report_projection_current()  # mended: the next turn catches up
+    finally:
+        runtime.close()
