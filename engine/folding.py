@@ -129,7 +129,7 @@ def fold(profile: Profile, event: Event) -> None:
     if isinstance(event, PageView):
         fold_page_view(profile, at, event.visitor_id, event.customer_id)
         return
-    previous = _fold_seen(profile, at, event.visitor_id, event.customer_id, not isinstance(event, _RECORDS))
+    _fold_seen(profile, at, event.visitor_id, event.customer_id, not isinstance(event, _RECORDS))
     if isinstance(event, ProductView):
         profile.product_views += 1
         if event.category:

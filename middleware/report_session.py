@@ -17,7 +17,6 @@ browser loaded over ``https``.
 from __future__ import annotations
 
 from html import escape
-from typing import Any
 from urllib.parse import urlsplit
 
 from segmint.engine.signing import session_token, verify_session

@@ -215,11 +215,11 @@ class ColumnarLog:
             raise
         return conn
 
-    def sync(self, duck: Any) -> int:
-        """Bring the projection up to the log: erased events out, newer events in; the number
-        of log events appended."""
+    def sync(self, duck: Any, limit: int | None = None) -> int:
+        """Bring the projection up to the log: erased events out, newer events in (at most
+        about ``limit``, in whole reads of ``SYNC_CHUNK``); the number of log events appended."""
         with _append_lock(self.path):
-            return self._sync(duck)
+            return self._sync(duck, limit)
 
     def keep_up(self, limit: int | None = None) -> int | None:
         """Append the events logged since the last append, at most about ``limit`` (default
@@ -234,12 +234,11 @@ class ColumnarLog:
         except self._duckdb.IOException:  # a report in another process is reading it
             return None
         try:
-            with _append_lock(self.path):
-                return self._sync(duck, KEEP_UP_EVENTS if limit is None else limit)
+            return self.sync(duck, KEEP_UP_EVENTS if limit is None else limit)
         finally:
             duck.close()
 
-    def _sync(self, duck: Any, limit: int | None = None) -> int:
+    def _sync(self, duck: Any, limit: int | None) -> int:
         conn = self._sqlite()
         try:
             duck.execute(_SCHEMA)

@@ -786,10 +786,8 @@ class RedisStore:
             self.client.set(self._key("meta", name), bytes(value))
 
     def meta_names(self, prefix: str) -> list[str]:
-        meta = f"{self.prefix}meta:"
         with self.errors("listing meta"):
-            found = self.client.scan_iter(match=_glob_escape(meta + prefix) + "*", count=1000)
-            return sorted(key[len(meta.encode()):].decode() for key in found)
+            return [name for name, _ in self._meta_keys(prefix)]
 
     def delete_meta(self, name: str) -> None:
         if name in RESERVED_META:
@@ -859,8 +857,12 @@ class RedisStore:
 
     def _report_states(self) -> list[tuple[str, bytes]]:
         """``(meta name, Redis key)`` of every saved report state and part."""
+        return self._meta_keys(REPORT_STATE_META_PREFIX)
+
+    def _meta_keys(self, prefix: str) -> list[tuple[str, bytes]]:
+        """``(meta name, Redis key)`` of every meta blob whose name starts with ``prefix``, sorted."""
         meta = f"{self.prefix}meta:"
-        found = self.client.scan_iter(match=_glob_escape(meta + REPORT_STATE_META_PREFIX) + "*", count=1000)
+        found = self.client.scan_iter(match=_glob_escape(meta + prefix) + "*", count=1000)
         return sorted((key[len(meta.encode()):].decode(), key) for key in found)
 
     def forget(self, *, customer_id: str | None = None, visitor_id: str | None = None) -> PersonalData:

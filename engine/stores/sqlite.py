@@ -123,6 +123,12 @@ def _insert_sql(n: int) -> str:
     return "INSERT INTO events (at, type, key, data) VALUES " + ",".join(("(?, ?, ?, ?)",) * n)
 
 
+def _meta_names(conn: sqlite3.Connection, prefix: str) -> list[str]:
+    """The meta names that start with ``prefix``, sorted."""
+    return [r[0] for r in conn.execute("SELECT name FROM meta WHERE substr(name, 1, ?) = ? ORDER BY name",
+                                       (len(prefix), prefix))]
+
+
 def _meta_int(conn: sqlite3.Connection, name: str) -> int:
     """An integer kept in ``meta`` (0 when absent)."""
     row = conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
@@ -633,8 +639,7 @@ class SQLiteStore:
 
     def meta_names(self, prefix: str) -> list[str]:
         with self._connection() as conn:
-            return [r[0] for r in conn.execute("SELECT name FROM meta WHERE substr(name, 1, ?) = ? ORDER BY name",
-                                               (len(prefix), prefix))]
+            return _meta_names(conn, prefix)
 
     def delete_meta(self, name: str) -> None:
         if name in RESERVED_META:
@@ -666,8 +671,7 @@ class SQLiteStore:
     @staticmethod
     def _report_states(conn: sqlite3.Connection) -> list[str]:
         """Every meta name of the saved report states, their parts included."""
-        return [r[0] for r in conn.execute("SELECT name FROM meta WHERE substr(name, 1, ?) = ? ORDER BY name",
-                                           (len(REPORT_STATE_META_PREFIX), REPORT_STATE_META_PREFIX))]
+        return _meta_names(conn, REPORT_STATE_META_PREFIX)
 
     @contextmanager
     def _snapshot(self) -> Iterator[sqlite3.Connection]:

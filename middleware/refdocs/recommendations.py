@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 from segmint.engine.catalog import Product
 from segmint.engine.config.schema import Coupon
