@@ -14,18 +14,22 @@ only the decision and the config, so equal inputs give equal HTML.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
-from .decide import Decision, SlotDecision
+from .decide import Decision, LazyDocument, SlotDecision, decide
+from .document import enriched_document
 from .events import PageView
 from .folding import folded
+from .hooks import call_each
 from .identity import Identity
 from .profile import Profile
 
 if TYPE_CHECKING:
+    from .config import CompiledConfig
     from .runtime import Segmint
 
 __all__ = ["PageVisit", "Personalization", "Personalizer", "RENDER_CACHE_SIZE", "ANONYMOUS_VISITOR"]
@@ -62,7 +66,11 @@ class Personalization(NamedTuple):
 
 
 class Personalizer:
-    """``Segmint.personalize``: decide and render one page, with the render cache."""
+    """``Segmint.personalize``: decide and render one page, with the render cache.
+
+    It also makes every decision of the runtime (``Segmint.decide`` and ``explain`` call
+    ``decide`` here), so a page goes from the middleware to the decision without a hop back
+    through the runtime."""
 
     def __init__(self, runtime: Segmint) -> None:
         self._runtime = runtime
@@ -77,8 +85,8 @@ class Personalizer:
         if visit.view is not None:
             profile = folded(profile, (visit.view,))
         visitor = identity.visitor_id if identity.personalize and identity.visitor_id else ANONYMOUS_VISITOR
-        decision = self._runtime.decide(profile, visit.slots, path=visit.path, visitor_id=visitor, now=visit.now,
-                                        exclude=(visit.sku,) if visit.sku else ())
+        decision = self.decide(profile, visit.slots, path=visit.path, visitor_id=visitor, now=visit.now,
+                               exclude=(visit.sku,) if visit.sku else ())
         widgets: dict[str, bytes] = {}
         for name, slot_decision in decision.slots.items():
             if slot_decision.campaign and not slot_decision.control and slot_decision.products:
@@ -86,6 +94,27 @@ class Personalizer:
                 if html:
                     widgets[name] = html
         return Personalization(decision, widgets)
+
+    def decide(self, profile: Profile, slots: Iterable[str], *, path: str, visitor_id: str | None,
+               now: datetime, exclude: Iterable[str] = (), document: Mapping[str, Any] | None = None,
+               state: CompiledConfig | None = None, observed: bool = True) -> Decision:
+        """``Segmint.decide``: the campaign of each slot under the current config (or
+        ``state``), on the document built by ``document.py`` when a rule or strategy first
+        reads it (or on ``document``). ``segmint_decision_made`` observers are told unless
+        ``observed`` is False (``explain`` asks what would be shown; nothing was)."""
+        runtime = self._runtime
+        state = state or runtime.state
+        batch, failures = runtime.batch, runtime.failures
+        if document is None:
+            document = LazyDocument(partial(enriched_document, profile, now, rfm=batch.rfm, predict=batch.predict,
+                                            pm=state.pm, failure_log=failures))
+        decision = decide(state.campaigns, profile=profile, document=document, slots=slots, path=path,
+                          visitor_key=visitor_id or profile.key, now=now, segments=state.segments,
+                          strategies=state.strategies, catalog=state.catalog, stats=batch.products,
+                          exclude=exclude, failure_log=failures)
+        if observed and state.pm.hook.segmint_decision_made.get_hookimpls():  # none: skip the call machinery
+            call_each(state.pm, "segmint_decision_made", failure_log=failures, decision=decision, profile=profile)
+        return decision
 
     def render(self, slot_decision: SlotDecision) -> str:
         """The widget HTML of one slot decision ("" for none), cached per (config, decision

@@ -24,7 +24,6 @@ import threading
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 from datetime import datetime
 from pathlib import Path
 from types import ModuleType
@@ -39,7 +38,7 @@ from .catalog import Catalog
 from .clock import Clock, system_clock
 from .config import CompiledConfig, Config, compile_config, load_compiled
 from .config.reload import ConfigReloader, PeriodicThread
-from .decide import Decision, LazyDocument, SlotDecision, decide
+from .decide import Decision, SlotDecision
 from .document import enriched_document, profile_document
 from .personalize import PageVisit, Personalization, Personalizer
 from .errors import EventError, SegmintError, StoreError
@@ -108,19 +107,19 @@ class Runtime(Protocol):
     failures: FailureLog
     compaction: dict[str, Any] | None
     personalize: Callable[[PageVisit, Profile], Personalization]
+    #: The compiled config in use (a hot reload swaps it whole): read it once per request.
+    state: CompiledConfig
+    #: Whether no plugin on the decision path (``decide``, ``render``) may block.
+    decides_on_loop: bool
+    #: Whether no ``segmint_identify_visitor`` plugin may block.
+    identifies_on_loop: bool
 
-    @property
-    def state(self) -> CompiledConfig: ...
     @property
     def config(self) -> Config: ...
     @property
     def pm(self) -> Any: ...
     @property
     def catalog(self) -> Catalog: ...
-    @property
-    def decides_on_loop(self) -> bool: ...
-    @property
-    def identifies_on_loop(self) -> bool: ...
     @property
     def last_reload_error(self) -> SegmintError | None: ...
 
@@ -152,13 +151,16 @@ class Segmint:
         watch: bool = True,
         owns_store: bool = True,
     ) -> None:
-        self._state = state
         self.clock = clock
         self.store = store
         self._owns_store = owns_store
         self._reloader = ConfigReloader(state, extra_plugins=extra_plugins, watch_file=watch_file)
         self._reload_lock = threading.Lock()
-        self._loop_check: tuple[CompiledConfig, int, tuple[bool, bool]] | None = None
+        #: The compiled config in use: swapped whole by a hot reload (``_install``).
+        self.state: CompiledConfig
+        #: Whether ``decide``/``render`` and identification never block (``_check_loop_safety``).
+        self.decides_on_loop = self.identifies_on_loop = False
+        self._install(state)
         self.batch = BatchStats(store, clock)
         #: Contained plugin failures (strategies, enrichers, observers, renderers): counted by
         #: plugin and hook, logged at most once a minute each.
@@ -238,47 +240,36 @@ class Segmint:
     # -- the current state --------------------------------------------------------------------
 
     @property
-    def state(self) -> CompiledConfig:
-        return self._state
-
-    @property
     def config(self) -> Config:
-        return self._state.config
+        return self.state.config
 
     @property
     def pm(self) -> Any:
-        return self._state.pm
+        return self.state.pm
 
     @property
     def catalog(self) -> Catalog:
-        return self._state.catalog
+        return self.state.catalog
 
-    @property
-    def decides_on_loop(self) -> bool:
-        """True when ``decide`` and ``render`` never block: only built-in or
-        ``segmint_loop_safe`` plugins take part (``blocking_plugins``), and profiles come from
-        memory (the caller checks the cache). The middleware then decides without a thread hop.
-        """
-        return self._loop_safety()[0]
+    def _install(self, state: CompiledConfig) -> None:
+        """Make ``state`` the current one. Until its loop safety is worked out both answers
+        are False: the pool is always a safe place to decide and identify."""
+        self.decides_on_loop = self.identifies_on_loop = False
+        self.state = state  # the one atomic swap
+        if self._check_loop_safety not in state.pm.on_change:  # a reload may keep the manager
+            state.pm.on_change.append(self._check_loop_safety)  # a plugin registered later counts too
+        self._check_loop_safety()
 
-    @property
-    def identifies_on_loop(self) -> bool:
-        """True when ``segmint_identify_visitor`` never blocks: only built-in or
-        ``segmint_loop_safe`` plugins implement it (``blocking_plugins(pm, IDENTIFY_HOOKS)``).
-        The middleware then identifies a request on the event loop, else in its worker pool.
-        """
-        return self._loop_safety()[1]
-
-    def _loop_safety(self) -> tuple[bool, bool]:
-        """(decides on the loop, identifies on the loop), checked again only when the config
-        or the set of plugins changed."""
-        state = self._state
-        registered = state.pm.generation  # a plugin registered after startup counts too
-        cached = self._loop_check
-        if cached is None or cached[0] is not state or cached[1] != registered:
-            cached = self._loop_check = (state, registered, (not blocking_plugins(state.pm),
-                                                             not blocking_plugins(state.pm, IDENTIFY_HOOKS)))
-        return cached[2]
+    def _check_loop_safety(self) -> None:
+        """Set ``decides_on_loop``: True when ``decide`` and ``render`` never block (only
+        built-in or ``segmint_loop_safe`` plugins take part, ``blocking_plugins``; profiles come
+        from memory, which the caller checks), so the middleware decides without a thread hop;
+        and ``identifies_on_loop``: True when no plugin's ``segmint_identify_visitor`` may block,
+        so the middleware identifies a request on the event loop, else in its worker pool.
+        Worked out when the config or its plugins change, not on every page."""
+        pm = self.state.pm
+        self.decides_on_loop = not blocking_plugins(pm)
+        self.identifies_on_loop = not blocking_plugins(pm, IDENTIFY_HOOKS)
 
     # -- profiles and documents -----------------------------------------------------------------
 
@@ -293,7 +284,7 @@ class Segmint:
         ``only``: the top-level keys needed (a filter's ``fields``); other sections may be
         left out, which makes a scan of many profiles for one segment much cheaper.
         """
-        return self._document(self._state, profile, now or self.clock(), only)
+        return self._document(self.state, profile, now or self.clock(), only)
 
     def document_builder(self, now: datetime | None = None, *,
                          only: Collection[str] | None = None) -> Callable[[Profile], dict[str, Any]]:
@@ -302,7 +293,7 @@ class Segmint:
         plugin enriches documents are settled once, not per profile. Same documents as
         ``document(profile, now, only=only)``.
         """
-        state, now = self._state, now or self.clock()
+        state, now = self.state, now or self.clock()
         if state.pm.hook.segmint_enrich_document.get_hookimpls():
             return lambda profile: self._document(state, profile, now, only)
         ts, rfm, keys = now.timestamp(), self.batch.rfm, frozenset(only) if only is not None else None
@@ -316,7 +307,7 @@ class Segmint:
 
     def segments(self, profile: Profile, now: datetime | None = None) -> dict[str, bool]:
         """Membership of every named segment."""
-        state, now = self._state, now or self.clock()
+        state, now = self.state, now or self.clock()
         document = self._document(state, profile, now)
         together = state.segment_set
         return dict(zip(together.names, together.members(document, now)))
@@ -338,26 +329,8 @@ class Segmint:
         Variants are bucketed by ``visitor_id`` when given, else by the profile key.
         ``exclude``: skus already on the page (the product of a product page).
         """
-        state, now = self._state, now or self.clock()
-        decision = self._decide(state, profile, slots, path=path, visitor_id=visitor_id, now=now,
-                                exclude=exclude)
-        if state.pm.hook.segmint_decision_made.get_hookimpls():  # none: skip the call machinery
-            call_each(state.pm, "segmint_decision_made", failure_log=self.failures, decision=decision,
-                      profile=profile)
-        return decision
-
-    def _decide(self, state: CompiledConfig, profile: Profile, slots: Iterable[str], *, path: str,
-                visitor_id: str | None, now: datetime, exclude: Iterable[str] = (),
-                document: Mapping[str, Any] | None = None) -> Decision:
-        if document is None:  # built by document.py when a rule or strategy first reads it
-            document = LazyDocument(partial(enriched_document, profile, now, rfm=self.batch.rfm,
-                                            predict=self.batch.predict, pm=state.pm, failure_log=self.failures))
-        return decide(
-            state.campaigns, profile=profile, document=document,
-            slots=slots, path=path, visitor_key=visitor_id or profile.key, now=now,
-            segments=state.segments, strategies=state.strategies, catalog=state.catalog,
-            stats=self.batch.products, exclude=exclude, failure_log=self.failures,
-        )
+        return self._personalizer.decide(profile, slots, path=path, visitor_id=visitor_id,
+                                         now=now or self.clock(), exclude=exclude)
 
     def render(self, slot_decision: SlotDecision) -> str:
         """The widget HTML of a slot ("" when nothing is shown). A failing renderer is skipped.
@@ -369,7 +342,7 @@ class Segmint:
         """``render`` without the cache: asks the ``segmint_render_widget`` hook."""
         if not slot_decision.shown:
             return ""
-        state = self._state
+        state = self.state
         html = first_result(state.pm, "segmint_render_widget", contain=True, failure_log=self.failures,
                             slot_decision=slot_decision, config=state.config)
         return html or ""
@@ -380,12 +353,12 @@ class Segmint:
 
         Without ``slot``, every slot some campaign targets. Observers are not told.
         """
-        state, now = self._state, now or self.clock()
+        state, now = self.state, now or self.clock()
         document = self._document(state, profile, now)
         segments = {name: f.explain(document, now) for name, f in state.segments.items()}
         slots = [slot] if slot else sorted({s for c in state.campaigns for s in c.slots})
-        decision = self._decide(state, profile, slots, path=path, visitor_id=visitor_id, now=now,
-                                document=document)
+        decision = self._personalizer.decide(profile, slots, path=path, visitor_id=visitor_id, now=now,
+                                             document=document, state=state, observed=False)
         return RuntimeExplanation(document=document, segments=segments, decision=decision)
 
     # -- events ---------------------------------------------------------------------------------
@@ -422,7 +395,7 @@ class Segmint:
     def _events_recorded(self, events: Sequence[Event], result: AppendResult) -> None:
         if result.stored and any(isinstance(e, Order) for e in events):
             self.batch.note_orders()  # bestsellers and co-purchases follow within seconds
-        call_each(self._state.pm, "segmint_events_recorded", failure_log=self.failures, events=events,
+        call_each(self.state.pm, "segmint_events_recorded", failure_log=self.failures, events=events,
                   result=result)
 
     # -- privacy requests -----------------------------------------------------------------------
@@ -515,11 +488,11 @@ class Segmint:
         keeps it in ``last_reload_error``.
         """
         with self._reload_lock:
-            new = self._reloader.poll(self._state)
+            new = self._reloader.poll(self.state)
             if new is None:
                 return False
-            _log_catalog_problems(new.catalog, self._state.catalog)
-            self._state = new  # the one atomic swap
+            _log_catalog_problems(new.catalog, self.state.catalog)
+            self._install(new)
             return True
 
     # -- lifecycle ------------------------------------------------------------------------------

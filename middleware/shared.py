@@ -2,7 +2,7 @@
 machinery around it) and ``Settings`` (values derived from the current config).
 
 No per-request state here: that lives in ``visitors.SegmintState`` and
-``responder.Responder``.
+``asgi.Responder``.
 """
 
 from __future__ import annotations

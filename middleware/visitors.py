@@ -65,7 +65,7 @@ class Visitors:
     def identify(self, scope: Scope, config: Config) -> Identity:
         """Ask the plugins who this is, here and now. Raises whatever a plugin raised (caller
         fails open). On the event loop only when ``runtime.identifies_on_loop``."""
-        identity = self.runtime.pm.hook.segmint_identify_visitor(scope=scope, config=config)
+        identity = self.runtime.state.pm.hook.segmint_identify_visitor(scope=scope, config=config)
         if not isinstance(identity, Identity):
             raise TypeError(f"segmint_identify_visitor returned {type(identity).__name__}, not Identity")
         return identity

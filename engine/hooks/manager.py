@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 import importlib
 import importlib.metadata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
 
@@ -116,10 +116,11 @@ def builtin_plugins() -> tuple[str, ...]:
 
 
 class SegmintPluginManager(pluggy.PluginManager):
-    """pluggy's manager, counting registrations: ``generation`` changes whenever the set of
-    plugins may have, so a per-request check (``Segmint.decides_on_loop``) or a cache of hook
-    callers (``calling.py``) can tell that nothing changed without listing every plugin.
-    ``builtins`` holds the names of the built-in plugins it registered."""
+    """pluggy's manager, telling when its plugins may have changed: ``generation`` counts the
+    changes, so a cache of hook callers (``calling.py``) can tell that nothing changed without
+    listing every plugin, and ``on_change`` callbacks run after each one (the runtime works
+    out again whether decisions and identification may run on the event loop, instead of
+    checking on every page). ``builtins`` holds the names of the built-in plugins it registered."""
 
     generation = 0
 
@@ -129,18 +130,33 @@ class SegmintPluginManager(pluggy.PluginManager):
         #: ``calling.py``'s one-plugin hook callers by hook name, each with the generation it
         #: was built for.
         self.callers: dict[str, tuple[int, tuple[tuple[str, pluggy.HookCaller], ...]]] = {}
+        #: Called (no arguments) after a plugin was registered, unregistered or blocked.
+        self.on_change: list[Callable[[], None]] = []
 
     def register(self, plugin: Any, name: str | None = None) -> str | None:
         self.generation += 1
-        return super().register(plugin, name)
+        try:
+            return super().register(plugin, name)
+        finally:
+            self._changed()
 
     def unregister(self, plugin: Any = None, name: str | None = None) -> Any:
         self.generation += 1
-        return super().unregister(plugin, name)
+        try:
+            return super().unregister(plugin, name)
+        finally:
+            self._changed()
 
     def set_blocked(self, name: str) -> None:
         self.generation += 1
-        super().set_blocked(name)
+        try:
+            super().set_blocked(name)
+        finally:
+            self._changed()
+
+    def _changed(self) -> None:
+        for callback in self.on_change:
+            callback()
 
 
 def get_plugin_manager(

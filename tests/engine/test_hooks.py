@@ -213,5 +213,27 @@ def test_identifies_on_loop(config_path, plugins, expected):
 def test_an_identify_plugin_registered_after_startup_is_noticed(config_path):
     with Segmint.from_config(config_path, watch=False) as rt:
         assert rt.identifies_on_loop is True
-        rt.pm.register(Identifier(loop_safe=False), name="late")
+        late = Identifier(loop_safe=False)
+        rt.pm.register(late, name="late")
         assert rt.identifies_on_loop is False
+        rt.pm.unregister(late)
+        assert rt.identifies_on_loop is True
+
+
+def test_a_hot_reload_works_out_loop_safety_for_the_new_plugins(config_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "fixture_plugins"))
+    base = config_path.read_text()
+    with Segmint.from_config(config_path, watch=False) as rt:
+        assert rt.decides_on_loop is True
+        # A third-party strategy plugin (not marked loop-safe) named by the edited config.
+        config_path.write_text('plugins = ["segmint_fixture_sample"]\n' + base)
+        assert rt.reload_if_changed()
+        assert rt.decides_on_loop is False and rt.identifies_on_loop is True
+        config_path.write_text(base + "# the plugin taken out again\n")
+        assert rt.reload_if_changed()
+        assert rt.decides_on_loop is True
+        # An edit that keeps the plugins keeps their manager: still told once per change.
+        kept = rt.state.pm
+        config_path.write_text(base)
+        assert rt.reload_if_changed() and rt.state.pm is kept
+        assert kept.on_change.count(rt._check_loop_safety) == 1

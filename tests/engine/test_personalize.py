@@ -18,20 +18,27 @@ NOW = datetime(2026, 11, 1, 12, tzinfo=timezone.utc)
 
 
 class _Runtime:
-    """Just what ``Personalizer`` reads: the compiled state (swapped on reload), the renderer
-    and the decision."""
+    """Just what ``Personalizer`` reads for rendering: the compiled state (swapped on reload)
+    and the renderer."""
 
     def __init__(self) -> None:
         self.state: Any = object()
         self.calls = 0
-        self.decided: list[tuple[Profile, dict[str, Any]]] = []
 
     def render_uncached(self, slot_decision: SlotDecision) -> str:
         self.calls += 1
         names = ", ".join(p.name for p in slot_decision.products)
         return f"<section>{slot_decision.title}: {names} \u20ac</section>"
 
-    def decide(self, profile: Profile, slots: Any, **kwargs: Any) -> Decision:
+
+class _Personalizer(Personalizer):
+    """Decides every slot but "empty" as ``_decision``, recording what it was asked."""
+
+    def __init__(self, runtime: Any) -> None:
+        super().__init__(runtime)
+        self.decided: list[tuple[Profile, dict[str, Any]]] = []
+
+    def decide(self, profile: Profile, slots: Any, **kwargs: Any) -> Decision:  # type: ignore[override]
         self.decided.append((profile, kwargs))
         return Decision(slots={name: _decision(slot=name) if name != "empty" else SlotDecision(slot=name)
                                for name in slots}, visitor_key=profile.key, now=kwargs["now"])
@@ -68,14 +75,13 @@ def test_the_widget_cache_stays_bounded():
 
 
 def test_a_page_is_decided_on_the_profile_with_its_page_view_and_renders_shown_slots():
-    runtime = _Runtime()
-    pages = Personalizer(runtime)  # type: ignore[arg-type]
+    pages = _Personalizer(_Runtime())
     identity = Identity(visitor_id="v1")
     profile = Profile(key="v:v1", visitor_ids=("v1",))
     visit = PageVisit(identity=identity, path="/p/x", slots=["home", "empty"], now=NOW, sku="x",
                       view=page_view_event(identity, "/p/x", NOW), charset="iso8859-1")
     decision, widgets = pages.personalize(visit, profile)
-    seen, kwargs = runtime.decided[0]
+    seen, kwargs = pages.decided[0]
     assert seen.page_views == 1 and seen.visits == 1 and profile.page_views == 0  # a copy
     assert kwargs == {"path": "/p/x", "visitor_id": "v1", "now": NOW, "exclude": ("x",)}
     assert set(decision.slots) == {"home", "empty"}
@@ -83,10 +89,9 @@ def test_a_page_is_decided_on_the_profile_with_its_page_view_and_renders_shown_s
 
 
 def test_visitors_not_personalized_are_bucketed_together_and_an_untracked_page_adds_no_view():
-    runtime = _Runtime()
-    pages = Personalizer(runtime)  # type: ignore[arg-type]
+    pages = _Personalizer(_Runtime())
     bot = Identity(visitor_id=None, personalize=False, track=False)
     profile = Profile(key="v:anonymous")
     pages.personalize(PageVisit(identity=bot, path="/", slots=["home"], now=NOW), profile)
-    seen, kwargs = runtime.decided[0]
+    seen, kwargs = pages.decided[0]
     assert seen is profile and kwargs["visitor_id"] == ANONYMOUS_VISITOR and kwargs["exclude"] == ()

@@ -173,7 +173,7 @@ def test_document_builder_gives_the_documents_document_gives(rt):
         def segmint_enrich_document(self, profile, document, now):
             document["extra"] = {"seen_at": now}
 
-    rt._state.pm.register(Enricher())
+    rt.state.pm.register(Enricher())
     build = rt.document_builder(NOW)
     assert build(profiles[0])["extra"] == {"seen_at": NOW} == rt.document(profiles[0], NOW)["extra"]
 

@@ -61,6 +61,18 @@ def runtime(make_runtime: Callable[..., Any]) -> Any:
     return make_runtime()
 
 
+class _FaultyPersonalizer(Personalizer):
+    """The inner runtime's personalizer, with the faulty runtime's decision faults."""
+
+    def __init__(self, faulty: FaultyRuntime) -> None:
+        super().__init__(faulty._inner)
+        self._faulty = faulty
+
+    def decide(self, *args: Any, **kwargs: Any) -> Any:
+        self._faulty._check_decide()
+        return super().decide(*args, **kwargs)
+
+
 class FaultyRuntime:
     """A real runtime with injectable faults; everything else is delegated."""
 
@@ -74,8 +86,8 @@ class FaultyRuntime:
         self.fail_record: BaseException | None = None
         self.sleep_decide = 0.0
         self.release = threading.Event()
-        # The page's one call decides through this object, so the faults below apply.
-        self.personalize = Personalizer(self).personalize  # type: ignore[arg-type]
+        # The page's one call decides through ``_check_decide``, so the faults below apply.
+        self.personalize = _FaultyPersonalizer(self).personalize
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -85,12 +97,15 @@ class FaultyRuntime:
             raise self.fail_profile
         return self._inner.profile(**ids)
 
-    def decide(self, *args: Any, **kwargs: Any) -> Any:
+    def _check_decide(self) -> None:
         if self.fail_decide is not None:
             raise self.fail_decide
         if self.sleep_decide:
             # Real concurrency is the point: block past the budget (bounded, released at teardown).
             self.release.wait(self.sleep_decide)
+
+    def decide(self, *args: Any, **kwargs: Any) -> Any:
+        self._check_decide()
         return self._inner.decide(*args, **kwargs)
 
     def record(self, events: Any) -> Any:
