@@ -28,9 +28,8 @@ from segmint.engine.signing import new_visitor_id
 from segmint.middleware import SegmintMiddleware
 
 #: Most modules one personalized page may run through (plugins included: identification, the
-#: strategy). Issue #21 set 15 as the target; 17 is where it stands without merging modules that
-#: are different concepts, pinned here so that it can only go down (docs/architecture.md, "The
-#: request path", has a table of the 17 and why each is on the way).
+#: strategy): issue #21's target (docs/architecture.md, "The request path", has a table of the
+#: 15 and why each is on the way).
 MAX_MODULES = 15
 
 ROOTS = {Path(package.__file__).resolve().parent: name
