@@ -103,7 +103,7 @@ class Personalizer:
         reads it (or on ``document``). ``segmint_decision_made`` observers are told unless
         ``observed`` is False (``explain`` asks what would be shown; nothing was)."""
         runtime = self._runtime
-        state = state or runtime.state
+        state = runtime.state if state is None else state
         batch, failures = runtime.batch, runtime.failures
         if document is None:
             document = LazyDocument(partial(enriched_document, profile, now, rfm=batch.rfm, predict=batch.predict,

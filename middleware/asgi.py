@@ -322,6 +322,9 @@ def _accept_kind(scope: Scope) -> int:
     return kind
 
 
+# -- the send wrapper of a page: hold the start, buffer bounded HTML, fill the slots ----------
+
+#: What a ``Responder`` does with the messages it is sent: wait for the start, buffer, pass on.
 _WAIT, _BUFFER, _PASS = 0, 1, 2
 
 
