@@ -19,9 +19,11 @@ up in logs and browser history).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hmac
 import math
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Hashable, Sequence
 from datetime import date, datetime, time, timezone
 from html import escape
 from typing import Any
@@ -534,6 +536,52 @@ async def send_page(send: Send, status: int, body: str, content_type: str = "tex
     await send({"type": "http.response.body", "body": data})
 
 
+class SharedBuilds:
+    """Report builds in progress, by store and query: a request for a report that is being
+    built waits for that build instead of starting another. A build reads the event log since
+    the saved state (the first one, all of it) and holds everyone it met in memory, so a person
+    pressing reload on a slow first report, or a team opening the page at once, must not
+    multiply it. A waiter that goes away (the browser closed) leaves the build running for the
+    others; the next request after a build ended starts a fresh one."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[Hashable, concurrent.futures.Future[Any]] = {}
+
+    @property
+    def running(self) -> int:
+        """Builds in progress."""
+        return len(self._running)
+
+    async def get(self, key: Hashable, build: Callable[[], Any]) -> Any:
+        """``build()`` in a worker thread, or the result of the build of ``key`` in progress."""
+        with self._lock:
+            future = self._running.get(key)
+            owner = future is None
+            if future is None:
+                future = self._running[key] = concurrent.futures.Future()
+                future.set_running_or_notify_cancel()  # so that no waiter's cancel reaches it
+        if owner:
+            asyncio.get_running_loop().run_in_executor(None, self._build, key, future, build)
+        return await asyncio.wrap_future(future)
+
+    def _build(self, key: Hashable, future: concurrent.futures.Future[Any], build: Callable[[], Any]) -> None:
+        try:
+            result = build()
+        except BaseException as exc:  # noqa: BLE001 - handed to every waiter
+            with self._lock:
+                del self._running[key]
+            future.set_exception(exc)
+        else:
+            with self._lock:
+                del self._running[key]
+            future.set_result(result)
+
+
+#: The report page's builds (one per store and query at a time).
+REPORT_BUILDS = SharedBuilds()
+
+
 async def report_endpoint(scope: Scope, receive: Receive, send: Send, runtime: Runtime) -> None:
     """ASGI handler for ``GET {prefix}/report``.
 
@@ -541,7 +589,8 @@ async def report_endpoint(scope: Scope, receive: Receive, send: Send, runtime: R
     cookie signed under it), so it is safe wherever it is mounted; without either it answers
     401 with the sign-in form. The middleware's router checks a Bearer header first too, with
     its rate limit on failed attempts, and serves the form's sign-in and sign-out.
-    The report streams the event log, so it runs in a worker thread. The unfiltered report
+    The report streams the event log, so it runs in a worker thread, one build per query at a
+    time (``SharedBuilds``: requests that come while it runs get its report). The unfiltered report
     resumes from (and saves) the state an earlier report kept in the store, so it reads only
     newer events; a filtered one (``since``, ``campaign``, ``window``) reads the whole log and
     saves nothing, so query strings cannot fill the store with saved states.
@@ -562,16 +611,20 @@ async def report_endpoint(scope: Scope, receive: Receive, send: Send, runtime: R
         await send_page(send, 400, str(exc), "text/plain; charset=utf-8")
         return
 
-    def build() -> str:
+    def build() -> Report:
         config = runtime.config
-        report = build_report(runtime.store, now=runtime.clock(), checkpoint=not options,
-                              analysis=config.analytics, splits=configured_splits(config.campaigns), **options)
+        return build_report(runtime.store, now=runtime.clock(), checkpoint=not options,
+                            analysis=config.analytics, splits=configured_splits(config.campaigns), **options)
+
+    def render(report: Report) -> str:
         return render_report_page(report, segment_history(runtime.store),
                                   sign_out=f"{prefix.rstrip('/')}/report/logout" if session else None)
 
+    loop = asyncio.get_running_loop()
     try:
-        page = await asyncio.get_running_loop().run_in_executor(None, build)
+        report = await REPORT_BUILDS.get((id(runtime.store), *sorted(options.items())), build)
     except ValueError as exc:
         await send_page(send, 400, str(exc), "text/plain; charset=utf-8")
         return
+    page = await loop.run_in_executor(None, render, report)
     await send_page(send, 200, page)

@@ -216,6 +216,87 @@ def test_only_the_unfiltered_page_saves_report_state(stub_runtime, monkeypatch):
     assert first.status_code == again.status_code == 200 and first.text == again.text
 
 
+class _GatedBuilds:
+    """``build_report`` counted and held until released: concurrent requests can pile up."""
+
+    def __init__(self, monkeypatch, fail: bool = False):
+        import threading
+
+        from segmint.middleware import report_page
+
+        self.calls, self.fail = 0, fail
+        self.started, self.release = threading.Event(), threading.Event()
+        real = report_page.build_report
+
+        def build_report(*args, **kwargs):
+            self.calls += 1
+            self.started.set()
+            assert self.release.wait(10)
+            if self.fail:
+                raise ValueError("since must be before until")
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(report_page, "build_report", build_report)
+
+
+def _pile_up(rt, urls, gate, *, cancel_first=False):
+    """Request ``urls`` at once; release the build once they all wait for it."""
+    from segmint.middleware.report_page import REPORT_BUILDS
+
+    auth = {"authorization": f"Bearer {TOKEN}"}
+
+    async def app(scope, receive, send):
+        await report_endpoint(scope, receive, send, rt)
+
+    async def call():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://shop") as client:
+            tasks = [asyncio.create_task(client.get(url, headers=auth)) for url in urls]
+            while not gate.started.is_set():
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.2)  # the others reach the build in progress
+            if cancel_first:
+                tasks[0].cancel()  # the browser that started it went away
+            gate.release.set()
+            return await asyncio.gather(*tasks, return_exceptions=True)
+
+    responses = asyncio.run(call())
+    assert REPORT_BUILDS.running == 0
+    return responses
+
+
+def test_requests_for_a_report_being_built_share_that_build(stub_runtime, monkeypatch):
+    gate = _GatedBuilds(monkeypatch)
+    responses = _pile_up(stub_runtime, ["/_segmint/report"] * 3, gate)
+    assert gate.calls == 1
+    assert [r.status_code for r in responses] == [200] * 3
+    assert responses[0].text == responses[1].text == responses[2].text and "winback" in responses[0].text
+    # Once it ended, the next request builds afresh; another query is its own build.
+    gate.started.clear()
+    assert _get(stub_runtime, "/_segmint/report", {"authorization": f"Bearer {TOKEN}"}).status_code == 200
+    assert gate.calls == 2
+    gate.release.clear()
+    gate.started.clear()
+    responses = _pile_up(stub_runtime, ["/_segmint/report", "/_segmint/report?campaign=solo"], gate)
+    assert gate.calls == 4 and [r.status_code for r in responses] == [200, 200]
+    assert "Campaign winback" in responses[0].text and "Campaign winback" not in responses[1].text
+
+
+def test_a_waiter_that_leaves_does_not_stop_the_build_for_the_others(stub_runtime, monkeypatch):
+    gate = _GatedBuilds(monkeypatch)
+    responses = _pile_up(stub_runtime, ["/_segmint/report"] * 3, gate, cancel_first=True)
+    assert isinstance(responses[0], asyncio.CancelledError)
+    assert gate.calls == 1 and [r.status_code for r in responses[1:]] == [200, 200]
+
+
+def test_a_failed_build_answers_every_waiter_and_the_next_request_tries_again(stub_runtime, monkeypatch):
+    gate = _GatedBuilds(monkeypatch, fail=True)
+    responses = _pile_up(stub_runtime, ["/_segmint/report"] * 2, gate)
+    assert gate.calls == 1 and [r.status_code for r in responses] == [400, 400]
+    gate.fail = False
+    assert _get(stub_runtime, "/_segmint/report", {"authorization": f"Bearer {TOKEN}"}).status_code == 200
+    assert gate.calls == 2
+
+
 def test_segment_snapshots_show_up_on_the_page(stub_runtime):
     stub_runtime.state.segments = {}
     snapshot_segments(stub_runtime, T0 + timedelta(days=20))
