@@ -537,7 +537,7 @@ async def send_page(send: Send, status: int, body: str, content_type: str = "tex
 
 
 class SharedBuilds:
-    """Report builds in progress, by store and query: a request for a report that is being
+    """Report builds in progress, by store, config and query: a request for a report that is being
     built waits for that build instead of starting another. A build reads the event log since
     the saved state (the first one, all of it) and holds everyone it met in memory, so a person
     pressing reload on a slow first report, or a team opening the page at once, must not
@@ -622,7 +622,10 @@ async def report_endpoint(scope: Scope, receive: Receive, send: Send, runtime: R
 
     loop = asyncio.get_running_loop()
     try:
-        report = await REPORT_BUILDS.get((id(runtime.store), *sorted(options.items())), build)
+        # A hot reload (another engine, other splits) starts its own build; the one in
+        # progress still answers those that asked before.
+        key = (id(runtime.store), id(runtime.config), *sorted(options.items()))
+        report = await REPORT_BUILDS.get(key, build)
     except ValueError as exc:
         await send_page(send, 400, str(exc), "text/plain; charset=utf-8")
         return

@@ -239,7 +239,7 @@ class _GatedBuilds:
         monkeypatch.setattr(report_page, "build_report", build_report)
 
 
-def _pile_up(rt, urls, gate, *, cancel_first=False):
+def _pile_up(rt, urls, gate, *, cancel_first=False, extra=None):
     """Request ``urls`` at once; release the build once they all wait for it."""
     from segmint.middleware.report_page import REPORT_BUILDS
 
@@ -251,6 +251,8 @@ def _pile_up(rt, urls, gate, *, cancel_first=False):
     async def call():
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://shop") as client:
             tasks = [asyncio.create_task(client.get(url, headers=auth)) for url in urls]
+            if extra is not None:
+                tasks.append(asyncio.create_task(extra(client, auth)))
             while not gate.started.is_set():
                 await asyncio.sleep(0.01)
             await asyncio.sleep(0.2)  # the others reach the build in progress
@@ -279,6 +281,18 @@ def test_requests_for_a_report_being_built_share_that_build(stub_runtime, monkey
     responses = _pile_up(stub_runtime, ["/_segmint/report", "/_segmint/report?campaign=solo"], gate)
     assert gate.calls == 4 and [r.status_code for r in responses] == [200, 200]
     assert "Campaign winback" in responses[0].text and "Campaign winback" not in responses[1].text
+    # A hot reload swaps the config: a request under the new one does not join the old build.
+    gate.release.clear()
+    gate.started.clear()
+    old_config = stub_runtime.config
+
+    async def reload_then_get(client, auth):
+        await asyncio.sleep(0.05)
+        stub_runtime.config = SimpleNamespace(**vars(old_config))
+        return await client.get("/_segmint/report", headers=auth)
+
+    responses = _pile_up(stub_runtime, ["/_segmint/report"], gate, extra=reload_then_get)
+    assert gate.calls == 6 and [r.status_code for r in responses] == [200, 200]
 
 
 def test_a_waiter_that_leaves_does_not_stop_the_build_for_the_others(stub_runtime, monkeypatch):
