@@ -562,19 +562,28 @@ class SharedBuilds:
                 future = self._running[key] = concurrent.futures.Future()
                 future.set_running_or_notify_cancel()  # so that no waiter's cancel reaches it
         if owner:
-            asyncio.get_running_loop().run_in_executor(None, self._build, key, future, build)
+            try:
+                asyncio.get_running_loop().run_in_executor(None, self._build, key, future, build)
+            except BaseException as exc:  # no thread to run it (the loop's executor shut down)
+                self._end(key, future, exc=exc)
         return await asyncio.wrap_future(future)
 
     def _build(self, key: Hashable, future: concurrent.futures.Future[Any], build: Callable[[], Any]) -> None:
         try:
             result = build()
         except BaseException as exc:  # noqa: BLE001 - handed to every waiter
-            with self._lock:
-                del self._running[key]
+            self._end(key, future, exc=exc)
+        else:
+            self._end(key, future, result=result)
+
+    def _end(self, key: Hashable, future: concurrent.futures.Future[Any], *, result: Any = None,
+             exc: BaseException | None = None) -> None:
+        """The build of ``key`` is over: later requests start anew; its waiters get its answer."""
+        with self._lock:
+            del self._running[key]
+        if exc is not None:
             future.set_exception(exc)
         else:
-            with self._lock:
-                del self._running[key]
             future.set_result(result)
 
 

@@ -311,6 +311,26 @@ def test_a_failed_build_answers_every_waiter_and_the_next_request_tries_again(st
     assert gate.calls == 2
 
 
+def test_a_build_that_cannot_start_is_not_waited_for_forever():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from segmint.middleware.report_page import SharedBuilds
+
+    builds = SharedBuilds()
+
+    async def attempt():
+        loop = asyncio.get_running_loop()
+        executor = ThreadPoolExecutor(1)
+        loop.set_default_executor(executor)
+        executor.shutdown()  # no thread can take the build
+        with pytest.raises(RuntimeError):
+            await builds.get("key", lambda: 1)
+        assert builds.running == 0
+
+    asyncio.run(attempt())
+    assert asyncio.run(builds.get("key", lambda: 2)) == 2  # a new loop, a working executor
+
+
 def test_segment_snapshots_show_up_on_the_page(stub_runtime):
     stub_runtime.state.segments = {}
     snapshot_segments(stub_runtime, T0 + timedelta(days=20))
