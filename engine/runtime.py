@@ -44,7 +44,7 @@ from .personalize import PageVisit, Personalization, Personalizer
 from .errors import EventError, SegmintError, StoreError
 from .events import Event, Order, decode_events, stamp_events
 from .failure_log import FailureLog
-from .hooks import IDENTIFY_HOOKS, blocking_plugins, call_each, first_result
+from .hooks import IDENTIFY_HOOKS, SegmintPluginManager, blocking_plugins, call_each, first_result
 from .product_stats import ProductStats
 from .profile import Profile
 from .profiles import Profiles
@@ -117,7 +117,7 @@ class Runtime(Protocol):
     @property
     def config(self) -> Config: ...
     @property
-    def pm(self) -> Any: ...
+    def pm(self) -> SegmintPluginManager: ...
     @property
     def catalog(self) -> Catalog: ...
     @property
@@ -244,7 +244,7 @@ class Segmint:
         return self.state.config
 
     @property
-    def pm(self) -> Any:
+    def pm(self) -> SegmintPluginManager:
         return self.state.pm
 
     @property

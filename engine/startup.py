@@ -35,7 +35,7 @@ from typing import Any
 from .config import Config, load_config
 from .config.reload import FileWatch, PeriodicThread, watched_paths
 from .errors import SegmintError
-from .runtime import RELOAD_INTERVAL, Segmint
+from .runtime import RELOAD_INTERVAL, Runtime, Segmint
 
 __all__ = ["RuntimeStarter", "RETRY_BACKOFF"]
 
@@ -56,7 +56,7 @@ class RuntimeStarter:
     :param timer: monotonic seconds (injectable, so tests check the back-off without sleeping).
     """
 
-    def __init__(self, path: str | Path | Config, *, start: Callable[[Any], Any] = Segmint.from_config,
+    def __init__(self, path: str | Path | Config, *, start: Callable[[Any], Runtime] = Segmint.from_config,
                  retry: bool = True, timer: Callable[[], float] = time.monotonic) -> None:
         self.path = path
         self._start = start
@@ -69,7 +69,7 @@ class RuntimeStarter:
         self._watch = FileWatch(())
         self._thread: PeriodicThread | None = None
         #: The started runtime; None while segmint could not start.
-        self.runtime: Any = None
+        self.runtime: Runtime | None = None
         #: Why the last attempt failed (None once started).
         self.error: BaseException | None = None
         #: The config as far as it decodes (no plugins, catalog or store), or None: what the

@@ -16,15 +16,20 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import pluggy
-
 from ..campaigns import CompiledCampaign, CompiledVariant, compile_pages, default_variants, sort_campaigns
 from ..catalog import Catalog
 from ..errors import ConfigError, FilterError, PluginError, suggest
 from ..field_table import default_field_catalog
 from ..fields import FieldCatalog
 from ..filters import FilterSet, compile_filter, compile_segments
-from ..hooks import collect_fields, collect_operators, collect_strategies, first_result, get_plugin_manager
+from ..hooks import (
+    SegmintPluginManager,
+    collect_fields,
+    collect_operators,
+    collect_strategies,
+    first_result,
+    get_plugin_manager,
+)
 from ..strategy import Strategy, validate_params
 from .load import Problem, config_error, read_config
 from .schema import Campaign, Config, FilterSpec
@@ -37,7 +42,7 @@ class CompiledConfig:
     """Everything the request path needs, built from one config; never mutated."""
 
     config: Config
-    pm: pluggy.PluginManager
+    pm: SegmintPluginManager
     strategies: Mapping[str, Strategy]
     fields: FieldCatalog
     operators: Mapping[str, Any]
@@ -54,7 +59,7 @@ class CompiledConfig:
         return FilterSet(self.segments)
 
 
-def config_plugin_manager(config: Config, extra_plugins: Iterable[str | ModuleType | Any] = ()) -> pluggy.PluginManager:
+def config_plugin_manager(config: Config, extra_plugins: Iterable[str | ModuleType | Any] = ()) -> SegmintPluginManager:
     """A plugin manager with the built-ins, entry points, ``extra_plugins`` and ``config.plugins``."""
     return get_plugin_manager(extra_plugins=[*extra_plugins, *config.plugins])
 
@@ -62,7 +67,7 @@ def config_plugin_manager(config: Config, extra_plugins: Iterable[str | ModuleTy
 def compile_config(
     config: Config,
     *,
-    pm: pluggy.PluginManager | None = None,
+    pm: SegmintPluginManager | None = None,
     extra_plugins: Iterable[str | ModuleType | Any] = (),
     text: str | None = None,
     fmt: str = "toml",
@@ -103,7 +108,7 @@ def compile_config(
 def load_compiled(
     path: str | Path,
     *,
-    pm: pluggy.PluginManager | None = None,
+    pm: SegmintPluginManager | None = None,
     extra_plugins: Iterable[str | ModuleType | Any] = (),
     load_catalog: bool = True,
     previous: CompiledConfig | None = None,
