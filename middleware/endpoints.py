@@ -50,7 +50,7 @@ from functools import partial
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote
 
 import msgspec
@@ -61,7 +61,7 @@ from segmint.engine.errors import EventError
 from segmint.engine.events import decode_events
 
 from segmint.engine.runtime import Runtime
-from segmint.engine.tracking import CLICK_PARAM, click_event, impression_event, parse_click
+from segmint.engine.tracking import CLICK_PARAM, ClickInfo, click_event, impression_event, parse_click
 
 from .asgi_types import Receive, Scope, Send
 from .counters import Counters
@@ -73,6 +73,10 @@ from .report_session import (
 )
 from .shared import Services, Settings
 from .visitors import SegmintState
+
+if TYPE_CHECKING:
+    from segmint.engine.decide import Decision
+    from segmint.engine.startup import RuntimeStarter
 
 __all__ = ["Endpoints", "NotStarted", "safe_redirect_target"]
 
@@ -344,7 +348,7 @@ class NotStarted:
     password; store URLs are shown without credentials).
     """
 
-    def __init__(self, starter: Any, counters: Counters, *, timer: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, starter: RuntimeStarter, counters: Counters, *, timer: Callable[[], float] = time.monotonic) -> None:
         self.starter = starter
         self.counters = counters
         self.failed = _FailedAttempts(timer)
@@ -432,7 +436,7 @@ def _runtime_health(runtime: Runtime) -> dict[str, Any]:
     return health
 
 
-def _public_decision(runtime: Runtime, decision: Any, debug: bool) -> dict[str, Any]:
+def _public_decision(runtime: Runtime, decision: Decision, debug: bool) -> dict[str, Any]:
     """The decision as the browser may see it: what to show, not why.
 
     Segment names, strategies and the engine's reasons describe the shop's targeting, not the
@@ -450,7 +454,7 @@ def _public_decision(runtime: Runtime, decision: Any, debug: bool) -> dict[str, 
     return {"slots": slots}
 
 
-async def record_click(services: Services, scope: Scope, settings: Settings, click: Any) -> None:
+async def record_click(services: Services, scope: Scope, settings: Settings, click: ClickInfo) -> None:
     """Queue a click event for the request's visitor (never raises: counted instead)."""
     try:
         identity = await services.visitors.aidentify(scope, settings.config)
