@@ -49,6 +49,7 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -190,6 +191,7 @@ def run(quick: bool) -> list[dict]:
     readers = ["python"] + (["duckdb"] if duckdb_available() else [])
     figures: dict[str, dict[str, float]] = {reader: {} for reader in readers}
     reports, hour_reports, refreshed = {}, {}, {}
+    newer = hour = 0
     with tempfile.TemporaryDirectory(prefix="segmint-bench-") as tmp:
         path = Path(tmp) / "events.db"
         began = time.perf_counter()
@@ -223,45 +225,21 @@ def run(quick: bool) -> list[dict]:
             # The first report's state: its head and its parts (a refresh replaces some parts).
             saved = {name: store.get_meta(name) for name in store.meta_names(checkpoint.meta_name)}
             assert checkpoint.meta_name in saved, "the first report saved no state"
-            for reader in readers:
-                for name, blob in saved.items():  # the first report's state, for each reader
-                    store.set_meta(name, blob)  # type: ignore[arg-type]
-                bounded = _Bounded(store, GIVE_UP_SECONDS, reader)
-                if reader == "python":
-                    t0 = time.perf_counter()
-                    newer = _floor(bounded, saved_at)
-                    figures[reader]["floor"] = time.perf_counter() - t0
-                else:  # what the compactor did while the newer events were logged (its turns, back to back)
-                    t0, kept, projection = time.perf_counter(), 0, ColumnarLog(str(path))
-                    while turn := projection.keep_up():
-                        kept += turn
-                    figures[reader]["kept"], figures[reader]["keep_up"] = kept, time.perf_counter() - t0
-                t0 = time.perf_counter()
-                reports[reader] = build_report(bounded, now=now)  # type: ignore[arg-type]
-                figures[reader]["refresh"] = time.perf_counter() - t0
-                refreshed[reader] = {name: store.get_meta(name) for name in store.meta_names(checkpoint.meta_name)}
+            for reader in readers:  # each resumes the first report's state
+                read, reports[reader], refreshed[reader] = _resumed(
+                    store, checkpoint.meta_name, saved, reader, path, since=saved_at, now=now,
+                    figures=figures[reader], names=("floor", "keep_up", "refresh"))
+                newer = read if reader == "python" else newer
                 # A refresh saves only when it read ``MIN_EVENTS`` (a quick run's does not).
-                figures[reader]["saved"] = refreshed[reader][checkpoint.meta_name] != saved[checkpoint.meta_name]
+                figures[reader]["refresh_saved"] = refreshed[reader][checkpoint.meta_name] != saved[checkpoint.meta_name]
             # An hour later (the report page opened hourly): each reader resumes the state its
             # refresh saved and reads that hour's events.
             hour_counts = next(steps)
             for reader in readers:
-                for name in store.meta_names(checkpoint.meta_name):
-                    store.delete_meta(name)
-                for name, blob in refreshed[reader].items():
-                    store.set_meta(name, blob)  # type: ignore[arg-type]
-                bounded = _Bounded(store, GIVE_UP_SECONDS, reader)
-                if reader == "python":
-                    t0 = time.perf_counter()
-                    hour = _floor(bounded, logged_to)
-                    figures[reader]["hour_floor"] = time.perf_counter() - t0
-                else:
-                    projection = ColumnarLog(str(path))
-                    while projection.keep_up():
-                        pass
-                t0 = time.perf_counter()
-                hour_reports[reader] = build_report(bounded, now=hour_now)  # type: ignore[arg-type]
-                figures[reader]["hour"] = time.perf_counter() - t0
+                read, hour_reports[reader], _ = _resumed(
+                    store, checkpoint.meta_name, refreshed[reader], reader, path, since=logged_to, now=hour_now,
+                    figures=figures[reader], names=("hour_floor", "hour_keep_up", "hour"))
+                hour = read if reader == "python" else hour
         except TimeoutError as exc:
             print(f"  gave up: {exc}", file=sys.stderr)
             return [{"figure": f"campaign report over {label} events (s)",
@@ -273,6 +251,50 @@ def run(quick: bool) -> list[dict]:
     return rows + _hour_rows(label, hour, hour_counts, hour_reports, figures)
 
 
+def _resumed(store: SQLiteStore, meta_name: str, state: dict[str, bytes | None], reader: str, path: Path, *,
+             since: datetime, now: datetime, figures: dict[str, float],
+             names: tuple[str, str, str]) -> tuple[int, Any, dict[str, bytes | None]]:
+    """Put ``state`` (a saved report state's meta entries) back in the store alone and time
+    the report at ``now`` that resumes it with ``reader``: ``(events after since, the report,
+    the state it left)``. Before it: the Python reader times the bare read after ``since``
+    (the floor), DuckDB the compactor's turns that bring the projection up to date (back to
+    back); ``names``: the figures' keys for those, then for the report."""
+    floor, upkeep, report_name = names
+    for name in store.meta_names(meta_name):
+        store.delete_meta(name)
+    for name, blob in state.items():
+        store.set_meta(name, blob)  # type: ignore[arg-type]
+    bounded = _Bounded(store, GIVE_UP_SECONDS, reader)
+    newer = 0
+    t0 = time.perf_counter()
+    if reader == "python":
+        newer = _floor(bounded, since)
+        figures[floor] = time.perf_counter() - t0
+    else:
+        kept, projection = 0, ColumnarLog(str(path))
+        while turn := projection.keep_up():
+            kept += turn
+        figures[upkeep], figures[f"{upkeep}_events"] = time.perf_counter() - t0, kept
+    t0 = time.perf_counter()
+    report = build_report(bounded, now=now)  # type: ignore[arg-type]
+    figures[report_name] = time.perf_counter() - t0
+    left = {name: store.get_meta(name) for name in store.meta_names(meta_name)}
+    # A report saves only when it read ``MIN_EVENTS`` (a quick run's refresh does not).
+    figures[f"{report_name}_saved"] = left.get(meta_name) != state.get(meta_name)
+    return newer, report, left
+
+
+def _exact(report: Any, python: Any, counts: Counter[str]) -> bool:
+    """``report`` counts exactly the generated impressions, clicks, orders and events the
+    report reads (all but page views), and equals the Python reader's."""
+    variants = [v for c in report.campaigns for v in c.variants]
+    return ({**report.to_dict(), "generated_at": None} == {**python.to_dict(), "generated_at": None}
+            and sum(v.exposures for v in variants) == counts["impression"]
+            and sum(v.clicks for v in variants) == counts["click"]
+            and report.orders == counts["order"]
+            and report.events == sum(counts.values()) - counts["page_view"])
+
+
 def _rows(label: str, n_events: int, first_events: int, newer: int, counts: Counter[str], reports: dict,
           figures: dict[str, dict[str, float]], first_target: float, refresh_target: float) -> list[dict]:
     read = n_events - counts["page_view"]
@@ -280,15 +302,7 @@ def _rows(label: str, n_events: int, first_events: int, newer: int, counts: Coun
     rows = []
     for reader, report in reports.items():
         seconds = figures[reader]
-        variants = [v for c in report.campaigns for v in c.variants]
-        same = {**report.to_dict(), "generated_at": None} == {**python.to_dict(), "generated_at": None}
-        correct = (
-            0 < newer < read and same
-            and sum(v.exposures for v in variants) == counts["impression"]
-            and sum(v.clicks for v in variants) == counts["click"]
-            and report.orders == counts["order"]
-            and report.events == read
-        )
+        correct = 0 < newer < read and _exact(report, python, counts)
         name = "Python reader" if reader == "python" else "DuckDB projection"
         print(f"  {name}: counts exact and the same report as the Python reader: {correct}", file=sys.stderr)
         if "build" in seconds:
@@ -307,7 +321,7 @@ def _rows(label: str, n_events: int, first_events: int, newer: int, counts: Coun
             "target": f"< {first_target:.3g} s", "ok": correct and seconds["first"] < first_target})
         if "keep_up" in seconds:
             rows.append({
-                "figure": f"campaign report, {name}: the compactor's upkeep, the {seconds['kept']:,.0f} newer "
+                "figure": f"campaign report, {name}: the compactor's upkeep, the {seconds['keep_up_events']:,.0f} newer "
                           "events appended to the projection (s; in the background, every few seconds)",
                 "ours": seconds["keep_up"], "peer": "the refreshed report (below)", "peer_value": seconds["refresh"],
                 "ratio": seconds["refresh"] / seconds["keep_up"] if seconds["keep_up"] else 0.0, "unit": "s",
@@ -328,21 +342,13 @@ def _hour_rows(label: str, hour: int, counts: Counter[str], reports: dict,
     """Info rows: the report refreshed again an hour later, from the state the refresh saved."""
     python, rows = reports["python"], []
     for reader, report in reports.items():
-        variants = [v for c in report.campaigns for v in c.variants]
-        same = {**report.to_dict(), "generated_at": None} == {**python.to_dict(), "generated_at": None}
-        correct = (
-            0 < hour and same
-            and sum(v.exposures for v in variants) == counts["impression"]
-            and sum(v.clicks for v in variants) == counts["click"]
-            and report.orders == counts["order"]
-            and report.events == sum(counts.values()) - counts["page_view"]
-        )
+        correct = 0 < hour and _exact(report, python, counts)
         name = "Python reader" if reader == "python" else "DuckDB projection"
         print(f"  {name}, an hour later: counts exact and the same report as the Python reader: {correct}",
               file=sys.stderr)
         rows.append({
             "figure": f"campaign report over {label} events, {name}, refreshed again an hour later: resumes the "
-                      + ("state the refresh saved, reads the" if figures[reader]["saved"] else
+                      + ("state the refresh saved, reads the" if figures[reader]["refresh_saved"] else
                          "first report's state (the refresh read too few events to save one), reads the newer "
                          "events and the") + f" {hour:,} events of that hour (s)",
             "ours": figures[reader]["hour"], "peer": "bare read of the log (Python reader) of that hour",
