@@ -558,7 +558,7 @@ class SharedBuilds:
         with self._lock:
             future = self._running.get(key)
             owner = future is None
-            if future is None:
+            if owner:
                 future = self._running[key] = concurrent.futures.Future()
                 future.set_running_or_notify_cancel()  # so that no waiter's cancel reaches it
         if owner:
@@ -620,8 +620,9 @@ async def report_endpoint(scope: Scope, receive: Receive, send: Send, runtime: R
         await send_page(send, 400, str(exc), "text/plain; charset=utf-8")
         return
 
+    config = runtime.config  # one config for the build and its key, whatever a reload swaps meanwhile
+
     def build() -> Report:
-        config = runtime.config
         return build_report(runtime.store, now=runtime.clock(), checkpoint=not options,
                             analysis=config.analytics, splits=configured_splits(config.campaigns), **options)
 
@@ -629,14 +630,13 @@ async def report_endpoint(scope: Scope, receive: Receive, send: Send, runtime: R
         return render_report_page(report, segment_history(runtime.store),
                                   sign_out=f"{prefix.rstrip('/')}/report/logout" if session else None)
 
-    loop = asyncio.get_running_loop()
     try:
         # A hot reload (another engine, other splits) starts its own build; the one in
-        # progress still answers those that asked before.
-        key = (id(runtime.store), id(runtime.config), *sorted(options.items()))
-        report = await REPORT_BUILDS.get(key, build)
+        # progress still answers those that asked before. The build holds ``config``, so its
+        # id is not reused while the key is in use.
+        report = await REPORT_BUILDS.get((id(runtime.store), id(config), *sorted(options.items())), build)
     except ValueError as exc:
         await send_page(send, 400, str(exc), "text/plain; charset=utf-8")
         return
-    page = await loop.run_in_executor(None, render, report)
+    page = await asyncio.get_running_loop().run_in_executor(None, render, report)
     await send_page(send, 200, page)

@@ -30,7 +30,7 @@ from ..config.schema import CONTROL_VARIANT, Campaign, Reader  # CONTROL_VARIANT
 from ..stores.base import ProfileStore
 from .attribution import DEFAULT_WINDOW_DAYS, Attributor, VariantTotals
 from .checkpoint import SETTLE_SECONDS, ReportCheckpoint
-from .eventlog import attribution_log
+from .eventlog import Rows, attribution_log
 from .stats import (
     AnalyticsConfig,
     Difference,
@@ -483,6 +483,10 @@ def _attribute(store: ProfileStore, saved: ReportCheckpoint, *, resume: bool, sa
     log = attribution_log(store, reader)
     end, position = limit.timestamp(), limit.timestamp() - SETTLE_SECONDS
 
+    def read(since: float | None, until: float) -> Rows:
+        """The rows of ``[since, until)``; the read starts now (close it when done)."""
+        return log.attribution_rows(since=since, until=until, batch_size=batch_size, window=window_days * 86_400.0)
+
     def attribute_from(start: datetime | float | None, make: Callable[[], Attributor | None]) -> Attributor | None:
         """Read from ``start`` into the attributor ``make`` gives (made once the read has
         started); None when it gives none."""
@@ -490,8 +494,7 @@ def _attribute(store: ProfileStore, saved: ReportCheckpoint, *, resume: bool, sa
         # Taken before reading: an event logged meanwhile voids the state saved below.
         fingerprint = saved.fingerprint(position) if saving else None
         first_end = position if saving else end
-        rows = log.attribution_rows(since=None if start is None else _timestamp(start), until=first_end,
-                                    batch_size=batch_size, window=window_days * 86_400.0)
+        rows = read(None if start is None else _timestamp(start), first_end)
         try:
             attributor = make()
             if attributor is None:
@@ -503,7 +506,7 @@ def _attribute(store: ProfileStore, saved: ReportCheckpoint, *, resume: bool, sa
         if fingerprint is not None:
             saved.save(attributor, position, fingerprint, read=attributor.result().events - read_before)
         if first_end < end:
-            rows = log.attribution_rows(since=first_end, until=end, batch_size=batch_size, window=attributor.window)
+            rows = read(first_end, end)
             try:
                 attributor.feed_rows(rows, end)
             finally:
