@@ -372,10 +372,8 @@ class Attributor:
         dropped (someone new: what the sweep does, whenever it runs)."""
         people = self._people
         person = people.get(key)
-        if person is None and self._resting_at:
-            data = self._wake(key)
-            if data is not None:
-                person = people[key] = self._thaw(None, data)  # at the end: met now
+        if person is None and key in self._resting_at:
+            person = people[key] = self._thaw(None, self._wake(key))  # type: ignore[arg-type]  # at the end: met now
         if type(person) is bytes:
             person = self._thaw(key, person)
         if person is not None and at - person.last_seen > self.window:
@@ -391,7 +389,8 @@ class Attributor:
                 self._evict_oldest()
                 self._result.evicted_people += 1
                 held -= 1
-            self._result.peak_people = max(self._result.peak_people, held)
+            if held > self._result.peak_people:
+                self._result.peak_people = held
         return person
 
     def _wake(self, key: str) -> bytes | None:
@@ -552,10 +551,8 @@ class Attributor:
                 else:
                     key = self._key(event, at)
                 person = person_of(key)
-                if person is not None and (type(person) is bytes or at - person.last_seen > window):
-                    person = self._person(key, at, create=False)  # resumed, or silent too long
-                if person is None:
-                    person = self._person(key, at, create=True)
+                if person is None or type(person) is bytes or at - person.last_seen > window:
+                    person = self._person(key, at, create=True)  # new, resting, resumed or silent too long
                 else:
                     touch(key)
                     person.last_seen = at
@@ -776,11 +773,14 @@ class Attributor:
         return person
 
 
-def _freeze(person: _Person) -> _PersonState:
-    return _PersonState(person.last_seen, [
-        _RunState(c, v, run.first_day, run.last_seen, run.last_click, run.converted, run.skus, run.revenue,
-                  run.orders, run.pre_spend, run.pre_orders)
-        for (c, v), run in person.runs.items()], sorted(person.multi_arm or ()))
+def _freeze(person: _Person) -> tuple[Any, ...]:
+    """``person`` as its ``_PersonState``, in tuples: both structs are array-like, so the tuples
+    encode to the very same bytes, without making a struct per run (a first report over 10M
+    events saves 800,000 people)."""
+    return (person.last_seen, [
+        (c, v, run.first_day, run.last_seen, run.last_click, run.converted, run.skus, run.revenue, run.orders,
+         run.pre_spend, run.pre_orders)
+        for (c, v), run in person.runs.items()], sorted(person.multi_arm) if person.multi_arm else [])
 
 
 def _merge_moments(totals: VariantTotals, early: _Run, late: _Run) -> None:

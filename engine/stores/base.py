@@ -20,7 +20,7 @@ belong to the person too) and those links; an unlinked visitor is its ``v:`` key
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,7 +33,7 @@ from ..errors import StoreError
 from ..events import Event
 from ..profile import Profile
 
-__all__ = ["ProfileStore", "CompactingStore", "AppendResult", "RESERVED_META", "COMPACT_CHUNK", "UnsyncedAppendStore", "redacted_url", "PersonalDataStore",
+__all__ = ["ProfileStore", "CompactingStore", "AppendResult", "RESERVED_META", "refuse_reserved_meta", "COMPACT_CHUNK", "UnsyncedAppendStore", "redacted_url", "PersonalDataStore",
            "PersonalData", "REPORT_STATE_META_PREFIX", "resolve_person", "personal_data_store",
            "ReportStateStore", "report_state_names", "InvalidatingStore", "BulkWritingStore"]
 
@@ -53,6 +53,13 @@ def redacted_url(url: str) -> str:
 
 #: Meta names the stores use themselves; ``set_meta`` refuses them.
 RESERVED_META = frozenset({"schema_version", "compacted_to", "erasures"})
+
+
+def refuse_reserved_meta(names: Iterable[str]) -> None:
+    """Raise ``ValueError`` when a caller would write one of the store's own meta entries."""
+    for name in names:
+        if name in RESERVED_META:
+            raise ValueError(f"meta name {name!r} is reserved")
 #: Log events one compaction pass folds at most: a larger pass writes a busy profile once
 #: for more of its events (fewer row writes per event); the SQLite store holds no lock
 #: while it folds, so appends do not wait for a pass however large.
@@ -203,6 +210,11 @@ class ReportStateStore(Protocol):
 
     def delete_meta(self, name: str) -> None:
         """Delete a meta blob (nothing when there is none; reserved names are refused)."""
+
+    def update_meta(self, values: Mapping[str, bytes], delete: Collection[str] = ()) -> None:
+        """Delete the blobs named in ``delete``, then set ``values``, all at once: one
+        transaction, one sync (a saved report state is a few hundred blobs; a sync each took
+        seconds). Reserved names are refused before anything is written."""
 
 
 @runtime_checkable

@@ -10,7 +10,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import threading
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 
 import msgspec
@@ -19,7 +19,7 @@ from ..errors import StoreError
 from ..events import Event
 from ..profile import Profile
 from .base import (COMPACT_CHUNK, REPORT_STATE_META_PREFIX, RESERVED_META, AppendResult, PersonalData,
-                   report_state_names, resolve_person)
+                   refuse_reserved_meta, report_state_names, resolve_person)
 from .batch import LogRow, materialize, route_batch
 
 __all__ = ["MemoryStore"]
@@ -195,6 +195,13 @@ class MemoryStore:
     def meta_names(self, prefix: str) -> list[str]:
         with self._lock:
             return sorted(n for n in self._meta if n.startswith(prefix))
+
+    def update_meta(self, values: Mapping[str, bytes], delete: Collection[str] = ()) -> None:
+        refuse_reserved_meta([*values, *delete])
+        with self._lock:
+            for name in delete:
+                self._meta.pop(name, None)
+            self._meta.update((name, bytes(value)) for name, value in values.items())
 
     def delete_meta(self, name: str) -> None:
         if name in RESERVED_META:

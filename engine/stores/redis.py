@@ -95,7 +95,7 @@ import struct
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
@@ -107,7 +107,7 @@ from ..errors import StoreError
 from ..events import Event
 from ..profile import Profile
 from .base import (
-    COMPACT_CHUNK, REPORT_STATE_META_PREFIX, RESERVED_META, AppendResult, PersonalData, redacted_url,
+    COMPACT_CHUNK, REPORT_STATE_META_PREFIX, RESERVED_META, AppendResult, PersonalData, redacted_url, refuse_reserved_meta,
     report_state_names, resolve_person,
 )
 from .batch import BatchPlan, LogRow, materialize, route_batch
@@ -788,6 +788,16 @@ class RedisStore:
     def meta_names(self, prefix: str) -> list[str]:
         with self.errors("listing meta"):
             return [name for name, _ in self._meta_keys(prefix)]
+
+    def update_meta(self, values: Mapping[str, bytes], delete: Collection[str] = ()) -> None:
+        refuse_reserved_meta([*values, *delete])
+        with self.errors("writing meta"):
+            pipe = self.client.pipeline(transaction=True)  # MULTI/EXEC: all or nothing
+            if delete:
+                pipe.delete(*(self._key("meta", name) for name in delete))
+            for name, value in values.items():
+                pipe.set(self._key("meta", name), bytes(value))
+            pipe.execute()
 
     def delete_meta(self, name: str) -> None:
         if name in RESERVED_META:

@@ -47,7 +47,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from urllib.parse import quote
@@ -58,7 +58,7 @@ from ..errors import StoreError
 from ..events import Event
 from ..profile import Profile
 from .base import (COMPACT_CHUNK, REPORT_STATE_META_PREFIX, RESERVED_META, AppendResult, PersonalData,
-                   report_state_names, resolve_person)
+                   refuse_reserved_meta, report_state_names, resolve_person)
 from .batch import LogRow, materialize, route_batch
 
 __all__ = ["SQLiteStore", "SCHEMA_VERSION"]
@@ -640,6 +640,13 @@ class SQLiteStore:
     def meta_names(self, prefix: str) -> list[str]:
         with self._connection() as conn:
             return _meta_names(conn, prefix)
+
+    def update_meta(self, values: Mapping[str, bytes], delete: Collection[str] = ()) -> None:
+        refuse_reserved_meta([*values, *delete])
+        with self._write() as conn:
+            conn.executemany("DELETE FROM meta WHERE name = ?", [(name,) for name in delete])
+            conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                             [(name, bytes(value)) for name, value in values.items()])
 
     def delete_meta(self, name: str) -> None:
         if name in RESERVED_META:

@@ -247,6 +247,9 @@ def test_a_store_that_cannot_save_still_gives_the_report(store, caplog):
         def set_meta(self, name, value):
             raise OSError("attempt to write a readonly database")
 
+        def update_meta(self, values, delete=()):
+            raise OSError("attempt to write a readonly database")
+
     store.append(traffic(1, 0, 10))
     with caplog.at_level(logging.WARNING, logger="segmint.analytics"):
         report = build_report(ReadOnly(store), now=day(11))
@@ -285,14 +288,20 @@ def test_a_store_without_a_fingerprint_gets_no_checkpoint(monkeypatch):
 
 
 class CountingWrites:
-    """The store, noting each meta blob written."""
+    """The store, noting each meta blob written and each write (a transaction)."""
 
     def __init__(self, store):
-        self.store, self.written = store, []
+        self.store, self.written, self.writes = store, [], 0
 
     def set_meta(self, name, value):
         self.written.append(name)
+        self.writes += 1
         self.store.set_meta(name, value)
+
+    def update_meta(self, values, delete=()):
+        self.written += values
+        self.writes += 1
+        self.store.update_meta(values, delete)
 
     def __getattr__(self, name):
         return getattr(self.store, name)
@@ -321,6 +330,7 @@ def test_a_refresh_writes_only_the_parts_of_people_it_met(store, monkeypatch):
     assert figures(report) == figures(build_report(store, now=day(3), checkpoint=False))
     parts_written = [n for n in writes.written if n.startswith(name + "/")]
     assert name in writes.written and 0 < len(parts_written) <= 5  # the met people's parts, the last one
+    assert writes.writes == 1  # parts, head and the deletion of replaced parts: one transaction
     named = {f"{name}/{ref.digest.hex()}" for ref in checkpoint_module._decode_saved(store.get_meta(name)).parts}
     assert set(store.meta_names(name + "/")) == named  # the replaced parts were deleted
     assert set(parts_written) <= named and len(set(first) & named) >= len(first) - 5
@@ -371,13 +381,13 @@ def test_a_person_erased_while_a_report_runs_is_not_saved_in_its_state(tmp_path,
                 store.forget(customer_id="ann")
         monkeypatch.setattr(attribution.Attributor, "feed_rows", feed_then_forget)
     else:
-        set_meta = store.set_meta
+        update_meta = store.update_meta
 
-        def write_then_forget(name, value):
-            set_meta(name, value)
-            if "/" in name and store.load(customer_id="ann") is not None:
+        def write_then_forget(values, delete=()):
+            update_meta(values, delete)
+            if any("/" in name for name in values) and store.load(customer_id="ann") is not None:
                 store.forget(customer_id="ann")
-        monkeypatch.setattr(store, "set_meta", write_then_forget)
+        monkeypatch.setattr(store, "update_meta", write_then_forget)
     build_report(store, now=day(11))
     assert store.load(customer_id="ann") is None  # erased during the report
     assert store.meta_names(checkpoint_module.REPORT_STATE_META_PREFIX) == []

@@ -189,6 +189,19 @@ def test_meta_round_trips_and_reserved_names_are_refused(store):
         store.set_meta("schema_version", b"9")
 
 
+def test_meta_is_updated_in_one_write_and_a_reserved_name_writes_nothing(store):
+    store.set_meta("state/a", b"old a")
+    store.set_meta("state/b", b"old b")
+    store.update_meta({"state/b": b"new b", "state/c": b"c", "state": b"head"}, delete=["state/a", "state/b", "none"])
+    assert [(name, store.get_meta(name)) for name in store.meta_names("state")] == [
+        ("state", b"head"), ("state/b", b"new b"), ("state/c", b"c")]  # deleted first, then set
+    with pytest.raises(ValueError):
+        store.update_meta({"state/d": b"d", "erasures": b"0"})
+    with pytest.raises(ValueError):
+        store.update_meta({"state/d": b"d"}, delete=["compacted_to"])
+    assert store.get_meta("state/d") is None and store.get_meta("state/c") == b"c"
+
+
 def test_an_empty_append_does_nothing(store):
     assert store.append([]).stored == 0
 
