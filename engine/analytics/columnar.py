@@ -28,7 +28,9 @@ the SQLite meta differs) is rebuilt.
 
 A read runs on a thread of its own, in time slices (``SLICE_EVENTS``): DuckDB computes a
 slice's folds without holding the GIL, so on two cores the SQL runs while the Python pass
-folds the slice before.
+folds the slice before. A slice's result is taken as columns (``fetchnumpy``) and its rows
+made column by column (``_rows``), not by a Python call per row: the fold is the one step of a
+report that must be Python per row, so everything around it is not.
 
 DuckDB takes a write lock on its file: while one process reads the projection another
 falls back to the Python reader (``eventlog.py``) with a log line, never fails the report.

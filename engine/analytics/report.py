@@ -503,14 +503,17 @@ def _attribute(store: ProfileStore, saved: ReportCheckpoint, *, resume: bool, sa
             attributor.feed_rows(rows, first_end)
         finally:
             rows.close()
-        if fingerprint is not None:
-            saved.save(attributor, position, fingerprint, read=attributor.result().events - read_before)
-        if first_end < end:
-            rows = read(first_end, end)
-            try:
-                attributor.feed_rows(rows, end)
-            finally:
-                rows.close()
+        # The rest of the read starts before the state is saved: a columnar reader computes its
+        # rows meanwhile (the save is Python; a first report's takes seconds).
+        rest = read(first_end, end) if first_end < end else None
+        try:
+            if fingerprint is not None:
+                saved.save(attributor, position, fingerprint, read=attributor.result().events - read_before)
+            if rest is not None:
+                attributor.feed_rows(rest, end)
+        finally:
+            if rest is not None:
+                rest.close()
         return attributor
 
     found = saved.find(end) if resume else None
