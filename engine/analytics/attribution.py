@@ -37,6 +37,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain, repeat
 from datetime import datetime, timezone
 from typing import Any, Final
 
@@ -748,8 +749,9 @@ class Attributor:
         r.multi_arm = dict(state.multi_arm)
         self._people.update(zip(state.people_keys, state.people))  # decoded when met (``_thaw``)
         self._resting = [part for part in resting if part.keys]
-        for number, part in enumerate(self._resting):
-            self._resting_at.update(dict.fromkeys(part.keys, number))
+        self._resting_at = dict(zip(chain.from_iterable(part.keys for part in self._resting),  # C-level maps
+                                    chain.from_iterable(repeat(number, len(part.keys))
+                                                        for number, part in enumerate(self._resting))))
         if len(self._resting_at) != sum(len(part.keys) for part in self._resting) or (
                 self._people and not self._people.keys().isdisjoint(self._resting_at)):
             raise ValueError("a person is in the saved state twice")
