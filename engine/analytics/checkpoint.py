@@ -31,9 +31,9 @@ index is built), so a refresh spends nothing per person it does not meet, when i
 when it saves, or when it lets the state go. The new parts, the head and the deletion of the
 parts no head names any more (replaced, or left by an older save) are one write
 (``ReportStateStore.update_meta``: one transaction, one sync, where a sync per part took
-seconds for a first report's 200 parts), so the head never names a part that is not there. The head's digest and
-each part's crc32 are checked when they are loaded: a damaged or missing part makes the
-report read the whole log.
+seconds for a first report's 200 parts), so the head never names a part that is not there.
+The head's digest and each part's crc32 are checked when they are loaded: a damaged or
+missing part makes the report read the whole log.
 
 Erasing a person (``PersonalDataStore.forget``) drops every checkpoint, parts included: the
 state holds the person's entries (their keys, runs and links) inside totals that cannot be

@@ -33,7 +33,8 @@ from ..errors import StoreError
 from ..events import Event
 from ..profile import Profile
 
-__all__ = ["ProfileStore", "CompactingStore", "AppendResult", "RESERVED_META", "refuse_reserved_meta", "COMPACT_CHUNK", "UnsyncedAppendStore", "redacted_url", "PersonalDataStore",
+__all__ = ["ProfileStore", "CompactingStore", "AppendResult", "RESERVED_META", "COMPACT_CHUNK", "UnsyncedAppendStore", "redacted_url", "PersonalDataStore",
+           "refuse_reserved_meta",
            "PersonalData", "REPORT_STATE_META_PREFIX", "resolve_person", "personal_data_store",
            "ReportStateStore", "report_state_names", "InvalidatingStore", "BulkWritingStore"]
 
@@ -60,6 +61,8 @@ def refuse_reserved_meta(names: Iterable[str]) -> None:
     for name in names:
         if name in RESERVED_META:
             raise ValueError(f"meta name {name!r} is reserved")
+
+
 #: Log events one compaction pass folds at most: a larger pass writes a busy profile once
 #: for more of its events (fewer row writes per event); the SQLite store holds no lock
 #: while it folds, so appends do not wait for a pass however large.
