@@ -81,7 +81,7 @@ def hour_events(n_events: int) -> int:
 def generate(path: Path, n_events: int, seed: int = 7) -> Iterator[Counter[str]]:
     """Write ``n_events`` time-ordered events into a new SQLite store at ``path`` in steps: the
     first 90% (then the counts by type so far), the rest when advanced (then all counts), and
-    when advanced again one more hour of the same traffic (``HOUR_EVENTS``; then all counts)."""
+    when advanced again one more hour of the same traffic (``hour_events``; then all counts)."""
     SQLiteStore(str(path), synchronous="OFF").close()  # the store creates its schema
     rng = random.Random(seed)
     encode = msgspec.msgpack.Encoder().encode
@@ -230,8 +230,6 @@ def run(quick: bool) -> list[dict]:
                     store, checkpoint.meta_name, saved, reader, path, since=saved_at, now=now,
                     figures=figures[reader], names=("floor", "keep_up", "refresh"))
                 newer = read if reader == "python" else newer
-                # A refresh saves only when it read ``MIN_EVENTS`` (a quick run's does not).
-                figures[reader]["refresh_saved"] = refreshed[reader][checkpoint.meta_name] != saved[checkpoint.meta_name]
             # An hour later (the report page opened hourly): each reader resumes the state its
             # refresh saved and reads that hour's events.
             hour_counts = next(steps)
@@ -260,10 +258,7 @@ def _resumed(store: SQLiteStore, meta_name: str, state: dict[str, bytes | None],
     (the floor), DuckDB the compactor's turns that bring the projection up to date (back to
     back); ``names``: the figures' keys for those, then for the report."""
     floor, upkeep, report_name = names
-    for name in store.meta_names(meta_name):
-        store.delete_meta(name)
-    for name, blob in state.items():
-        store.set_meta(name, blob)  # type: ignore[arg-type]
+    store.update_meta(state, delete=store.meta_names(meta_name))  # type: ignore[arg-type]
     bounded = _Bounded(store, GIVE_UP_SECONDS, reader)
     newer = 0
     t0 = time.perf_counter()

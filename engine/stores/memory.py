@@ -18,7 +18,7 @@ import msgspec
 from ..errors import StoreError
 from ..events import Event
 from ..profile import Profile
-from .base import (COMPACT_CHUNK, REPORT_STATE_META_PREFIX, RESERVED_META, AppendResult, PersonalData,
+from .base import (COMPACT_CHUNK, REPORT_STATE_META_PREFIX, AppendResult, PersonalData,
                    refuse_reserved_meta, report_state_names, resolve_person)
 from .batch import LogRow, materialize, route_batch
 
@@ -187,8 +187,7 @@ class MemoryStore:
             return self._meta.get(name)
 
     def set_meta(self, name: str, value: bytes) -> None:
-        if name in RESERVED_META:
-            raise ValueError(f"meta name {name!r} is reserved")
+        refuse_reserved_meta((name,))
         with self._lock:
             self._meta[name] = bytes(value)
 
@@ -204,8 +203,7 @@ class MemoryStore:
             self._meta.update((name, bytes(value)) for name, value in values.items())
 
     def delete_meta(self, name: str) -> None:
-        if name in RESERVED_META:
-            raise ValueError(f"meta name {name!r} is reserved")
+        refuse_reserved_meta((name,))
         with self._lock:
             self._meta.pop(name, None)
 

@@ -107,7 +107,7 @@ from ..errors import StoreError
 from ..events import Event
 from ..profile import Profile
 from .base import (
-    COMPACT_CHUNK, REPORT_STATE_META_PREFIX, RESERVED_META, AppendResult, PersonalData, redacted_url, refuse_reserved_meta,
+    COMPACT_CHUNK, REPORT_STATE_META_PREFIX, AppendResult, PersonalData, redacted_url, refuse_reserved_meta,
     report_state_names, resolve_person,
 )
 from .batch import BatchPlan, LogRow, materialize, route_batch
@@ -780,8 +780,7 @@ class RedisStore:
             return self.client.get(self._key("meta", name))
 
     def set_meta(self, name: str, value: bytes) -> None:
-        if name in RESERVED_META:
-            raise ValueError(f"meta name {name!r} is reserved")
+        refuse_reserved_meta((name,))
         with self.errors("writing meta"):
             self.client.set(self._key("meta", name), bytes(value))
 
@@ -800,8 +799,7 @@ class RedisStore:
             pipe.execute()
 
     def delete_meta(self, name: str) -> None:
-        if name in RESERVED_META:
-            raise ValueError(f"meta name {name!r} is reserved")
+        refuse_reserved_meta((name,))
         with self.errors("deleting meta"):
             self.client.delete(self._key("meta", name))
 

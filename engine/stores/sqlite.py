@@ -57,7 +57,7 @@ import msgspec
 from ..errors import StoreError
 from ..events import Event
 from ..profile import Profile
-from .base import (COMPACT_CHUNK, REPORT_STATE_META_PREFIX, RESERVED_META, AppendResult, PersonalData,
+from .base import (COMPACT_CHUNK, REPORT_STATE_META_PREFIX, AppendResult, PersonalData,
                    refuse_reserved_meta, report_state_names, resolve_person)
 from .batch import LogRow, materialize, route_batch
 
@@ -632,8 +632,7 @@ class SQLiteStore:
         return None if row is None else bytes(row[0])
 
     def set_meta(self, name: str, value: bytes) -> None:
-        if name in RESERVED_META:
-            raise ValueError(f"meta name {name!r} is reserved")
+        refuse_reserved_meta((name,))
         with self._write() as conn:
             conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, bytes(value)))
 
@@ -649,8 +648,7 @@ class SQLiteStore:
                              [(name, bytes(value)) for name, value in values.items()])
 
     def delete_meta(self, name: str) -> None:
-        if name in RESERVED_META:
-            raise ValueError(f"meta name {name!r} is reserved")
+        refuse_reserved_meta((name,))
         with self._write() as conn:
             conn.execute("DELETE FROM meta WHERE name = ?", (name,))
 
